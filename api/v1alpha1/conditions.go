@@ -1,0 +1,71 @@
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// Condition types. Ready, Reconciling and Stalled follow kstatus, so that
+// kubectl wait, Flux and Argo CD read progress without knowing this API.
+const (
+	ConditionReady       = "Ready"
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
+
+	ConditionSourceVerified = "SourceVerified"
+	ConditionInitiated      = "Initiated"
+	ConditionPartsUploaded  = "PartsUploaded"
+	ConditionMerged         = "Merged"
+	ConditionExpanded       = "Expanded"
+)
+
+// ReconcileRequestAnnotation asks for a reconcile now; its value is echoed
+// in status.lastHandledReconcileAt (the Flux convention).
+const ReconcileRequestAnnotation = "reconcile.fluxcd.io/requestedAt"
+
+// WantsParts reports whether the operator sends the parts itself.
+func (s *UserPackageUploadSpec) WantsParts() bool {
+	return s.UploadParts == nil || *s.UploadParts
+}
+
+// GetConditions returns the status conditions.
+func (u *UserPackageUpload) GetConditions() []metav1.Condition { return u.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (u *UserPackageUpload) SetConditions(c []metav1.Condition) { u.Status.Conditions = c }
+
+// Condition reasons. A stalled object's Stalled and Ready conditions carry
+// the same reason, so `kubectl get upu` and `kubectl wait` both name it.
+const (
+	// ReasonProgressing: work is under way.
+	ReasonProgressing = "Progressing"
+	// ReasonRetrying (Reconciling): a transient error; retried with backoff.
+	ReasonRetrying = "Retrying"
+	// ReasonSuspended: spec.suspend is true.
+	ReasonSuspended = "Suspended"
+	// ReasonSucceeded (Ready): everything asked for is done.
+	ReasonSucceeded = "Succeeded"
+
+	// Domain conditions that are true.
+	ReasonDigested      = "Digested"
+	ReasonInitiated     = "Initiated"
+	ReasonPartsUploaded = "PartsUploaded"
+	ReasonMerged        = "Merged"
+	ReasonExpanded      = "Expanded"
+
+	// Stalled: a human must change the spec, a Secret or the file.
+	ReasonSecretNotFound      = "SecretNotFound"
+	ReasonInvalidCredentials  = "InvalidCredentials"
+	ReasonInvalidSpec         = "InvalidSpec"
+	ReasonSourceNotFound      = "SourceNotFound"
+	ReasonSourceAccessDenied  = "SourceAccessDenied"
+	ReasonSourceChanged       = "SourceChanged"
+	ReasonInvalidLines        = "InvalidLines"
+	ReasonFilenameTaken       = "FilenameTaken"
+	ReasonWeChatPayRejected   = "WeChatPayRejected"
+	ReasonWeChatPayAuthFailed = "WeChatPayAuthFailed"
+	ReasonResponseUnverified  = "ResponseUnverified"
+
+	// Retried with backoff (Reconciling=True, reason Retrying).
+	ReasonSourceUnavailable    = "SourceUnavailable"
+	ReasonWeChatPayUnavailable = "WeChatPayUnavailable"
+	ReasonWeChatPayRateLimited = "WeChatPayRateLimited"
+	ReasonOutcomeUnknown       = "OutcomeUnknown"
+)

@@ -1,0 +1,378 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// UserPackageUploadSpec says which file to take into WeChat Pay and how.
+// +kubebuilder:validation:XValidation:rule="has(self.file.filename) || (has(self.source.s3) && self.source.s3.key.matches('(^|/)[A-Za-z0-9_.-]{1,124}[.]csv$')) || (has(self.source.http) && self.source.http.url.matches('/[A-Za-z0-9_.-]{1,124}[.]csv([?#].*)?$'))",message="file.filename is required when the base name of the source key or URL is not a valid file name (letters, digits, _ . - only, ending in .csv, at most 128 characters)",fieldPath=".file.filename"
+// +kubebuilder:validation:XValidation:rule="!has(self.userPackageID) || !has(self.uploadParts) || self.uploadParts",message="userPackageID needs uploadParts: true (the crowd package is expanded after the parts are merged)",fieldPath=".userPackageID"
+type UserPackageUploadSpec struct {
+	// Source is where the CSV file is read from.
+	Source Source `json:"source"`
+
+	// File describes the file to WeChat Pay.
+	File FileSpec `json:"file"`
+
+	// CredentialsRef names the Secret, in the same namespace, that holds the
+	// brand's WeChat Pay credentials: brand_id, certificate_serial_no,
+	// apiclient_key.pem, wechatpay_public_key_id and wxp_pub.pem.
+	CredentialsRef SecretReference `json:"credentialsRef"`
+
+	// Validation says what invalid lines do: Report only reports them in
+	// status; Strict stops before the upload is initiated.
+	// +kubebuilder:default=Report
+	// +optional
+	Validation ValidationMode `json:"validation,omitempty"`
+
+	// UploadParts sends the parts and merges them after initiate. Set it to
+	// false when another system sends the parts: Ready then means initiated.
+	// +kubebuilder:default=true
+	// +optional
+	UploadParts *bool `json:"uploadParts,omitempty"`
+
+	// UserPackageID is the crowd package (20 digits, given by WeChat Pay
+	// operations) to expand with the merged file. Empty: no expansion.
+	// +kubebuilder:validation:Pattern=`^[0-9]{20}$`
+	// +optional
+	UserPackageID string `json:"userPackageID,omitempty"`
+
+	// Suspend stops all work on this object until it is set back to false.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// Source is exactly one place a file can be read from.
+// +kubebuilder:validation:XValidation:rule="(has(self.s3) ? 1 : 0) + (has(self.http) ? 1 : 0) == 1",message="exactly one of s3 or http must be set"
+type Source struct {
+	// S3 reads from AWS S3 or any S3-compatible store (MinIO, Tencent COS,
+	// Aliyun OSS, ...).
+	// +optional
+	S3 *S3Source `json:"s3,omitempty"`
+
+	// HTTP reads from an HTTPS URL.
+	// +optional
+	HTTP *HTTPSource `json:"http,omitempty"`
+}
+
+// S3Source is an object in an S3-compatible bucket.
+type S3Source struct {
+	// Endpoint is host[:port] of the storage service, without a scheme,
+	// e.g. s3.amazonaws.com or cos.ap-shanghai.myqcloud.com.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$`
+	Endpoint string `json:"endpoint"`
+
+	// Bucket follows S3 bucket naming rules: 3 to 63 lower-case letters,
+	// digits, dots and hyphens, starting and ending with a letter or digit.
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9][a-z0-9.-]*[a-z0-9]$`
+	// +kubebuilder:validation:XValidation:rule="!self.contains('..')",message="bucket must not contain two adjacent dots"
+	Bucket string `json:"bucket"`
+
+	// Key is the object key of the CSV file.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Key string `json:"key"`
+
+	// Region of the bucket; empty lets the client discover it.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	Region string `json:"region,omitempty"`
+
+	// BucketLookup is how the bucket is addressed: auto, path
+	// (endpoint/bucket) or dns (bucket.endpoint, needed by Aliyun OSS and
+	// Tencent COS).
+	// +kubebuilder:default=auto
+	// +optional
+	BucketLookup BucketLookup `json:"bucketLookup,omitempty"`
+
+	// Insecure uses plain HTTP, for in-cluster MinIO.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
+
+	// SecretRef names a Secret with the keys accesskey, secretkey and,
+	// optionally, sessiontoken. Without it, credentials come from the
+	// environment or the cloud's workload identity (IRSA).
+	// +optional
+	SecretRef *SecretReference `json:"secretRef,omitempty"`
+
+	// CertSecretRef names a Secret whose ca.crt is trusted for the endpoint.
+	// +optional
+	CertSecretRef *SecretReference `json:"certSecretRef,omitempty"`
+}
+
+// HTTPSource is a file served over HTTP(S).
+// +kubebuilder:validation:XValidation:rule="self.url.startsWith('https://') || (self.url.startsWith('http://') && has(self.insecure) && self.insecure)",message="url must start with https:// (http:// only with insecure: true)",fieldPath=".url"
+type HTTPSource struct {
+	// URL of the file.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self)",message="url must be a valid absolute URL"
+	URL string `json:"url"`
+
+	// Insecure allows a plain http:// URL.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
+
+	// SecretRef names a Secret with either a bearer token (key token) or
+	// basic-auth credentials (keys username and password).
+	// +optional
+	SecretRef *SecretReference `json:"secretRef,omitempty"`
+
+	// CertSecretRef names a Secret whose ca.crt is trusted for the URL.
+	// +optional
+	CertSecretRef *SecretReference `json:"certSecretRef,omitempty"`
+}
+
+// SecretReference names a Secret in the object's own namespace.
+type SecretReference struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+}
+
+// FileSpec describes the file to WeChat Pay.
+type FileSpec struct {
+	// Filename WeChat Pay records for the file; it must be unique among the
+	// uploads of a crowd package. Default: the base name of the source key
+	// or URL path.
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_.-]+\.csv$`
+	// +optional
+	Filename string `json:"filename,omitempty"`
+
+	// PackageType is Exposure (a targeted-exposure package) or Risk (a
+	// risk-user package).
+	PackageType PackageType `json:"packageType"`
+
+	// DataType is Phone (one MD5-hashed mobile number per line) or OpenID
+	// (one openid per line, of an appid bound to the brand).
+	DataType DataType `json:"dataType"`
+
+	// Description of the package: 15 to 128 characters, without emoji or
+	// other 4-byte UTF-8 characters.
+	// +kubebuilder:validation:MinLength=15
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\x{10000}-\\\\x{10FFFF}]')",message="description must not contain emoji or other 4-byte UTF-8 characters"
+	Description string `json:"description"`
+}
+
+// PackageType is the kind of crowd package.
+// +kubebuilder:validation:Enum=Exposure;Risk
+type PackageType string
+
+const (
+	PackageTypeExposure PackageType = "Exposure"
+	PackageTypeRisk     PackageType = "Risk"
+)
+
+// DataType is what one line of the file holds.
+// +kubebuilder:validation:Enum=Phone;OpenID
+type DataType string
+
+const (
+	DataTypePhone  DataType = "Phone"
+	DataTypeOpenID DataType = "OpenID"
+)
+
+// ValidationMode says what invalid lines do.
+// +kubebuilder:validation:Enum=Report;Strict
+type ValidationMode string
+
+const (
+	ValidationReport ValidationMode = "Report"
+	ValidationStrict ValidationMode = "Strict"
+)
+
+// BucketLookup is how an S3 bucket is addressed.
+// +kubebuilder:validation:Enum=auto;path;dns
+type BucketLookup string
+
+const (
+	BucketLookupAuto BucketLookup = "auto"
+	BucketLookupPath BucketLookup = "path"
+	BucketLookupDNS  BucketLookup = "dns"
+)
+
+// UserPackageUploadStatus is what the operator observed and did.
+type UserPackageUploadStatus struct {
+	// ObservedGeneration is the generation last brought to Ready or Stalled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, Reconciling and Stalled (kstatus) and the domain
+	// conditions SourceVerified, Initiated, PartsUploaded, Merged, Expanded.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Source is the version of the file that was read.
+	// +optional
+	Source *SourceStatus `json:"source,omitempty"`
+
+	// Content is what the line checks found (never the data itself).
+	// +optional
+	Content *ContentStatus `json:"content,omitempty"`
+
+	// Upload is the WeChat Pay upload session of the current generation.
+	// +optional
+	Upload *UploadStatus `json:"upload,omitempty"`
+
+	// History lists earlier upload sessions abandoned because the spec or
+	// the file changed, newest first (at most 10).
+	// +optional
+	History []AbandonedUpload `json:"history,omitempty"`
+
+	// LastHandledReconcileAt echoes the reconcile.fluxcd.io/requestedAt
+	// annotation last handled.
+	// +optional
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+}
+
+// SourceStatus pins the version of the file that was read.
+type SourceStatus struct {
+	// Size in bytes.
+	Size int64 `json:"size"`
+	// Digest is sha256:<64 lowercase hex> of the whole file.
+	Digest string `json:"digest"`
+	// ETag of the version read.
+	// +optional
+	ETag string `json:"etag,omitempty"`
+	// VersionID of the version read, on versioned buckets.
+	// +optional
+	VersionID string `json:"versionID,omitempty"`
+	// Generation of the spec this source was read for.
+	Generation int64 `json:"generation"`
+}
+
+// ContentStatus reports the line checks against spec.file.dataType.
+type ContentStatus struct {
+	// Lines is the number of non-empty lines.
+	Lines int64 `json:"lines"`
+	// InvalidLines is the number of lines that are not a valid value of the
+	// data type; WeChat Pay silently drops them.
+	InvalidLines int64 `json:"invalidLines"`
+	// EmptyLines is the number of empty lines.
+	// +optional
+	EmptyLines int64 `json:"emptyLines,omitempty"`
+	// HeaderRow is true when the first line looks like a header; the file
+	// must not have one.
+	// +optional
+	HeaderRow bool `json:"headerRow,omitempty"`
+	// CRLF is true when lines end in \r\n.
+	// +optional
+	CRLF bool `json:"crlf,omitempty"`
+	// BOM is true when the file starts with a UTF-8 byte order mark.
+	// +optional
+	BOM bool `json:"bom,omitempty"`
+	// InvalidLineNumbers are the numbers of the first invalid lines (at
+	// most 5); their content is personal data and is never shown.
+	// +optional
+	InvalidLineNumbers []int64 `json:"invalidLineNumbers,omitempty"`
+}
+
+// UploadStatus is one WeChat Pay upload session.
+type UploadStatus struct {
+	// Generation and Digest identify what this session uploads: initiate is
+	// called once per (generation, digest).
+	Generation int64  `json:"generation"`
+	Digest     string `json:"digest"`
+	// Filename sent to WeChat Pay.
+	Filename string `json:"filename"`
+
+	// InitiatingSince is set, before initiate is called, until its answer
+	// is recorded. Found set with no ID, the outcome of a call is unknown.
+	// +optional
+	InitiatingSince *metav1.Time `json:"initiatingSince,omitempty"`
+	// UnknownOutcomes counts initiate calls whose answer was lost (each one
+	// may have left an orphan session at WeChat Pay, which is harmless).
+	// +optional
+	UnknownOutcomes int32 `json:"unknownOutcomes,omitempty"`
+
+	// ID is WeChat Pay's upload_id.
+	// +optional
+	ID string `json:"id,omitempty"`
+	// PartSize is file_part_size: the size of every part but the last.
+	// +optional
+	PartSize int64 `json:"partSize,omitempty"`
+	// PartCount is file_part_count.
+	// +optional
+	PartCount int64 `json:"partCount,omitempty"`
+	// ReturnMessage is initiate's return_message.
+	// +optional
+	ReturnMessage string `json:"returnMessage,omitempty"`
+	// InitiatedAt is when initiate answered.
+	// +optional
+	InitiatedAt *metav1.Time `json:"initiatedAt,omitempty"`
+
+	// PartsDone counts the parts WeChat Pay acknowledged.
+	// +optional
+	PartsDone int64 `json:"partsDone,omitempty"`
+	// BytesDone counts the bytes of the acknowledged parts.
+	// +optional
+	BytesDone int64 `json:"bytesDone,omitempty"`
+	// PartsAcked is a bitmap of acknowledged parts (bit i-1 for part i),
+	// base64-encoded: 10,000 parts take 1.7 KB.
+	// +optional
+	PartsAcked string `json:"partsAcked,omitempty"`
+	// Progress is PartsDone/PartCount, for kubectl.
+	// +optional
+	Progress string `json:"progress,omitempty"`
+
+	// ResourceID is the ID merge returned for the merged file.
+	// +optional
+	ResourceID string `json:"resourceID,omitempty"`
+	// MergedAt is when merge succeeded.
+	// +optional
+	MergedAt *metav1.Time `json:"mergedAt,omitempty"`
+	// ExpandedAt is when the crowd package was expanded with this upload.
+	// +optional
+	ExpandedAt *metav1.Time `json:"expandedAt,omitempty"`
+}
+
+// AbandonedUpload is an upload session left behind by a change.
+type AbandonedUpload struct {
+	ID         string      `json:"id"`
+	Generation int64       `json:"generation"`
+	Digest     string      `json:"digest"`
+	At         metav1.Time `json:"at"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=upu,categories=crowdpack
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:printcolumn:name="Upload ID",type=string,JSONPath=`.status.upload.id`
+// +kubebuilder:printcolumn:name="Parts",type=string,JSONPath=`.status.upload.progress`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.source.digest`,priority=1
+// +kubebuilder:printcolumn:name="Size",type=integer,JSONPath=`.status.source.size`,priority=1
+
+// UserPackageUpload takes one crowd-package CSV file from object storage into
+// WeChat Pay: initiate, upload the parts, merge and, optionally, expand a
+// crowd package.
+type UserPackageUpload struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   UserPackageUploadSpec   `json:"spec,omitempty"`
+	Status UserPackageUploadStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// UserPackageUploadList is a list of UserPackageUploads.
+type UserPackageUploadList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []UserPackageUpload `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&UserPackageUpload{}, &UserPackageUploadList{})
+}

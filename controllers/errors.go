@@ -1,0 +1,95 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/source"
+	"github.com/crowdpack/crowdpack/internal/wechatpay"
+)
+
+// stallError stops work until a human changes the spec, a referenced
+// Secret or the file: it is never retried on a timer.
+type stallError struct {
+	reason  string
+	message string
+}
+
+func (e *stallError) Error() string { return e.message }
+
+func stall(reason, format string, args ...any) error {
+	return &stallError{reason: reason, message: fmt.Sprintf(format, args...)}
+}
+
+// retryError is transient: the reconcile is retried with backoff, or after
+// the delay the other side asked for.
+type retryError struct {
+	reason  string
+	message string
+	after   time.Duration
+}
+
+func (e *retryError) Error() string { return e.message }
+
+func retry(reason string, after time.Duration, format string, args ...any) error {
+	return &retryError{reason: reason, after: after, message: fmt.Sprintf(format, args...)}
+}
+
+// isClassified reports whether err already says whether to stall or retry.
+func isClassified(err error) bool {
+	var s *stallError
+	var r *retryError
+	return errors.As(err, &s) || errors.As(err, &r)
+}
+
+// sourceError sorts an error from reading object storage. Its message names
+// the object but never credentials or URL queries (package source sees to it).
+func sourceError(err error) error {
+	switch {
+	case errors.Is(err, source.ErrNotFound):
+		return stall(v1.ReasonSourceNotFound, "%v; check spec.source", err)
+	case errors.Is(err, source.ErrAccessDenied):
+		return stall(v1.ReasonSourceAccessDenied, "%v; check the storage credentials in spec.source.*.secretRef and the bucket policy", err)
+	case errors.Is(err, source.ErrChanged):
+		return stall(v1.ReasonSourceChanged,
+			"%v; the file changed while it was being uploaded: a mix of two versions is never sent. Request a reconcile (annotation %s) to read the new version and start a new upload",
+			err, v1.ReconcileRequestAnnotation)
+	case errors.Is(err, source.ErrInvalidConfig):
+		return stall(v1.ReasonInvalidSpec, "%v; check spec.source", err)
+	default:
+		return retry(v1.ReasonSourceUnavailable, 0, "%v; retrying", err)
+	}
+}
+
+// weChatPayError sorts an error from the brand API for the operation op.
+func weChatPayError(op string, err error) error {
+	var api *wechatpay.APIError
+	var creds *wechatpay.CredentialsError
+	isAPI := errors.As(err, &api)
+	switch class := wechatpay.Classify(err); {
+	case class == wechatpay.Retryable && isAPI && api.StatusCode == 429:
+		return retry(v1.ReasonWeChatPayRateLimited, api.RetryAfter, "%s: %v; retrying after the delay WeChat Pay asked for", op, err)
+	case class == wechatpay.Retryable:
+		return retry(v1.ReasonWeChatPayUnavailable, wechatpay.RetryAfter(err), "%s: %v; retrying", op, err)
+	case class == wechatpay.Canceled:
+		return err
+	case errors.As(err, &creds):
+		return stall(v1.ReasonInvalidCredentials, "%s: %v; fix the Secret named by spec.credentialsRef", op, err)
+	case isAPI && api.StatusCode == 401:
+		return stall(v1.ReasonWeChatPayAuthFailed,
+			"%s: %v; check apiclient_key.pem and certificate_serial_no in the Secret named by spec.credentialsRef", op, err)
+	case isAPI:
+		return stall(v1.ReasonWeChatPayRejected, "%s: %v; fix the spec or the file and apply again", op, err)
+	case errors.Is(err, wechatpay.ErrVerification):
+		return stall(v1.ReasonResponseUnverified,
+			"%s: %v; the answer could not be verified and was not trusted: check wxp_pub.pem and wechatpay_public_key_id in the Secret, and the --wechatpay-endpoint", op, err)
+	default:
+		var invalid *wechatpay.ValidationError
+		if errors.As(err, &invalid) {
+			return stall(v1.ReasonInvalidSpec, "%s: %v", op, err)
+		}
+		return stall(v1.ReasonWeChatPayRejected, "%s: %v", op, err)
+	}
+}

@@ -1,0 +1,261 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"golang.org/x/sync/errgroup"
+
+	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/source"
+	"github.com/crowdpack/crowdpack/internal/wechatpay"
+)
+
+const (
+	// progressInterval is how often acknowledged parts are written to status
+	// while an upload runs (and once more when it stops).
+	progressInterval = time.Second
+	// partAttempts bounds the tries of one part within a reconcile before
+	// the reconcile backs off as a whole.
+	partAttempts = 3
+)
+
+// reconcileParts sends every part WeChat Pay has not acknowledged yet, at
+// most PartConcurrency at a time. Each part is read with a ranged GET
+// pinned to the digested version, digested and sent; acknowledgements are
+// written to status as they come, so that a restart goes on where it
+// stopped and never sends an acknowledged part again. Sets PartsUploaded.
+func (r *UserPackageUploadReconciler) reconcileParts(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
+	if !u.Spec.WantsParts() {
+		removeCondition(u, v1.ConditionPartsUploaded)
+		return nil
+	}
+	up := u.Status.Upload
+	if err := checkPlan(up, u.Status.Source.Size); err != nil {
+		return failCondition(u, v1.ConditionPartsUploaded, err)
+	}
+	acked, err := decodePartSet(up.PartsAcked, up.PartCount)
+	if err != nil {
+		return failCondition(u, v1.ConditionPartsUploaded, stall(v1.ReasonInvalidSpec, "%v", err))
+	}
+	if acked.count() < up.PartCount {
+		if err := r.uploadParts(ctx, u, a, acked); err != nil {
+			return failCondition(u, v1.ConditionPartsUploaded, err)
+		}
+	}
+	setCondition(u, v1.ConditionPartsUploaded, metav1.ConditionTrue, v1.ReasonPartsUploaded,
+		fmt.Sprintf("all %d parts acknowledged (%d bytes)", up.PartCount, up.BytesDone))
+	return nil
+}
+
+// checkPlan refuses a part plan that cannot describe the file, rather than
+// sending parts that WeChat Pay would refuse one by one.
+func checkPlan(up *v1.UploadStatus, size int64) error {
+	if up.PartSize <= 0 || up.PartSize > wechatpay.MaxPartSize || up.PartCount != (size+up.PartSize-1)/up.PartSize {
+		return stall(v1.ReasonWeChatPayRejected,
+			"initiate upload answered a part plan of %d parts of %d bytes, which does not fit the file's %d bytes; request a reconcile to start a new upload",
+			up.PartCount, up.PartSize, size)
+	}
+	return nil
+}
+
+func (r *UserPackageUploadReconciler) uploadParts(ctx context.Context, u *v1.UserPackageUpload, a *attempt, acked *partSet) error {
+	src, err := a.sourceFor(ctx, r, u)
+	if err != nil {
+		return err
+	}
+	wc, err := a.clientFor(ctx, r, u)
+	if err != nil {
+		return err
+	}
+	setCondition(u, v1.ConditionPartsUploaded, metav1.ConditionFalse, v1.ReasonProgressing,
+		fmt.Sprintf("uploading %d parts", u.Status.Upload.PartCount))
+	// Writing on condition that this is the latest version makes sure the
+	// set of acknowledged parts is current: a stale one would resend parts.
+	if err := a.status.claim(ctx, u); err != nil {
+		return err
+	}
+	up := u.Status.Upload
+	p := &partUploader{
+		wechat:   wc,
+		source:   src,
+		version:  source.Version{Size: u.Status.Source.Size, ETag: u.Status.Source.ETag, VersionID: u.Status.Source.VersionID},
+		upload:   *up,
+		progress: &progress{u: u, status: a.status, acked: acked},
+		backoff:  r.RetryBaseDelay,
+		buffers:  sync.Pool{New: func() any { return make([]byte, up.PartSize) }},
+	}
+	return p.run(ctx, r.PartConcurrency)
+}
+
+// partUploader sends the missing parts of one upload.
+type partUploader struct {
+	wechat   WeChatPay
+	source   source.Source
+	version  source.Version
+	upload   v1.UploadStatus
+	progress *progress
+	backoff  time.Duration
+	buffers  sync.Pool
+}
+
+func (p *partUploader) run(ctx context.Context, concurrency int) error {
+	stopPersisting := p.progress.persistEvery(ctx, progressInterval)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency)
+	for _, part := range p.progress.missing() {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return p.sendWithRetries(gctx, part) })
+	}
+	err := g.Wait()
+	if flushErr := stopPersisting(); flushErr != nil && err == nil {
+		err = flushErr
+	}
+	return err
+}
+
+// sendWithRetries tries a part a few times, so that one transient failure
+// among thousands of parts does not back the whole upload off.
+func (p *partUploader) sendWithRetries(ctx context.Context, part int64) error {
+	var err error
+	for try := range partAttempts {
+		if err = p.send(ctx, part); err == nil || !isRetry(err) {
+			return err
+		}
+		delay := p.backoff << try
+		var rt *retryError
+		if errors.As(err, &rt) && rt.after > 0 {
+			delay = rt.after
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+	}
+	return err
+}
+
+// send reads, digests and uploads one part. The part is held in memory
+// because its digest goes into the signed meta that precedes its bytes.
+func (p *partUploader) send(ctx context.Context, part int64) error {
+	offset, size := wechatpay.PartBounds(p.version.Size, p.upload.PartSize, int(part))
+	buf := p.buffers.Get().([]byte)[:size]
+	defer p.buffers.Put(buf[:cap(buf)])
+	if err := p.read(ctx, offset, buf); err != nil {
+		return sourceError(err)
+	}
+	sum := sha256.Sum256(buf)
+	_, err := p.wechat.UploadPart(ctx, wechatpay.Part{
+		UploadID: p.upload.ID,
+		Number:   int(part),
+		Filename: p.upload.Filename,
+		Size:     size,
+		Digest:   hex.EncodeToString(sum[:]),
+		Open:     func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil },
+	})
+	if err != nil {
+		return weChatPayError(fmt.Sprintf("upload part %d", part), err)
+	}
+	p.progress.ack(part, size)
+	return nil
+}
+
+func (p *partUploader) read(ctx context.Context, offset int64, buf []byte) error {
+	body, err := p.source.OpenRange(ctx, p.version, offset, int64(len(buf)))
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if _, err := io.ReadFull(body, buf); err != nil {
+		return fmt.Errorf("read %d bytes at %d: %w", len(buf), offset, err)
+	}
+	return nil
+}
+
+func isRetry(err error) bool {
+	var rt *retryError
+	return errors.As(err, &rt)
+}
+
+// progress collects acknowledgements from the part senders and writes them
+// to status, by itself, so that the object is written by one goroutine.
+type progress struct {
+	mu     sync.Mutex
+	u      *v1.UserPackageUpload
+	status *statusWriter
+	acked  *partSet
+	dirty  bool
+}
+
+// missing lists the parts not acknowledged yet.
+func (p *progress) missing() []int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.acked.missing()
+}
+
+// ack counts an acknowledged part.
+func (p *progress) ack(part, size int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	up := p.u.Status.Upload
+	p.acked.add(part)
+	up.PartsAcked = p.acked.encode()
+	up.PartsDone++
+	up.BytesDone += size
+	setProgress(up)
+	p.dirty = true
+}
+
+// persistEvery writes progress every interval until the returned function
+// is called; that one writes what is left and reports the last error. The
+// last write outlives ctx: acknowledged parts must not be forgotten because
+// the manager is stopping.
+func (p *progress) persistEvery(ctx context.Context, interval time.Duration) (stop func() error) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		ticker := time.NewTicker(interval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ticker.C:
+				_ = p.persist(ctx)
+			}
+		}
+	}()
+	return func() error {
+		close(done)
+		<-finished
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return p.persist(flushCtx)
+	}
+}
+
+func (p *progress) persist(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.dirty {
+		return nil
+	}
+	if err := p.status.patch(ctx, p.u); err != nil {
+		return err
+	}
+	p.dirty = false
+	return nil
+}

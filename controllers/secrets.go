@@ -1,0 +1,177 @@
+package controllers
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/source"
+	"github.com/crowdpack/crowdpack/internal/wechatpay"
+)
+
+// Keys of the Secrets a UserPackageUpload refers to.
+const (
+	keyAccessKey    = "accesskey"
+	keySecretKey    = "secretkey"
+	keySessionToken = "sessiontoken"
+	keyCACert       = "ca.crt"
+	keyToken        = "token"
+	keyUsername     = "username"
+	keyPassword     = "password"
+)
+
+// readSecret reads a Secret of the object's namespace from the API server
+// (never a cache: Secrets are not cached cluster-wide). field names the spec
+// field that refers to it, for the message a missing one gives.
+func (r *UserPackageUploadReconciler) readSecret(ctx context.Context, u *v1.UserPackageUpload, name, field string) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: u.Namespace, Name: name}, secret)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, stall(v1.ReasonSecretNotFound, "Secret %s/%s named by %s not found; create it", u.Namespace, name, field)
+	case err != nil:
+		return nil, retry(v1.ReasonSecretNotFound, 0, "read Secret %s named by %s: %v", name, field, err)
+	}
+	return secret, nil
+}
+
+// secretValue is one key of a Secret; a missing required key stalls.
+func secretValue(s *corev1.Secret, key, field string, required bool) ([]byte, error) {
+	v, ok := s.Data[key]
+	if !ok && required {
+		return nil, stall(v1.ReasonInvalidCredentials, "Secret %s named by %s has no key %q; add it", s.Name, field, key)
+	}
+	return v, nil
+}
+
+// caBundle reads ca.crt from the Secret ref names, if any.
+func (r *UserPackageUploadReconciler) caBundle(ctx context.Context, u *v1.UserPackageUpload, ref *v1.SecretReference, field string) ([]byte, error) {
+	if ref == nil {
+		return nil, nil
+	}
+	s, err := r.readSecret(ctx, u, ref.Name, field)
+	if err != nil {
+		return nil, err
+	}
+	return secretValue(s, keyCACert, field, true)
+}
+
+// openSource returns the object storage the spec points at, with its
+// credentials read live.
+func (r *UserPackageUploadReconciler) openSource(ctx context.Context, u *v1.UserPackageUpload) (source.Source, error) {
+	var src source.Source
+	var err error
+	switch spec := u.Spec.Source; {
+	case spec.S3 != nil:
+		src, err = r.openS3(ctx, u, spec.S3)
+	case spec.HTTP != nil:
+		src, err = r.openHTTP(ctx, u, spec.HTTP)
+	default:
+		return nil, stall(v1.ReasonInvalidSpec, "spec.source names no source kind; set s3 or http")
+	}
+	if err != nil && !isClassified(err) {
+		return nil, sourceError(err)
+	}
+	return src, err
+}
+
+func (r *UserPackageUploadReconciler) openS3(ctx context.Context, u *v1.UserPackageUpload, s3 *v1.S3Source) (source.Source, error) {
+	cfg := source.S3Config{
+		Endpoint:     s3.Endpoint,
+		Bucket:       s3.Bucket,
+		Key:          s3.Key,
+		Region:       s3.Region,
+		BucketLookup: string(s3.BucketLookup),
+		Insecure:     s3.Insecure,
+		Transport:    r.StorageTransport,
+	}
+	if ref := s3.SecretRef; ref != nil {
+		const field = "spec.source.s3.secretRef"
+		secret, err := r.readSecret(ctx, u, ref.Name, field)
+		if err != nil {
+			return nil, err
+		}
+		access, err := secretValue(secret, keyAccessKey, field, true)
+		if err != nil {
+			return nil, err
+		}
+		key, err := secretValue(secret, keySecretKey, field, true)
+		if err != nil {
+			return nil, err
+		}
+		token, _ := secretValue(secret, keySessionToken, field, false)
+		cfg.AccessKey, cfg.SecretKey, cfg.SessionToken = string(access), string(key), string(token)
+	}
+	ca, err := r.caBundle(ctx, u, s3.CertSecretRef, "spec.source.s3.certSecretRef")
+	if err != nil {
+		return nil, err
+	}
+	cfg.CABundle = ca
+	return source.NewS3(cfg)
+}
+
+func (r *UserPackageUploadReconciler) openHTTP(ctx context.Context, u *v1.UserPackageUpload, h *v1.HTTPSource) (source.Source, error) {
+	cfg := source.HTTPConfig{URL: h.URL, Insecure: h.Insecure, Transport: r.StorageTransport}
+	if ref := h.SecretRef; ref != nil {
+		const field = "spec.source.http.secretRef"
+		secret, err := r.readSecret(ctx, u, ref.Name, field)
+		if err != nil {
+			return nil, err
+		}
+		token, _ := secretValue(secret, keyToken, field, false)
+		user, _ := secretValue(secret, keyUsername, field, false)
+		password, _ := secretValue(secret, keyPassword, field, false)
+		if len(token) == 0 && len(user) == 0 {
+			return nil, stall(v1.ReasonInvalidCredentials, "Secret %s named by %s has neither %q nor %q; add one", ref.Name, field, keyToken, keyUsername)
+		}
+		cfg.BearerToken, cfg.Username, cfg.Password = string(token), string(user), string(password)
+	}
+	ca, err := r.caBundle(ctx, u, h.CertSecretRef, "spec.source.http.certSecretRef")
+	if err != nil {
+		return nil, err
+	}
+	cfg.CABundle = ca
+	return source.NewHTTP(cfg)
+}
+
+// weChatPay returns a brand API client with the credentials of the Secret
+// spec.credentialsRef names, read live.
+func (r *UserPackageUploadReconciler) weChatPay(ctx context.Context, u *v1.UserPackageUpload) (WeChatPay, error) {
+	const field = "spec.credentialsRef"
+	secret, err := r.readSecret(ctx, u, u.Spec.CredentialsRef.Name, field)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := wechatpay.CredentialsFromSecretData(secret.Data)
+	if err != nil {
+		return nil, stall(v1.ReasonInvalidCredentials, "Secret %s named by %s: %v; fix it", secret.Name, field, err)
+	}
+	client, err := r.NewWeChatPay(creds)
+	if err != nil {
+		return nil, stall(v1.ReasonInvalidCredentials, "Secret %s named by %s: %v; fix it", secret.Name, field, err)
+	}
+	return client, nil
+}
+
+// secretNames lists the Secrets an object refers to, for the watch that
+// re-triggers it when one of them changes.
+func secretNames(u *v1.UserPackageUpload) []string {
+	names := []string{u.Spec.CredentialsRef.Name}
+	add := func(ref *v1.SecretReference) {
+		if ref != nil {
+			names = append(names, ref.Name)
+		}
+	}
+	if s3 := u.Spec.Source.S3; s3 != nil {
+		add(s3.SecretRef)
+		add(s3.CertSecretRef)
+	}
+	if h := u.Spec.Source.HTTP; h != nil {
+		add(h.SecretRef)
+		add(h.CertSecretRef)
+	}
+	return names
+}

@@ -1,0 +1,126 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/linecheck"
+	"github.com/crowdpack/crowdpack/internal/source"
+)
+
+const digestPrefix = "sha256:"
+
+// reconcileSource reads the file once per generation, and again when a
+// reconcile is requested, streaming it through SHA-256 and the line checks.
+// It sets SourceVerified; it stalls on a missing or forbidden object and,
+// with spec.validation Strict, on invalid lines.
+func (r *UserPackageUploadReconciler) reconcileSource(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
+	if s := u.Status.Source; s != nil && s.Generation == u.Generation && !reconcileRequested(u) {
+		return checkContent(u)
+	}
+	src, err := a.sourceFor(ctx, r, u)
+	if err != nil {
+		return failSource(u, err)
+	}
+	check, err := linecheck.New(linecheck.DataType(u.Spec.File.DataType))
+	if err != nil {
+		return stall(v1.ReasonInvalidSpec, "spec.file.dataType: %v", err)
+	}
+	result, err := source.Digest(ctx, src, check)
+	if err != nil {
+		return failSource(u, sourceError(err))
+	}
+	u.Status.Source = &v1.SourceStatus{
+		Size:       result.Version.Size,
+		Digest:     digestPrefix + result.Digest,
+		ETag:       result.Version.ETag,
+		VersionID:  result.Version.VersionID,
+		Generation: u.Generation,
+	}
+	u.Status.Content = contentStatus(result.Report)
+	u.Status.LastHandledReconcileAt = requestedAt(u)
+	setCondition(u, v1.ConditionSourceVerified, metav1.ConditionTrue, v1.ReasonDigested, sourceMessage(u))
+	return checkContent(u)
+}
+
+// failSource records why the file could not be read and passes the error on.
+func failSource(u *v1.UserPackageUpload, err error) error {
+	reason := v1.ReasonSourceUnavailable
+	if s, ok := err.(*stallError); ok {
+		reason = s.reason
+	}
+	setCondition(u, v1.ConditionSourceVerified, metav1.ConditionFalse, reason, err.Error())
+	return err
+}
+
+// checkContent stops a Strict upload whose file has invalid lines.
+func checkContent(u *v1.UserPackageUpload) error {
+	c := u.Status.Content
+	if u.Spec.Validation != v1.ValidationStrict || c == nil || c.InvalidLines == 0 {
+		return nil
+	}
+	return stall(v1.ReasonInvalidLines,
+		"%d of %d lines are not valid %s values (first at line %s); fix the file, or set spec.validation to Report to upload it anyway (WeChat Pay drops such lines)",
+		c.InvalidLines, c.Lines, u.Spec.File.DataType, joinNumbers(c.InvalidLineNumbers))
+}
+
+func contentStatus(r linecheck.Report) *v1.ContentStatus {
+	return &v1.ContentStatus{
+		Lines:              r.Lines,
+		InvalidLines:       r.InvalidLines,
+		EmptyLines:         r.EmptyLines,
+		HeaderRow:          r.HeaderRow,
+		CRLF:               r.CRLF,
+		BOM:                r.BOM,
+		InvalidLineNumbers: r.FirstInvalidLineNumbers,
+	}
+}
+
+func sourceMessage(u *v1.UserPackageUpload) string {
+	s, c := u.Status.Source, u.Status.Content
+	msg := fmt.Sprintf("read %d bytes, %s; %d lines, %d invalid", s.Size, s.Digest, c.Lines, c.InvalidLines)
+	var notes []string
+	if c.HeaderRow {
+		notes = append(notes, "line 1 looks like a header row")
+	}
+	if c.BOM {
+		notes = append(notes, "the file starts with a UTF-8 BOM")
+	}
+	if c.InvalidLines > 0 {
+		notes = append(notes, "invalid lines at "+joinNumbers(c.InvalidLineNumbers))
+	}
+	if len(notes) > 0 {
+		msg += " (" + strings.Join(notes, "; ") + ")"
+	}
+	return msg
+}
+
+func joinNumbers(ns []int64) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ", ")
+}
+
+// uploadFilename is spec.file.filename or, by default, the base name of the
+// source key or URL path (admission checks that one of them is valid).
+func uploadFilename(u *v1.UserPackageUpload) string {
+	if u.Spec.File.Filename != "" {
+		return u.Spec.File.Filename
+	}
+	if s3 := u.Spec.Source.S3; s3 != nil {
+		return path.Base(s3.Key)
+	}
+	if h := u.Spec.Source.HTTP; h != nil {
+		p, _, _ := strings.Cut(h.URL, "?")
+		p, _, _ = strings.Cut(p, "#")
+		return path.Base(p)
+	}
+	return ""
+}

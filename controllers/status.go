@@ -1,0 +1,103 @@
+package controllers
+
+import (
+	"fmt"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+)
+
+// Status setters: pure functions of the object, table-tested without a
+// cluster (the Cluster API style). The reconciler decides what happened;
+// these decide what it looks like to kstatus, kubectl wait and Argo CD.
+
+// setCondition sets one condition for the object's current generation.
+func setCondition(u *v1.UserPackageUpload, typ string, status metav1.ConditionStatus, reason, message string) {
+	apimeta.SetStatusCondition(&u.Status.Conditions, metav1.Condition{
+		Type:               typ,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: u.Generation,
+	})
+}
+
+func removeCondition(u *v1.UserPackageUpload, typ string) {
+	apimeta.RemoveStatusCondition(&u.Status.Conditions, typ)
+}
+
+// isNewGeneration reports whether no reconcile has yet said anything about
+// the object's current generation.
+func isNewGeneration(u *v1.UserPackageUpload) bool {
+	ready := apimeta.FindStatusCondition(u.Status.Conditions, v1.ConditionReady)
+	return ready == nil || ready.ObservedGeneration != u.Generation
+}
+
+// markProgressing says work on the current generation is under way. Used
+// first thing for a new generation, before any slow I/O.
+func markProgressing(u *v1.UserPackageUpload, message string) {
+	setCondition(u, v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonProgressing, message)
+	setCondition(u, v1.ConditionReady, metav1.ConditionUnknown, v1.ReasonProgressing, message)
+	removeCondition(u, v1.ConditionStalled)
+}
+
+// markRetrying says a transient error interrupted the work and that it is
+// retried with backoff; reason names the error.
+func markRetrying(u *v1.UserPackageUpload, reason, message string) {
+	setCondition(u, v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonRetrying, message)
+	setCondition(u, v1.ConditionReady, metav1.ConditionFalse, reason, message)
+	removeCondition(u, v1.ConditionStalled)
+}
+
+// markStalled says the work cannot go on until a human changes something.
+// The generation counts as observed: kstatus then reports Failed.
+func markStalled(u *v1.UserPackageUpload, reason, message string) {
+	setCondition(u, v1.ConditionStalled, metav1.ConditionTrue, reason, message)
+	setCondition(u, v1.ConditionReady, metav1.ConditionFalse, reason, message)
+	removeCondition(u, v1.ConditionReconciling)
+	u.Status.ObservedGeneration = u.Generation
+}
+
+// markReady says everything the spec asks for is done.
+func markReady(u *v1.UserPackageUpload) {
+	setCondition(u, v1.ConditionReady, metav1.ConditionTrue, v1.ReasonSucceeded, readyMessage(u))
+	removeCondition(u, v1.ConditionReconciling)
+	removeCondition(u, v1.ConditionStalled)
+	u.Status.ObservedGeneration = u.Generation
+}
+
+// markSuspended says no work is done while spec.suspend is true. A
+// finished object stays Ready: suspending it changes nothing.
+func markSuspended(u *v1.UserPackageUpload) {
+	removeCondition(u, v1.ConditionReconciling)
+	if apimeta.IsStatusConditionTrue(u.Status.Conditions, v1.ConditionReady) && !isNewGeneration(u) {
+		return
+	}
+	setCondition(u, v1.ConditionReady, metav1.ConditionFalse, v1.ReasonSuspended,
+		"reconciliation is suspended; set spec.suspend to false to resume")
+}
+
+// readyMessage says how far the upload went, for the Ready condition and
+// the Status printer column.
+func readyMessage(u *v1.UserPackageUpload) string {
+	up := u.Status.Upload
+	switch {
+	case up == nil:
+		return "no upload"
+	case up.ExpandedAt != nil:
+		return expandedMessage(u)
+	case up.MergedAt != nil:
+		return mergedMessage(up)
+	default:
+		return initiatedMessage(up) + "; the parts are sent by another system (spec.uploadParts: false)"
+	}
+}
+
+// setProgress keeps the human-readable parts column in step with the counters.
+func setProgress(up *v1.UploadStatus) {
+	if up.PartCount > 0 {
+		up.Progress = fmt.Sprintf("%d/%d", up.PartsDone, up.PartCount)
+	}
+}

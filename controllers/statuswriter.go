@@ -1,0 +1,72 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	kretry "k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+)
+
+// statusWriter persists an object's status in the three ways the reconcile
+// needs, keeping a snapshot so that patches send only what changed.
+type statusWriter struct {
+	client client.Client
+	reader client.Reader // the API server itself, not the cache
+	before *v1.UserPackageUpload
+}
+
+func newStatusWriter(c client.Client, reader client.Reader, u *v1.UserPackageUpload) *statusWriter {
+	return &statusWriter{client: c, reader: reader, before: u.DeepCopy()}
+}
+
+// patch sends what changed since the last write. It takes no lock: only one
+// reconcile works on an object at a time, and a patch touches only changed fields.
+func (w *statusWriter) patch(ctx context.Context, u *v1.UserPackageUpload) error {
+	if equality.Semantic.DeepEqual(w.before.Status, u.Status) {
+		return nil
+	}
+	if err := w.client.Status().Patch(ctx, u, client.MergeFrom(w.before)); err != nil {
+		return fmt.Errorf("patch status: %w", err)
+	}
+	w.before = u.DeepCopy()
+	return nil
+}
+
+// claim writes the whole status on condition that the object is still the
+// version this reconcile read. It comes before every call that must happen
+// once: if the cache was stale, the write conflicts instead of the call
+// happening twice.
+func (w *statusWriter) claim(ctx context.Context, u *v1.UserPackageUpload) error {
+	if err := w.client.Status().Update(ctx, u); err != nil {
+		return fmt.Errorf("record intent: %w", err)
+	}
+	w.before = u.DeepCopy()
+	return nil
+}
+
+// record applies mutate to the latest version of the object and writes it,
+// retrying on conflict: the outcome of a call already made must not be lost
+// to a conflicting write. u ends up as written, but for its conditions,
+// which the final patch sends.
+func (w *statusWriter) record(ctx context.Context, u *v1.UserPackageUpload, mutate func(*v1.UserPackageUpload)) error {
+	latest := u.DeepCopy()
+	mutate(u)
+	err := kretry.RetryOnConflict(kretry.DefaultRetry, func() error {
+		if err := w.reader.Get(ctx, client.ObjectKeyFromObject(u), latest); err != nil {
+			return err
+		}
+		mutate(latest)
+		return w.client.Status().Update(ctx, latest)
+	})
+	if err != nil {
+		return fmt.Errorf("record outcome: %w", err)
+	}
+	w.before = latest.DeepCopy()
+	latest.Status.Conditions = u.Status.Conditions
+	*u = *latest
+	return nil
+}

@@ -1,0 +1,261 @@
+// Package controllers holds the UserPackageUpload reconciler: a short
+// Reconcile that runs a chain of small steps and then summarises their
+// outcome into kstatus conditions, in the style of Flux's source-controller.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/source"
+	"github.com/crowdpack/crowdpack/internal/wechatpay"
+)
+
+// WeChatPay is the part of the brand API the reconciler calls;
+// *wechatpay.Client implements it.
+type WeChatPay interface {
+	InitiateUpload(ctx context.Context, req wechatpay.InitiateUploadRequest) (*wechatpay.InitiateUploadResponse, error)
+	UploadPart(ctx context.Context, p wechatpay.Part) (*wechatpay.PartResult, error)
+	MergeParts(ctx context.Context, uploadID string) (*wechatpay.MergeResult, error)
+	ExpandPackage(ctx context.Context, userPackageID, uploadID string) (*wechatpay.ExpandResult, error)
+}
+
+// UserPackageUploadReconciler takes the file a UserPackageUpload points at
+// into WeChat Pay.
+type UserPackageUploadReconciler struct {
+	client.Client
+	// APIReader reads from the API server, not the cache: Secrets (which are
+	// never cached) and the latest version of an object before a retried write.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	// NewWeChatPay returns a brand API client for one brand's credentials.
+	NewWeChatPay func(*wechatpay.Credentials) (WeChatPay, error)
+	// StorageTransport is shared by every object-storage client, for
+	// keep-alive; nil means a default one.
+	StorageTransport http.RoundTripper
+
+	// PartConcurrency bounds the parts of one upload sent at once.
+	PartConcurrency int
+	// MaxConcurrentReconciles bounds the objects worked on at once.
+	MaxConcurrentReconciles int
+	// RetryBaseDelay and RetryMaxDelay bound the backoff after a transient
+	// error (doubling from the base).
+	RetryBaseDelay, RetryMaxDelay time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// secretIndex indexes UserPackageUploads by the Secrets they refer to.
+const secretIndex = ".spec.secretNames"
+
+// +kubebuilder:rbac:groups=wechatpay.crowdpack.io,resources=userpackageuploads,verbs=get;list;watch
+// +kubebuilder:rbac:groups=wechatpay.crowdpack.io,resources=userpackageuploads/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// SetupWithManager registers the reconciler. Objects are reconciled when
+// their spec or annotations change and when a Secret they refer to changes;
+// Secrets are watched by metadata only, so their data is never cached.
+func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.PartConcurrency < 1 {
+		r.PartConcurrency = 4
+	}
+	if r.RetryBaseDelay <= 0 {
+		r.RetryBaseDelay = time.Second
+	}
+	if r.RetryMaxDelay <= 0 {
+		r.RetryMaxDelay = 5 * time.Minute
+	}
+	err := mgr.GetFieldIndexer().IndexField(ctx, &v1.UserPackageUpload{}, secretIndex, func(o client.Object) []string {
+		return secretNames(o.(*v1.UserPackageUpload))
+	})
+	if err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1.UserPackageUpload{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.objectsUsingSecret)).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
+			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](r.RetryBaseDelay, r.RetryMaxDelay),
+		}).
+		Complete(r)
+}
+
+// objectsUsingSecret maps a Secret to the objects of its namespace that refer to it.
+func (r *UserPackageUploadReconciler) objectsUsingSecret(ctx context.Context, secret client.Object) []reconcile.Request {
+	var list v1.UserPackageUploadList
+	if err := r.List(ctx, &list, client.InNamespace(secret.GetNamespace()),
+		client.MatchingFields{secretIndex: secret.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "list objects using Secret", "secret", secret.GetName())
+		return nil
+	}
+	requests := make([]reconcile.Request, 0, len(list.Items))
+	for _, u := range list.Items {
+		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&u)})
+	}
+	return requests
+}
+
+// attempt is one reconcile of one object: what its steps share.
+type attempt struct {
+	status *statusWriter
+	source source.Source
+	wechat WeChatPay
+}
+
+// step is one stage of taking a file into WeChat Pay. It returns nil when
+// its stage is done, so that the next one may run; otherwise a *stallError,
+// a *retryError or an error from the API server.
+type step func(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error
+
+// Reconcile brings one UserPackageUpload a stage further and says so in its status.
+func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	u := &v1.UserPackageUpload{}
+	if err := r.Get(ctx, req.NamespacedName, u); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !u.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	a := &attempt{status: newStatusWriter(r.Client, r.APIReader, u)}
+	readyBefore := apimeta.FindStatusCondition(u.Status.Conditions, v1.ConditionReady)
+	if readyBefore != nil {
+		readyBefore = readyBefore.DeepCopy()
+	}
+
+	if u.Spec.Suspend {
+		markSuspended(u)
+		return ctrl.Result{}, a.status.patch(ctx, u)
+	}
+	// Say something about a new generation before any slow I/O.
+	if isNewGeneration(u) {
+		markProgressing(u, "reading the file from object storage")
+		if err := a.status.patch(ctx, u); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	err := r.runSteps(ctx, u, a, r.reconcileSource, r.reconcileInitiate, r.reconcileParts, r.reconcileMerge, r.reconcileExpand)
+	result, err := r.summarize(u, err)
+	r.announce(u, readyBefore)
+	if patchErr := a.status.patch(ctx, u); patchErr != nil {
+		return ctrl.Result{}, errors.Join(err, patchErr)
+	}
+	return result, err
+}
+
+func (r *UserPackageUploadReconciler) runSteps(ctx context.Context, u *v1.UserPackageUpload, a *attempt, steps ...step) error {
+	for _, s := range steps {
+		if err := s(ctx, u, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// summarize turns the outcome of the steps into the kstatus conditions and
+// into what controller-runtime should do next.
+func (r *UserPackageUploadReconciler) summarize(u *v1.UserPackageUpload, err error) (ctrl.Result, error) {
+	var stalled *stallError
+	var retrying *retryError
+	switch {
+	case err == nil:
+		markReady(u)
+		u.Status.LastHandledReconcileAt = requestedAt(u)
+		return ctrl.Result{}, nil
+	case errors.As(err, &stalled):
+		markStalled(u, stalled.reason, stalled.message)
+		u.Status.LastHandledReconcileAt = requestedAt(u)
+		return ctrl.Result{}, nil
+	case errors.As(err, &retrying) && retrying.after > 0:
+		markRetrying(u, retrying.reason, retrying.message)
+		return ctrl.Result{RequeueAfter: retrying.after}, nil
+	case errors.As(err, &retrying):
+		markRetrying(u, retrying.reason, retrying.message)
+		return ctrl.Result{}, err
+	case apierrors.IsConflict(err):
+		// The cache was behind the API server: try again on fresh data.
+		return ctrl.Result{Requeue: true}, nil
+	default:
+		return ctrl.Result{}, err
+	}
+}
+
+// announce records an event when the Ready condition changed.
+func (r *UserPackageUploadReconciler) announce(u *v1.UserPackageUpload, before *metav1.Condition) {
+	now := apimeta.FindStatusCondition(u.Status.Conditions, v1.ConditionReady)
+	if now == nil || (before != nil && before.Status == now.Status && before.Reason == now.Reason && before.Message == now.Message) {
+		return
+	}
+	switch {
+	case now.Status == metav1.ConditionTrue:
+		r.event(u, corev1.EventTypeNormal, now.Reason, now.Message)
+	case now.Reason != v1.ReasonProgressing && now.Reason != v1.ReasonSuspended:
+		r.event(u, corev1.EventTypeWarning, now.Reason, now.Message)
+	}
+}
+
+func (r *UserPackageUploadReconciler) event(u *v1.UserPackageUpload, eventType, reason, message string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(u, nil, eventType, reason, "Reconcile", "%s", message)
+	}
+}
+
+// requestedAt is the reconcile.fluxcd.io/requestedAt annotation, if any.
+func requestedAt(u *v1.UserPackageUpload) string {
+	return u.GetAnnotations()[v1.ReconcileRequestAnnotation]
+}
+
+// reconcileRequested reports whether a reconcile was asked for since the
+// last one was handled.
+func reconcileRequested(u *v1.UserPackageUpload) bool {
+	at := requestedAt(u)
+	return at != "" && at != u.Status.LastHandledReconcileAt
+}
+
+// clientFor returns (once per attempt) the brand API client.
+func (a *attempt) clientFor(ctx context.Context, r *UserPackageUploadReconciler, u *v1.UserPackageUpload) (WeChatPay, error) {
+	if a.wechat == nil {
+		c, err := r.weChatPay(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		a.wechat = c
+	}
+	return a.wechat, nil
+}
+
+// sourceFor returns (once per attempt) the object storage of the spec.
+func (a *attempt) sourceFor(ctx context.Context, r *UserPackageUploadReconciler, u *v1.UserPackageUpload) (source.Source, error) {
+	if a.source == nil {
+		s, err := r.openSource(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		a.source = s
+	}
+	return a.source, nil
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Builds the binaries the tests and the demo need from pinned versions on the
+# Go module proxy (no download site is reachable), caching each one under
+# $CROWDPACK_CACHE/<tool>-<version>/ and linking it into bin/. A second run
+# finds the cache and does no work.
+#
+#   hack/tools.sh [controller-gen|etcd|kube-apiserver|minio|all]...
+set -euo pipefail
+
+ETCD_VERSION=v3.6.16
+KUBERNETES_VERSION=v1.37.2
+STAGING_VERSION=v0.37.2
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+CONTROLLER_GEN_VERSION=v0.23.0
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=$ROOT/bin
+CACHE=${CROWDPACK_CACHE:-$HOME/.cache/crowdpack}
+# Build with the Go on this machine; a module's toolchain line must not make
+# the go command fetch another one.
+export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+# ensure NAME VERSION BUILDER: link $CACHE/NAME-VERSION/NAME into bin/, building it first when missing.
+ensure() {
+  local name=$1 version=$2 builder=$3
+  local dir=$CACHE/$name-$version
+  mkdir -p "$BIN"
+  if [[ -x $dir/$name ]]; then
+    log "$name $version: cached in $dir, nothing to build"
+  else
+    log "$name $version: building (not in $dir yet)..."
+    local start=$SECONDS tmp
+    tmp=$(mktemp -d)
+    "$builder" "$tmp" "$version"
+    mkdir -p "$dir"
+    mv "$tmp/$name" "$dir/$name.tmp" && mv "$dir/$name.tmp" "$dir/$name"
+    rm -rf "$tmp"
+    log "$name $version: built in $((SECONDS - start))s"
+  fi
+  ln -sfn "$dir/$name" "$BIN/$name"
+}
+
+# throwaway_module DIR: a go.mod to build a pinned main package from.
+throwaway_module() {
+  (cd "$1" && go mod init crowdpack.local/build >/dev/null 2>&1)
+}
+
+build_controller_gen() {
+  GOBIN=$1 go install "sigs.k8s.io/controller-tools/cmd/controller-gen@$2"
+}
+
+build_minio() {
+  GOBIN=$1 CGO_ENABLED=0 go install "github.com/minio/minio@$2"
+}
+
+# etcd's server module has relative replaces, so go install cannot build it
+# at a version; a throwaway module that requires it can.
+build_etcd() {
+  local dir=$1 version=$2
+  throwaway_module "$dir"
+  (cd "$dir" &&
+    go get "go.etcd.io/etcd/server/v3@$version" >/dev/null 2>&1 &&
+    CGO_ENABLED=0 go build -trimpath -o etcd go.etcd.io/etcd/server/v3)
+}
+
+# k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them
+# with local paths; replace each with its published release instead.
+build_kube_apiserver() {
+  local dir=$1 version=$2 staging
+  throwaway_module "$dir"
+  staging=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$version" |
+    sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' | xargs sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p')
+  (
+    cd "$dir"
+    for m in $staging; do go mod edit -replace "$m=$m@$STAGING_VERSION"; done
+    go mod edit -require "k8s.io/kubernetes@$version"
+    go get "k8s.io/kubernetes/cmd/kube-apiserver@$version" >/dev/null 2>&1
+    CGO_ENABLED=0 go build -trimpath -o kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+  )
+}
+
+main() {
+  local tools=("$@")
+  [[ ${#tools[@]} -gt 0 && ${tools[0]} != all ]] || tools=(controller-gen etcd kube-apiserver minio)
+  for t in "${tools[@]}"; do
+    case $t in
+      controller-gen) ensure controller-gen "$CONTROLLER_GEN_VERSION" build_controller_gen ;;
+      etcd) ensure etcd "$ETCD_VERSION" build_etcd ;;
+      kube-apiserver) ensure kube-apiserver "$KUBERNETES_VERSION" build_kube_apiserver ;;
+      minio) ensure minio "$MINIO_VERSION" build_minio ;;
+      *) log "unknown tool $t"; exit 2 ;;
+    esac
+  done
+}
+
+main "$@"

@@ -1,0 +1,134 @@
+// Command manager runs the crowdpack operator: it takes the crowd-package
+// files UserPackageUploads point at into WeChat Pay's brand marketing API.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/crowdpack/crowdpack/controllers"
+	"github.com/crowdpack/crowdpack/internal/scheme"
+	"github.com/crowdpack/crowdpack/internal/wechatpay"
+)
+
+// options are the manager's flags.
+type options struct {
+	wechatpayEndpoint       string
+	wechatpayBackup         string
+	wechatpayCAFile         string
+	wechatpayTimeout        time.Duration
+	maxConcurrentReconciles int
+	partConcurrency         int
+	retryBaseDelay          time.Duration
+	retryMaxDelay           time.Duration
+	leaderElect             bool
+	leaderElectionNamespace string
+	metricsAddr             string
+	probeAddr               string
+	kubeAPIQPS              float64
+	kubeAPIBurst            int
+}
+
+func parseFlags() (options, zap.Options) {
+	var o options
+	flag.StringVar(&o.wechatpayEndpoint, "wechatpay-endpoint", wechatpay.DefaultBaseURL,
+		"Base URL of WeChat Pay's API, or of a wechatpay-sandbox.")
+	flag.StringVar(&o.wechatpayBackup, "wechatpay-backup-endpoint", "",
+		"Base URL tried when the endpoint cannot be connected to; with the default endpoint it defaults to "+wechatpay.DefaultBackupURL+".")
+	flag.StringVar(&o.wechatpayCAFile, "wechatpay-ca-file", "", "PEM file of extra CAs trusted for the WeChat Pay endpoint.")
+	flag.DurationVar(&o.wechatpayTimeout, "wechatpay-timeout", wechatpay.DefaultTimeout, "Timeout of one WeChat Pay API call.")
+	flag.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 8, "UserPackageUploads worked on at once.")
+	flag.IntVar(&o.partConcurrency, "part-concurrency", 4, "Parts of one upload sent at once.")
+	flag.DurationVar(&o.retryBaseDelay, "retry-base-delay", time.Second, "First delay after a transient error; it doubles on each further one.")
+	flag.DurationVar(&o.retryMaxDelay, "retry-max-delay", 5*time.Minute, "Longest delay after transient errors.")
+	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica works at a time.")
+	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the manager's own).")
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
+	flag.IntVar(&o.kubeAPIBurst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	return o, zapOpts
+}
+
+func main() {
+	o, zapOpts := parseFlags()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
+		ctrl.Log.Error(err, "manager stopped")
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	httpClient, err := wechatPayHTTPClient(o.wechatpayCAFile)
+	if err != nil {
+		return err
+	}
+	cfg := ctrl.GetConfigOrDie()
+	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme.New(),
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "crowdpack.wechatpay.crowdpack.io",
+		LeaderElectionNamespace: o.leaderElectionNamespace,
+		// Stop at once when leadership is lost, so two replicas never work together.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	api := wechatpay.Config{BaseURL: o.wechatpayEndpoint, BackupURL: o.wechatpayBackup, HTTPClient: httpClient, Timeout: o.wechatpayTimeout}
+	if api.BaseURL == wechatpay.DefaultBaseURL && api.BackupURL == "" {
+		api.BackupURL = wechatpay.DefaultBackupURL
+	}
+	r := &controllers.UserPackageUploadReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("crowdpack"),
+		NewWeChatPay: func(creds *wechatpay.Credentials) (controllers.WeChatPay, error) {
+			return wechatpay.New(creds, api)
+		},
+		PartConcurrency:         o.partConcurrency,
+		MaxConcurrentReconciles: o.maxConcurrentReconciles,
+		RetryBaseDelay:          o.retryBaseDelay,
+		RetryMaxDelay:           o.retryMaxDelay,
+	}
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("set up controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	ctrl.Log.Info("starting manager", "version", wechatpay.Version, "wechatpayEndpoint", o.wechatpayEndpoint)
+	return mgr.Start(ctx)
+}
+
+// wechatPayHTTPClient is the one keep-alive HTTP client every brand's API
+// client shares.
+func wechatPayHTTPClient(caFile string) (*http.Client, error) {
+	var bundle []byte
+	if caFile != "" {
+		var err error
+		if bundle, err = os.ReadFile(caFile); err != nil {
+			return nil, fmt.Errorf("read --wechatpay-ca-file: %w", err)
+		}
+	}
+	return wechatpay.NewHTTPClient(bundle)
+}
