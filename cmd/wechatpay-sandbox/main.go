@@ -1,0 +1,124 @@
+// Command wechatpay-sandbox runs a local simulator of WeChat Pay's brand API
+// for crowd-package uploads, and generates the identities to use it.
+//
+//	wechatpay-sandbox gen-identity --out DIR [--brand-id ID] [--namespace NS] [--secret-name NAME]
+//	wechatpay-sandbox serve --config sandbox.yaml [--addr 127.0.0.1:8443] [--tls-cert F --tls-key F] [--admin-addr ADDR]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/crowdpack/crowdpack/internal/sandbox"
+)
+
+const usage = `usage:
+  wechatpay-sandbox gen-identity --out DIR [--brand-id 1000000000001] [--namespace default] [--secret-name wechatpay-brand]
+  wechatpay-sandbox serve --config sandbox.yaml [--addr 127.0.0.1:8443] [--tls-cert FILE --tls-key FILE] [--admin-addr ADDR]
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "gen-identity":
+		err = genIdentity(os.Args[2:])
+	case "serve":
+		err = serve(os.Args[2:])
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wechatpay-sandbox:", err)
+		os.Exit(1)
+	}
+}
+
+func genIdentity(args []string) error {
+	fs := flag.NewFlagSet("gen-identity", flag.ExitOnError)
+	out := fs.String("out", "", "folder to write the identity into (required)")
+	brandID := fs.String("brand-id", "1000000000001", "brand ID")
+	namespace := fs.String("namespace", "default", "namespace of secret.yaml")
+	secretName := fs.String("secret-name", "wechatpay-brand", "name of the Secret in secret.yaml")
+	_ = fs.Parse(args)
+	if *out == "" {
+		return errors.New("gen-identity: --out is required")
+	}
+	id, err := sandbox.NewIdentity(*brandID)
+	if err != nil {
+		return err
+	}
+	if err := id.WriteFiles(*out, *namespace, *secretName); err != nil {
+		return err
+	}
+	fmt.Printf("wrote identity of brand %s (public key ID %s) to %s\n", id.BrandID, id.PublicKeyID, *out)
+	return nil
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	configPath := fs.String("config", "sandbox.yaml", "sandbox config (YAML or JSON)")
+	addr := fs.String("addr", "127.0.0.1:8443", "API listen address")
+	certFile := fs.String("tls-cert", "", "server certificate (PEM); with --tls-key serves HTTPS")
+	keyFile := fs.String("tls-key", "", "server key (PEM)")
+	adminAddr := fs.String("admin-addr", "", "separate plain-HTTP listener for the unauthenticated /sandbox/ admin endpoints; empty serves them on --addr")
+	_ = fs.Parse(args)
+
+	cfg, err := sandbox.LoadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	srv, err := sandbox.New(cfg)
+	if err != nil {
+		return err
+	}
+	opts := sandbox.ListenOptions{Addr: *addr, WithAdmin: *adminAddr == ""}
+	if (*certFile == "") != (*keyFile == "") {
+		return errors.New("serve: give both --tls-cert and --tls-key, or neither")
+	}
+	if *certFile != "" {
+		if opts.CertPEM, err = os.ReadFile(*certFile); err != nil {
+			return err
+		}
+		if opts.KeyPEM, err = os.ReadFile(*keyFile); err != nil {
+			return err
+		}
+		opts.TLS = true
+	}
+	api, err := srv.Listen(opts)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wechatpay-sandbox listening on %s\n", api.URL)
+	var admin *http.Server
+	if *adminAddr != "" {
+		admin = &http.Server{Addr: *adminAddr, Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := admin.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fmt.Fprintln(os.Stderr, "wechatpay-sandbox: admin:", err)
+			}
+		}()
+		fmt.Printf("wechatpay-sandbox admin on http://%s/sandbox/\n", *adminAddr)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if admin != nil {
+		_ = admin.Shutdown(shutdownCtx)
+	}
+	return api.Shutdown(shutdownCtx)
+}

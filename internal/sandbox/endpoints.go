@@ -1,0 +1,239 @@
+package sandbox
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"regexp"
+	"strconv"
+	"unicode/utf8"
+)
+
+// The documented field rules, written here independently of the client.
+var (
+	filenameRule      = regexp.MustCompile(`^[A-Za-z0-9_.-]+\.csv$`)
+	digestRule        = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	userPackageIDRule = regexp.MustCompile(`^[0-9]{20}$`)
+	partNumberRule    = regexp.MustCompile(`^[1-9][0-9]{0,8}$`)
+	packageTypes      = map[string]bool{"USER_PACKAGE_TYPE_EXPOSURE": true, "USER_PACKAGE_TYPE_RISK": true}
+	dataTypes         = map[string]bool{"USER_PACKAGE_DATA_TYPE_PHONE": true, "USER_PACKAGE_DATA_TYPE_OPENID": true}
+)
+
+func invalidRequest(format string, args ...any) reply {
+	return failure(http.StatusBadRequest, "INVALID_REQUEST", format, args...)
+}
+
+// upload is one upload session; guarded by Server.mu.
+type upload struct {
+	id, brandID, filename, digest string
+	size, partSize                int64
+	partCount                     int
+	parts                         map[int][]byte
+	merged                        bool
+	resourceID                    string
+	expandedInto                  map[string]bool
+}
+
+// partLength is the exact size part n must have: partSize, or the remainder for the last.
+func (u *upload) partLength(n int) int64 {
+	return min(u.partSize, u.size-int64(n-1)*u.partSize)
+}
+
+func (u *upload) missingParts() []int {
+	var missing []int
+	for n := 1; n <= u.partCount; n++ {
+		if _, ok := u.parts[n]; !ok {
+			missing = append(missing, n)
+		}
+	}
+	return missing
+}
+
+func (u *upload) assemble() []byte {
+	out := make([]byte, 0, u.size)
+	for n := 1; n <= u.partCount; n++ {
+		out = append(out, u.parts[n]...)
+	}
+	return out
+}
+
+// initiate: POST /brand/marketing/user-package/uploads
+func (s *Server) initiate(c *call) reply {
+	obj, bad := decodeJSON(c.body)
+	if bad != nil {
+		return *bad
+	}
+	top := &fields{obj: obj}
+	top.only("user_package_file_info")
+	info := top.object("user_package_file_info")
+	info.only("filename", "digest", "package_type", "data_type", "description", "file_size")
+	filename, digest := info.str("filename"), info.str("digest")
+	packageType, dataType := info.str("package_type"), info.str("data_type")
+	description, size := info.str("description"), info.integer("file_size")
+	if info.err != nil {
+		return *info.err
+	}
+	if top.err != nil {
+		return *top.err
+	}
+	switch n := utf8.RuneCountInString(description); {
+	case len(filename) > 128 || !filenameRule.MatchString(filename):
+		return paramError("filename must be at most 128 letters, digits, '_', '.' or '-' and end in .csv")
+	case !digestRule.MatchString(digest):
+		return paramError("digest must be 64 lowercase hex digits")
+	case !packageTypes[packageType]:
+		return paramError("package_type %q is not a known package type", packageType)
+	case !dataTypes[dataType]:
+		return paramError("data_type %q is not a known data type", dataType)
+	case n < 15 || n > 128:
+		return paramError("description must be 15 to 128 characters, got %d", n)
+	case size <= 0:
+		return paramError("file_size must be greater than 0")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.filenames[c.brandID][filename] {
+		return invalidRequest("filename %s was already used by an upload of this brand", filename)
+	}
+	if s.filenames[c.brandID] == nil {
+		s.filenames[c.brandID] = map[string]bool{}
+	}
+	s.filenames[c.brandID][filename] = true
+	u := &upload{
+		id: strconv.FormatInt(s.now().UnixMilli(), 10) + randomHex(32), brandID: c.brandID,
+		filename: filename, digest: digest, size: size, partSize: s.partSize,
+		partCount: int((size + s.partSize - 1) / s.partSize), parts: map[int][]byte{}, expandedInto: map[string]bool{},
+	}
+	s.uploads[u.id] = u
+	c.rec.UploadID = u.id
+	return success(map[string]any{
+		"return_message": "success", "upload_id": u.id,
+		"file_part_size": u.partSize, "file_part_count": u.partCount,
+	})
+}
+
+// ownedUpload finds an upload of the calling brand; s.mu must be held.
+func (s *Server) ownedUpload(c *call, id string) (*upload, *reply) {
+	u, ok := s.uploads[id]
+	if !ok {
+		return nil, ptr(failure(http.StatusNotFound, "NOT_FOUND", "no upload %s", id))
+	}
+	if u.brandID != c.brandID {
+		return nil, ptr(failure(http.StatusForbidden, "NO_AUTH", "upload %s belongs to another brand", id))
+	}
+	return u, nil
+}
+
+// uploadPart: PUT /brand/marketing/user-package/uploads/{upload_id}/{part_number}
+func (s *Server) uploadPart(c *call) reply {
+	obj, bad := decodeJSON(c.part.meta)
+	if bad != nil {
+		return *bad
+	}
+	meta := &fields{obj: obj, prefix: "file_meta."}
+	meta.only("filename", "digest")
+	filename, digest := meta.str("filename"), meta.str("digest")
+	if meta.err != nil {
+		return *meta.err
+	}
+	if !digestRule.MatchString(digest) {
+		return paramError("file_meta.digest must be 64 lowercase hex digits")
+	}
+	number := c.r.PathValue("part_number")
+	if !partNumberRule.MatchString(number) {
+		return paramError("part_number must be a number from 1")
+	}
+	n, _ := strconv.Atoi(number)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, bad := s.ownedUpload(c, c.r.PathValue("upload_id"))
+	switch {
+	case bad != nil:
+		return *bad
+	case u.merged:
+		return invalidRequest("upload %s is already merged", u.id)
+	case n > u.partCount:
+		return paramError("part_number %d is beyond file_part_count %d", n, u.partCount)
+	case filename != u.filename:
+		return paramError("file_meta.filename is not the filename of this upload")
+	case int64(len(c.part.file)) != u.partLength(n):
+		return paramError("part %d must be exactly %d bytes, got %d", n, u.partLength(n), len(c.part.file))
+	case sha256Hex(c.part.file) != digest:
+		return paramError("file_meta.digest does not match the part's bytes")
+	}
+	if stored, ok := u.parts[n]; ok {
+		if !bytes.Equal(stored, c.part.file) {
+			return invalidRequest("part %d was already uploaded with other content", n)
+		}
+		rep := success(map[string]string{"return_message": "success"})
+		rep.duplicate = true
+		return rep
+	}
+	u.parts[n] = c.part.file
+	return success(map[string]string{"return_message": "success"})
+}
+
+// merge: POST /brand/marketing/user-package/uploads/{upload_id}
+func (s *Server) merge(c *call) reply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, bad := s.ownedUpload(c, c.r.PathValue("upload_id"))
+	if bad != nil {
+		return *bad
+	}
+	answer := func() map[string]string {
+		return map[string]string{"resource_id": u.resourceID, "return_message": "success"}
+	}
+	if u.merged {
+		rep := success(answer())
+		rep.duplicate = true
+		return rep
+	}
+	if missing := u.missingParts(); len(missing) > 0 {
+		return invalidRequest("parts %v of %d were not uploaded", missing, u.partCount)
+	}
+	if sha256Hex(u.assemble()) != u.digest {
+		return invalidRequest("the merged file's SHA-256 differs from the digest given at initiate")
+	}
+	u.merged, u.resourceID = true, "RES"+randomHex(16)
+	return success(answer())
+}
+
+// expand: POST /brand/marketing/user-package/user-packages/{user_package_id}/expand
+func (s *Server) expand(c *call) reply {
+	packageID := c.r.PathValue("user_package_id")
+	if !userPackageIDRule.MatchString(packageID) {
+		return paramError("user_package_id must be exactly 20 digits")
+	}
+	obj, bad := decodeJSON(c.body)
+	if bad != nil {
+		return *bad
+	}
+	body := &fields{obj: obj}
+	body.only("upload_id")
+	uploadID := body.str("upload_id")
+	if body.err != nil {
+		return *body.err
+	}
+	c.rec.UploadID = uploadID
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, bad := s.ownedUpload(c, uploadID)
+	if bad != nil {
+		return *bad
+	}
+	if !u.merged {
+		return invalidRequest("upload %s is not merged yet", uploadID)
+	}
+	rep := success(map[string]string{"return_message": "success"})
+	rep.duplicate = u.expandedInto[packageID]
+	u.expandedInto[packageID] = true
+	return rep
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,115 @@
+package sandbox_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/crowdpack/crowdpack/internal/sandbox"
+)
+
+func TestFullUploadFlow(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("initiate, parts, merge and expand give back the same file (TLS %v)", useTLS), func(t *testing.T) {
+			srv, inst := startSandbox(t, useTLS)
+			client := newClient(t, inst, credsA(t))
+			ctx := context.Background()
+			file := csvFile(2*testPartSize + 600)
+
+			plan, err := client.InitiateUpload(ctx, initiateFor("vip_2026_11.csv", file))
+			if err != nil {
+				t.Fatalf("InitiateUpload: %v", err)
+			}
+			if plan.ReturnMessage != "success" || plan.FilePartSize != testPartSize || plan.FilePartCount != 3 || len(plan.UploadID) > 128 {
+				t.Fatalf("plan %+v, want 3 parts of %d", plan, testPartSize)
+			}
+			for n := 1; n <= int(plan.FilePartCount); n++ {
+				if _, err := client.UploadPart(ctx, partOf(plan.UploadID, "vip_2026_11.csv", file, plan.FilePartSize, n)); err != nil {
+					t.Fatalf("UploadPart %d: %v", n, err)
+				}
+			}
+			if _, err := client.UploadPart(ctx, partOf(plan.UploadID, "vip_2026_11.csv", file, plan.FilePartSize, 2)); err != nil {
+				t.Fatalf("re-uploading part 2 with the same bytes: %v", err)
+			}
+			merged, err := client.MergeParts(ctx, plan.UploadID)
+			if err != nil || merged.ResourceID == "" {
+				t.Fatalf("MergeParts = %+v, %v", merged, err)
+			}
+			again, err := client.MergeParts(ctx, plan.UploadID)
+			if err != nil || again.ResourceID != merged.ResourceID {
+				t.Fatalf("a second merge = %+v, %v; want resource %s", again, err, merged.ResourceID)
+			}
+			if _, err := client.ExpandPackage(ctx, "01000100010000000007", plan.UploadID); err != nil {
+				t.Fatalf("ExpandPackage: %v", err)
+			}
+
+			got, ok := srv.MergedFile(plan.UploadID)
+			if !ok || !bytes.Equal(got, file) {
+				t.Fatalf("merged file differs from the original (found %v)", ok)
+			}
+			if overHTTP := getAdmin(t, inst, "/sandbox/uploads/"+plan.UploadID+"/file"); !bytes.Equal(overHTTP, file) {
+				t.Fatal("the admin endpoint's file differs from the original")
+			}
+			wantRecords := []sandbox.Record{
+				{BrandID: brandA.BrandID, Endpoint: sandbox.EndpointInitiate, Method: "POST", UploadID: plan.UploadID, Status: 200},
+				{BrandID: brandA.BrandID, Endpoint: sandbox.EndpointUploadPart, Method: "PUT", UploadID: plan.UploadID, PartNumber: 1, Status: 200},
+				{BrandID: brandA.BrandID, Endpoint: sandbox.EndpointUploadPart, Method: "PUT", UploadID: plan.UploadID, PartNumber: 2, Status: 200},
+				{BrandID: brandA.BrandID, Endpoint: sandbox.EndpointUploadPart, Method: "PUT", UploadID: plan.UploadID, PartNumber: 3, Status: 200},
+				{BrandID: brandA.BrandID, Endpoint: sandbox.EndpointUploadPart, Method: "PUT", UploadID: plan.UploadID, PartNumber: 2, Status: 200, Duplicate: true},
+				{BrandID: brandA.BrandID, Endpoint: sandbox.EndpointMerge, Method: "POST", UploadID: plan.UploadID, Status: 200},
+				{BrandID: brandA.BrandID, Endpoint: sandbox.EndpointMerge, Method: "POST", UploadID: plan.UploadID, Status: 200, Duplicate: true},
+				{BrandID: brandA.BrandID, Endpoint: sandbox.EndpointExpand, Method: "POST", UploadID: plan.UploadID, Status: 200},
+			}
+			ignore := cmpopts.IgnoreFields(sandbox.Record{}, "Time", "RequestID", "Path")
+			if diff := cmp.Diff(wantRecords, srv.Records(), ignore); diff != "" {
+				t.Errorf("records (-want +got):\n%s", diff)
+			}
+			var overHTTP []sandbox.Record
+			if err := json.Unmarshal(getAdmin(t, inst, "/sandbox/records"), &overHTTP); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(wantRecords, overHTTP, ignore); diff != "" {
+				t.Errorf("records over HTTP (-want +got):\n%s", diff)
+			}
+			if n := srv.CountSucceeded(sandbox.EndpointInitiate); n != 1 {
+				t.Errorf("%d successful initiates, want 1", n)
+			}
+		})
+	}
+}
+
+func TestResponsesAreSignedAsDocumented(t *testing.T) {
+	_, inst := startSandbox(t, false)
+	for _, rr := range []rawRequest{
+		{method: "POST", path: "/brand/marketing/user-package/uploads/nope"},
+		{method: "GET", path: "/no/such/api"},
+	} {
+		resp, body := rr.send(t, inst)
+		h := resp.Header
+		msg := h.Get("Wechatpay-Timestamp") + "\n" + h.Get("Wechatpay-Nonce") + "\n" + body + "\n"
+		sig, err := base64.StdEncoding.DecodeString(h.Get("Wechatpay-Signature"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		digest := sha256.Sum256([]byte(msg))
+		if err := rsa.VerifyPKCS1v15(&brandA.WechatPayKey.PublicKey, crypto.SHA256, digest[:], sig); err != nil {
+			t.Errorf("%s %s: answer not signed over TIMESTAMP\\nNONCE\\nBODY\\n: %v", rr.method, rr.path, err)
+		}
+		if h.Get("Wechatpay-Serial") != brandA.PublicKeyID || h.Get("Wechatpay-Signature-Type") != "WECHATPAY2-SHA256-RSA2048" || h.Get("Request-ID") == "" {
+			t.Errorf("%s %s: headers %v", rr.method, rr.path, h)
+		}
+		if !strings.Contains(body, `"code":"NOT_FOUND"`) {
+			t.Errorf("%s %s: body %s, want NOT_FOUND", rr.method, rr.path, body)
+		}
+	}
+}

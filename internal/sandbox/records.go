@@ -1,0 +1,62 @@
+package sandbox
+
+import "time"
+
+// Record is one call the sandbox answered (or dropped). It never holds the
+// Authorization header or a body.
+type Record struct {
+	Time       time.Time `json:"time"`
+	RequestID  string    `json:"requestID"`
+	BrandID    string    `json:"brandID,omitempty"` // as claimed, even when refused
+	Endpoint   Endpoint  `json:"endpoint"`
+	Method     string    `json:"method"`
+	Path       string    `json:"path"`
+	UploadID   string    `json:"uploadID,omitempty"`
+	PartNumber int       `json:"partNumber,omitempty"`
+	Status     int       `json:"status"` // what was (or, for a lost response, would have been) sent
+	Code       string    `json:"code,omitempty"`
+	Duplicate  bool      `json:"duplicate,omitempty"` // an idempotent repeat: same part bytes, merge or expand again
+	Fault      Fault     `json:"fault,omitempty"`
+}
+
+// Succeeded is true when the call was processed successfully, whether or not
+// the answer reached the client (a lost response was processed).
+func (r Record) Succeeded() bool {
+	return r.Status >= 200 && r.Status < 300 && (r.Fault == "" || r.Fault == FaultLostResponse)
+}
+
+// Records returns a copy of every call so far, oldest first.
+func (s *Server) Records() []Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Record(nil), s.records...)
+}
+
+// CountSucceeded counts the calls to e that were processed successfully,
+// duplicates included.
+func (s *Server) CountSucceeded(e Endpoint) int {
+	n := 0
+	for _, r := range s.Records() {
+		if r.Endpoint == e && r.Succeeded() {
+			n++
+		}
+	}
+	return n
+}
+
+// MergedFile returns the reassembled bytes of a merged upload.
+func (s *Server) MergedFile(uploadID string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.uploads[uploadID]
+	if !ok || !u.merged {
+		return nil, false
+	}
+	return u.assemble(), true
+}
+
+func (s *Server) record(r Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.records = append(s.records, r)
+}
