@@ -1,0 +1,286 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/sandbox"
+)
+
+// TestStalls covers every error that needs a human: each stalls with its
+// reason, says what to fix, is reported Failed by kstatus, raises a
+// Warning event, and makes no further calls on its own.
+func TestStalls(t *testing.T) {
+	tests := []struct {
+		name   string
+		setup  func(h *harness, u *v1.UserPackageUpload)
+		reason string
+		// wantText is part of the message that tells what to fix.
+		wantText string
+	}{
+		{
+			name:     "a missing credentials Secret stalls",
+			setup:    func(h *harness, u *v1.UserPackageUpload) { u.Spec.CredentialsRef.Name = "absent" },
+			reason:   v1.ReasonSecretNotFound,
+			wantText: "Secret " + "%ns%" + "/absent named by spec.credentialsRef not found",
+		},
+		{
+			name: "a credentials Secret without the private key stalls",
+			setup: func(h *harness, u *v1.UserPackageUpload) {
+				data := identity.SecretData()
+				delete(data, "apiclient_key.pem")
+				h.secret("partial", data)
+				u.Spec.CredentialsRef.Name = "partial"
+			},
+			reason:   v1.ReasonInvalidCredentials,
+			wantText: "apiclient_key.pem",
+		},
+		{
+			name: "a malformed private key stalls",
+			setup: func(h *harness, u *v1.UserPackageUpload) {
+				data := identity.SecretData()
+				data["apiclient_key.pem"] = []byte("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+				h.secret("malformed", data)
+				u.Spec.CredentialsRef.Name = "malformed"
+			},
+			reason:   v1.ReasonInvalidCredentials,
+			wantText: "apiclient_key.pem",
+		},
+		{
+			name:     "an object that does not exist stalls",
+			setup:    func(h *harness, u *v1.UserPackageUpload) { u.Spec.Source.S3.Key = "missing.csv" },
+			reason:   v1.ReasonSourceNotFound,
+			wantText: "missing.csv",
+		},
+		{
+			name: "wrong storage credentials stall",
+			setup: func(h *harness, u *v1.UserPackageUpload) {
+				h.secret("wrong-storage", map[string][]byte{keyAccessKey: []byte(storage.AccessKey), keySecretKey: []byte("not-the-secret-key")})
+				u.Spec.Source.S3.SecretRef.Name = "wrong-storage"
+			},
+			reason:   v1.ReasonSourceAccessDenied,
+			wantText: "check the storage credentials",
+		},
+		{
+			name: "invalid lines stall a Strict upload before initiate",
+			setup: func(h *harness, u *v1.UserPackageUpload) {
+				h.put("bad.csv", []byte("phone\n"+strings.Repeat("0123456789abcdef0123456789abcdef\n", 3)+"12345\n"))
+				u.Spec.Source.S3.Key = "bad.csv"
+				u.Spec.Validation = v1.ValidationStrict
+			},
+			reason:   v1.ReasonInvalidLines,
+			wantText: "2 of 5 lines are not valid Phone values (first at line 1, 5)",
+		},
+		{
+			name: "a brand WeChat Pay does not know stalls on the signature",
+			setup: func(h *harness, u *v1.UserPackageUpload) {
+				other, err := sandboxIdentity("1000000000999")
+				must(h.t, err)
+				h.secret("other-brand", other.SecretData())
+				u.Spec.CredentialsRef.Name = "other-brand"
+			},
+			reason:   v1.ReasonWeChatPayAuthFailed,
+			wantText: "check apiclient_key.pem and certificate_serial_no",
+		},
+		{
+			name: "a filename WeChat Pay already has stalls and asks for a new one",
+			setup: func(h *harness, u *v1.UserPackageUpload) {
+				h.create(h.object("first", "vip.csv"))
+				h.waitReady("first")
+			},
+			reason:   v1.ReasonFilenameTaken,
+			wantText: "set a new spec.file.filename",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{})
+			h.put("vip.csv", phoneFile(0, 100))
+			u := h.object("vip", "vip.csv")
+			tt.setup(h, u)
+			calls := len(h.sandbox.Records())
+			h.create(u)
+
+			u = h.waitStalled("vip", tt.reason)
+			ready := findCondition(u, v1.ConditionReady)
+			want := strings.ReplaceAll(tt.wantText, "%ns%", h.ns)
+			if ready.Status != metav1.ConditionFalse || ready.Reason != tt.reason || !strings.Contains(ready.Message, want) {
+				t.Errorf("Ready = %s %s %q, want False %s saying %q", ready.Status, ready.Reason, ready.Message, tt.reason, want)
+			}
+			if findCondition(u, v1.ConditionReconciling) != nil {
+				t.Error("a stalled object is still Reconciling")
+			}
+			if s := kstatus(t, u); s != status.FailedStatus {
+				t.Errorf("kstatus %s, want Failed", s)
+			}
+			h.waitEvent("vip", corev1.EventTypeWarning, tt.reason)
+			// No requeue: the sandbox sees nothing more.
+			seen := len(h.sandbox.Records())
+			time.Sleep(1500 * time.Millisecond)
+			if now := len(h.sandbox.Records()); now != seen || (tt.reason != v1.ReasonWeChatPayAuthFailed && tt.reason != v1.ReasonFilenameTaken && now != calls) {
+				t.Errorf("the sandbox saw %d calls before, %d at the stall and %d later: a stalled object must not retry", calls, seen, now)
+			}
+		})
+	}
+}
+
+func TestAStallOnAMissingSecretClearsWhenTheSecretIsCreated(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.put("vip.csv", phoneFile(0, 100))
+	u := h.object("vip", "vip.csv")
+	u.Spec.CredentialsRef.Name = "later"
+	h.create(u)
+	h.waitStalled("vip", v1.ReasonSecretNotFound)
+
+	h.secret("later", identity.SecretData())
+	h.waitReady("vip")
+}
+
+// TestTransientErrorsAreRetriedUntilReady injects each transient failure
+// into initiate; the object ends Ready with a single session.
+func TestTransientErrorsAreRetriedUntilReady(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault sandbox.Fault
+		times int
+		// sessions is how many sessions the sandbox ends up with.
+		sessions int
+	}{
+		{name: "a 500 SYSTEM_ERROR is retried", fault: sandbox.FaultSystemError, times: 2, sessions: 1},
+		{name: "a 503 SERVICE_UNAVAILABLE is retried", fault: sandbox.FaultUnavailable, times: 1, sessions: 1},
+		{name: "a 429 is retried after its Retry-After", fault: sandbox.FaultRateLimit, times: 1, sessions: 1},
+		{name: "a 202 is retried", fault: sandbox.FaultAccepted, times: 1, sessions: 1},
+		{name: "a lost response is retried, leaving one orphan session", fault: sandbox.FaultLostResponse, times: 1, sessions: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{noManager: true})
+			must(t, h.sandbox.SetFaults(sandbox.EndpointInitiate, sandbox.Faults{RetryAfterSeconds: 1}))
+			must(t, h.sandbox.FailNext(sandbox.EndpointInitiate, tt.times, tt.fault))
+			h.startManager(nil)
+			h.put("vip.csv", phoneFile(0, 100))
+			u := h.object("vip", "vip.csv")
+			u.Spec.UploadParts = ptrTo(false)
+			h.create(u)
+
+			u = h.waitReady("vip")
+			if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != tt.sessions {
+				t.Errorf("sandbox created %d sessions, want %d", n, tt.sessions)
+			}
+			if got := lastInitiate(h).UploadID; got != u.Status.Upload.ID {
+				t.Errorf("status upload id %q, want the last session %q", u.Status.Upload.ID, got)
+			}
+			if tt.fault == sandbox.FaultLostResponse {
+				if u.Status.Upload.UnknownOutcomes != 1 {
+					t.Errorf("unknownOutcomes = %d, want 1", u.Status.Upload.UnknownOutcomes)
+				}
+				h.waitEvent("vip", corev1.EventTypeWarning, v1.ReasonOutcomeUnknown)
+			}
+		})
+	}
+}
+
+func TestRetryingSaysSoInReconciling(t *testing.T) {
+	h := newHarness(t, harnessOptions{noManager: true})
+	must(t, h.sandbox.FailNext(sandbox.EndpointInitiate, 1000, sandbox.FaultUnavailable))
+	h.startManager(nil)
+	h.put("vip.csv", phoneFile(0, 100))
+	h.create(h.object("vip", "vip.csv"))
+
+	u := h.waitFor("vip", 30*time.Second, "retrying", func(u *v1.UserPackageUpload) bool {
+		c := findCondition(u, v1.ConditionReconciling)
+		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == v1.ReasonRetrying
+	})
+	ready := findCondition(u, v1.ConditionReady)
+	if ready.Reason != v1.ReasonWeChatPayUnavailable || !strings.Contains(ready.Message, "retrying") {
+		t.Errorf("Ready = %s %q, want WeChatPayUnavailable saying it retries", ready.Reason, ready.Message)
+	}
+	if s := kstatus(t, u); s != status.InProgressStatus {
+		t.Errorf("kstatus %s, want InProgress", s)
+	}
+}
+
+// TestAStatusWriteConflictCausesNoSecondInitiate makes the API server refuse,
+// with a conflict, the first write of initiate's answer and the first
+// write of the marker before it.
+func TestAStatusWriteConflictCausesNoSecondInitiate(t *testing.T) {
+	tests := []struct {
+		name string
+		// conflictOn picks the status update to refuse once.
+		conflictOn func(u *v1.UserPackageUpload) bool
+	}{
+		{
+			name: "a conflict on the marker write",
+			conflictOn: func(u *v1.UserPackageUpload) bool {
+				up := u.Status.Upload
+				return up != nil && up.InitiatingSince != nil
+			},
+		},
+		{
+			name:       "a conflict on the answer write",
+			conflictOn: func(u *v1.UserPackageUpload) bool { up := u.Status.Upload; return up != nil && up.ID != "" },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conflicts := 0
+			wrap := func(c client.Client) client.Client {
+				return interceptor.NewClient(c.(client.WithWatch), interceptor.Funcs{
+					SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+						if u, ok := obj.(*v1.UserPackageUpload); ok && conflicts == 0 && tt.conflictOn(u) {
+							conflicts++
+							return apierrors.NewConflict(schema.GroupResource{Group: v1.GroupVersion.Group, Resource: "userpackageuploads"}, u.Name, nil)
+						}
+						return c.SubResource(sub).Update(ctx, obj, opts...)
+					},
+				})
+			}
+			h := newHarness(t, harnessOptions{wrapClient: wrap})
+			h.put("vip.csv", phoneFile(0, 100))
+			u := h.object("vip", "vip.csv")
+			u.Spec.UploadParts = ptrTo(false)
+			h.create(u)
+
+			u = h.waitReady("vip")
+			if conflicts != 1 {
+				t.Fatalf("%d conflicts injected, want 1", conflicts)
+			}
+			if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != 1 {
+				t.Errorf("initiate called %d times, want once", n)
+			}
+			if u.Status.Upload.UnknownOutcomes != 0 {
+				t.Errorf("unknownOutcomes = %d, want 0", u.Status.Upload.UnknownOutcomes)
+			}
+		})
+	}
+}
+
+func (h *harness) secret(name string, data map[string][]byte) {
+	h.t.Helper()
+	must(h.t, kube.Client.Create(h.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, Data: data}))
+}
+
+func lastInitiate(h *harness) sandbox.Record {
+	var last sandbox.Record
+	for _, r := range h.sandbox.Records() {
+		if r.Endpoint == sandbox.EndpointInitiate && r.Succeeded() {
+			last = r
+		}
+	}
+	return last
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+func sandboxIdentity(brand string) (*sandbox.Identity, error) { return sandbox.NewIdentity(brand) }

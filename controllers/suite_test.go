@@ -1,0 +1,323 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/sandbox"
+	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
+	"github.com/crowdpack/crowdpack/internal/testutil/miniotest"
+	"github.com/crowdpack/crowdpack/internal/wechatpay"
+)
+
+// The suite runs against real parts: kube-apiserver and etcd (envtest),
+// MinIO, and the WeChat Pay sandbox over HTTP. Each test gets its own
+// namespace, bucket, sandbox and manager (watching only that namespace), so
+// tests can stop and restart "their" operator without disturbing others.
+var (
+	kube     *kubetest.Env
+	storage  *miniotest.Server
+	identity *sandbox.Identity
+	nsSeq    atomic.Int64
+)
+
+const brandID = "1000000000001"
+
+func TestMain(m *testing.M) {
+	code, err := runSuite(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func runSuite(m *testing.M) (int, error) {
+	var err error
+	if identity, err = sandbox.NewIdentity(brandID); err != nil {
+		return 0, err
+	}
+	if kube, err = kubetest.Start(); err != nil {
+		return 0, err
+	}
+	defer kube.Stop()
+	if storage, err = miniotest.Start(); err != nil {
+		return 0, err
+	}
+	defer storage.Stop()
+	return m.Run(), nil
+}
+
+// harness is one test's world.
+type harness struct {
+	t       *testing.T
+	ctx     context.Context
+	ns      string
+	bucket  string
+	sandbox *sandbox.Server
+	api     *sandbox.Instance
+	stopMgr func()
+}
+
+type harnessOptions struct {
+	partSize int64
+	// wrapClient lets a test put itself between the reconciler and the API server.
+	wrapClient func(client.Client) client.Client
+	noManager  bool
+}
+
+func newHarness(t *testing.T, opts harnessOptions) *harness {
+	t.Helper()
+	h := &harness{t: t, ctx: context.Background()}
+	h.ns = fmt.Sprintf("t%d", nsSeq.Add(1))
+	h.bucket = "crowd-" + h.ns
+	must(t, kube.Client.Create(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}))
+	must(t, storage.MakeBucket(h.ctx, h.bucket))
+	must(t, kube.Client.Create(h.ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "wechatpay-brand", Namespace: h.ns},
+		Data:       identity.SecretData(),
+	}))
+	must(t, kube.Client.Create(h.ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "storage", Namespace: h.ns},
+		StringData: map[string]string{keyAccessKey: storage.AccessKey, keySecretKey: storage.SecretKey},
+	}))
+	cfg := identity.Config()
+	cfg.PartSize = opts.partSize
+	cfg.Seed = 42
+	var err error
+	h.sandbox, err = sandbox.New(cfg)
+	must(t, err)
+	h.api, err = h.sandbox.Listen(sandbox.ListenOptions{})
+	must(t, err)
+	t.Cleanup(func() { _ = h.api.Close() })
+	if !opts.noManager {
+		h.startManager(opts.wrapClient)
+	}
+	return h
+}
+
+// startManager runs the operator for this test's namespace until the test
+// ends or stopManager is called.
+func (h *harness) startManager(wrap func(client.Client) client.Client) {
+	t := h.t
+	mgr, err := ctrl.NewManager(kube.Config, ctrl.Options{
+		Scheme:                 kube.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}},
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	must(t, err)
+	c := mgr.GetClient()
+	if wrap != nil {
+		c = wrap(c)
+	}
+	baseURL := h.api.URL
+	r := &UserPackageUploadReconciler{
+		Client:    c,
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("crowdpack"),
+		NewWeChatPay: func(creds *wechatpay.Credentials) (WeChatPay, error) {
+			return wechatpay.New(creds, wechatpay.Config{BaseURL: baseURL, Timeout: 5 * time.Second})
+		},
+		MaxConcurrentReconciles: 2,
+		RetryBaseDelay:          50 * time.Millisecond,
+		RetryMaxDelay:           2 * time.Second,
+	}
+	ctx, cancel := context.WithCancel(h.ctx)
+	must(t, r.SetupWithManager(ctx, mgr))
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	h.stopMgr = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+		h.stopMgr = func() {}
+	}
+	t.Cleanup(func() { h.stopMgr() })
+}
+
+func (h *harness) stopManager() { h.stopMgr() }
+
+// put stores data in the test's bucket.
+func (h *harness) put(key string, data []byte) {
+	h.t.Helper()
+	_, err := storage.PutBytes(h.ctx, h.bucket, key, data)
+	must(h.t, err)
+}
+
+// object is a UserPackageUpload of key in the test's bucket.
+func (h *harness) object(name, key string) *v1.UserPackageUpload {
+	return &v1.UserPackageUpload{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns},
+		Spec: v1.UserPackageUploadSpec{
+			Source: v1.Source{S3: &v1.S3Source{
+				Endpoint:  storage.Endpoint,
+				Bucket:    h.bucket,
+				Key:       key,
+				Insecure:  true,
+				SecretRef: &v1.SecretReference{Name: "storage"},
+			}},
+			File: v1.FileSpec{
+				PackageType: v1.PackageTypeExposure,
+				DataType:    v1.DataTypePhone,
+				Description: "customers who bought twice in 90 days",
+			},
+			CredentialsRef: v1.SecretReference{Name: "wechatpay-brand"},
+		},
+	}
+}
+
+func (h *harness) create(u *v1.UserPackageUpload) {
+	h.t.Helper()
+	must(h.t, kube.Client.Create(h.ctx, u))
+}
+
+// update applies change to the latest version of the object.
+func (h *harness) update(name string, change func(*v1.UserPackageUpload)) {
+	h.t.Helper()
+	for {
+		u := h.get(name)
+		change(u)
+		err := kube.Client.Update(h.ctx, u)
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "modified") {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+func (h *harness) get(name string) *v1.UserPackageUpload {
+	h.t.Helper()
+	u := &v1.UserPackageUpload{}
+	must(h.t, kube.Client.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: name}, u))
+	return u
+}
+
+// waitFor polls the object until ok says yes, failing after timeout with
+// the last status seen.
+func (h *harness) waitFor(name string, timeout time.Duration, what string, ok func(*v1.UserPackageUpload) bool) *v1.UserPackageUpload {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		u := h.get(name)
+		if ok(u) {
+			return u
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s: not %s after %s; status:\n%s", name, what, timeout, describe(u))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (h *harness) waitReady(name string) *v1.UserPackageUpload {
+	h.t.Helper()
+	return h.waitFor(name, 60*time.Second, "Ready", func(u *v1.UserPackageUpload) bool {
+		return conditionIs(u, v1.ConditionReady, metav1.ConditionTrue) && u.Status.ObservedGeneration == u.Generation
+	})
+}
+
+func (h *harness) waitStalled(name, reason string) *v1.UserPackageUpload {
+	h.t.Helper()
+	return h.waitFor(name, 60*time.Second, "Stalled/"+reason, func(u *v1.UserPackageUpload) bool {
+		c := findCondition(u, v1.ConditionStalled)
+		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == reason
+	})
+}
+
+// events returns the events about an object, oldest first.
+func (h *harness) events(name string) []eventsv1.Event {
+	h.t.Helper()
+	var list eventsv1.EventList
+	must(h.t, kube.Client.List(h.ctx, &list, client.InNamespace(h.ns)))
+	var out []eventsv1.Event
+	for _, e := range list.Items {
+		if e.Regarding.Name == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// waitEvent waits for an event with reason about the object.
+func (h *harness) waitEvent(name, eventType, reason string) eventsv1.Event {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		for _, e := range h.events(name) {
+			if e.Type == eventType && e.Reason == reason {
+				return e
+			}
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("no %s event %s about %s", eventType, reason, name)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// kstatus computes what Flux and kstatus-based tools see.
+func kstatus(t *testing.T, u *v1.UserPackageUpload) status.Status {
+	t.Helper()
+	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(u)
+	must(t, err)
+	res, err := status.Compute(&unstructured.Unstructured{Object: raw})
+	must(t, err)
+	return res.Status
+}
+
+func findCondition(u *v1.UserPackageUpload, typ string) *metav1.Condition {
+	for i := range u.Status.Conditions {
+		if u.Status.Conditions[i].Type == typ {
+			return &u.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func conditionIs(u *v1.UserPackageUpload, typ string, s metav1.ConditionStatus) bool {
+	c := findCondition(u, typ)
+	return c != nil && c.Status == s && c.ObservedGeneration == u.Generation
+}
+
+func describe(u *v1.UserPackageUpload) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "  generation %d, observed %d\n", u.Generation, u.Status.ObservedGeneration)
+	for _, c := range u.Status.Conditions {
+		fmt.Fprintf(&b, "  %s=%s %s: %s\n", c.Type, c.Status, c.Reason, c.Message)
+	}
+	if up := u.Status.Upload; up != nil {
+		fmt.Fprintf(&b, "  upload %+v\n", *up)
+	}
+	return b.String()
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

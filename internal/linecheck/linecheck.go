@@ -1,0 +1,281 @@
+// Package linecheck checks, while a crowd package streams past, that every
+// line holds one identifier of the declared data type. It is an io.Writer so
+// it can sit next to a hash in one io.MultiWriter: the file is read once.
+//
+// The checker never keeps line content (it is personal data): a line split
+// across writes is carried in a small fixed buffer, and a report only holds
+// counts, flags and line numbers.
+package linecheck
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+)
+
+// DataType is what each line of a crowd package holds.
+type DataType string
+
+const (
+	// Phone lines are MD5-hashed mobile numbers: exactly 32 hex characters,
+	// upper or lower case.
+	Phone DataType = "Phone"
+	// OpenID lines are WeChat openids. The common form is 28 characters of
+	// [A-Za-z0-9_-]; to stay tolerant of other forms, any 6..64 such
+	// characters with at least one digit or upper-case letter are accepted
+	// ("plausible openid"). A real openid is base64-like, so a line of only
+	// lower-case letters, '_' and '-' ("openid", "user_id") is a column name
+	// or junk: all 28 characters being so has a probability near 1e-6.
+	OpenID DataType = "OpenID"
+)
+
+// MaxInvalidLineNumbers is how many invalid line numbers a Report lists.
+const MaxInvalidLineNumbers = 5
+
+// Report summarises the lines of one file. It never holds line content.
+type Report struct {
+	// Lines counts the non-empty lines, a header row and invalid lines included.
+	Lines int64
+	// InvalidLines counts the non-empty lines that are not valid for the data
+	// type; a header row is one of them (and also flagged by HeaderRow).
+	InvalidLines int64
+	// EmptyLines counts lines with nothing but a line ending.
+	EmptyLines int64
+	// HeaderRow is set when line 1 is invalid and looks like a column name
+	// ("phone", "md5", "openid", "手机号"): WeChat Pay wants no header.
+	HeaderRow bool
+	// CRLF is set when any line ends with "\r\n". The "\r" is not part of the
+	// line, so such lines can still be valid.
+	CRLF bool
+	// BOM is set when the file starts with a UTF-8 byte order mark. WeChat Pay
+	// reads it as part of line 1, so that line is also counted invalid.
+	BOM bool
+	// FirstInvalidLineNumbers lists the 1-based numbers of the first invalid
+	// lines, at most MaxInvalidLineNumbers of them.
+	FirstInvalidLineNumbers []int64
+}
+
+const (
+	// maxLineLen is the longest valid line of any data type.
+	maxLineLen = 64
+	// carryCap bounds the part of a line kept between writes. Anything longer
+	// is invalid (and no header) whatever its content, so the rest is dropped.
+	carryCap = 128
+)
+
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// Checker is a streaming io.Writer that checks lines against a DataType.
+// Write never fails; call Report after the last write.
+type Checker struct {
+	dataType DataType
+	report   Report
+	lineNo   int64
+
+	// The start of an unfinished line: its first carryCap bytes, whether it
+	// was longer than that, and its last byte (to see a trailing "\r").
+	carry    [carryCap]byte
+	carryLen int
+	partial  bool
+	overlong bool
+	lastByte byte
+}
+
+// New returns a Checker for dataType, or an error for an unknown data type.
+func New(dataType DataType) (*Checker, error) {
+	if dataType != Phone && dataType != OpenID {
+		return nil, fmt.Errorf("linecheck: unknown data type %q, want %q or %q", dataType, Phone, OpenID)
+	}
+	return &Checker{dataType: dataType}, nil
+}
+
+// Write checks the complete lines in p and carries an unfinished last line
+// over to the next write. It always returns len(p), nil.
+func (c *Checker) Write(p []byte) (int, error) {
+	n := len(p)
+	for {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			c.carryOver(p)
+			return n, nil
+		}
+		c.finishLine(p[:i])
+		p = p[i+1:]
+	}
+}
+
+// Report returns the summary of everything written so far, counting an
+// unfinished last line (a file without a final newline) as a line.
+func (c *Checker) Report() Report {
+	final := *c
+	final.report.FirstInvalidLineNumbers = slices.Clone(c.report.FirstInvalidLineNumbers)
+	if final.partial {
+		final.finishLine(nil)
+	}
+	return final.report
+}
+
+// carryOver keeps the start of an unfinished line, up to carryCap bytes.
+func (c *Checker) carryOver(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	n := copy(c.carry[c.carryLen:], p)
+	c.carryLen += n
+	c.overlong = c.overlong || n < len(p)
+	c.lastByte = p[len(p)-1]
+	c.partial = true
+}
+
+// finishLine checks a line that ends here: tail alone, or the carried start
+// of the line followed by tail.
+func (c *Checker) finishLine(tail []byte) {
+	if !c.partial {
+		c.checkLine(tail)
+		return
+	}
+	c.carryOver(tail)
+	if c.overlong {
+		c.countLongLine(c.carry[:], c.lastByte == '\r')
+	} else {
+		c.checkLine(c.carry[:c.carryLen])
+	}
+	c.carryLen, c.partial, c.overlong = 0, false, false
+}
+
+// checkLine counts one complete line.
+func (c *Checker) checkLine(line []byte) {
+	c.lineNo++
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+		c.report.CRLF = true
+	}
+	if len(line) == 0 {
+		c.report.EmptyLines++
+		return
+	}
+	c.countNonEmpty(line)
+	switch {
+	case c.lineNo == 1 && c.looksLikeHeader(bytes.TrimPrefix(line, utf8BOM)):
+		c.report.HeaderRow = true
+		c.countInvalid()
+	case !c.valid(line):
+		c.countInvalid()
+	}
+}
+
+// countLongLine counts a line longer than carryCap of which only the start
+// is known. It is invalid (and no header) whatever the rest holds.
+func (c *Checker) countLongLine(start []byte, endsCR bool) {
+	c.lineNo++
+	c.report.CRLF = c.report.CRLF || endsCR
+	c.countNonEmpty(start)
+	c.countInvalid()
+}
+
+func (c *Checker) countNonEmpty(line []byte) {
+	c.report.Lines++
+	if c.lineNo == 1 && bytes.HasPrefix(line, utf8BOM) {
+		c.report.BOM = true
+	}
+}
+
+func (c *Checker) countInvalid() {
+	c.report.InvalidLines++
+	if len(c.report.FirstInvalidLineNumbers) < MaxInvalidLineNumbers {
+		c.report.FirstInvalidLineNumbers = append(c.report.FirstInvalidLineNumbers, c.lineNo)
+	}
+}
+
+// valid applies the rules documented on Phone and OpenID.
+func (c *Checker) valid(line []byte) bool {
+	switch c.dataType {
+	case Phone:
+		if len(line) != 32 {
+			return false
+		}
+		all, _ := classify(line)
+		return all&hexChar != 0
+	case OpenID:
+		if len(line) < 6 || len(line) > maxLineLen {
+			return false
+		}
+		all, some := classify(line)
+		return all&idChar != 0 && some&(digit|upper) != 0
+	}
+	return false
+}
+
+// looksLikeHeader tells whether line 1 reads like a column name rather than
+// data: words of letters (any script), digits, spaces, '_', '-' or '.', with
+// a letter no identifier of the data type would have. For Phone that is any
+// letter outside a-f; for OpenID a word without digits that is lower case,
+// non-ASCII, or has "id" in it ("openid", "OpenID", "open_id").
+func (c *Checker) looksLikeHeader(line []byte) bool {
+	if len(line) == 0 || len(line) > maxLineLen {
+		return false
+	}
+	all, some := classify(line)
+	if all&headerChar == 0 {
+		return false
+	}
+	switch c.dataType {
+	case Phone:
+		return some&nonHexLetter != 0
+	case OpenID:
+		word := some&letter != 0 && some&digit == 0
+		return word && (some&upper == 0 || some&nonASCII != 0 || containsID(line))
+	}
+	return false
+}
+
+func containsID(line []byte) bool {
+	return bytes.Contains(bytes.ToLower(line), []byte("id"))
+}
+
+// Character classes, looked up per byte so a line is checked in one pass.
+const (
+	hexChar      uint8 = 1 << iota // 0-9 a-f A-F
+	idChar                         // A-Z a-z 0-9 _ -
+	digit                          // 0-9
+	upper                          // A-Z
+	letter                         // A-Z a-z, or any byte of a non-ASCII UTF-8 character
+	nonHexLetter                   // a letter outside a-f A-F
+	nonASCII                       // any byte of a non-ASCII UTF-8 character
+	headerChar                     // letter, digit, space, _ - .
+)
+
+var classes = func() (t [256]uint8) {
+	for b := 0; b < 256; b++ {
+		switch {
+		case b >= '0' && b <= '9':
+			t[b] = hexChar | idChar | digit | headerChar
+		case b >= 'a' && b <= 'f', b >= 'A' && b <= 'F':
+			t[b] = hexChar | idChar | letter | headerChar
+		case b >= 'g' && b <= 'z', b >= 'G' && b <= 'Z':
+			t[b] = idChar | letter | nonHexLetter | headerChar
+		case b == '_' || b == '-':
+			t[b] = idChar | headerChar
+		case b == ' ' || b == '.':
+			t[b] = headerChar
+		case b >= 0x80:
+			t[b] = letter | nonHexLetter | nonASCII | headerChar
+		}
+		if b >= 'A' && b <= 'Z' {
+			t[b] |= upper
+		}
+	}
+	return t
+}()
+
+// classify returns the classes all bytes of line have, and the classes some
+// byte has.
+func classify(line []byte) (all, some uint8) {
+	all = 0xFF
+	for _, b := range line {
+		cl := classes[b]
+		all &= cl
+		some |= cl
+	}
+	return all, some
+}

@@ -1,0 +1,298 @@
+package linecheck
+
+import (
+	"bytes"
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const (
+	md5Line    = "e10adc3949ba59abbe56e057f20f883e"
+	openIDLine = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+)
+
+func TestChecker(t *testing.T) {
+	cases := []struct {
+		name     string
+		dataType DataType
+		input    string
+		want     Report
+	}{
+		{
+			name:     "an empty file has no lines",
+			dataType: Phone,
+			input:    "",
+			want:     Report{},
+		},
+		{
+			name:     "lower-case MD5 hex lines are valid phones",
+			dataType: Phone,
+			input:    md5Line + "\n" + md5Line + "\n",
+			want:     Report{Lines: 2},
+		},
+		{
+			name:     "upper-case MD5 hex is accepted too",
+			dataType: Phone,
+			input:    strings.ToUpper(md5Line) + "\n",
+			want:     Report{Lines: 1},
+		},
+		{
+			name:     "a final line without newline is counted",
+			dataType: Phone,
+			input:    md5Line + "\n" + md5Line,
+			want:     Report{Lines: 2},
+		},
+		{
+			name:     "a plain mobile number is not an MD5 hash",
+			dataType: Phone,
+			input:    md5Line + "\n13800138000\n",
+			want:     Report{Lines: 2, InvalidLines: 1, FirstInvalidLineNumbers: []int64{2}},
+		},
+		{
+			name:     "31 or 33 hex characters are invalid",
+			dataType: Phone,
+			input:    md5Line[1:] + "\n" + md5Line + "0\n",
+			want:     Report{Lines: 2, InvalidLines: 2, FirstInvalidLineNumbers: []int64{1, 2}},
+		},
+		{
+			name:     "surrounding spaces make a line invalid",
+			dataType: Phone,
+			input:    " " + md5Line + "\n" + md5Line + " \n",
+			want:     Report{Lines: 2, InvalidLines: 2, FirstInvalidLineNumbers: []int64{1, 2}},
+		},
+		{
+			name:     "CRLF line endings are flagged but the lines stay valid",
+			dataType: Phone,
+			input:    md5Line + "\r\n" + md5Line + "\r\n",
+			want:     Report{Lines: 2, CRLF: true},
+		},
+		{
+			name:     "a carriage return inside a line makes it invalid",
+			dataType: Phone,
+			input:    md5Line[:16] + "\r" + md5Line[16:] + "\n",
+			want:     Report{Lines: 1, InvalidLines: 1, FirstInvalidLineNumbers: []int64{1}},
+		},
+		{
+			name:     "empty lines are counted apart, a lone CR included",
+			dataType: Phone,
+			input:    md5Line + "\n\n\r\n" + md5Line + "\n",
+			want:     Report{Lines: 2, EmptyLines: 2, CRLF: true},
+		},
+		{
+			name:     "a header row is flagged and counted invalid",
+			dataType: Phone,
+			input:    "phone\n" + md5Line + "\n",
+			want:     Report{Lines: 2, InvalidLines: 1, HeaderRow: true, FirstInvalidLineNumbers: []int64{1}},
+		},
+		{
+			name:     "a Chinese header row is flagged",
+			dataType: Phone,
+			input:    "手机号md5\r\n" + md5Line + "\r\n",
+			want:     Report{Lines: 2, InvalidLines: 1, HeaderRow: true, CRLF: true, FirstInvalidLineNumbers: []int64{1}},
+		},
+		{
+			name:     "a header-like word after line 1 is only an invalid line",
+			dataType: Phone,
+			input:    md5Line + "\nphone\n",
+			want:     Report{Lines: 2, InvalidLines: 1, FirstInvalidLineNumbers: []int64{2}},
+		},
+		{
+			name:     "a byte order mark is flagged and makes line 1 invalid",
+			dataType: Phone,
+			input:    "\ufeff" + md5Line + "\n" + md5Line + "\n",
+			want:     Report{Lines: 2, InvalidLines: 1, BOM: true, FirstInvalidLineNumbers: []int64{1}},
+		},
+		{
+			name:     "a byte order mark before a header flags both",
+			dataType: OpenID,
+			input:    "\ufeffopenid\n" + openIDLine + "\n",
+			want:     Report{Lines: 2, InvalidLines: 1, BOM: true, HeaderRow: true, FirstInvalidLineNumbers: []int64{1}},
+		},
+		{
+			name:     "only the first five invalid line numbers are listed",
+			dataType: Phone,
+			input:    strings.Repeat("x\n", 7),
+			want:     Report{Lines: 7, InvalidLines: 7, HeaderRow: true, FirstInvalidLineNumbers: []int64{1, 2, 3, 4, 5}},
+		},
+		{
+			name:     "a 28-character openid is valid",
+			dataType: OpenID,
+			input:    openIDLine + "\n",
+			want:     Report{Lines: 1},
+		},
+		{
+			name:     "openids from 6 to 64 characters are plausible",
+			dataType: OpenID,
+			input:    "o1_a-B\n" + strings.Repeat("Ab1_", 16) + "\n",
+			want:     Report{Lines: 2},
+		},
+		{
+			name:     "openids shorter than 6 or longer than 64 characters are invalid",
+			dataType: OpenID,
+			input:    "o1_aB\n" + strings.Repeat("Ab1_", 16) + "x\n",
+			want:     Report{Lines: 2, InvalidLines: 2, FirstInvalidLineNumbers: []int64{1, 2}},
+		},
+		{
+			name:     "an openid with a character outside [A-Za-z0-9_-] is invalid",
+			dataType: OpenID,
+			input:    openIDLine + "\n" + openIDLine[:27] + "=\n",
+			want:     Report{Lines: 2, InvalidLines: 1, FirstInvalidLineNumbers: []int64{2}},
+		},
+		{
+			name:     "a lower-case word is a header, not an openid",
+			dataType: OpenID,
+			input:    "user_openid\n" + openIDLine + "\n",
+			want:     Report{Lines: 2, InvalidLines: 1, HeaderRow: true, FirstInvalidLineNumbers: []int64{1}},
+		},
+		{
+			name:     "a capitalised OpenID column name on line 1 is a header",
+			dataType: OpenID,
+			input:    "OpenID\r\n" + openIDLine + "\r\n",
+			want:     Report{Lines: 2, InvalidLines: 1, HeaderRow: true, CRLF: true, FirstInvalidLineNumbers: []int64{1}},
+		},
+		{
+			name:     "an MD5 hash is a plausible openid",
+			dataType: OpenID,
+			input:    md5Line + "\n",
+			want:     Report{Lines: 1},
+		},
+		{
+			name:     "a very long line is one invalid line and no header",
+			dataType: OpenID,
+			input:    strings.Repeat("a", 10_000) + "\r\n" + openIDLine + "\n",
+			want:     Report{Lines: 2, InvalidLines: 1, CRLF: true, FirstInvalidLineNumbers: []int64{1}},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, chunk := range []int{len(tc.input) + 1, 1, 3, 33} {
+				c := mustNew(t, tc.dataType)
+				writeInChunks(c, []byte(tc.input), chunk)
+				if diff := cmp.Diff(tc.want, c.Report()); diff != "" {
+					t.Errorf("written in chunks of %d: report mismatch (-want +got):\n%s", chunk, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestNewRejectsAnUnknownDataType(t *testing.T) {
+	if _, err := New("Email"); err == nil {
+		t.Fatal("New(Email) succeeded, want an error")
+	}
+}
+
+func TestReportDoesNotChangeTheChecker(t *testing.T) {
+	c := mustNew(t, Phone)
+	writeString(c, "bad\n"+md5Line[:10])
+	first := c.Report()
+	writeString(c, md5Line[10:]+"\nbad\n")
+	want := Report{Lines: 3, InvalidLines: 2, FirstInvalidLineNumbers: []int64{1, 3}}
+	if diff := cmp.Diff(want, c.Report()); diff != "" {
+		t.Errorf("report after more writes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int64{1, 2}, first.FirstInvalidLineNumbers); diff != "" {
+		t.Errorf("earlier report changed (-want +got):\n%s", diff)
+	}
+}
+
+func FuzzChecker(f *testing.F) {
+	for _, seed := range []string{
+		"", "\n", "\r\n", "\r", md5Line + "\n", md5Line + "\r\n" + md5Line,
+		"\ufeffphone\n" + md5Line, openIDLine + "\n\n" + openIDLine,
+		strings.Repeat("x", 300) + "\r\n" + md5Line, "a\rb\n\r\r\n",
+	} {
+		f.Add([]byte(seed), uint64(1), false)
+		f.Add([]byte(seed), uint64(7), true)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, seed uint64, openID bool) {
+		dataType := Phone
+		if openID {
+			dataType = OpenID
+		}
+		whole := mustNew(t, dataType)
+		whole.Write(data)
+		want := whole.Report()
+
+		if got, lines := want.Lines+want.EmptyLines, countLines(data); got != lines {
+			t.Errorf("Lines+EmptyLines = %d, want %d lines", got, lines)
+		}
+		if want.InvalidLines > want.Lines {
+			t.Errorf("InvalidLines %d > Lines %d", want.InvalidLines, want.Lines)
+		}
+
+		split := mustNew(t, dataType)
+		writeAtRandomPoints(split, data, rand.New(rand.NewPCG(seed, seed)))
+		if diff := cmp.Diff(want, split.Report()); diff != "" {
+			t.Errorf("report depends on write chunking (-whole +split):\n%s", diff)
+		}
+	})
+}
+
+// BenchmarkChecker checks ~64 MiB of MD5 phone lines written in 256 KiB chunks.
+func BenchmarkChecker(b *testing.B) {
+	data := phoneLines(64 << 20)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		c, _ := New(Phone)
+		writeInChunks(c, data, 256<<10)
+		if r := c.Report(); r.InvalidLines != 0 {
+			b.Fatalf("invalid lines in generated data: %+v", r)
+		}
+	}
+}
+
+// phoneLines returns about size bytes of distinct MD5 hex lines.
+func phoneLines(size int) []byte {
+	var buf bytes.Buffer
+	buf.Grow(size + 33)
+	for i := 0; buf.Len() < size; i++ {
+		sum := md5.Sum(fmt.Appendf(nil, "1380013%04d", i))
+		buf.WriteString(hex.EncodeToString(sum[:]))
+		buf.WriteByte('\n')
+	}
+	return buf.Bytes()
+}
+
+func mustNew(t testing.TB, dataType DataType) *Checker {
+	t.Helper()
+	c, err := New(dataType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func writeString(c *Checker, s string) { c.Write([]byte(s)) }
+
+func writeInChunks(c *Checker, data []byte, size int) {
+	for len(data) > 0 {
+		n := min(size, len(data))
+		c.Write(data[:n])
+		data = data[n:]
+	}
+}
+
+func writeAtRandomPoints(c *Checker, data []byte, rnd *rand.Rand) {
+	for len(data) > 0 {
+		n := rnd.IntN(len(data) + 1)
+		c.Write(data[:n])
+		data = data[n:]
+	}
+}
+
+// countLines counts newline-terminated lines plus an unterminated last one.
+func countLines(data []byte) int64 {
+	n := int64(bytes.Count(data, []byte("\n")))
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		n++
+	}
+	return n
+}

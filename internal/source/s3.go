@@ -1,0 +1,214 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// S3Config locates one object in an S3-compatible store: AWS S3, MinIO,
+// Tencent COS, Aliyun OSS, …
+type S3Config struct {
+	// Endpoint is host[:port], without scheme.
+	Endpoint string
+	Bucket   string
+	Key      string
+	// Region is optional; the store is asked when it is empty.
+	Region string
+	// BucketLookup is "auto" (the default when empty), "path" or "dns".
+	// Aliyun OSS and Tencent COS need "dns".
+	BucketLookup string
+	// Insecure talks plain HTTP, e.g. to an in-cluster MinIO.
+	Insecure bool
+	// AccessKey, SecretKey and the optional SessionToken are static
+	// credentials. Without AccessKey the environment (AWS_* and MINIO_*
+	// variables) and then IAM are asked, which covers EC2 instance roles, ECS
+	// and IRSA (AWS_WEB_IDENTITY_TOKEN_FILE).
+	AccessKey    string
+	SecretKey    string
+	SessionToken string
+	// CABundle holds PEM certificates trusted in addition to the system roots.
+	CABundle []byte
+	// Transport is an optional base transport shared between sources.
+	Transport http.RoundTripper
+}
+
+// maxS3Retries bounds minio-go's own retries of transient failures: the
+// reconciler backs off and retries too, so a dead endpoint must fail fast.
+const maxS3Retries = 3
+
+type s3Source struct {
+	client *minio.Core
+	bucket string
+	key    string
+	name   string // s3://bucket/key, for messages
+}
+
+// NewS3 returns a Source for the object cfg locates. It does no I/O.
+func NewS3(cfg S3Config) (Source, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	lookup, err := bucketLookup(cfg.BucketLookup)
+	if err != nil {
+		return nil, err
+	}
+	transport, err := newTransport(cfg.Transport, cfg.CABundle)
+	if err != nil {
+		return nil, err
+	}
+	client, err := minio.NewCore(cfg.Endpoint, &minio.Options{
+		Creds:        cfg.credentials(),
+		Secure:       !cfg.Insecure,
+		Transport:    transport,
+		Region:       cfg.Region,
+		BucketLookup: lookup,
+		MaxRetries:   maxS3Retries,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: endpoint %q: %v", ErrInvalidConfig, cfg.Endpoint, err)
+	}
+	return &s3Source{
+		client: client,
+		bucket: cfg.Bucket,
+		key:    cfg.Key,
+		name:   "s3://" + cfg.Bucket + "/" + cfg.Key,
+	}, nil
+}
+
+func (c S3Config) validate() error {
+	if c.Endpoint == "" || c.Bucket == "" || c.Key == "" {
+		return fmt.Errorf("%w: s3 source needs an endpoint, a bucket and a key", ErrInvalidConfig)
+	}
+	if strings.Contains(c.Endpoint, "://") {
+		return fmt.Errorf("%w: endpoint %q must be host[:port] without a scheme (insecure selects plain http)",
+			ErrInvalidConfig, c.Endpoint)
+	}
+	if (c.AccessKey == "") != (c.SecretKey == "") {
+		return fmt.Errorf("%w: s3 credentials need both an access key and a secret key", ErrInvalidConfig)
+	}
+	return nil
+}
+
+func (c S3Config) credentials() *credentials.Credentials {
+	if c.AccessKey != "" {
+		return credentials.NewStaticV4(c.AccessKey, c.SecretKey, c.SessionToken)
+	}
+	return credentials.NewChainCredentials([]credentials.Provider{
+		&credentials.EnvAWS{},
+		&credentials.EnvMinio{},
+		&credentials.IAM{},
+	})
+}
+
+func bucketLookup(name string) (minio.BucketLookupType, error) {
+	switch name {
+	case "", "auto":
+		return minio.BucketLookupAuto, nil
+	case "path":
+		return minio.BucketLookupPath, nil
+	case "dns":
+		return minio.BucketLookupDNS, nil
+	}
+	return 0, fmt.Errorf("%w: bucket lookup %q, want auto, path or dns", ErrInvalidConfig, name)
+}
+
+// Open streams the current version of the object, pinned by the ETag (and
+// version ID) of the response that carries its bytes.
+func (s *s3Source) Open(ctx context.Context) (io.ReadCloser, Version, error) {
+	body, info, _, err := s.client.GetObject(ctx, s.bucket, s.key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, Version{}, s.classify("get", err, false)
+	}
+	v := Version{Size: info.Size, ETag: info.ETag, VersionID: versionID(info.VersionID)}
+	if v.ETag == "" || v.Size < 0 {
+		body.Close()
+		return nil, Version{}, fmt.Errorf("%w: get %s: the store sent no ETag or no Content-Length, so the object cannot be pinned",
+			ErrInvalidConfig, s.name)
+	}
+	return body, v, nil
+}
+
+// OpenRange reads the current object with If-Match on v's ETag. It does not
+// read v by its version ID: an overwritten object must fail with ErrChanged
+// even in a versioned bucket, or the upload would silently send a file that is
+// no longer the one at the key.
+func (s *s3Source) OpenRange(ctx context.Context, v Version, offset, length int64) (io.ReadCloser, error) {
+	if err := checkRange(v, offset, length); err != nil {
+		return nil, err
+	}
+	var opts minio.GetObjectOptions
+	if err := opts.SetRange(offset, offset+length-1); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	if err := opts.SetMatchETag(v.ETag); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	body, info, _, err := s.client.GetObject(ctx, s.bucket, s.key, opts)
+	if err != nil {
+		return nil, s.classify("get range", err, true)
+	}
+	if got := versionID(info.VersionID); got != v.VersionID {
+		body.Close()
+		return nil, fmt.Errorf("get range %s: %w: version %q is now %q", s.name, ErrChanged, v.VersionID, got)
+	}
+	if info.Size != length {
+		body.Close()
+		return nil, fmt.Errorf("get range %s: the store sent %d bytes for a %d byte range", s.name, info.Size, length)
+	}
+	return body, nil
+}
+
+// versionID drops the "null" version ID stores report for unversioned objects.
+func versionID(id string) string {
+	if id == "null" {
+		return ""
+	}
+	return id
+}
+
+// classify wraps err with the sentinel its S3 error code maps to. pinned
+// tells that a version was asked for, so a missing object means it changed.
+func (s *s3Source) classify(op string, err error, pinned bool) error {
+	var resp minio.ErrorResponse
+	if !errors.As(err, &resp) {
+		return transportError(op, s.name, err)
+	}
+	kind := s3ErrorKind(resp.Code, resp.StatusCode, pinned)
+	if kind == nil {
+		return fmt.Errorf("%s %s: %w (%s, HTTP %d)", op, s.name, err, resp.Code, resp.StatusCode)
+	}
+	return fmt.Errorf("%s %s: %w: %w (%s, HTTP %d)", op, s.name, kind, err, resp.Code, resp.StatusCode)
+}
+
+// s3ErrorKind maps an S3 error code, or failing that its HTTP status, to a
+// terminal sentinel; nil means transient.
+func s3ErrorKind(code string, status int, pinned bool) error {
+	switch code {
+	case "NoSuchBucket":
+		return ErrNotFound
+	case "NoSuchKey":
+		if pinned {
+			return ErrChanged
+		}
+		return ErrNotFound
+	case "NoSuchVersion", "PreconditionFailed", "InvalidRange":
+		return ErrChanged
+	case "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "InvalidTokenId",
+		"ExpiredToken", "TokenRefreshRequired", "AllAccessDisabled", "AccountProblem",
+		"XMinioInvalidToken":
+		return ErrAccessDenied
+	case "InvalidBucketName", "XMinioInvalidObjectName", "AuthorizationHeaderMalformed",
+		"PermanentRedirect", "InvalidRegion":
+		return ErrInvalidConfig
+	case "RequestTimeout", "SlowDown", "InternalError", "ServiceUnavailable":
+		return nil
+	}
+	return httpStatusKind(status, pinned)
+}
