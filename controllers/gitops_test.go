@@ -86,4 +86,7 @@ func TestARequestedReconcileIsEchoedAndReadsTheFileAgain(t *testing.T) {
 	if u.Status.Source.Digest == first.Status.Source.Digest {
 		t.Error("the digest did not change with the bytes")
 	}
+	if u.Status.Upload.Filename != "vip-2.csv" {
+		t.Errorf("the second upload is named %q, want vip-2.csv (WeChat Pay refuses a filename twice)", u.Status.Upload.Filename)
+	}
 }

@@ -80,7 +80,7 @@ func (r *UserPackageUploadReconciler) currentUpload(u *v1.UserPackageUpload) *v1
 	}
 	if old := u.Status.Upload; old != nil && old.ID != "" {
 		u.Status.History = append([]v1.AbandonedUpload{{
-			ID: old.ID, Generation: old.Generation, Digest: old.Digest, At: metav1.NewTime(r.Now()),
+			ID: old.ID, Generation: old.Generation, Digest: old.Digest, Filename: old.Filename, At: metav1.NewTime(r.Now()),
 		}}, u.Status.History...)
 		u.Status.History = u.Status.History[:min(len(u.Status.History), maxHistory)]
 		r.event(u, corev1.EventTypeNormal, "Superseded", fmt.Sprintf(

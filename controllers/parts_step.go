@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
@@ -50,10 +51,14 @@ func (r *UserPackageUploadReconciler) reconcileParts(ctx context.Context, u *v1.
 		if err := r.uploadParts(ctx, u, a, acked); err != nil {
 			return failCondition(u, v1.ConditionPartsUploaded, err)
 		}
+		r.event(u, corev1.EventTypeNormal, v1.ReasonPartsUploaded, partsMessage(u.Status.Upload))
 	}
-	setCondition(u, v1.ConditionPartsUploaded, metav1.ConditionTrue, v1.ReasonPartsUploaded,
-		fmt.Sprintf("all %d parts acknowledged (%d bytes)", up.PartCount, up.BytesDone))
+	setCondition(u, v1.ConditionPartsUploaded, metav1.ConditionTrue, v1.ReasonPartsUploaded, partsMessage(u.Status.Upload))
 	return nil
+}
+
+func partsMessage(up *v1.UploadStatus) string {
+	return fmt.Sprintf("all %d parts acknowledged (%d bytes)", up.PartCount, up.BytesDone)
 }
 
 // checkPlan refuses a part plan that cannot describe the file, rather than

@@ -15,14 +15,14 @@ import (
 func TestARestartMidUploadResumesWithoutResendingParts(t *testing.T) {
 	h := newHarness(t, harnessOptions{partSize: 16 << 10, noManager: true})
 	// Slow parts, so that the manager is stopped with some sent and some not.
-	must(t, h.sandbox.SetFaults(sandbox.EndpointUploadPart, sandbox.Faults{LatencyMillis: 100}))
+	must(t, h.sandbox.SetFaults(sandbox.EndpointUploadPart, sandbox.Faults{LatencyMillis: 500}))
 	h.startManager(nil)
 	data := phoneFile(0, 10_000) // 330,000 bytes: 21 parts of 16 KiB
 	h.put("vip.csv", data)
 	h.create(h.object("vip", "vip.csv"))
 
 	h.waitFor("vip", 30*time.Second, "half uploaded", func(u *v1.UserPackageUpload) bool {
-		return u.Status.Upload != nil && u.Status.Upload.PartsDone >= 5
+		return u.Status.Upload != nil && u.Status.Upload.PartsDone >= 4
 	})
 	h.stopManager()
 	stoppedAt := h.get("vip").Status.Upload.PartsDone
@@ -75,7 +75,7 @@ func TestFaultsOnPartsStillConvergeWithEachPartAcknowledgedOnce(t *testing.T) {
 
 func TestAnObjectChangedMidUploadStalls(t *testing.T) {
 	h := newHarness(t, harnessOptions{partSize: 16 << 10, noManager: true})
-	must(t, h.sandbox.SetFaults(sandbox.EndpointUploadPart, sandbox.Faults{LatencyMillis: 100}))
+	must(t, h.sandbox.SetFaults(sandbox.EndpointUploadPart, sandbox.Faults{LatencyMillis: 500}))
 	h.startManager(nil)
 	h.put("vip.csv", phoneFile(0, 10_000))
 	h.create(h.object("vip", "vip.csv"))

@@ -11,6 +11,7 @@ import (
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/linecheck"
 	"github.com/crowdpack/crowdpack/internal/source"
+	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
 const digestPrefix = "sha256:"
@@ -110,17 +111,31 @@ func joinNumbers(ns []int64) string {
 
 // uploadFilename is spec.file.filename or, by default, the base name of the
 // source key or URL path (admission checks that one of them is valid).
+// WeChat Pay refuses a filename it has seen, so a default name that an
+// earlier upload of the object used gets a number: vip.csv, then vip-2.csv.
+// An explicit filename is used as it is.
 func uploadFilename(u *v1.UserPackageUpload) string {
 	if u.Spec.File.Filename != "" {
 		return u.Spec.File.Filename
 	}
-	if s3 := u.Spec.Source.S3; s3 != nil {
-		return path.Base(s3.Key)
-	}
-	if h := u.Spec.Source.HTTP; h != nil {
-		p, _, _ := strings.Cut(h.URL, "?")
+	var base string
+	switch {
+	case u.Spec.Source.S3 != nil:
+		base = path.Base(u.Spec.Source.S3.Key)
+	case u.Spec.Source.HTTP != nil:
+		p, _, _ := strings.Cut(u.Spec.Source.HTTP.URL, "?")
 		p, _, _ = strings.Cut(p, "#")
-		return path.Base(p)
+		base = path.Base(p)
 	}
-	return ""
+	used := map[string]bool{}
+	for _, h := range u.Status.History {
+		used[h.Filename] = true
+	}
+	name := base
+	for n := 2; used[name]; n++ {
+		suffix := fmt.Sprintf("-%d.csv", n)
+		stem := strings.TrimSuffix(base, ".csv")
+		name = stem[:min(len(stem), wechatpay.MaxFilenameLength-len(suffix))] + suffix
+	}
+	return name
 }

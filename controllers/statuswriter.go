@@ -42,7 +42,7 @@ func (w *statusWriter) patch(ctx context.Context, u *v1.UserPackageUpload) error
 // happening twice.
 func (w *statusWriter) claim(ctx context.Context, u *v1.UserPackageUpload) error {
 	if err := w.client.Status().Update(ctx, u); err != nil {
-		return fmt.Errorf("record intent: %w", err)
+		return &claimError{err: err}
 	}
 	w.before = u.DeepCopy()
 	return nil
@@ -70,3 +70,10 @@ func (w *statusWriter) record(ctx context.Context, u *v1.UserPackageUpload, muta
 	*u = *latest
 	return nil
 }
+
+// claimError is a failed claim: the object's status in memory holds an
+// intent that was not persisted and must not be written by anything else.
+type claimError struct{ err error }
+
+func (e *claimError) Error() string { return fmt.Sprintf("record intent: %v", e.err) }
+func (e *claimError) Unwrap() error { return e.err }

@@ -159,6 +159,15 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 
 	err := r.runSteps(ctx, u, a, r.reconcileSource, r.reconcileInitiate, r.reconcileParts, r.reconcileMerge, r.reconcileExpand)
+	var claim *claimError
+	if errors.As(err, &claim) {
+		// Persist nothing of an intent that could not be recorded: the
+		// next reconcile starts again from what the API server holds.
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{Requeue: true}, nil
+		}
+		return ctrl.Result{}, err
+	}
 	result, err := r.summarize(u, err)
 	r.announce(u, readyBefore)
 	if patchErr := a.status.patch(ctx, u); patchErr != nil {
@@ -196,9 +205,6 @@ func (r *UserPackageUploadReconciler) summarize(u *v1.UserPackageUpload, err err
 	case errors.As(err, &retrying):
 		markRetrying(u, retrying.reason, retrying.message)
 		return ctrl.Result{}, err
-	case apierrors.IsConflict(err):
-		// The cache was behind the API server: try again on fresh data.
-		return ctrl.Result{Requeue: true}, nil
 	default:
 		return ctrl.Result{}, err
 	}

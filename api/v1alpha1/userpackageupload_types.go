@@ -336,10 +336,12 @@ type UploadStatus struct {
 
 // AbandonedUpload is an upload session left behind by a change.
 type AbandonedUpload struct {
-	ID         string      `json:"id"`
-	Generation int64       `json:"generation"`
-	Digest     string      `json:"digest"`
-	At         metav1.Time `json:"at"`
+	ID         string `json:"id"`
+	Generation int64  `json:"generation"`
+	Digest     string `json:"digest"`
+	// Filename the upload used; WeChat Pay does not take it twice.
+	Filename string      `json:"filename"`
+	At       metav1.Time `json:"at"`
 }
 
 // +kubebuilder:object:root=true
