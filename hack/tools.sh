@@ -4,7 +4,7 @@
 # $CROWDPACK_CACHE/<tool>-<version>/ and linking it into bin/. A second run
 # finds the cache and does no work.
 #
-#   hack/tools.sh [controller-gen|etcd|kube-apiserver|minio|all]...
+#   hack/tools.sh [controller-gen|etcd|kube-apiserver|minio|helm|all]...
 set -euo pipefail
 
 ETCD_VERSION=v3.6.16
@@ -12,6 +12,7 @@ KUBERNETES_VERSION=v1.37.2
 STAGING_VERSION=v0.37.2
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 CONTROLLER_GEN_VERSION=v0.23.0
+HELM_VERSION=v3.22.0
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/bin
@@ -51,6 +52,10 @@ build_controller_gen() {
   GOBIN=$1 go install "sigs.k8s.io/controller-tools/cmd/controller-gen@$2"
 }
 
+build_helm() {
+  GOBIN=$1 CGO_ENABLED=0 go install "helm.sh/helm/v3/cmd/helm@$2"
+}
+
 build_minio() {
   GOBIN=$1 CGO_ENABLED=0 go install "github.com/minio/minio@$2"
 }
@@ -61,7 +66,7 @@ build_etcd() {
   local dir=$1 version=$2
   throwaway_module "$dir"
   (cd "$dir" &&
-    go get "go.etcd.io/etcd/server/v3@$version" >/dev/null 2>&1 &&
+    go get "go.etcd.io/etcd/server/v3@$version" &&
     CGO_ENABLED=0 go build -trimpath -o etcd go.etcd.io/etcd/server/v3)
 }
 
@@ -76,20 +81,21 @@ build_kube_apiserver() {
     cd "$dir"
     for m in $staging; do go mod edit -replace "$m=$m@$STAGING_VERSION"; done
     go mod edit -require "k8s.io/kubernetes@$version"
-    go get "k8s.io/kubernetes/cmd/kube-apiserver@$version" >/dev/null 2>&1
+    go get "k8s.io/kubernetes/cmd/kube-apiserver@$version"
     CGO_ENABLED=0 go build -trimpath -o kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
   )
 }
 
 main() {
   local tools=("$@")
-  [[ ${#tools[@]} -gt 0 && ${tools[0]} != all ]] || tools=(controller-gen etcd kube-apiserver minio)
+  [[ ${#tools[@]} -gt 0 && ${tools[0]} != all ]] || tools=(controller-gen etcd kube-apiserver minio helm)
   for t in "${tools[@]}"; do
     case $t in
       controller-gen) ensure controller-gen "$CONTROLLER_GEN_VERSION" build_controller_gen ;;
       etcd) ensure etcd "$ETCD_VERSION" build_etcd ;;
       kube-apiserver) ensure kube-apiserver "$KUBERNETES_VERSION" build_kube_apiserver ;;
       minio) ensure minio "$MINIO_VERSION" build_minio ;;
+      helm) ensure helm "$HELM_VERSION" build_helm ;;
       *) log "unknown tool $t"; exit 2 ;;
     esac
   done

@@ -1,0 +1,309 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/source"
+	"github.com/crowdpack/crowdpack/internal/wechatpay"
+)
+
+// cond is a condition as these tests compare it.
+type cond struct {
+	Type, Status, Reason string
+}
+
+func conds(u *v1.UserPackageUpload) []cond {
+	var out []cond
+	for _, c := range u.Status.Conditions {
+		out = append(out, cond{c.Type, string(c.Status), c.Reason})
+	}
+	return out
+}
+
+func withConditions(gen int64, cs ...cond) *v1.UserPackageUpload {
+	u := &v1.UserPackageUpload{ObjectMeta: metav1.ObjectMeta{Generation: gen}}
+	for _, c := range cs {
+		u.Status.Conditions = append(u.Status.Conditions, metav1.Condition{
+			Type: c.Type, Status: metav1.ConditionStatus(c.Status), Reason: c.Reason, ObservedGeneration: gen,
+		})
+	}
+	return u
+}
+
+func TestStatusSetters(t *testing.T) {
+	tests := []struct {
+		name           string
+		reason         string // why this case matters
+		object         *v1.UserPackageUpload
+		set            func(u *v1.UserPackageUpload)
+		want           []cond
+		wantObservedGn int64
+	}{
+		{
+			name:   "progressing on a bare object says so before any I/O",
+			reason: "nobody should see an object without conditions",
+			object: withConditions(1),
+			set:    func(u *v1.UserPackageUpload) { markProgressing(u, "reading") },
+			want: []cond{
+				{v1.ConditionReconciling, "True", v1.ReasonProgressing},
+				{v1.ConditionReady, "Unknown", v1.ReasonProgressing},
+			},
+		},
+		{
+			name:   "a stall replaces Reconciling and observes the generation",
+			reason: "kstatus reports Failed only with Stalled=True and the generation observed",
+			object: withConditions(3, cond{v1.ConditionReconciling, "True", v1.ReasonProgressing}),
+			set:    func(u *v1.UserPackageUpload) { markStalled(u, v1.ReasonSecretNotFound, "no Secret") },
+			want: []cond{
+				{v1.ConditionStalled, "True", v1.ReasonSecretNotFound},
+				{v1.ConditionReady, "False", v1.ReasonSecretNotFound},
+			},
+			wantObservedGn: 3,
+		},
+		{
+			name:   "a retry clears an earlier stall and does not observe the generation",
+			reason: "kubectl wait must keep waiting while a transient error is retried",
+			object: withConditions(2, cond{v1.ConditionStalled, "True", v1.ReasonSecretNotFound}),
+			set: func(u *v1.UserPackageUpload) {
+				markRetrying(u, v1.ReasonWeChatPayUnavailable, "503; retrying")
+			},
+			want: []cond{
+				{v1.ConditionReconciling, "True", v1.ReasonRetrying},
+				{v1.ConditionReady, "False", v1.ReasonWeChatPayUnavailable},
+			},
+		},
+		{
+			name:   "ready removes Reconciling and Stalled and keeps domain conditions",
+			reason: "Ready summarises; the domain conditions tell the story",
+			object: withConditions(4,
+				cond{v1.ConditionReconciling, "True", v1.ReasonProgressing},
+				cond{v1.ConditionInitiated, "True", v1.ReasonInitiated}),
+			set: func(u *v1.UserPackageUpload) { markReady(u) },
+			want: []cond{
+				{v1.ConditionInitiated, "True", v1.ReasonInitiated},
+				{v1.ConditionReady, "True", v1.ReasonSucceeded},
+			},
+			wantObservedGn: 4,
+		},
+		{
+			name:   "suspending unfinished work says it is suspended",
+			reason: "Argo CD and users must see why nothing happens",
+			object: withConditions(1, cond{v1.ConditionReconciling, "True", v1.ReasonProgressing}),
+			set:    markSuspended,
+			want:   []cond{{v1.ConditionReady, "False", v1.ReasonSuspended}},
+		},
+		{
+			name:   "suspending a finished object leaves it Ready",
+			reason: "suspend changes nothing about work already done",
+			object: withConditions(2, cond{v1.ConditionReady, "True", v1.ReasonSucceeded}),
+			set:    markSuspended,
+			want:   []cond{{v1.ConditionReady, "True", v1.ReasonSucceeded}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := tt.object
+			u.Status.Upload = &v1.UploadStatus{ID: "U1", PartCount: 2, PartSize: 10}
+			tt.set(u)
+			if diff := cmp.Diff(tt.want, conds(u), cmpopts.SortSlices(func(a, b cond) bool { return a.Type < b.Type })); diff != "" {
+				t.Errorf("%s: conditions (-want +got):\n%s", tt.reason, diff)
+			}
+			if u.Status.ObservedGeneration != tt.wantObservedGn {
+				t.Errorf("%s: observedGeneration %d, want %d", tt.reason, u.Status.ObservedGeneration, tt.wantObservedGn)
+			}
+			for _, c := range u.Status.Conditions {
+				if c.ObservedGeneration != u.Generation {
+					t.Errorf("condition %s observed generation %d, want %d", c.Type, c.ObservedGeneration, u.Generation)
+				}
+			}
+		})
+	}
+}
+
+func TestReadyMessageSaysHowFarTheUploadWent(t *testing.T) {
+	now := metav1.NewTime(time.Unix(0, 0))
+	tests := []struct {
+		name   string
+		upload v1.UploadStatus
+		want   string
+	}{
+		{
+			name:   "an initiated upload whose parts someone else sends",
+			upload: v1.UploadStatus{ID: "U1", PartCount: 3, PartSize: 5},
+			want:   "upload U1 initiated: 3 parts of 5 bytes; the parts are sent by another system (spec.uploadParts: false)",
+		},
+		{
+			name:   "a merged upload names its resource",
+			upload: v1.UploadStatus{ID: "U1", PartCount: 3, ResourceID: "R9", MergedAt: &now},
+			want:   "3 parts merged into resource R9",
+		},
+		{
+			name:   "an expanded upload says when the data takes effect",
+			upload: v1.UploadStatus{ID: "U1", PartCount: 3, MergedAt: &now, ExpandedAt: &now},
+			want:   "crowd package 01000100010000000007 expanded with upload U1; the data takes effect after WeChat Pay's sync (usually T+2)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := &v1.UserPackageUpload{}
+			u.Spec.UserPackageID = "01000100010000000007"
+			u.Status.Upload = &tt.upload
+			if got := readyMessage(u); got != tt.want {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPartSet(t *testing.T) {
+	tests := []struct {
+		name        string
+		total       int64
+		add         []int64
+		wantMissing []int64
+	}{
+		{name: "an empty set misses every part", total: 3, wantMissing: []int64{1, 2, 3}},
+		{name: "parts across a byte boundary are kept", total: 10, add: []int64{1, 8, 9}, wantMissing: []int64{2, 3, 4, 5, 6, 7, 10}},
+		{name: "a full set misses nothing", total: 2, add: []int64{2, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newPartSet(tt.total)
+			for _, p := range tt.add {
+				s.add(p)
+			}
+			round, err := decodePartSet(s.encode(), tt.total)
+			must(t, err)
+			if diff := cmp.Diff(tt.wantMissing, round.missing()); diff != "" {
+				t.Errorf("missing after a round trip (-want +got):\n%s", diff)
+			}
+			if got := round.count(); got != int64(len(tt.add)) {
+				t.Errorf("count %d, want %d", got, len(tt.add))
+			}
+		})
+	}
+}
+
+func TestPartSetOfTenThousandPartsFitsInStatus(t *testing.T) {
+	s := newPartSet(10_000)
+	for p := int64(1); p <= 10_000; p++ {
+		s.add(p)
+	}
+	if n := len(s.encode()); n > 2000 {
+		t.Errorf("10,000 parts take %d bytes of status", n)
+	}
+}
+
+func TestDecodePartSetRefusesABitmapOfTheWrongSize(t *testing.T) {
+	if _, err := decodePartSet(newPartSet(9).encode(), 30); err == nil {
+		t.Error("a 2-byte bitmap was taken for 30 parts")
+	}
+}
+
+func TestUploadFilename(t *testing.T) {
+	tests := []struct {
+		name     string
+		spec     v1.UserPackageUploadSpec
+		history  []string
+		expected string
+	}{
+		{
+			name:     "an explicit filename is used as it is, even if used before",
+			spec:     v1.UserPackageUploadSpec{File: v1.FileSpec{Filename: "mine.csv"}, Source: v1.Source{S3: &v1.S3Source{Key: "a/b.csv"}}},
+			history:  []string{"mine.csv"},
+			expected: "mine.csv",
+		},
+		{
+			name:     "the default is the base name of the key",
+			spec:     v1.UserPackageUploadSpec{Source: v1.Source{S3: &v1.S3Source{Key: "exports/2026/vip.csv"}}},
+			expected: "vip.csv",
+		},
+		{
+			name:     "the default of a URL ignores its query",
+			spec:     v1.UserPackageUploadSpec{Source: v1.Source{HTTP: &v1.HTTPSource{URL: "https://x.example/d/vip.csv?sig=abc#top"}}},
+			expected: "vip.csv",
+		},
+		{
+			name:     "a default name an earlier upload used gets the next free number",
+			spec:     v1.UserPackageUploadSpec{Source: v1.Source{S3: &v1.S3Source{Key: "vip.csv"}}},
+			history:  []string{"vip-2.csv", "vip.csv"},
+			expected: "vip-3.csv",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := &v1.UserPackageUpload{Spec: tt.spec}
+			for _, f := range tt.history {
+				u.Status.History = append(u.Status.History, v1.AbandonedUpload{Filename: f})
+			}
+			if got := uploadFilename(u); got != tt.expected {
+				t.Errorf("got %q, want %q", got, tt.expected)
+			}
+		})
+	}
+}
+
+func TestErrorsAreSortedIntoStallsAndRetries(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		wantStall  bool
+		wantReason string
+		wantAfter  time.Duration
+	}{
+		{name: "a 500 is retried", err: &wechatpay.APIError{StatusCode: 500, Code: "SYSTEM_ERROR"}, wantReason: v1.ReasonWeChatPayUnavailable},
+		{name: "a 429 is retried after its Retry-After", err: &wechatpay.APIError{StatusCode: 429, RetryAfter: 7 * time.Second}, wantReason: v1.ReasonWeChatPayRateLimited, wantAfter: 7 * time.Second},
+		{name: "a 202 is retried", err: &wechatpay.APIError{StatusCode: http.StatusAccepted}, wantReason: v1.ReasonWeChatPayUnavailable},
+		{name: "a lost connection is retried", err: &wechatpay.TransportError{MayHaveReachedServer: true, Err: errors.New("EOF")}, wantReason: v1.ReasonWeChatPayUnavailable},
+		{name: "a 400 PARAM_ERROR stalls", err: &wechatpay.APIError{StatusCode: 400, Code: "PARAM_ERROR"}, wantStall: true, wantReason: v1.ReasonWeChatPayRejected},
+		{name: "a 401 SIGN_ERROR stalls on the credentials", err: &wechatpay.APIError{StatusCode: 401, Code: "SIGN_ERROR"}, wantStall: true, wantReason: v1.ReasonWeChatPayAuthFailed},
+		{name: "a 403 NO_AUTH stalls", err: &wechatpay.APIError{StatusCode: 403, Code: "NO_AUTH"}, wantStall: true, wantReason: v1.ReasonWeChatPayRejected},
+		{name: "an unverifiable answer stalls", err: &wechatpay.VerificationError{Reason: "bad signature"}, wantStall: true, wantReason: v1.ReasonResponseUnverified},
+		{name: "a missing object stalls", err: fmt.Errorf("get: %w", source.ErrNotFound), wantStall: true, wantReason: v1.ReasonSourceNotFound},
+		{name: "a forbidden object stalls", err: fmt.Errorf("get: %w", source.ErrAccessDenied), wantStall: true, wantReason: v1.ReasonSourceAccessDenied},
+		{name: "a changed object stalls", err: fmt.Errorf("range: %w", source.ErrChanged), wantStall: true, wantReason: v1.ReasonSourceChanged},
+		{name: "an unreachable store is retried", err: errors.New("dial tcp: connection refused"), wantReason: v1.ReasonSourceUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got error
+			if isSourceCase(tt.err) {
+				got = sourceError(tt.err)
+			} else {
+				got = weChatPayError("initiate upload", tt.err)
+			}
+			var s *stallError
+			var r *retryError
+			switch {
+			case errors.As(got, &s):
+				if !tt.wantStall || s.reason != tt.wantReason {
+					t.Errorf("stalled with %s, want stall=%v %s", s.reason, tt.wantStall, tt.wantReason)
+				}
+			case errors.As(got, &r):
+				if tt.wantStall || r.reason != tt.wantReason || r.after != tt.wantAfter {
+					t.Errorf("retried with %s after %s, want stall=%v %s after %s", r.reason, r.after, tt.wantStall, tt.wantReason, tt.wantAfter)
+				}
+			default:
+				t.Fatalf("unclassified: %v", got)
+			}
+		})
+	}
+}
+
+// isSourceCase tells the table's storage errors from its WeChat Pay ones.
+func isSourceCase(err error) bool {
+	var api *wechatpay.APIError
+	var tr *wechatpay.TransportError
+	var ve *wechatpay.VerificationError
+	return !errors.As(err, &api) && !errors.As(err, &tr) && !errors.As(err, &ve) && !strings.Contains(err.Error(), "wechat")
+}
