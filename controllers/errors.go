@@ -63,33 +63,34 @@ func sourceError(err error) error {
 	}
 }
 
-// weChatPayError sorts an error from the brand API for the operation op.
-func weChatPayError(op string, err error) error {
+// weChatPayError sorts an error from the brand API client, whose message
+// already names the operation.
+func weChatPayError(err error) error {
 	var api *wechatpay.APIError
 	var creds *wechatpay.CredentialsError
 	isAPI := errors.As(err, &api)
 	switch class := wechatpay.Classify(err); {
 	case class == wechatpay.Retryable && isAPI && api.StatusCode == 429:
-		return retry(v1.ReasonWeChatPayRateLimited, api.RetryAfter, "%s: %v; retrying after the delay WeChat Pay asked for", op, err)
+		return retry(v1.ReasonWeChatPayRateLimited, api.RetryAfter, "%v; retrying after the delay WeChat Pay asked for", err)
 	case class == wechatpay.Retryable:
-		return retry(v1.ReasonWeChatPayUnavailable, wechatpay.RetryAfter(err), "%s: %v; retrying", op, err)
+		return retry(v1.ReasonWeChatPayUnavailable, wechatpay.RetryAfter(err), "%v; retrying", err)
 	case class == wechatpay.Canceled:
 		return err
 	case errors.As(err, &creds):
-		return stall(v1.ReasonInvalidCredentials, "%s: %v; fix the Secret named by spec.credentialsRef", op, err)
+		return stall(v1.ReasonInvalidCredentials, "%v; fix the Secret named by spec.credentialsRef", err)
 	case isAPI && api.StatusCode == 401:
 		return stall(v1.ReasonWeChatPayAuthFailed,
-			"%s: %v; check apiclient_key.pem and certificate_serial_no in the Secret named by spec.credentialsRef", op, err)
+			"%v; check apiclient_key.pem and certificate_serial_no in the Secret named by spec.credentialsRef", err)
 	case isAPI:
-		return stall(v1.ReasonWeChatPayRejected, "%s: %v; fix the spec or the file and apply again", op, err)
+		return stall(v1.ReasonWeChatPayRejected, "%v; fix the spec or the file and apply again", err)
 	case errors.Is(err, wechatpay.ErrVerification):
 		return stall(v1.ReasonResponseUnverified,
-			"%s: %v; the answer could not be verified and was not trusted: check wxp_pub.pem and wechatpay_public_key_id in the Secret, and the --wechatpay-endpoint", op, err)
+			"%v; the answer could not be verified and was not trusted: check wxp_pub.pem and wechatpay_public_key_id in the Secret, and the --wechatpay-endpoint", err)
 	default:
 		var invalid *wechatpay.ValidationError
 		if errors.As(err, &invalid) {
-			return stall(v1.ReasonInvalidSpec, "%s: %v", op, err)
+			return stall(v1.ReasonInvalidSpec, "%v", err)
 		}
-		return stall(v1.ReasonWeChatPayRejected, "%s: %v", op, err)
+		return stall(v1.ReasonWeChatPayRejected, "%v", err)
 	}
 }

@@ -109,10 +109,10 @@ func (r *UserPackageUploadReconciler) initiateFailed(ctx context.Context, u *v1.
 	}
 	if filenameRefused(callErr, u.Status.Upload.Filename) {
 		return failInitiate(u, stall(v1.ReasonFilenameTaken,
-			"initiate upload: WeChat Pay refused the filename %s (%v); it may be taken by an earlier upload whose answer was lost: set a new spec.file.filename",
+			"WeChat Pay refused the filename %s (%v); it may be taken by an earlier upload whose answer was lost: set a new spec.file.filename",
 			u.Status.Upload.Filename, callErr))
 	}
-	return failInitiate(u, weChatPayError("initiate upload", callErr))
+	return failInitiate(u, weChatPayError(callErr))
 }
 
 // filenameRefused reports whether WeChat Pay refused the call for its filename.

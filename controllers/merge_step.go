@@ -44,7 +44,7 @@ func (r *UserPackageUploadReconciler) merge(ctx context.Context, u *v1.UserPacka
 	}
 	result, err := wc.MergeParts(ctx, up.ID)
 	if err != nil {
-		return weChatPayError("merge parts", err)
+		return weChatPayError(err)
 	}
 	return a.status.record(ctx, u, func(x *v1.UserPackageUpload) {
 		at := metav1.NewTime(r.Now())
@@ -80,7 +80,7 @@ func (r *UserPackageUploadReconciler) expand(ctx context.Context, u *v1.UserPack
 		return err
 	}
 	if _, err := wc.ExpandPackage(ctx, u.Spec.UserPackageID, u.Status.Upload.ID); err != nil {
-		return weChatPayError("expand crowd package", err)
+		return weChatPayError(err)
 	}
 	return a.status.record(ctx, u, func(x *v1.UserPackageUpload) {
 		at := metav1.NewTime(r.Now())

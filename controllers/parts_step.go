@@ -170,7 +170,7 @@ func (p *partUploader) send(ctx context.Context, part int64) error {
 		Open:     func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil },
 	})
 	if err != nil {
-		return weChatPayError(fmt.Sprintf("upload part %d", part), err)
+		return weChatPayError(err)
 	}
 	p.progress.ack(part, size)
 	return nil

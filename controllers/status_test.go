@@ -280,7 +280,7 @@ func TestErrorsAreSortedIntoStallsAndRetries(t *testing.T) {
 			if isSourceCase(tt.err) {
 				got = sourceError(tt.err)
 			} else {
-				got = weChatPayError("initiate upload", tt.err)
+				got = weChatPayError(tt.err)
 			}
 			var s *stallError
 			var r *retryError
