@@ -85,8 +85,7 @@ uninstall: ## Remove the CRD (and every UserPackageUpload) from the cluster.
 
 .PHONY: deploy
 deploy: manifests ## Deploy the manager with image IMG to the cluster in the current kubeconfig.
-	cd config/manager && $(KUBECTL) kustomize . >/dev/null && \
-	  sed -i.bak 's#^\(\s*newName:\).*#\1 $(firstword $(subst :, ,$(IMG)))#; s#^\(\s*newTag:\).*#\1 $(or $(word 2,$(subst :, ,$(IMG))),latest)#' kustomization.yaml && rm -f kustomization.yaml.bak
+	hack/set-image.sh config/manager/kustomization.yaml "$(IMG)"
 	$(KUBECTL) apply --server-side -k config/default
 
 .PHONY: undeploy

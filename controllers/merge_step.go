@@ -35,7 +35,7 @@ func (r *UserPackageUploadReconciler) merge(ctx context.Context, u *v1.UserPacka
 		return err
 	}
 	// A stale view could merge twice: check it is current first.
-	if err := a.status.claim(ctx, u); err != nil {
+	if err := a.status.ensureCurrent(ctx, u); err != nil {
 		return err
 	}
 	up := u.Status.Upload
@@ -76,7 +76,7 @@ func (r *UserPackageUploadReconciler) expand(ctx context.Context, u *v1.UserPack
 	if err != nil {
 		return err
 	}
-	if err := a.status.claim(ctx, u); err != nil {
+	if err := a.status.ensureCurrent(ctx, u); err != nil {
 		return err
 	}
 	if _, err := wc.ExpandPackage(ctx, u.Spec.UserPackageID, u.Status.Upload.ID); err != nil {

@@ -83,9 +83,8 @@ func (r *UserPackageUploadReconciler) uploadParts(ctx context.Context, u *v1.Use
 	}
 	setCondition(u, v1.ConditionPartsUploaded, metav1.ConditionFalse, v1.ReasonProgressing,
 		fmt.Sprintf("uploading %d parts", u.Status.Upload.PartCount))
-	// Writing on condition that this is the latest version makes sure the
-	// set of acknowledged parts is current: a stale one would resend parts.
-	if err := a.status.claim(ctx, u); err != nil {
+	// A stale set of acknowledged parts would resend parts.
+	if err := a.status.ensureCurrent(ctx, u); err != nil {
 		return err
 	}
 	up := u.Status.Upload

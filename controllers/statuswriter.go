@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	kretry "k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -17,6 +19,9 @@ type statusWriter struct {
 	client client.Client
 	reader client.Reader // the API server itself, not the cache
 	before *v1.UserPackageUpload
+	// current is true once this reconcile wrote the object: the answer to
+	// a write is its latest version, and nobody else writes it meanwhile.
+	current bool
 }
 
 func newStatusWriter(c client.Client, reader client.Reader, u *v1.UserPackageUpload) *statusWriter {
@@ -29,10 +34,18 @@ func (w *statusWriter) patch(ctx context.Context, u *v1.UserPackageUpload) error
 	if equality.Semantic.DeepEqual(w.before.Status, u.Status) {
 		return nil
 	}
-	if err := w.client.Status().Patch(ctx, u, client.MergeFrom(w.before)); err != nil {
+	data, err := client.MergeFrom(w.before).Data(u)
+	if err != nil {
 		return fmt.Errorf("patch status: %w", err)
 	}
-	w.before = u.DeepCopy()
+	// The answer goes into an empty object: decoded over u, fields the
+	// server has cleared would survive from a stale u.
+	latest := &v1.UserPackageUpload{ObjectMeta: metav1.ObjectMeta{Namespace: u.Namespace, Name: u.Name}}
+	if err := w.client.Status().Patch(ctx, latest, client.RawPatch(types.MergePatchType, data)); err != nil {
+		return fmt.Errorf("patch status: %w", err)
+	}
+	*u = *latest
+	w.before, w.current = u.DeepCopy(), true
 	return nil
 }
 
@@ -44,8 +57,17 @@ func (w *statusWriter) claim(ctx context.Context, u *v1.UserPackageUpload) error
 	if err := w.client.Status().Update(ctx, u); err != nil {
 		return &claimError{err: err}
 	}
-	w.before = u.DeepCopy()
+	w.before, w.current = u.DeepCopy(), true
 	return nil
+}
+
+// ensureCurrent makes sure u is the latest version before a call that must
+// happen once: a claim, unless this reconcile already wrote the object.
+func (w *statusWriter) ensureCurrent(ctx context.Context, u *v1.UserPackageUpload) error {
+	if w.current {
+		return nil
+	}
+	return w.claim(ctx, u)
 }
 
 // record applies mutate to the latest version of the object and writes it,
@@ -53,9 +75,10 @@ func (w *statusWriter) claim(ctx context.Context, u *v1.UserPackageUpload) error
 // to a conflicting write. u ends up as written, but for its conditions,
 // which the final patch sends.
 func (w *statusWriter) record(ctx context.Context, u *v1.UserPackageUpload, mutate func(*v1.UserPackageUpload)) error {
-	latest := u.DeepCopy()
 	mutate(u)
+	var latest *v1.UserPackageUpload
 	err := kretry.RetryOnConflict(kretry.DefaultRetry, func() error {
+		latest = &v1.UserPackageUpload{}
 		if err := w.reader.Get(ctx, client.ObjectKeyFromObject(u), latest); err != nil {
 			return err
 		}
@@ -65,7 +88,7 @@ func (w *statusWriter) record(ctx context.Context, u *v1.UserPackageUpload, muta
 	if err != nil {
 		return fmt.Errorf("record outcome: %w", err)
 	}
-	w.before = latest.DeepCopy()
+	w.before, w.current = latest.DeepCopy(), true
 	latest.Status.Conditions = u.Status.Conditions
 	*u = *latest
 	return nil
