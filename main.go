@@ -16,6 +16,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/crowdpack/crowdpack/controllers"
+	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/scheme"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
@@ -100,7 +101,12 @@ func run(ctx context.Context, o options) error {
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("crowdpack"),
 		NewWeChatPay: func(creds *wechatpay.Credentials) (controllers.WeChatPay, error) {
-			return wechatpay.New(creds, api)
+			c, err := wechatpay.New(creds, api)
+			if err != nil {
+				return nil, err
+			}
+			// Counted and timed in crowdpack_wechatpay_* (served on --metrics-bind-address).
+			return metrics.InstrumentWeChatPay(c), nil
 		},
 		PartConcurrency:         o.partConcurrency,
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/linecheck"
+	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
@@ -32,10 +34,12 @@ func (r *UserPackageUploadReconciler) reconcileSource(ctx context.Context, u *v1
 	if err != nil {
 		return stall(v1.ReasonInvalidSpec, "spec.file.dataType: %v", err)
 	}
+	start := time.Now()
 	result, err := source.Digest(ctx, src, check)
 	if err != nil {
 		return failSource(u, sourceError(err))
 	}
+	metrics.ObserveDigest(start)
 	u.Status.Source = &v1.SourceStatus{
 		Size:       result.Version.Size,
 		Digest:     digestPrefix + result.Digest,

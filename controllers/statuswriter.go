@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	kretry "k8s.io/client-go/util/retry"
@@ -76,14 +77,19 @@ func (w *statusWriter) ensureCurrent(ctx context.Context, u *v1.UserPackageUploa
 // which the final patch sends.
 func (w *statusWriter) record(ctx context.Context, u *v1.UserPackageUpload, mutate func(*v1.UserPackageUpload)) error {
 	mutate(u)
-	var latest *v1.UserPackageUpload
+	// First try the version in hand, which a claim just wrote; read the
+	// latest only after a conflict.
+	latest := u.DeepCopy()
 	err := kretry.RetryOnConflict(kretry.DefaultRetry, func() error {
-		latest = &v1.UserPackageUpload{}
-		if err := w.reader.Get(ctx, client.ObjectKeyFromObject(u), latest); err != nil {
-			return err
+		err := w.client.Status().Update(ctx, latest)
+		if apierrors.IsConflict(err) {
+			latest = &v1.UserPackageUpload{}
+			if getErr := w.reader.Get(ctx, client.ObjectKeyFromObject(u), latest); getErr != nil {
+				return getErr
+			}
+			mutate(latest)
 		}
-		mutate(latest)
-		return w.client.Status().Update(ctx, latest)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("record outcome: %w", err)

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
@@ -135,11 +136,17 @@ type step func(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error
 func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	u := &v1.UserPackageUpload{}
 	if err := r.Get(ctx, req.NamespacedName, u); err != nil {
+		if apierrors.IsNotFound(err) {
+			metrics.ForgetUpload(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !u.DeletionTimestamp.IsZero() {
+		metrics.ForgetUpload(req.Namespace, req.Name)
 		return ctrl.Result{}, nil
 	}
+	// The crowdpack_uploads gauge counts objects by the phase this reconcile leaves them in.
+	defer metrics.ObserveUpload(u)
 	a := &attempt{status: newStatusWriter(r.Client, r.APIReader, u)}
 	readyBefore := apimeta.FindStatusCondition(u.Status.Conditions, v1.ConditionReady)
 	if readyBefore != nil {
@@ -261,7 +268,7 @@ func (a *attempt) sourceFor(ctx context.Context, r *UserPackageUploadReconciler,
 		if err != nil {
 			return nil, err
 		}
-		a.source = s
+		a.source = metrics.InstrumentSource(s)
 	}
 	return a.source, nil
 }

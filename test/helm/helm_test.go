@@ -1,0 +1,544 @@
+// Package helm tests the Helm chart in charts/crowdpack: it renders it with
+// the pinned helm (bin/helm, built by hack/tools.sh helm), lints it, checks
+// it stays equivalent to config/ (CRDs, RBAC, the manager's security
+// settings), and has a real API server (envtest) accept every rendered
+// object with a server-side dry run.
+package helm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
+)
+
+const namespace = "crowdpack-system"
+
+var (
+	kube *kubetest.Env
+	root string
+)
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	var err error
+	if root, err = kubetest.RepoRoot(); err != nil {
+		return 0, err
+	}
+	if kube, err = kubetest.Start(); err != nil {
+		return 0, err
+	}
+	defer kube.Stop()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
+	if err := kube.Client.Create(context.Background(), ns); err != nil {
+		return 0, err
+	}
+	return m.Run(), nil
+}
+
+// helm runs the pinned helm binary and returns its standard output.
+func helm(t *testing.T, args ...string) []byte {
+	t.Helper()
+	bin := filepath.Join(root, "bin", "helm")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s not found: run 'hack/tools.sh helm' (or 'make tools') first", bin)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = root
+	// Keep helm away from the user's own helm configuration and caches.
+	home := t.TempDir()
+	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+home, "HELM_CACHE_HOME="+home, "HELM_DATA_HOME="+home)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.Bytes()
+}
+
+// nonDefaultValues sets every value the chart documents to something other
+// than its default.
+const nonDefaultValues = `
+image:
+  repository: registry.example.com/platform/crowdpack
+  tag: v1.2.3
+  pullPolicy: Always
+imagePullSecrets:
+- name: registry-credentials
+serviceAccount:
+  annotations:
+    example.com/role: crowdpack
+wechatpay:
+  endpoint: https://wechatpay-sandbox.crowdpack-system.svc:8443
+  timeout: 45s
+  caBundle: |
+    -----BEGIN CERTIFICATE-----
+    MIIBdummyCAForTheChartTestOnly
+    -----END CERTIFICATE-----
+leaderElection:
+  enabled: false
+replicaCount: 1
+maxConcurrentReconciles: 3
+partConcurrency: 2
+extraArgs:
+- --zap-log-level=debug
+metrics:
+  enabled: true
+  port: 9090
+serviceMonitor:
+  enabled: true
+  labels:
+    release: kube-prometheus-stack
+  interval: 1m
+resources:
+  requests:
+    cpu: 50m
+    memory: 64Mi
+  limits:
+    cpu: "1"
+    memory: 512Mi
+nodeSelector:
+  kubernetes.io/os: linux
+tolerations:
+- key: dedicated
+  operator: Equal
+  value: operators
+  effect: NoSchedule
+affinity:
+  nodeAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      nodeSelectorTerms:
+      - matchExpressions:
+        - key: kubernetes.io/arch
+          operator: In
+          values: [amd64, arm64]
+podAnnotations:
+  example.com/team: marketing-platform
+podLabels:
+  example.com/cost-center: growth
+priorityClassName: system-cluster-critical
+`
+
+// rendered is the output of helm template, by kind/name.
+type rendered struct {
+	objects []*unstructured.Unstructured
+}
+
+func (r rendered) find(kind, nameSuffix string) *unstructured.Unstructured {
+	for _, o := range r.objects {
+		if o.GetKind() == kind && strings.HasSuffix(o.GetName(), nameSuffix) {
+			return o
+		}
+	}
+	return nil
+}
+
+func (r rendered) kinds() []string {
+	var ks []string
+	for _, o := range r.objects {
+		ks = append(ks, o.GetKind())
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+func (r rendered) deployment(t *testing.T) *appsv1.Deployment {
+	t.Helper()
+	u := r.find("Deployment", "controller-manager")
+	if u == nil {
+		t.Fatal("no Deployment rendered")
+	}
+	var d appsv1.Deployment
+	must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d))
+	return &d
+}
+
+func render(t *testing.T, release, values string) rendered {
+	t.Helper()
+	args := []string{"template", release, "charts/crowdpack", "--namespace", namespace, "--include-crds"}
+	if values != "" {
+		f := filepath.Join(t.TempDir(), "values.yaml")
+		must(t, os.WriteFile(f, []byte(values), 0o600))
+		args = append(args, "--values", f)
+	}
+	return rendered{objects: decodeAll(t, helm(t, args...))}
+}
+
+func decodeAll(t *testing.T, data []byte) []*unstructured.Unstructured {
+	t.Helper()
+	var out []*unstructured.Unstructured
+	d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		var obj map[string]any
+		err := d.Decode(&obj)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		must(t, err)
+		if obj == nil {
+			continue
+		}
+		out = append(out, &unstructured.Unstructured{Object: obj})
+	}
+}
+
+func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
+	cases := []struct {
+		name    string
+		release string
+		values  string
+		check   func(t *testing.T, r rendered)
+	}{
+		{
+			name:    "the default values render the manager of config/default",
+			release: "crowdpack",
+			check: func(t *testing.T, r rendered) {
+				kinds := []string{"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"}
+				if d := cmp.Diff(kinds, r.kinds()); d != "" {
+					t.Errorf("kinds -want +got:\n%s", d)
+				}
+				d := r.deployment(t)
+				c := d.Spec.Template.Spec.Containers[0]
+				wantArgs := []string{"--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
+					"--max-concurrent-reconciles=8", "--part-concurrency=4"}
+				if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
+					t.Errorf("args -want +got:\n%s", diff)
+				}
+				if c.Image != "crowdpack:0.1.0" {
+					t.Errorf("image %s, want crowdpack:<appVersion>", c.Image)
+				}
+				// Same names as config/default, so the two are interchangeable.
+				for kind, name := range map[string]string{
+					"Deployment": "crowdpack-controller-manager", "ServiceAccount": "crowdpack-controller-manager",
+					"Service": "crowdpack-controller-manager-metrics", "ClusterRole": "crowdpack-manager-role",
+				} {
+					if r.find(kind, name) == nil || r.find(kind, name).GetName() != name {
+						t.Errorf("no %s named %s", kind, name)
+					}
+				}
+				// And the same pod as config/manager/manager.yaml, but for labels.
+				kd := kustomizeDeployment(t)
+				want, got := &kd.Spec.Template.Spec, &d.Spec.Template.Spec
+				for _, x := range []struct {
+					what      string
+					want, got any
+				}{
+					{"pod securityContext", want.SecurityContext, got.SecurityContext},
+					{"container securityContext", want.Containers[0].SecurityContext, c.SecurityContext},
+					{"liveness probe", want.Containers[0].LivenessProbe, c.LivenessProbe},
+					{"readiness probe", want.Containers[0].ReadinessProbe, c.ReadinessProbe},
+					{"resources", want.Containers[0].Resources, c.Resources},
+					{"env", want.Containers[0].Env, c.Env},
+					{"ports", want.Containers[0].Ports, c.Ports},
+					{"command", want.Containers[0].Command, c.Command},
+					{"terminationGracePeriodSeconds", want.TerminationGracePeriodSeconds, got.TerminationGracePeriodSeconds},
+				} {
+					if diff := cmp.Diff(toJSON(t, x.want), toJSON(t, x.got)); diff != "" {
+						t.Errorf("%s differs from config/manager -kustomize +chart:\n%s", x.what, diff)
+					}
+				}
+			},
+		},
+		{
+			name:    "non-default values render a CA-trusting manager without leader election, with a ServiceMonitor",
+			release: "uploads",
+			values:  nonDefaultValues,
+			check: func(t *testing.T, r rendered) {
+				want := []string{"ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment", "Service", "ServiceAccount", "ServiceMonitor"}
+				if d := cmp.Diff(want, r.kinds()); d != "" {
+					t.Errorf("kinds -want +got:\n%s", d)
+				}
+				d := r.deployment(t)
+				pod := d.Spec.Template.Spec
+				c := pod.Containers[0]
+				wantArgs := []string{"--metrics-bind-address=:9090", "--health-probe-bind-address=:8081",
+					"--max-concurrent-reconciles=3", "--part-concurrency=2",
+					"--wechatpay-endpoint=https://wechatpay-sandbox.crowdpack-system.svc:8443", "--wechatpay-timeout=45s",
+					"--wechatpay-ca-file=/etc/crowdpack/wechatpay-ca/ca.crt", "--zap-log-level=debug"}
+				if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
+					t.Errorf("args -want +got:\n%s", diff)
+				}
+				if c.Image != "registry.example.com/platform/crowdpack:v1.2.3" || c.ImagePullPolicy != corev1.PullAlways {
+					t.Errorf("image %s (%s)", c.Image, c.ImagePullPolicy)
+				}
+				if c.Resources.Limits.Memory().String() != "512Mi" {
+					t.Errorf("memory limit %s, want 512Mi", c.Resources.Limits.Memory())
+				}
+				cm := r.find("ConfigMap", "wechatpay-ca")
+				if cm == nil {
+					t.Fatal("no CA bundle ConfigMap")
+				}
+				if ca, _, _ := unstructured.NestedString(cm.Object, "data", "ca.crt"); !strings.HasPrefix(ca, "-----BEGIN CERTIFICATE-----\n") {
+					t.Errorf("ca.crt = %q", ca)
+				}
+				if len(pod.Volumes) != 1 || pod.Volumes[0].ConfigMap == nil || pod.Volumes[0].ConfigMap.Name != cm.GetName() {
+					t.Errorf("volumes %+v, want the CA ConfigMap %s", pod.Volumes, cm.GetName())
+				}
+				if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/etc/crowdpack/wechatpay-ca" {
+					t.Errorf("volume mounts %+v", c.VolumeMounts)
+				}
+				if pod.NodeSelector["kubernetes.io/os"] != "linux" || len(pod.Tolerations) != 1 || pod.Affinity == nil || pod.PriorityClassName == "" {
+					t.Errorf("scheduling not rendered: %v %v %v %q", pod.NodeSelector, pod.Tolerations, pod.Affinity, pod.PriorityClassName)
+				}
+				meta := d.Spec.Template.ObjectMeta
+				if meta.Annotations["example.com/team"] != "marketing-platform" || meta.Annotations["checksum/wechatpay-ca"] == "" {
+					t.Errorf("pod annotations %v", meta.Annotations)
+				}
+				if meta.Labels["example.com/cost-center"] != "growth" {
+					t.Errorf("pod labels %v", meta.Labels)
+				}
+				sm := r.find("ServiceMonitor", "metrics")
+				if sm.GetLabels()["release"] != "kube-prometheus-stack" {
+					t.Errorf("ServiceMonitor labels %v", sm.GetLabels())
+				}
+				svc := r.find("Service", "metrics")
+				if port, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports"); len(port) != 1 || fmt.Sprint(port[0].(map[string]any)["port"]) != "9090" {
+					t.Errorf("Service ports %v", port)
+				}
+			},
+		},
+		{
+			name:    "disabling metrics renders neither the Service nor the ServiceMonitor",
+			release: "crowdpack",
+			values:  "metrics: {enabled: false}\nserviceMonitor: {enabled: true}\n",
+			check: func(t *testing.T, r rendered) {
+				if r.find("Service", "metrics") != nil || r.find("ServiceMonitor", "metrics") != nil {
+					t.Errorf("kinds %v, want no Service or ServiceMonitor", r.kinds())
+				}
+				c := r.deployment(t).Spec.Template.Spec.Containers[0]
+				if !slices.Contains(c.Args, "--metrics-bind-address=0") {
+					t.Errorf("args %v, want --metrics-bind-address=0", c.Args)
+				}
+				if len(c.Ports) != 1 || c.Ports[0].Name != "health" {
+					t.Errorf("ports %v, want only health", c.Ports)
+				}
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := render(t, tc.release, tc.values)
+			checkSecurity(t, r.deployment(t))
+			tc.check(t, r)
+			applyDryRun(t, r)
+		})
+	}
+}
+
+// checkSecurity holds for every rendering: the restricted Pod Security
+// Standard, probes and resources.
+func checkSecurity(t *testing.T, d *appsv1.Deployment) {
+	t.Helper()
+	pod := d.Spec.Template.Spec
+	if sc := pod.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot ||
+		sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod securityContext %+v", sc)
+	}
+	for _, c := range pod.Containers {
+		sc := c.SecurityContext
+		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+			sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+			sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
+			sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+			t.Errorf("container %s securityContext %+v", c.Name, sc)
+		}
+		if c.LivenessProbe == nil || c.ReadinessProbe == nil {
+			t.Errorf("container %s has no liveness or readiness probe", c.Name)
+		}
+		if c.Resources.Limits.Memory().IsZero() || c.Resources.Requests.Cpu().IsZero() {
+			t.Errorf("container %s resources %+v", c.Name, c.Resources)
+		}
+	}
+}
+
+// applyDryRun server-side applies every object with dryRun=All: the API
+// server validates it (schema, admission) without storing it. The
+// Prometheus Operator's CRDs are not installed in envtest, so its kinds
+// (monitoring.coreos.com) alone are skipped when the server does not know them.
+func applyDryRun(t *testing.T, r rendered) {
+	t.Helper()
+	ctx := context.Background()
+	for _, o := range r.objects {
+		err := kube.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(o),
+			client.FieldOwner("helm-chart-test"), client.ForceOwnership, client.DryRunAll)
+		if err != nil && apimeta.IsNoMatchError(err) && o.GroupVersionKind().Group == "monitoring.coreos.com" {
+			t.Logf("skipped %s %s: monitoring.coreos.com CRDs are not installed in envtest", o.GetKind(), o.GetName())
+			continue
+		}
+		if err != nil {
+			t.Errorf("apply --dry-run=server %s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+}
+
+func TestHelmLint(t *testing.T) {
+	cases := []struct {
+		name   string
+		values string
+	}{
+		{"the chart lints cleanly with the default values", ""},
+		{"the chart lints cleanly with every value set", nonDefaultValues},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"lint", "charts/crowdpack", "--strict", "--namespace", namespace}
+			if tc.values != "" {
+				f := filepath.Join(t.TempDir(), "values.yaml")
+				must(t, os.WriteFile(f, []byte(tc.values), 0o600))
+				args = append(args, "--values", f)
+			}
+			helm(t, args...)
+		})
+	}
+}
+
+// TestTheChartsCRDsAreTheGeneratedOnes keeps charts/crowdpack/crds a
+// byte-for-byte copy of config/crd/bases (make manifests writes the latter:
+// copy them over after changing the API).
+func TestTheChartsCRDsAreTheGeneratedOnes(t *testing.T) {
+	bases := filepath.Join(root, "config", "crd", "bases")
+	crds := filepath.Join(root, "charts", "crowdpack", "crds")
+	want, got := yamlFiles(t, bases), yamlFiles(t, crds)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("charts/crowdpack/crds has other files than config/crd/bases (cp config/crd/bases/*.yaml charts/crowdpack/crds/) -want +got:\n%s", d)
+	}
+	for _, name := range want {
+		a, err := os.ReadFile(filepath.Join(bases, name))
+		must(t, err)
+		b, err := os.ReadFile(filepath.Join(crds, name))
+		must(t, err)
+		if !bytes.Equal(a, b) {
+			t.Errorf("charts/crowdpack/crds/%s differs from config/crd/bases/%s: cp config/crd/bases/*.yaml charts/crowdpack/crds/", name, name)
+		}
+	}
+}
+
+// TestTheChartsRBACIsConfigRBAC keeps the chart's rules those of
+// config/rbac (role.yaml is generated from the +kubebuilder:rbac markers).
+func TestTheChartsRBACIsConfigRBAC(t *testing.T) {
+	r := render(t, "crowdpack", "")
+	for _, c := range []struct {
+		kind, suffix, file string
+	}{
+		{"ClusterRole", "manager-role", "role.yaml"},
+		{"Role", "leader-election-role", "leader_election_role.yaml"},
+	} {
+		o := r.find(c.kind, c.suffix)
+		if o == nil {
+			t.Fatalf("no %s *%s rendered", c.kind, c.suffix)
+		}
+		var got, want rbacv1.ClusterRole
+		must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &got))
+		raw, err := os.ReadFile(filepath.Join(root, "config", "rbac", c.file))
+		must(t, err)
+		must(t, yaml.Unmarshal(raw, &want))
+		if d := cmp.Diff(want.Rules, got.Rules); d != "" {
+			t.Errorf("%s rules differ from config/rbac/%s -config +chart:\n%s", c.kind, c.file, d)
+		}
+	}
+}
+
+// TestThePrometheusServiceMonitorSelectsTheMetricsService checks that
+// config/prometheus/monitor.yaml matches config/manager's metrics Service.
+func TestThePrometheusServiceMonitorSelectsTheMetricsService(t *testing.T) {
+	var svc corev1.Service
+	raw, err := os.ReadFile(filepath.Join(root, "config", "manager", "metrics_service.yaml"))
+	must(t, err)
+	must(t, yaml.Unmarshal(raw, &svc))
+	var monitor struct {
+		Spec struct {
+			Selector  metav1.LabelSelector `json:"selector"`
+			Endpoints []struct {
+				Port string `json:"port"`
+			} `json:"endpoints"`
+		} `json:"spec"`
+	}
+	raw, err = os.ReadFile(filepath.Join(root, "config", "prometheus", "monitor.yaml"))
+	must(t, err)
+	must(t, yaml.Unmarshal(raw, &monitor))
+	for k, v := range monitor.Spec.Selector.MatchLabels {
+		if svc.Labels[k] != v {
+			t.Errorf("the ServiceMonitor selects %s=%s; the metrics Service's labels are %v", k, v, svc.Labels)
+		}
+	}
+	for _, e := range monitor.Spec.Endpoints {
+		if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == e.Port }) {
+			t.Errorf("the ServiceMonitor scrapes port %q; the metrics Service has %v", e.Port, svc.Spec.Ports)
+		}
+	}
+}
+
+// kustomizeDeployment is the Deployment of config/manager/manager.yaml.
+func kustomizeDeployment(t *testing.T) *appsv1.Deployment {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, "config", "manager", "manager.yaml"))
+	must(t, err)
+	for _, o := range decodeAll(t, raw) {
+		if o.GetKind() == "Deployment" {
+			var d appsv1.Deployment
+			must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d))
+			return &d
+		}
+	}
+	t.Fatal("no Deployment in config/manager/manager.yaml")
+	return nil
+}
+
+// toJSON is v as indented JSON, for diffs of API types (Quantities have
+// unexported fields that cmp cannot compare).
+func toJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	must(t, err)
+	return string(b)
+}
+
+func yamlFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	must(t, err)
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".yaml") {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
