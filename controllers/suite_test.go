@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -26,6 +27,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
 	"github.com/crowdpack/crowdpack/internal/testutil/miniotest"
@@ -88,18 +90,33 @@ func runSuite(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer storage.Stop()
-	return m.Run(), nil
+	// Managers run as a user with exactly config/rbac's rights (rbac_test.go).
+	if err := setupManagerUser(context.Background()); err != nil {
+		return 0, err
+	}
+	code := m.Run()
+	// Nothing a test run wrote may hold a secret (leaks_test.go).
+	if err := checkNoSecretLeaks(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = cmp.Or(code, 1)
+	}
+	return code, nil
 }
 
 // harness is one test's world.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	ns      string
 	bucket  string
 	sandbox *sandbox.Server
 	api     *sandbox.Instance
-	stopMgr func()
+	// managers are the managers started for this test, oldest first.
+	managers []*runningManager
+	// leaderElection makes managers elect a leader in the test's namespace.
+	leaderElection bool
+	// metricsAddr is where the manager serves /metrics ("0": nowhere).
+	metricsAddr string
 }
 
 type harnessOptions struct {
@@ -107,11 +124,16 @@ type harnessOptions struct {
 	// wrapClient lets a test put itself between the reconciler and the API server.
 	wrapClient func(client.Client) client.Client
 	noManager  bool
+	// metricsAddr is the manager's metrics bind address; empty means none.
+	metricsAddr string
+	// leaderElection makes every manager of the test elect a leader first,
+	// as main.go does with --leader-elect (failover_test.go).
+	leaderElection bool
 }
 
-func newHarness(t *testing.T, opts harnessOptions) *harness {
+func newHarness(t testing.TB, opts harnessOptions) *harness {
 	t.Helper()
-	h := &harness{t: t, ctx: context.Background()}
+	h := &harness{t: t, ctx: context.Background(), metricsAddr: cmp.Or(opts.metricsAddr, "0"), leaderElection: opts.leaderElection}
 	h.ns = fmt.Sprintf("t%d", nsSeq.Add(1))
 	h.bucket = "crowd-" + h.ns
 	must(t, kube.Client.Create(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}))
@@ -140,16 +162,21 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 }
 
 // startManager runs the operator for this test's namespace until the test
-// ends or stopManager is called.
-func (h *harness) startManager(wrap func(client.Client) client.Client) {
+// ends or stopManager is called. It runs as the restricted manager user; it
+// may be called again while others run (with leader election, one works).
+func (h *harness) startManager(wrap func(client.Client) client.Client) *runningManager {
 	t := h.t
-	mgr, err := ctrl.NewManager(kube.Config, ctrl.Options{
+	opts := ctrl.Options{
 		Scheme:                 kube.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
+		Metrics:                metricsserver.Options{BindAddress: h.metricsAddr},
 		HealthProbeBindAddress: "0",
 		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}},
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}
+	if h.leaderElection {
+		h.electLeader(&opts)
+	}
+	mgr, err := ctrl.NewManager(managerConfig(), opts)
 	must(t, err)
 	c := mgr.GetClient()
 	if wrap != nil {
@@ -161,7 +188,11 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) {
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("crowdpack"),
 		NewWeChatPay: func(creds *wechatpay.Credentials) (WeChatPay, error) {
-			return wechatpay.New(creds, wechatpay.Config{BaseURL: baseURL, Timeout: 5 * time.Second})
+			c, err := wechatpay.New(creds, wechatpay.Config{BaseURL: baseURL, Timeout: 5 * time.Second})
+			if err != nil {
+				return nil, err
+			}
+			return metrics.InstrumentWeChatPay(c), nil // as main.go does
 		},
 		MaxConcurrentReconciles: 2,
 		RetryBaseDelay:          50 * time.Millisecond,
@@ -171,17 +202,18 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) {
 	must(t, r.SetupWithManager(ctx, mgr))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	h.stopMgr = func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-		h.stopMgr = func() {}
-	}
-	t.Cleanup(func() { h.stopMgr() })
+	m := &runningManager{t: t, mgr: mgr, cancel: cancel, done: done}
+	h.managers = append(h.managers, m)
+	t.Cleanup(m.stop)
+	return m
 }
 
-func (h *harness) stopManager() { h.stopMgr() }
+// stopManager stops every manager of the test.
+func (h *harness) stopManager() {
+	for _, m := range h.managers {
+		m.stop()
+	}
+}
 
 // put stores data in the test's bucket.
 func (h *harness) put(key string, data []byte) {

@@ -3,6 +3,7 @@ package wechatpay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -162,10 +163,29 @@ func (cl *Client) InitiateUpload(ctx context.Context, r InitiateUploadRequest) (
 	if err := json.Unmarshal(raw, &resp); err != nil {
 		return nil, fmt.Errorf("%s: decode answer: %w", op, err)
 	}
-	if resp.UploadID == "" || resp.FilePartSize <= 0 || resp.FilePartCount <= 0 {
-		return nil, fmt.Errorf("%s: answer lacks upload_id, file_part_size or file_part_count", op)
+	if err := resp.checkPlan(r.FileSize); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	return &resp, nil
+}
+
+// checkPlan refuses an answer whose part plan cannot describe a file of
+// fileSize bytes: parts of file_part_size bytes (at most MaxPartSize), only
+// the last one shorter, file_part_count of them, and an upload_id that later
+// calls accept.
+func (r *InitiateUploadResponse) checkPlan(fileSize int64) error {
+	switch {
+	case r.UploadID == "" || r.FilePartSize <= 0 || r.FilePartCount <= 0:
+		return errors.New("answer lacks upload_id, file_part_size or file_part_count")
+	case len(r.UploadID) > MaxUploadIDLength:
+		return fmt.Errorf("answer's upload_id has %d characters, more than %d", len(r.UploadID), MaxUploadIDLength)
+	case r.FilePartSize > MaxPartSize:
+		return fmt.Errorf("answer's file_part_size %d is larger than %d", r.FilePartSize, MaxPartSize)
+	case r.FilePartCount != (fileSize-1)/r.FilePartSize+1:
+		return fmt.Errorf("answer's part plan of %d parts of %d bytes does not fit the file's %d bytes",
+			r.FilePartCount, r.FilePartSize, fileSize)
+	}
+	return nil
 }
 
 // MergeParts merges the uploaded parts; call it only after every part succeeded.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
@@ -17,12 +19,20 @@ import (
 	crowdscheme "github.com/crowdpack/crowdpack/internal/scheme"
 )
 
+// stopTimeout is how long kube-apiserver and etcd get to stop before they
+// are killed.
+const stopTimeout = 5 * time.Second
+
 // Env is a running API server with the CRDs installed.
 type Env struct {
 	Config *rest.Config
 	Client client.Client
 	Scheme *runtime.Scheme
 	env    *envtest.Environment
+	// certDir holds kube-apiserver's serving certificates. It is ours, not
+	// envtest's temporary one, so that a restarted API server keeps them
+	// (envtest makes new ones in a new directory, which clients would not trust).
+	certDir string
 }
 
 // Start starts etcd and kube-apiserver from KUBEBUILDER_ASSETS (or the
@@ -40,14 +50,22 @@ func Start() (*Env, error) {
 		return nil, fmt.Errorf("kube-apiserver not found in %s: run 'make tools' (hack/tools.sh) first", assets)
 	}
 	scheme := crowdscheme.New()
+	certDir, err := os.MkdirTemp("", "crowdpack-apiserver-")
+	if err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
+		// A restarted API server (RestartAPIServer) is killed after this.
+		ControlPlaneStopTimeout: stopTimeout,
 	}
+	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = os.RemoveAll(certDir)
 		return nil, fmt.Errorf("start envtest: %w", err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
@@ -55,11 +73,36 @@ func Start() (*Env, error) {
 		_ = env.Stop()
 		return nil, fmt.Errorf("client for envtest: %w", err)
 	}
-	return &Env{Config: cfg, Client: c, Scheme: scheme, env: env}, nil
+	return &Env{Config: cfg, Client: c, Scheme: scheme, env: env, certDir: certDir}, nil
 }
 
 // Stop stops kube-apiserver and etcd.
-func (e *Env) Stop() error { return e.env.Stop() }
+func (e *Env) Stop() error {
+	defer os.RemoveAll(e.certDir)
+	return e.env.Stop()
+}
+
+// RestartAPIServer stops kube-apiserver, waits down, and starts it again on
+// the same port with the same certificates and etcd, so that existing
+// clients and users carry on once it is back (Start waits for /healthz).
+// It asks kube-apiserver to stop (SIGTERM) and kills it when it has not
+// stopped after stopTimeout: with requests in flight it drains them for a
+// long while. killed says it had to be killed.
+func (e *Env) RestartAPIServer(down time.Duration) (killed bool, err error) {
+	apiServer := e.env.ControlPlane.GetAPIServer()
+	if err = apiServer.Stop(); err != nil {
+		if !strings.Contains(err.Error(), "timeout waiting for process") {
+			return false, fmt.Errorf("stop kube-apiserver: %w", err)
+		}
+		killed = true // SIGKILLed: give it a moment to exit
+		time.Sleep(500 * time.Millisecond)
+	}
+	time.Sleep(down)
+	if err := apiServer.Start(); err != nil {
+		return killed, fmt.Errorf("restart kube-apiserver: %w", err)
+	}
+	return killed, nil
+}
 
 // Environment is the underlying envtest environment, for tests that add
 // users or restart the control plane.
