@@ -3,6 +3,7 @@ package controllers
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
@@ -35,6 +36,17 @@ func (e *retryError) Error() string { return e.message }
 
 func retry(reason string, after time.Duration, format string, args ...any) error {
 	return &retryError{reason: reason, after: after, message: fmt.Sprintf(format, args...)}
+}
+
+// stableMessage is err's message without WeChat Pay's request ID, which
+// changes on every retry: a condition that changed on each one would
+// raise an event each time.
+func stableMessage(err error) string {
+	var api *wechatpay.APIError
+	if errors.As(err, &api) && api.RequestID != "" {
+		return strings.Replace(err.Error(), " (request id "+api.RequestID+")", "", 1)
+	}
+	return err.Error()
 }
 
 // isClassified reports whether err already says whether to stall or retry.
@@ -71,9 +83,9 @@ func weChatPayError(err error) error {
 	isAPI := errors.As(err, &api)
 	switch class := wechatpay.Classify(err); {
 	case class == wechatpay.Retryable && isAPI && api.StatusCode == 429:
-		return retry(v1.ReasonWeChatPayRateLimited, api.RetryAfter, "%v; retrying after the delay WeChat Pay asked for", err)
+		return retry(v1.ReasonWeChatPayRateLimited, api.RetryAfter, "%s; retrying after the delay WeChat Pay asked for", stableMessage(err))
 	case class == wechatpay.Retryable:
-		return retry(v1.ReasonWeChatPayUnavailable, wechatpay.RetryAfter(err), "%v; retrying", err)
+		return retry(v1.ReasonWeChatPayUnavailable, wechatpay.RetryAfter(err), "%s; retrying", stableMessage(err))
 	case class == wechatpay.Canceled:
 		return err
 	case errors.As(err, &creds):

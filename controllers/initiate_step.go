@@ -93,11 +93,12 @@ func (r *UserPackageUploadReconciler) currentUpload(u *v1.UserPackageUpload) *v1
 	return u.Status.Upload
 }
 
-// initiateFailed records a failed call: a call the server may have acted on
-// keeps its marker, so that the next attempt counts an unknown outcome; a
-// refused or unsent one clears it.
+// initiateFailed records a failed call: a call refused or never sent
+// clears its marker; any other keeps it, so that the next attempt counts an
+// unknown outcome (the session may exist: a lost answer, a 5xx, an answer
+// that failed verification).
 func (r *UserPackageUploadReconciler) initiateFailed(ctx context.Context, u *v1.UserPackageUpload, a *attempt, callErr error) error {
-	if !wechatpay.MayHaveReachedServer(callErr) {
+	if createdNoSession(callErr) {
 		err := a.status.record(ctx, u, func(x *v1.UserPackageUpload) {
 			if x.Status.Upload != nil {
 				x.Status.Upload.InitiatingSince = nil
@@ -113,6 +114,22 @@ func (r *UserPackageUploadReconciler) initiateFailed(ctx context.Context, u *v1.
 			u.Status.Upload.Filename, callErr))
 	}
 	return failInitiate(u, weChatPayError(callErr))
+}
+
+// createdNoSession reports whether a failed initiate surely left no session:
+// it was refused (4xx but 429's "not processed") or never sent.
+func createdNoSession(err error) bool {
+	var api *wechatpay.APIError
+	var invalid *wechatpay.ValidationError
+	switch {
+	case errors.As(err, &api):
+		return api.StatusCode >= 400 && api.StatusCode < 500
+	case errors.As(err, &invalid):
+		return true
+	default:
+		var transport *wechatpay.TransportError
+		return errors.As(err, &transport) && !transport.MayHaveReachedServer
+	}
 }
 
 // filenameRefused reports whether WeChat Pay refused the call for its filename.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/source"
@@ -24,10 +25,14 @@ const (
 	// progressInterval is how often acknowledged parts are written to status
 	// while an upload runs (and once more when it stops).
 	progressInterval = time.Second
+	// flushBackoff bounds the last write of progress when the API server
+	// is unreachable: about 25 s in all, within a manager's graceful stop.
 	// partAttempts bounds the tries of one part within a reconcile before
 	// the reconcile backs off as a whole.
 	partAttempts = 3
 )
+
+var flushBackoff = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Steps: 7}
 
 // reconcileParts sends every part WeChat Pay has not acknowledged yet, at
 // most PartConcurrency at a time. Each part is read with a ranged GET
@@ -93,11 +98,16 @@ func (r *UserPackageUploadReconciler) uploadParts(ctx context.Context, u *v1.Use
 		source:   src,
 		version:  source.Version{Size: u.Status.Source.Size, ETag: u.Status.Source.ETag, VersionID: u.Status.Source.VersionID},
 		upload:   *up,
-		progress: &progress{u: u, status: a.status, acked: acked},
+		progress: &progress{u: u, status: a.status, acked: acked, journal: &r.acks},
 		backoff:  r.RetryBaseDelay,
 		buffers:  sync.Pool{New: func() any { return make([]byte, up.PartSize) }},
 	}
-	return p.run(ctx, r.PartConcurrency)
+	p.progress.recall()
+	if err := p.run(ctx, r.PartConcurrency); err != nil {
+		return err
+	}
+	r.acks.forget(up.ID)
+	return nil
 }
 
 // partUploader sends the missing parts of one upload.
@@ -119,7 +129,13 @@ func (p *partUploader) run(ctx context.Context, concurrency int) error {
 		if gctx.Err() != nil {
 			break
 		}
-		g.Go(func() error { return p.sendWithRetries(gctx, part) })
+		g.Go(func() error {
+			// Send no more parts once their acknowledgement cannot be written.
+			if err := p.progress.writeError(); err != nil {
+				return err
+			}
+			return p.sendWithRetries(gctx, part)
+		})
 	}
 	err := g.Wait()
 	if flushErr := stopPersisting(); flushErr != nil && err == nil {
@@ -160,7 +176,10 @@ func (p *partUploader) send(ctx context.Context, part int64) error {
 		return sourceError(err)
 	}
 	sum := sha256.Sum256(buf)
-	_, err := p.wechat.UploadPart(ctx, wechatpay.Part{
+	// A part on its way is not cancelled by a stopping manager: the answer
+	// is awaited (the call has its own timeout) and recorded by the last
+	// write of progress, so that no acknowledged part is sent again.
+	_, err := p.wechat.UploadPart(context.WithoutCancel(ctx), wechatpay.Part{
 		UploadID: p.upload.ID,
 		Number:   int(part),
 		Filename: p.upload.Filename,
@@ -195,11 +214,31 @@ func isRetry(err error) bool {
 // progress collects acknowledgements from the part senders and writes them
 // to status, by itself, so that the object is written by one goroutine.
 type progress struct {
-	mu     sync.Mutex
-	u      *v1.UserPackageUpload
-	status *statusWriter
-	acked  *partSet
-	dirty  bool
+	mu       sync.Mutex
+	u        *v1.UserPackageUpload
+	status   *statusWriter
+	acked    *partSet
+	journal  *ackJournal
+	dirty    bool
+	writeErr error // the last write's error, nil once a write succeeds
+}
+
+// recall counts the parts acknowledged in an earlier reconcile of this
+// process whose acknowledgement never reached status.
+func (p *progress) recall() {
+	up := p.u.Status.Upload
+	for _, part := range p.journal.parts(up.ID) {
+		if !p.acked.has(part) {
+			_, size := wechatpay.PartBounds(p.u.Status.Source.Size, up.PartSize, int(part))
+			p.ack(part, size)
+		}
+	}
+}
+
+func (p *progress) writeError() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.writeErr
 }
 
 // missing lists the parts not acknowledged yet.
@@ -215,6 +254,7 @@ func (p *progress) ack(part, size int64) {
 	defer p.mu.Unlock()
 	up := p.u.Status.Upload
 	p.acked.add(part)
+	p.journal.add(up.ID, part)
 	up.PartsAcked = p.acked.encode()
 	up.PartsDone++
 	up.BytesDone += size
@@ -245,9 +285,13 @@ func (p *progress) persistEvery(ctx context.Context, interval time.Duration) (st
 	return func() error {
 		close(done)
 		<-finished
-		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		return p.persist(flushCtx)
+		flushCtx := context.WithoutCancel(ctx)
+		var err error
+		_ = wait.ExponentialBackoffWithContext(flushCtx, flushBackoff, func(ctx context.Context) (bool, error) {
+			err = p.persist(ctx)
+			return err == nil, nil
+		})
+		return err
 	}
 }
 
@@ -258,8 +302,39 @@ func (p *progress) persist(ctx context.Context) error {
 		return nil
 	}
 	if err := p.status.patch(ctx, p.u); err != nil {
+		p.writeErr = retry(v1.ReasonAPIServerUnavailable, 0, "record acknowledged parts: %v; retrying", err)
 		return err
 	}
-	p.dirty = false
+	p.dirty, p.writeErr = false, nil
 	return nil
+}
+
+// ackJournal remembers, in memory, the parts acknowledged by WeChat Pay,
+// by upload: when status cannot be written (the API server is down), the
+// next reconcile of this process still knows not to send them again.
+type ackJournal struct {
+	mu      sync.Mutex
+	uploads map[string][]int64
+}
+
+func (j *ackJournal) add(uploadID string, part int64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.uploads == nil {
+		j.uploads = map[string][]int64{}
+	}
+	j.uploads[uploadID] = append(j.uploads[uploadID], part)
+}
+
+func (j *ackJournal) parts(uploadID string) []int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]int64(nil), j.uploads[uploadID]...)
+}
+
+// forget drops an upload whose every acknowledgement is in status.
+func (j *ackJournal) forget(uploadID string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.uploads, uploadID)
 }

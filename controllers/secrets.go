@@ -33,7 +33,7 @@ func (r *UserPackageUploadReconciler) readSecret(ctx context.Context, u *v1.User
 	case apierrors.IsNotFound(err):
 		return nil, stall(v1.ReasonSecretNotFound, "Secret %s/%s named by %s not found; create it", u.Namespace, name, field)
 	case err != nil:
-		return nil, retry(v1.ReasonSecretNotFound, 0, "read Secret %s named by %s: %v", name, field, err)
+		return nil, retry(v1.ReasonAPIServerUnavailable, 0, "read Secret %s named by %s: %v; retrying", name, field, err)
 	}
 	return secret, nil
 }

@@ -62,6 +62,8 @@ type UserPackageUploadReconciler struct {
 	RetryBaseDelay, RetryMaxDelay time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+
+	acks ackJournal
 }
 
 // secretIndex indexes UserPackageUploads by the Secrets they refer to.

@@ -68,4 +68,7 @@ const (
 	ReasonWeChatPayUnavailable = "WeChatPayUnavailable"
 	ReasonWeChatPayRateLimited = "WeChatPayRateLimited"
 	ReasonOutcomeUnknown       = "OutcomeUnknown"
+	// ReasonAPIServerUnavailable: a Secret could not be read, or progress
+	// could not be written, because the Kubernetes API server failed.
+	ReasonAPIServerUnavailable = "APIServerUnavailable"
 )
