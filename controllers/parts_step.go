@@ -100,7 +100,6 @@ func (r *UserPackageUploadReconciler) uploadParts(ctx context.Context, u *v1.Use
 		upload:   *up,
 		progress: &progress{u: u, status: a.status, acked: acked, journal: &r.acks},
 		backoff:  r.RetryBaseDelay,
-		buffers:  sync.Pool{New: func() any { return make([]byte, up.PartSize) }},
 	}
 	p.progress.recall()
 	if err := p.run(ctx, r.PartConcurrency); err != nil {
@@ -118,7 +117,19 @@ type partUploader struct {
 	upload   v1.UploadStatus
 	progress *progress
 	backoff  time.Duration
-	buffers  sync.Pool
+}
+
+// partBuffers keeps part buffers between uploads. A part is held whole (its
+// digest goes into the signed meta that precedes its bytes), so memory is
+// bounded by the parts in flight times their size, whatever the file size.
+var partBuffers sync.Pool
+
+// partBuffer returns a buffer of size bytes, reusing one when it is big enough.
+func partBuffer(size int64) []byte {
+	if b, ok := partBuffers.Get().(*[]byte); ok && int64(cap(*b)) >= size {
+		return (*b)[:size]
+	}
+	return make([]byte, size)
 }
 
 func (p *partUploader) run(ctx context.Context, concurrency int) error {
@@ -166,12 +177,11 @@ func (p *partUploader) sendWithRetries(ctx context.Context, part int64) error {
 	return err
 }
 
-// send reads, digests and uploads one part. The part is held in memory
-// because its digest goes into the signed meta that precedes its bytes.
+// send reads, digests and uploads one part.
 func (p *partUploader) send(ctx context.Context, part int64) error {
 	offset, size := wechatpay.PartBounds(p.version.Size, p.upload.PartSize, int(part))
-	buf := p.buffers.Get().([]byte)[:size]
-	defer p.buffers.Put(buf[:cap(buf)])
+	buf := partBuffer(size)
+	defer partBuffers.Put(&buf)
 	if err := p.read(ctx, offset, buf); err != nil {
 		return sourceError(err)
 	}
