@@ -230,7 +230,7 @@ func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 				d := r.deployment(t)
 				c := d.Spec.Template.Spec.Containers[0]
 				wantArgs := []string{"--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
-					"--max-concurrent-reconciles=8", "--part-concurrency=4"}
+					"--max-concurrent-reconciles=16", "--part-concurrency=4"}
 				if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
 					t.Errorf("args -want +got:\n%s", diff)
 				}
