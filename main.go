@@ -100,7 +100,7 @@ func run(ctx context.Context, o options) error {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("crowdpack"),
-		NewWeChatPay: func(creds *wechatpay.Credentials) (controllers.WeChatPay, error) {
+		NewWeChatPay: func(creds *wechatpay.Credentials) (wechatpay.API, error) {
 			c, err := wechatpay.New(creds, api)
 			if err != nil {
 				return nil, err

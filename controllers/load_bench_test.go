@@ -18,7 +18,7 @@ import (
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
-	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
+	"github.com/crowdpack/crowdpack/internal/testutil/repo"
 )
 
 // BenchmarkThousandUploads creates CROWDPACK_LOAD_OBJECTS (default 1,000)
@@ -57,7 +57,7 @@ func BenchmarkThousandUploads(b *testing.B) {
 // startManagerBinary builds and runs bin/manager against the test's
 // sandbox, as a process of its own so that its memory can be measured.
 func startManagerBinary(b *testing.B, h *harness) *exec.Cmd {
-	root, err := kubetest.RepoRoot()
+	root, err := repo.Root()
 	must(b, err)
 	bin := filepath.Join(b.TempDir(), "manager")
 	build := exec.Command("go", "build", "-o", bin, ".")

@@ -16,9 +16,6 @@ import (
 	"github.com/crowdpack/crowdpack/internal/metrics"
 )
 
-// The reconciler's WeChat Pay client, once instrumented, is still one.
-var _ WeChatPay = metrics.InstrumentWeChatPay(nil)
-
 // TestMetricsAreServedOnTheManagersEndpoint runs a multi-part upload to
 // Ready with a manager serving /metrics, and reads crowdpack's series over
 // HTTP as Prometheus would. Metrics are process-global and other tests of

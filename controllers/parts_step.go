@@ -111,7 +111,7 @@ func (r *UserPackageUploadReconciler) uploadParts(ctx context.Context, u *v1.Use
 
 // partUploader sends the missing parts of one upload.
 type partUploader struct {
-	wechat   WeChatPay
+	wechat   wechatpay.API
 	source   source.Source
 	version  source.Version
 	upload   v1.UploadStatus

@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
-	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
+	"github.com/crowdpack/crowdpack/internal/testutil/repo"
 )
 
 // managerUser is who every manager of the suite runs as: bound to exactly
@@ -99,7 +99,7 @@ func bindLeaderElectionRole(ctx context.Context, namespace string) error {
 
 // readManifest decodes one YAML document of config/rbac.
 func readManifest(name string, into any) error {
-	root, err := kubetest.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func (r *UserPackageUploadReconciler) openHTTP(ctx context.Context, u *v1.UserPa
 
 // weChatPay returns a brand API client with the credentials of the Secret
 // spec.credentialsRef names, read live.
-func (r *UserPackageUploadReconciler) weChatPay(ctx context.Context, u *v1.UserPackageUpload) (WeChatPay, error) {
+func (r *UserPackageUploadReconciler) weChatPay(ctx context.Context, u *v1.UserPackageUpload) (wechatpay.API, error) {
 	const field = "spec.credentialsRef"
 	secret, err := r.readSecret(ctx, u, u.Spec.CredentialsRef.Name, field)
 	if err != nil {

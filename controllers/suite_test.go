@@ -187,7 +187,7 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 		Client:    c,
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("crowdpack"),
-		NewWeChatPay: func(creds *wechatpay.Credentials) (WeChatPay, error) {
+		NewWeChatPay: func(creds *wechatpay.Credentials) (wechatpay.API, error) {
 			c, err := wechatpay.New(creds, wechatpay.Config{BaseURL: baseURL, Timeout: 5 * time.Second})
 			if err != nil {
 				return nil, err

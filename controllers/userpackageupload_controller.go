@@ -30,15 +30,6 @@ import (
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
-// WeChatPay is the part of the brand API the reconciler calls;
-// *wechatpay.Client implements it.
-type WeChatPay interface {
-	InitiateUpload(ctx context.Context, req wechatpay.InitiateUploadRequest) (*wechatpay.InitiateUploadResponse, error)
-	UploadPart(ctx context.Context, p wechatpay.Part) (*wechatpay.PartResult, error)
-	MergeParts(ctx context.Context, uploadID string) (*wechatpay.MergeResult, error)
-	ExpandPackage(ctx context.Context, userPackageID, uploadID string) (*wechatpay.ExpandResult, error)
-}
-
 // UserPackageUploadReconciler takes the file a UserPackageUpload points at
 // into WeChat Pay.
 type UserPackageUploadReconciler struct {
@@ -48,7 +39,7 @@ type UserPackageUploadReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	// NewWeChatPay returns a brand API client for one brand's credentials.
-	NewWeChatPay func(*wechatpay.Credentials) (WeChatPay, error)
+	NewWeChatPay func(*wechatpay.Credentials) (wechatpay.API, error)
 	// StorageTransport is shared by every object-storage client, for
 	// keep-alive; nil means a default one.
 	StorageTransport http.RoundTripper
@@ -126,7 +117,7 @@ func (r *UserPackageUploadReconciler) objectsUsingSecret(ctx context.Context, se
 type attempt struct {
 	status *statusWriter
 	source source.Source
-	wechat WeChatPay
+	wechat wechatpay.API
 }
 
 // step is one stage of taking a file into WeChat Pay. It returns nil when
@@ -252,7 +243,7 @@ func reconcileRequested(u *v1.UserPackageUpload) bool {
 }
 
 // clientFor returns (once per attempt) the brand API client.
-func (a *attempt) clientFor(ctx context.Context, r *UserPackageUploadReconciler, u *v1.UserPackageUpload) (WeChatPay, error) {
+func (a *attempt) clientFor(ctx context.Context, r *UserPackageUploadReconciler, u *v1.UserPackageUpload) (wechatpay.API, error) {
 	if a.wechat == nil {
 		c, err := r.weChatPay(ctx, u)
 		if err != nil {

@@ -9,23 +9,14 @@ import (
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
-// WeChatPay has the method set of controllers.WeChatPay (declared again here
-// so that the controllers package may import this one).
-type WeChatPay interface {
-	InitiateUpload(ctx context.Context, req wechatpay.InitiateUploadRequest) (*wechatpay.InitiateUploadResponse, error)
-	UploadPart(ctx context.Context, p wechatpay.Part) (*wechatpay.PartResult, error)
-	MergeParts(ctx context.Context, uploadID string) (*wechatpay.MergeResult, error)
-	ExpandPackage(ctx context.Context, userPackageID, uploadID string) (*wechatpay.ExpandResult, error)
-}
-
 // InstrumentWeChatPay returns c with every call counted in
 // crowdpack_wechatpay_requests_total and timed in
 // crowdpack_wechatpay_request_duration_seconds.
-func InstrumentWeChatPay(c WeChatPay) WeChatPay {
+func InstrumentWeChatPay(c wechatpay.API) wechatpay.API {
 	return &instrumentedWeChatPay{next: c}
 }
 
-type instrumentedWeChatPay struct{ next WeChatPay }
+type instrumentedWeChatPay struct{ next wechatpay.API }
 
 func (i *instrumentedWeChatPay) InitiateUpload(ctx context.Context, req wechatpay.InitiateUploadRequest) (*wechatpay.InitiateUploadResponse, error) {
 	start := time.Now()

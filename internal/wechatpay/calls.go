@@ -38,6 +38,17 @@ var (
 	userPackageIDPattern = regexp.MustCompile(`^[0-9]{20}$`)
 )
 
+// API is the brand API as its callers see it. *Client implements it;
+// decorators (metrics) and test doubles wrap or replace it.
+type API interface {
+	InitiateUpload(ctx context.Context, r InitiateUploadRequest) (*InitiateUploadResponse, error)
+	UploadPart(ctx context.Context, p Part) (*PartResult, error)
+	MergeParts(ctx context.Context, uploadID string) (*MergeResult, error)
+	ExpandPackage(ctx context.Context, userPackageID, uploadID string) (*ExpandResult, error)
+}
+
+var _ API = (*Client)(nil)
+
 // InitiateUploadRequest describes the whole file to upload.
 type InitiateUploadRequest struct {
 	Filename    string

@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
+	"github.com/crowdpack/crowdpack/internal/testutil/repo"
 )
 
 const namespace = "crowdpack-system"
@@ -52,7 +53,7 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) (int, error) {
 	var err error
-	if root, err = kubetest.RepoRoot(); err != nil {
+	if root, err = repo.Root(); err != nil {
 		return 0, err
 	}
 	if kube, err = kubetest.Start(); err != nil {

@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
+	"github.com/crowdpack/crowdpack/internal/testutil/repo"
 )
 
 const (
@@ -61,7 +62,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "manifests test:", err)
 		return 1
 	}
-	if root, err = kubetest.RepoRoot(); err != nil {
+	if root, err = repo.Root(); err != nil {
 		fmt.Fprintln(os.Stderr, "manifests test:", err)
 		return 1
 	}

@@ -4,7 +4,6 @@
 package kubetest
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	crowdscheme "github.com/crowdpack/crowdpack/internal/scheme"
+	"github.com/crowdpack/crowdpack/internal/testutil/repo"
 )
 
 // stopTimeout is how long kube-apiserver and etcd get to stop before they
@@ -38,7 +38,7 @@ type Env struct {
 // Start starts etcd and kube-apiserver from KUBEBUILDER_ASSETS (or the
 // repository's bin/) and installs config/crd/bases.
 func Start() (*Env, error) {
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return nil, err
 	}
@@ -107,21 +107,3 @@ func (e *Env) RestartAPIServer(down time.Duration) (killed bool, err error) {
 // Environment is the underlying envtest environment, for tests that add
 // users or restart the control plane.
 func (e *Env) Environment() *envtest.Environment { return e.env }
-
-// RepoRoot walks up from the working directory to the folder holding go.mod.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}

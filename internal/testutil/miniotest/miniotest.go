@@ -26,6 +26,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/crowdpack/crowdpack/internal/testutil/repo"
 )
 
 // ErrNoBinary means the MinIO binary was not found.
@@ -94,9 +96,9 @@ func findBinary() (string, error) {
 	if path := os.Getenv("CROWDPACK_MINIO"); path != "" {
 		return checkExecutable(path)
 	}
-	root, err := repoRoot()
+	root, err := repo.Root()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w: %v", ErrNoBinary, err)
 	}
 	return checkExecutable(filepath.Join(root, "bin", "minio"))
 }
@@ -107,24 +109,6 @@ func checkExecutable(path string) (string, error) {
 		return "", fmt.Errorf("%w (looked at %s)", ErrNoBinary, path)
 	}
 	return path, nil
-}
-
-// repoRoot walks up from the working directory to the one holding go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("%w (no go.mod above the working directory)", ErrNoBinary)
-		}
-		dir = parent
-	}
 }
 
 func startOnce(binary string) (*Server, error) {
