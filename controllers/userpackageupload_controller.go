@@ -210,18 +210,15 @@ func (r *UserPackageUploadReconciler) summarize(u *v1.UserPackageUpload, err err
 	}
 }
 
-// announce records an event when the Ready condition changed.
+// announce records a Warning event when the Ready condition turned to a
+// stall or a retry. Success needs none: each step announces what it did.
 func (r *UserPackageUploadReconciler) announce(u *v1.UserPackageUpload, before *metav1.Condition) {
 	now := apimeta.FindStatusCondition(u.Status.Conditions, v1.ConditionReady)
-	if now == nil || (before != nil && before.Status == now.Status && before.Reason == now.Reason && before.Message == now.Message) {
+	if now == nil || now.Status != metav1.ConditionFalse || now.Reason == v1.ReasonSuspended ||
+		(before != nil && before.Status == now.Status && before.Reason == now.Reason && before.Message == now.Message) {
 		return
 	}
-	switch {
-	case now.Status == metav1.ConditionTrue:
-		r.event(u, corev1.EventTypeNormal, now.Reason, now.Message)
-	case now.Reason != v1.ReasonProgressing && now.Reason != v1.ReasonSuspended:
-		r.event(u, corev1.EventTypeWarning, now.Reason, now.Message)
-	}
+	r.event(u, corev1.EventTypeWarning, now.Reason, now.Message)
 }
 
 func (r *UserPackageUploadReconciler) event(u *v1.UserPackageUpload, eventType, reason, message string) {
