@@ -25,13 +25,13 @@ const (
 	// progressInterval is how often acknowledged parts are written to status
 	// while an upload runs (and once more when it stops).
 	progressInterval = time.Second
-	// flushBackoff bounds the last write of progress when the API server
-	// is unreachable: about 25 s in all, within a manager's graceful stop.
 	// partAttempts bounds the tries of one part within a reconcile before
 	// the reconcile backs off as a whole.
 	partAttempts = 3
 )
 
+// flushBackoff bounds the last write of progress when the API server is
+// unreachable: about 25 s in all, within a manager's graceful stop.
 var flushBackoff = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Steps: 7}
 
 // reconcileParts sends every part WeChat Pay has not acknowledged yet, at
@@ -71,7 +71,7 @@ func partsMessage(up *v1.UploadStatus) string {
 func checkPlan(up *v1.UploadStatus, size int64) error {
 	if up.PartSize <= 0 || up.PartSize > wechatpay.MaxPartSize || up.PartCount != (size+up.PartSize-1)/up.PartSize {
 		return stall(v1.ReasonWeChatPayRejected,
-			"initiate upload answered a part plan of %d parts of %d bytes, which does not fit the file's %d bytes; request a reconcile to start a new upload",
+			"initiate upload answered a part plan of %d parts of %d bytes, which does not fit the file's %d bytes; change the spec (e.g. spec.file.filename) to start a new upload",
 			up.PartCount, up.PartSize, size)
 	}
 	return nil

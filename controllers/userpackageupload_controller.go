@@ -60,6 +60,10 @@ type UserPackageUploadReconciler struct {
 // secretIndex indexes UserPackageUploads by the Secrets they refer to.
 const secretIndex = ".spec.secretNames"
 
+// staleCacheDelay is the wait before trying again when a write showed the
+// cache behind the API server: it catches up in moments.
+const staleCacheDelay = 200 * time.Millisecond
+
 // +kubebuilder:rbac:groups=wechatpay.crowdpack.io,resources=userpackageuploads,verbs=get;list;watch
 // +kubebuilder:rbac:groups=wechatpay.crowdpack.io,resources=userpackageuploads/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
@@ -164,7 +168,7 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		// Persist nothing of an intent that could not be recorded: the
 		// next reconcile starts again from what the API server holds.
 		if apierrors.IsConflict(err) {
-			return ctrl.Result{Requeue: true}, nil
+			return ctrl.Result{RequeueAfter: staleCacheDelay}, nil
 		}
 		return ctrl.Result{}, err
 	}
