@@ -2,18 +2,13 @@
 // kube-apiserver: everything `make deploy` and `kubectl apply -k
 // config/samples` would send must be accepted by the API server's own
 // schema, CEL rules and admission, and the manager's Deployment must keep its
-// hardening. It needs kubectl (for its built-in kustomize) and the envtest
-// binaries in bin/ (make tools).
+// hardening. It needs the envtest binaries in bin/ (make tools).
 package manifests
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,9 +22,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
 	"github.com/crowdpack/crowdpack/internal/testutil/repo"
@@ -42,9 +38,8 @@ const (
 )
 
 var (
-	env     *kubetest.Env
-	kubectl string
-	root    string
+	env  *kubetest.Env
+	root string
 	// warnings collects the API server's Warning headers (e.g. Pod Security
 	// violations of a Deployment's pod template).
 	warnings warningRecorder
@@ -58,10 +53,6 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	var err error
-	if kubectl, err = findKubectl(); err != nil {
-		fmt.Fprintln(os.Stderr, "manifests test:", err)
-		return 1
-	}
 	if root, err = repo.Root(); err != nil {
 		fmt.Fprintln(os.Stderr, "manifests test:", err)
 		return 1
@@ -80,43 +71,29 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// findKubectl finds kubectl on PATH or at /usr/bin/kubectl: its built-in
-// kustomize is the one `kubectl apply -k` (and so make deploy) uses.
-func findKubectl() (string, error) {
-	if p, err := exec.LookPath("kubectl"); err == nil {
-		return p, nil
-	}
-	if _, err := os.Stat("/usr/bin/kubectl"); err == nil {
-		return "/usr/bin/kubectl", nil
-	}
-	return "", errors.New("kubectl not found on PATH or at /usr/bin/kubectl: it is needed to render config/ with its built-in kustomize")
-}
-
-// render runs `kubectl kustomize` on a folder under config/ and decodes every
-// object it prints.
+// render builds a folder under config/ with kustomize (the library that
+// `kubectl apply -k`, and so make deploy, has built in) and returns its objects.
 func render(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(kubectl, "kustomize", filepath.Join(root, dir))
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, stderr.String())
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	resources, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(root, dir))
+	if err != nil {
+		t.Fatalf("kustomize %s: %v", dir, err)
 	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(&stdout, 4096)
 	var objs []*unstructured.Unstructured
-	for {
+	for _, r := range resources.Resources() {
+		data, err := r.MarshalJSON()
+		if err != nil {
+			t.Fatalf("kustomize %s: %v", dir, err)
+		}
 		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("decode the output of kubectl kustomize %s: %v", dir, err)
+		if err := u.UnmarshalJSON(data); err != nil {
+			t.Fatalf("kustomize %s: %v", dir, err)
 		}
-		if len(u.Object) > 0 {
-			objs = append(objs, u)
-		}
+		objs = append(objs, u)
 	}
 	if len(objs) == 0 {
-		t.Fatalf("kubectl kustomize %s rendered no objects", dir)
+		t.Fatalf("kustomize %s rendered no objects", dir)
 	}
 	return objs
 }
