@@ -16,6 +16,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
@@ -239,5 +241,33 @@ func TestTheLeakCheckFindsEachSecret(t *testing.T) {
 	}
 	if leak := findSecret("Ready=True Succeeded: upload 1 initiated: 21 parts of 16384 bytes; get http://127.0.0.1:1234/exports/vip.csv"); leak != "" {
 		t.Errorf("a clean message is reported as showing %s", leak)
+	}
+}
+
+// TestTheManagerCachesNoSecretData applies a Secret the way kubectl apply
+// does — with its whole content in an annotation — and reads the manager's
+// own cache: it must hold the Secret's name, not its data.
+func TestTheManagerCachesNoSecretData(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	applied := map[string][]byte{"token": []byte("s3cr3t-in-an-annotation")}
+	must(t, kube.Client.Create(h.ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "applied", Namespace: h.ns, Annotations: map[string]string{
+			"kubectl.kubernetes.io/last-applied-configuration": `{"data":{"token":"czNjcjN0LWluLWFuLWFubm90YXRpb24="}}`,
+		}},
+		Data: applied,
+	}))
+	// An object that refers to the Secret makes the manager watch Secrets.
+	h.put("vip.csv", phoneFile(0, 10))
+	u := h.object("vip", "vip.csv")
+	u.Spec.Source.S3.CertSecretRef = &v1.SecretReference{Name: "applied"}
+	h.create(u)
+	h.waitStalled("vip", v1.ReasonInvalidCredentials) // "applied" has no ca.crt
+
+	cached := &metav1.PartialObjectMetadata{}
+	cached.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	err := h.managers[0].mgr.GetCache().Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: "applied"}, cached)
+	must(t, err)
+	if len(cached.Annotations) != 0 || len(cached.ManagedFields) != 0 {
+		t.Errorf("the cache keeps a Secret's annotations %v and managed fields %d", cached.Annotations, len(cached.ManagedFields))
 	}
 }

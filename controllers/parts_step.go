@@ -96,7 +96,7 @@ func (r *UserPackageUploadReconciler) uploadParts(ctx context.Context, u *v1.Use
 	p := &partUploader{
 		wechat:   wc,
 		source:   src,
-		version:  source.Version{Size: u.Status.Source.Size, ETag: u.Status.Source.ETag, VersionID: u.Status.Source.VersionID},
+		version:  pinnedVersion(u.Status.Source),
 		upload:   *up,
 		progress: &progress{u: u, status: a.status, acked: acked, journal: &r.acks},
 		backoff:  r.RetryBaseDelay,

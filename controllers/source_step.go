@@ -40,17 +40,35 @@ func (r *UserPackageUploadReconciler) reconcileSource(ctx context.Context, u *v1
 		return failSource(u, sourceError(err))
 	}
 	metrics.ObserveDigest(start)
-	u.Status.Source = &v1.SourceStatus{
-		Size:       result.Version.Size,
-		Digest:     digestPrefix + result.Digest,
-		ETag:       result.Version.ETag,
-		VersionID:  result.Version.VersionID,
-		Generation: u.Generation,
-	}
+	u.Status.Source = sourceStatus(result, u.Generation)
 	u.Status.Content = contentStatus(result.Report)
 	u.Status.LastHandledReconcileAt = requestedAt(u)
 	setCondition(u, v1.ConditionSourceVerified, metav1.ConditionTrue, v1.ReasonDigested, sourceMessage(u))
 	return checkContent(u)
+}
+
+func sourceStatus(r source.Result, generation int64) *v1.SourceStatus {
+	s := &v1.SourceStatus{
+		Size:       r.Version.Size,
+		Digest:     digestPrefix + r.Digest,
+		ETag:       r.Version.ETag,
+		VersionID:  r.Version.VersionID,
+		Generation: generation,
+	}
+	if !r.Version.LastModified.IsZero() {
+		s.LastModified = &metav1.Time{Time: r.Version.LastModified}
+	}
+	return s
+}
+
+// pinnedVersion is the version of the file that was digested, which every
+// part must be read from.
+func pinnedVersion(s *v1.SourceStatus) source.Version {
+	v := source.Version{Size: s.Size, ETag: s.ETag, VersionID: s.VersionID}
+	if s.LastModified != nil {
+		v.LastModified = s.LastModified.Time
+	}
+	return v
 }
 
 // failSource records why the file could not be read and passes the error on.

@@ -45,9 +45,17 @@ func (w *statusWriter) patch(ctx context.Context, u *v1.UserPackageUpload) error
 	if err := w.client.Status().Patch(ctx, latest, client.RawPatch(types.MergePatchType, data)); err != nil {
 		return fmt.Errorf("patch status: %w", err)
 	}
-	*u = *latest
+	adoptStatus(u, latest)
 	w.before, w.current = u.DeepCopy(), true
 	return nil
+}
+
+// adoptStatus takes the status and version the API server answered with,
+// and nothing else: a spec edited meanwhile is the next reconcile's work,
+// never this one's.
+func adoptStatus(u, written *v1.UserPackageUpload) {
+	u.Status = written.Status
+	u.ResourceVersion = written.ResourceVersion
 }
 
 // claim writes the whole status on condition that the object is still the
@@ -94,9 +102,10 @@ func (w *statusWriter) record(ctx context.Context, u *v1.UserPackageUpload, muta
 	if err != nil {
 		return fmt.Errorf("record outcome: %w", err)
 	}
-	w.before, w.current = latest.DeepCopy(), true
-	latest.Status.Conditions = u.Status.Conditions
-	*u = *latest
+	conditions := u.Status.Conditions
+	adoptStatus(u, latest)
+	w.before, w.current = u.DeepCopy(), true
+	u.Status.Conditions = conditions
 	return nil
 }
 

@@ -170,7 +170,7 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 		Scheme:                 kube.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: h.metricsAddr},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}},
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}, ByObject: CacheByObject()},
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	}
 	if h.leaderElection {

@@ -245,6 +245,9 @@ type SourceStatus struct {
 	// VersionID of the version read, on versioned buckets.
 	// +optional
 	VersionID string `json:"versionID,omitempty"`
+	// LastModified pins an HTTP file served without an ETag.
+	// +optional
+	LastModified *metav1.Time `json:"lastModified,omitempty"`
 	// Generation of the spec this source was read for.
 	Generation int64 `json:"generation"`
 }
