@@ -30,6 +30,7 @@ type options struct {
 	wechatpayTimeout        time.Duration
 	maxConcurrentReconciles int
 	partConcurrency         int
+	partMemory              int64
 	retryBaseDelay          time.Duration
 	retryMaxDelay           time.Duration
 	leaderElect             bool
@@ -50,6 +51,8 @@ func parseFlags() (options, zap.Options) {
 	flag.DurationVar(&o.wechatpayTimeout, "wechatpay-timeout", wechatpay.DefaultTimeout, "Timeout of one WeChat Pay API call.")
 	flag.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 16, "UserPackageUploads worked on at once.")
 	flag.IntVar(&o.partConcurrency, "part-concurrency", 4, "Parts of one upload sent at once.")
+	flag.Int64Var(&o.partMemory, "max-part-memory", 64<<20,
+		"Bytes of parts held in memory at once, by all uploads together (at least 20 MB, the largest part).")
 	flag.DurationVar(&o.retryBaseDelay, "retry-base-delay", time.Second, "First delay after a transient error; it doubles on each further one.")
 	flag.DurationVar(&o.retryMaxDelay, "retry-max-delay", 5*time.Minute, "Longest delay after transient errors.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica works at a time.")
@@ -111,6 +114,7 @@ func run(ctx context.Context, o options) error {
 			return metrics.InstrumentWeChatPay(c), nil
 		},
 		PartConcurrency:         o.partConcurrency,
+		PartMemory:              o.partMemory,
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
 		RetryBaseDelay:          o.retryBaseDelay,
 		RetryMaxDelay:           o.retryMaxDelay,

@@ -83,7 +83,6 @@ func (r *UserPackageUploadReconciler) currentUpload(u *v1.UserPackageUpload) *v1
 			ID: old.ID, Generation: old.Generation, Digest: old.Digest, Filename: old.Filename, At: metav1.NewTime(r.Now()),
 		}}, u.Status.History...)
 		u.Status.History = u.Status.History[:min(len(u.Status.History), maxHistory)]
-		r.acks.forget(old.ID)
 		r.event(u, corev1.EventTypeNormal, "Superseded", fmt.Sprintf(
 			"upload %s is abandoned: the spec or the file changed, a new upload starts", old.ID))
 	}

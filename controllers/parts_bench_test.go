@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/source"
@@ -65,7 +66,8 @@ func BenchmarkPartUpload(b *testing.B) {
 				source:   src,
 				version:  result.Version,
 				upload:   *u.Status.Upload,
-				progress: &progress{u: u, status: w, acked: newPartSet(plan.FilePartCount)},
+				memory:   semaphore.NewWeighted(64 << 20),
+				progress: &progress{u: u, status: w, acked: newPartSet(plan.FilePartCount), record: func(int64) {}},
 				backoff:  10 * time.Millisecond,
 			}
 			b.StartTimer()

@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/source"
@@ -28,6 +30,9 @@ const (
 	// partAttempts bounds the tries of one part within a reconcile before
 	// the reconcile backs off as a whole.
 	partAttempts = 3
+	// maxPartRetryWait is the longest Retry-After waited for in place; a
+	// longer one ends the reconcile, which requeues after it.
+	maxPartRetryWait = 10 * time.Second
 )
 
 // flushBackoff bounds the last write of progress when the API server is
@@ -92,20 +97,24 @@ func (r *UserPackageUploadReconciler) uploadParts(ctx context.Context, u *v1.Use
 	if err := a.status.ensureCurrent(ctx, u); err != nil {
 		return err
 	}
-	up := u.Status.Upload
+	key := client.ObjectKeyFromObject(u)
 	p := &partUploader{
-		wechat:   wc,
-		source:   src,
-		version:  pinnedVersion(u.Status.Source),
-		upload:   *up,
-		progress: &progress{u: u, status: a.status, acked: acked, journal: &r.acks},
-		backoff:  r.RetryBaseDelay,
+		wechat:  wc,
+		source:  src,
+		version: pinnedVersion(u.Status.Source),
+		upload:  *u.Status.Upload,
+		memory:  r.partMemory,
+		backoff: r.RetryBaseDelay,
+		progress: &progress{
+			u: u, status: a.status, acked: acked,
+			record: func(part int64) { r.acks.add(key, u.Status.Upload.ID, part) },
+		},
 	}
-	p.progress.recall()
+	p.progress.recall(r.acks.parts(key, u.Status.Upload.ID))
 	if err := p.run(ctx, r.PartConcurrency); err != nil {
 		return err
 	}
-	r.acks.forget(up.ID)
+	r.acks.forget(key)
 	return nil
 }
 
@@ -115,21 +124,9 @@ type partUploader struct {
 	source   source.Source
 	version  source.Version
 	upload   v1.UploadStatus
+	memory   *semaphore.Weighted // bytes of parts held at once, by the whole manager
 	progress *progress
 	backoff  time.Duration
-}
-
-// partBuffers keeps part buffers between uploads. A part is held whole (its
-// digest goes into the signed meta that precedes its bytes), so memory is
-// bounded by the parts in flight times their size, whatever the file size.
-var partBuffers sync.Pool
-
-// partBuffer returns a buffer of size bytes, reusing one when it is big enough.
-func partBuffer(size int64) []byte {
-	if b, ok := partBuffers.Get().(*[]byte); ok && int64(cap(*b)) >= size {
-		return (*b)[:size]
-	}
-	return make([]byte, size)
 }
 
 func (p *partUploader) run(ctx context.Context, concurrency int) error {
@@ -137,10 +134,10 @@ func (p *partUploader) run(ctx context.Context, concurrency int) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency)
 	for _, part := range p.progress.missing() {
-		if gctx.Err() != nil {
-			break
-		}
 		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
 			// Send no more parts once their acknowledgement cannot be written.
 			if err := p.progress.writeError(); err != nil {
 				return err
@@ -149,39 +146,44 @@ func (p *partUploader) run(ctx context.Context, concurrency int) error {
 		})
 	}
 	err := g.Wait()
-	if flushErr := stopPersisting(); flushErr != nil && err == nil {
+	if flushErr := stopPersisting(); err == nil {
 		err = flushErr
+	}
+	if err == nil && len(p.progress.missing()) > 0 {
+		err = fmt.Errorf("stopped with parts left to send: %w", context.Cause(ctx))
 	}
 	return err
 }
 
 // sendWithRetries tries a part a few times, so that one transient failure
-// among thousands of parts does not back the whole upload off.
+// among thousands of parts does not back the whole upload off. A long
+// Retry-After is left to the reconcile's own requeue.
 func (p *partUploader) sendWithRetries(ctx context.Context, part int64) error {
-	var err error
-	for try := range partAttempts {
-		if err = p.send(ctx, part); err == nil || !isRetry(err) {
+	for try := 0; ; try++ {
+		err := p.send(ctx, part)
+		var rt *retryError
+		if !errors.As(err, &rt) || try == partAttempts-1 || rt.after > maxPartRetryWait {
 			return err
 		}
-		delay := p.backoff << try
-		var rt *retryError
-		if errors.As(err, &rt) && rt.after > 0 {
-			delay = rt.after
-		}
+		delay := max(rt.after, p.backoff<<try)
 		select {
 		case <-ctx.Done():
 			return err
 		case <-time.After(delay):
 		}
 	}
-	return err
 }
 
-// send reads, digests and uploads one part.
+// send reads, digests and uploads one part. The part is held whole, because
+// its digest goes into the signed meta that precedes its bytes; the
+// manager-wide memory budget bounds how many bytes are held at once.
 func (p *partUploader) send(ctx context.Context, part int64) error {
 	offset, size := wechatpay.PartBounds(p.version.Size, p.upload.PartSize, int(part))
-	buf := partBuffer(size)
-	defer partBuffers.Put(&buf)
+	if err := p.memory.Acquire(ctx, size); err != nil {
+		return err
+	}
+	defer p.memory.Release(size)
+	buf := make([]byte, size)
 	if err := p.read(ctx, offset, buf); err != nil {
 		return sourceError(err)
 	}
@@ -200,7 +202,7 @@ func (p *partUploader) send(ctx context.Context, part int64) error {
 	if err != nil {
 		return weChatPayError(err)
 	}
-	p.progress.ack(part, size)
+	p.progress.ack(part)
 	return nil
 }
 
@@ -211,38 +213,40 @@ func (p *partUploader) read(ctx context.Context, offset int64, buf []byte) error
 	}
 	defer body.Close()
 	if _, err := io.ReadFull(body, buf); err != nil {
-		return fmt.Errorf("read %d bytes at %d: %w", len(buf), offset, err)
+		return fmt.Errorf("read the part at byte %d: %w", offset, err)
 	}
 	return nil
 }
 
-func isRetry(err error) bool {
-	var rt *retryError
-	return errors.As(err, &rt)
-}
-
-// progress collects acknowledgements from the part senders and writes them
-// to status, by itself, so that the object is written by one goroutine.
+// progress collects acknowledgements from the part senders; one goroutine
+// at a time writes them to status (the ticker's, then the final flush), and
+// only that goroutine touches the object.
 type progress struct {
+	u      *v1.UserPackageUpload
+	status *statusWriter
+	record func(part int64) // remembers an acknowledgement beyond this reconcile
+
 	mu       sync.Mutex
-	u        *v1.UserPackageUpload
-	status   *statusWriter
 	acked    *partSet
-	journal  *ackJournal
 	dirty    bool
 	writeErr error // the last write's error, nil once a write succeeds
 }
 
-// recall counts the parts acknowledged in an earlier reconcile of this
-// process whose acknowledgement never reached status.
-func (p *progress) recall() {
-	up := p.u.Status.Upload
-	for _, part := range p.journal.parts(up.ID) {
+// recall counts parts acknowledged in an earlier reconcile of this process
+// whose acknowledgement never reached status.
+func (p *progress) recall(parts []int64) {
+	for _, part := range parts {
 		if !p.acked.has(part) {
-			_, size := wechatpay.PartBounds(p.u.Status.Source.Size, up.PartSize, int(part))
-			p.ack(part, size)
+			p.acked.add(part)
+			p.dirty = true
 		}
 	}
+}
+
+func (p *progress) missing() []int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.acked.missing()
 }
 
 func (p *progress) writeError() error {
@@ -251,31 +255,19 @@ func (p *progress) writeError() error {
 	return p.writeErr
 }
 
-// missing lists the parts not acknowledged yet.
-func (p *progress) missing() []int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.acked.missing()
-}
-
 // ack counts an acknowledged part.
-func (p *progress) ack(part, size int64) {
+func (p *progress) ack(part int64) {
+	p.record(part)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	up := p.u.Status.Upload
 	p.acked.add(part)
-	p.journal.add(up.ID, part)
-	up.PartsAcked = p.acked.encode()
-	up.PartsDone++
-	up.BytesDone += size
-	setProgress(up)
 	p.dirty = true
 }
 
 // persistEvery writes progress every interval until the returned function
 // is called; that one writes what is left and reports the last error. The
-// last write outlives ctx: acknowledged parts must not be forgotten because
-// the manager is stopping.
+// last write outlives ctx and retries for a while: acknowledged parts must
+// not be forgotten because the manager is stopping or the API server blinks.
 func (p *progress) persistEvery(ctx context.Context, interval time.Duration) (stop func() error) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
@@ -295,9 +287,8 @@ func (p *progress) persistEvery(ctx context.Context, interval time.Duration) (st
 	return func() error {
 		close(done)
 		<-finished
-		flushCtx := context.WithoutCancel(ctx)
 		var err error
-		_ = wait.ExponentialBackoffWithContext(flushCtx, flushBackoff, func(ctx context.Context) (bool, error) {
+		_ = wait.ExponentialBackoffWithContext(context.WithoutCancel(ctx), flushBackoff, func(ctx context.Context) (bool, error) {
 			err = p.persist(ctx)
 			return err == nil, nil
 		})
@@ -305,46 +296,92 @@ func (p *progress) persistEvery(ctx context.Context, interval time.Duration) (st
 	}
 }
 
+// persist writes the acknowledged parts to status. The senders go on
+// meanwhile: the lock is held to copy the set, not during the write.
 func (p *progress) persist(ctx context.Context) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if !p.dirty {
+		p.mu.Unlock()
 		return nil
 	}
-	if err := p.status.patch(ctx, p.u); err != nil {
+	acked := p.acked.clone()
+	p.dirty = false
+	p.mu.Unlock()
+
+	setPartsDone(p.u.Status.Upload, acked, p.u.Status.Source.Size)
+	err := p.status.patch(ctx, p.u)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.dirty = true
 		p.writeErr = retry(v1.ReasonAPIServerUnavailable, 0, "record acknowledged parts: %v; retrying", err)
 		return err
 	}
-	p.dirty, p.writeErr = false, nil
+	p.writeErr = nil
 	return nil
 }
 
-// ackJournal remembers, in memory, the parts acknowledged by WeChat Pay,
-// by upload: when status cannot be written (the API server is down), the
-// next reconcile of this process still knows not to send them again.
+// setPartsDone writes the set of acknowledged parts into status, with the
+// counts derived from it.
+func setPartsDone(up *v1.UploadStatus, acked *partSet, fileSize int64) {
+	up.PartsAcked = acked.encode()
+	up.PartsDone = acked.count()
+	up.BytesDone = 0
+	for part := int64(1); part <= up.PartCount; part++ {
+		if acked.has(part) {
+			_, size := wechatpay.PartBounds(fileSize, up.PartSize, int(part))
+			up.BytesDone += size
+		}
+	}
+	setProgress(up)
+}
+
+// ackJournal remembers, in memory, the parts WeChat Pay acknowledged for
+// each object's upload: when status cannot be written (the API server is
+// down), the next reconcile of this process still knows not to send them.
 type ackJournal struct {
 	mu      sync.Mutex
-	uploads map[string][]int64
+	entries map[client.ObjectKey]journalEntry
 }
 
-func (j *ackJournal) add(uploadID string, part int64) {
+type journalEntry struct {
+	uploadID string
+	parts    map[int64]struct{}
+}
+
+func (j *ackJournal) add(key client.ObjectKey, uploadID string, part int64) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.uploads == nil {
-		j.uploads = map[string][]int64{}
+	if j.entries == nil {
+		j.entries = map[client.ObjectKey]journalEntry{}
 	}
-	j.uploads[uploadID] = append(j.uploads[uploadID], part)
+	e := j.entries[key]
+	if e.uploadID != uploadID {
+		e = journalEntry{uploadID: uploadID, parts: map[int64]struct{}{}}
+		j.entries[key] = e
+	}
+	e.parts[part] = struct{}{}
 }
 
-func (j *ackJournal) parts(uploadID string) []int64 {
+// parts lists what the journal holds for the object's upload.
+func (j *ackJournal) parts(key client.ObjectKey, uploadID string) []int64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return append([]int64(nil), j.uploads[uploadID]...)
+	e := j.entries[key]
+	if e.uploadID != uploadID {
+		return nil
+	}
+	parts := make([]int64, 0, len(e.parts))
+	for part := range e.parts {
+		parts = append(parts, part)
+	}
+	return parts
 }
 
-// forget drops an upload whose every acknowledgement is in status.
-func (j *ackJournal) forget(uploadID string) {
+// forget drops an object whose acknowledgements are all in status, or
+// which is gone.
+func (j *ackJournal) forget(key client.ObjectKey) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	delete(j.uploads, uploadID)
+	delete(j.entries, key)
 }

@@ -59,4 +59,8 @@ func (s *partSet) missing() []int64 {
 	return parts
 }
 
+func (s *partSet) clone() *partSet {
+	return &partSet{bits: append([]byte(nil), s.bits...), total: s.total}
+}
+
 func (s *partSet) encode() string { return base64.StdEncoding.EncodeToString(s.bits) }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -46,6 +47,9 @@ type UserPackageUploadReconciler struct {
 
 	// PartConcurrency bounds the parts of one upload sent at once.
 	PartConcurrency int
+	// PartMemory bounds the bytes of parts held in memory at once, by all
+	// uploads together; default 64 MiB, at least 20 MB (the largest part).
+	PartMemory int64
 	// MaxConcurrentReconciles bounds the objects worked on at once.
 	MaxConcurrentReconciles int
 	// RetryBaseDelay and RetryMaxDelay bound the backoff after a transient
@@ -54,7 +58,8 @@ type UserPackageUploadReconciler struct {
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 
-	acks ackJournal
+	acks       ackJournal
+	partMemory *semaphore.Weighted
 }
 
 // secretIndex indexes UserPackageUploads by the Secrets they refer to.
@@ -80,6 +85,11 @@ func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr 
 	if r.PartConcurrency < 1 {
 		r.PartConcurrency = 4
 	}
+	if r.PartMemory <= 0 {
+		r.PartMemory = 64 << 20
+	}
+	// The budget must hold the largest part, or that part would wait forever.
+	r.partMemory = semaphore.NewWeighted(max(r.PartMemory, wechatpay.MaxPartSize))
 	if r.RetryBaseDelay <= 0 {
 		r.RetryBaseDelay = time.Second
 	}
@@ -136,11 +146,13 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	if err := r.Get(ctx, req.NamespacedName, u); err != nil {
 		if apierrors.IsNotFound(err) {
 			metrics.ForgetUpload(req.Namespace, req.Name)
+			r.acks.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !u.DeletionTimestamp.IsZero() {
 		metrics.ForgetUpload(req.Namespace, req.Name)
+		r.acks.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	// The crowdpack_uploads gauge counts objects by the phase this reconcile leaves them in.
