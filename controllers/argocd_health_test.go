@@ -78,15 +78,18 @@ func TestArgoCDHealthOfLiveObjects(t *testing.T) {
 	h.create(h.object("vip", "vip.csv"))
 	h.waitReady("vip")
 	capture(h, "vip", "ready.yaml", "Healthy")
-	// Two edits of it: the spec changed and not yet observed, and suspended
-	// after it became Ready (which changes nothing).
+	// An edit of it whose generation is not observed yet.
 	changed := jsonRoundTrip(t, all[len(all)-1].obj).(map[string]any)
 	must(t, unstructured.SetNestedField(changed, int64(2), "metadata", "generation"))
 	must(t, unstructured.SetNestedField(changed, "vip-v2.csv", "spec", "source", "s3", "key"))
 	all = append(all, captured{file: "ready-spec-changed.yaml", obj: changed, wantStatus: "Progressing"})
-	suspendedReady := jsonRoundTrip(t, all[len(all)-2].obj).(map[string]any)
-	must(t, unstructured.SetNestedField(suspendedReady, true, "spec", "suspend"))
-	all = append(all, captured{file: "ready-suspended.yaml", obj: suspendedReady, wantStatus: "Healthy"})
+	// Suspended after it became Ready.
+	h.update("vip", func(u *v1.UserPackageUpload) { u.Spec.Suspend = true })
+	h.waitFor("vip", 30*time.Second, "suspended", func(u *v1.UserPackageUpload) bool {
+		c := findCondition(u, v1.ConditionReady)
+		return c != nil && c.Reason == v1.ReasonSuspended && c.ObservedGeneration == u.Generation
+	})
+	capture(h, "vip", "ready-suspended.yaml", "Suspended")
 
 	stalled := h.object("no-credentials", "vip.csv")
 	stalled.Spec.CredentialsRef.Name = "absent"

@@ -3,8 +3,12 @@ package controllers
 import (
 	"errors"
 	"fmt"
+	"net"
+	"regexp"
 	"strings"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/source"
@@ -38,16 +42,24 @@ func retry(reason string, after time.Duration, format string, args ...any) error
 	return &retryError{reason: reason, after: after, message: fmt.Sprintf(format, args...)}
 }
 
-// stableMessage is err's message without WeChat Pay's request ID, which
-// changes on every retry: a condition that changed on each one would
-// raise an event each time.
+// stableMessage is err's message without what changes from one retry of
+// the same failure to the next — WeChat Pay's request ID, the number of the
+// part that failed, the local port of a broken connection — since a
+// condition whose message changed on each retry would raise an event each time.
 func stableMessage(err error) string {
+	msg := err.Error()
 	var api *wechatpay.APIError
 	if errors.As(err, &api) && api.RequestID != "" {
-		return strings.Replace(err.Error(), " (request id "+api.RequestID+")", "", 1)
+		msg = strings.Replace(msg, " (request id "+api.RequestID+")", "", 1)
 	}
-	return err.Error()
+	var op *net.OpError
+	if errors.As(err, &op) && op.Source != nil {
+		msg = strings.Replace(msg, op.Error(), fmt.Sprintf("%s %s %v: %v", op.Op, op.Net, op.Addr, op.Err), 1)
+	}
+	return partNumber.ReplaceAllString(msg, "upload part")
 }
+
+var partNumber = regexp.MustCompile(`upload part \d+`)
 
 // isClassified reports whether err already says whether to stall or retry.
 func isClassified(err error) bool {
@@ -71,7 +83,7 @@ func sourceError(err error) error {
 	case errors.Is(err, source.ErrInvalidConfig):
 		return stall(v1.ReasonInvalidSpec, "%v; check spec.source", err)
 	default:
-		return retry(v1.ReasonSourceUnavailable, 0, "%v; retrying", err)
+		return retry(v1.ReasonSourceUnavailable, 0, "%s; retrying", stableMessage(err))
 	}
 }
 
@@ -105,4 +117,19 @@ func weChatPayError(err error) error {
 		}
 		return stall(v1.ReasonWeChatPayRejected, "%v", err)
 	}
+}
+
+// failCondition sets a domain condition False with the error's reason.
+func failCondition(u *v1.UserPackageUpload, condition string, err error) error {
+	reason := v1.ReasonProgressing
+	var s *stallError
+	var rt *retryError
+	switch {
+	case errors.As(err, &s):
+		reason = s.reason
+	case errors.As(err, &rt):
+		reason = rt.reason
+	}
+	setCondition(u, condition, metav1.ConditionFalse, reason, err.Error())
+	return err
 }

@@ -39,17 +39,20 @@ func (r *UserPackageUploadReconciler) reconcileInitiate(ctx context.Context, u *
 	if err := req.Validate(); err != nil {
 		return failInitiate(u, stall(v1.ReasonInvalidSpec, "initiate upload: %v; fix spec.file", err))
 	}
-	if up.InitiatingSince != nil {
+	lost := up.InitiatingSince != nil
+	if lost {
 		up.UnknownOutcomes++
-		r.event(u, corev1.EventTypeWarning, v1.ReasonOutcomeUnknown, fmt.Sprintf(
-			"the answer to initiate upload was lost (%d so far); calling it again, which leaves at most one orphan upload session at WeChat Pay (harmless: it is never merged)",
-			up.UnknownOutcomes))
 	}
 	now := metav1.NewTime(r.Now())
 	up.InitiatingSince = &now
 	setCondition(u, v1.ConditionInitiated, metav1.ConditionUnknown, v1.ReasonProgressing, "calling initiate upload")
 	if err := a.status.claim(ctx, u); err != nil {
 		return err
+	}
+	if lost {
+		r.event(u, corev1.EventTypeWarning, v1.ReasonOutcomeUnknown, fmt.Sprintf(
+			"the answer to initiate upload was lost (%d so far); calling it again, which leaves at most one orphan upload session at WeChat Pay (harmless: it is never merged)",
+			u.Status.Upload.UnknownOutcomes))
 	}
 
 	resp, callErr := wc.InitiateUpload(ctx, req)
@@ -141,21 +144,6 @@ func filenameRefused(err error, filename string) bool {
 
 func failInitiate(u *v1.UserPackageUpload, err error) error {
 	return failCondition(u, v1.ConditionInitiated, err)
-}
-
-// failCondition sets a domain condition False with the error's reason.
-func failCondition(u *v1.UserPackageUpload, condition string, err error) error {
-	reason := v1.ReasonProgressing
-	var s *stallError
-	var rt *retryError
-	switch {
-	case errors.As(err, &s):
-		reason = s.reason
-	case errors.As(err, &rt):
-		reason = rt.reason
-	}
-	setCondition(u, condition, metav1.ConditionFalse, reason, err.Error())
-	return err
 }
 
 func initiateRequest(u *v1.UserPackageUpload) wechatpay.InitiateUploadRequest {

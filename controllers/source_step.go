@@ -73,12 +73,7 @@ func pinnedVersion(s *v1.SourceStatus) source.Version {
 
 // failSource records why the file could not be read and passes the error on.
 func failSource(u *v1.UserPackageUpload, err error) error {
-	reason := v1.ReasonSourceUnavailable
-	if s, ok := err.(*stallError); ok {
-		reason = s.reason
-	}
-	setCondition(u, v1.ConditionSourceVerified, metav1.ConditionFalse, reason, err.Error())
-	return err
+	return failCondition(u, v1.ConditionSourceVerified, err)
 }
 
 // checkContent stops a Strict upload whose file has invalid lines.

@@ -68,13 +68,11 @@ func markReady(u *v1.UserPackageUpload) {
 	u.Status.ObservedGeneration = u.Generation
 }
 
-// markSuspended says no work is done while spec.suspend is true. A
-// finished object stays Ready: suspending it changes nothing.
+// markSuspended says no work is done while spec.suspend is true. Setting
+// it is a spec change, so even a finished object shows it: its new
+// generation is not reconciled.
 func markSuspended(u *v1.UserPackageUpload) {
 	removeCondition(u, v1.ConditionReconciling)
-	if apimeta.IsStatusConditionTrue(u.Status.Conditions, v1.ConditionReady) && !isNewGeneration(u) {
-		return
-	}
 	setCondition(u, v1.ConditionReady, metav1.ConditionFalse, v1.ReasonSuspended,
 		"reconciliation is suspended; set spec.suspend to false to resume")
 }

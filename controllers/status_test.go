@@ -3,6 +3,7 @@ package controllers
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -103,11 +104,11 @@ func TestStatusSetters(t *testing.T) {
 			want:   []cond{{v1.ConditionReady, "False", v1.ReasonSuspended}},
 		},
 		{
-			name:   "suspending a finished object leaves it Ready",
-			reason: "suspend changes nothing about work already done",
+			name:   "suspending a finished object shows it suspended",
+			reason: "setting spec.suspend is a new generation, which is not reconciled",
 			object: withConditions(2, cond{v1.ConditionReady, "True", v1.ReasonSucceeded}),
 			set:    markSuspended,
-			want:   []cond{{v1.ConditionReady, "True", v1.ReasonSucceeded}},
+			want:   []cond{{v1.ConditionReady, "False", v1.ReasonSuspended}},
 		},
 	}
 	for _, tt := range tests {
@@ -306,4 +307,39 @@ func isSourceCase(err error) bool {
 	var tr *wechatpay.TransportError
 	var ve *wechatpay.VerificationError
 	return !errors.As(err, &api) && !errors.As(err, &tr) && !errors.As(err, &ve) && !strings.Contains(err.Error(), "wechat")
+}
+
+func TestStableMessageLeavesOutWhatChangesFromRetryToRetry(t *testing.T) {
+	reset := &net.OpError{Op: "read", Net: "tcp",
+		Source: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 43121},
+		Addr:   &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9000},
+		Err:    errors.New("connection reset by peer")}
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{
+			name: "WeChat Pay's request id is left out",
+			err:  fmt.Errorf("initiate upload: %w", &wechatpay.APIError{StatusCode: 503, Code: "SERVICE_UNAVAILABLE", RequestID: "abc123"}),
+			want: "initiate upload: wechat pay answered HTTP 503 SERVICE_UNAVAILABLE",
+		},
+		{
+			name: "the number of the failing part is left out",
+			err:  fmt.Errorf("upload part 17: %w", &wechatpay.APIError{StatusCode: 500, Code: "SYSTEM_ERROR"}),
+			want: "upload part: wechat pay answered HTTP 500 SYSTEM_ERROR",
+		},
+		{
+			name: "the local port of a broken connection is left out",
+			err:  fmt.Errorf("get s3://b/k: %w", reset),
+			want: "get s3://b/k: read tcp 127.0.0.1:9000: connection reset by peer",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := stableMessage(tt.err); got != tt.want {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
 }

@@ -42,7 +42,7 @@ type UserPackageUploadReconciler struct {
 	// NewWeChatPay returns a brand API client for one brand's credentials.
 	NewWeChatPay func(*wechatpay.Credentials) (wechatpay.API, error)
 	// StorageTransport is shared by every object-storage client, for
-	// keep-alive; nil means a default one.
+	// keep-alive; default source.NewTransport().
 	StorageTransport http.RoundTripper
 
 	// PartConcurrency bounds the parts of one upload sent at once.
@@ -81,6 +81,9 @@ const staleCacheDelay = 200 * time.Millisecond
 func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if r.Now == nil {
 		r.Now = time.Now
+	}
+	if r.StorageTransport == nil {
+		r.StorageTransport = source.NewTransport()
 	}
 	if r.PartConcurrency < 1 {
 		r.PartConcurrency = 4

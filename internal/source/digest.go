@@ -41,10 +41,10 @@ func Digest(ctx context.Context, src Source, check *linecheck.Checker) (Result, 
 	// Hide any WriterTo/ReaderFrom so the copy goes through our buffer.
 	n, err := io.CopyBuffer(sink, struct{ io.Reader }{body}, make([]byte, digestBufferSize))
 	if err != nil {
-		return Result{}, fmt.Errorf("read after %d of %d bytes: %w", n, v.Size, err)
+		return Result{}, fmt.Errorf("read the object: %w", err)
 	}
 	if n != v.Size {
-		return Result{}, fmt.Errorf("torn read: got %d bytes, the object has %d", n, v.Size)
+		return Result{}, fmt.Errorf("torn read: the object did not yield its %d bytes", v.Size)
 	}
 	result := Result{Version: v, Digest: hex.EncodeToString(hash.Sum(nil))}
 	if check != nil {

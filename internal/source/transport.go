@@ -12,6 +12,17 @@ import (
 // but never answers; reading the body is bounded by the caller's context.
 const responseHeaderTimeout = time.Minute
 
+// NewTransport returns a transport for object storage, to be shared by
+// sources for keep-alive: bytes arrive as stored (a transparently gunzipped
+// body would have another size and digest), and a server that never answers
+// is given up on.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DisableCompression = true
+	t.ResponseHeaderTimeout = responseHeaderTimeout
+	return t
+}
+
 // newTransport returns the transport a source uses: base as is when there is
 // no CA bundle to add (so sources can share its connections), otherwise a
 // clone of base (or of the default transport) trusting the system roots plus
@@ -23,11 +34,7 @@ func newTransport(base http.RoundTripper, caBundle []byte) (http.RoundTripper, e
 	var t *http.Transport
 	switch b := base.(type) {
 	case nil:
-		t = http.DefaultTransport.(*http.Transport).Clone()
-		// Bytes must arrive as stored: a transparently gunzipped body would
-		// have another size and digest.
-		t.DisableCompression = true
-		t.ResponseHeaderTimeout = responseHeaderTimeout
+		t = NewTransport()
 	case *http.Transport:
 		t = b.Clone()
 	default:
