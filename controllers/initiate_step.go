@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,8 +42,7 @@ func (r *UserPackageUploadReconciler) reconcileInitiate(ctx context.Context, u *
 	if lost {
 		up.UnknownOutcomes++
 	}
-	now := metav1.NewTime(r.Now())
-	up.InitiatingSince = &now
+	up.InitiatingSince = r.now()
 	setCondition(u, v1.ConditionInitiated, metav1.ConditionUnknown, v1.ReasonProgressing, "calling initiate upload")
 	if err := a.status.claim(ctx, u); err != nil {
 		return err
@@ -63,7 +61,7 @@ func (r *UserPackageUploadReconciler) reconcileInitiate(ctx context.Context, u *
 		if x.Status.Upload == nil {
 			x.Status.Upload = up.DeepCopy()
 		}
-		recordPlan(x.Status.Upload, resp, r.Now())
+		recordPlan(x.Status.Upload, resp, r.now())
 	})
 	if err != nil {
 		return err
@@ -83,7 +81,7 @@ func (r *UserPackageUploadReconciler) currentUpload(u *v1.UserPackageUpload) *v1
 	}
 	if old := u.Status.Upload; old != nil && old.ID != "" {
 		u.Status.History = append([]v1.AbandonedUpload{{
-			ID: old.ID, Generation: old.Generation, Digest: old.Digest, Filename: old.Filename, At: metav1.NewTime(r.Now()),
+			ID: old.ID, Generation: old.Generation, Digest: old.Digest, Filename: old.Filename, At: *r.now(),
 		}}, u.Status.History...)
 		u.Status.History = u.Status.History[:min(len(u.Status.History), maxHistory)]
 		r.event(u, corev1.EventTypeNormal, "Superseded", fmt.Sprintf(
@@ -165,13 +163,12 @@ func initiateRequest(u *v1.UserPackageUpload) wechatpay.InitiateUploadRequest {
 	}
 }
 
-func recordPlan(up *v1.UploadStatus, resp *wechatpay.InitiateUploadResponse, now time.Time) {
-	at := metav1.NewTime(now)
+func recordPlan(up *v1.UploadStatus, resp *wechatpay.InitiateUploadResponse, at *metav1.Time) {
 	up.ID = resp.UploadID
 	up.PartSize = resp.FilePartSize
 	up.PartCount = resp.FilePartCount
 	up.ReturnMessage = resp.ReturnMessage
-	up.InitiatedAt = &at
+	up.InitiatedAt = at
 	up.InitiatingSince = nil
 	setProgress(up)
 }

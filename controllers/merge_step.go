@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
 // reconcileMerge merges the parts once every one is acknowledged, and
@@ -30,26 +31,18 @@ func (r *UserPackageUploadReconciler) reconcileMerge(ctx context.Context, u *v1.
 }
 
 func (r *UserPackageUploadReconciler) merge(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
-	wc, err := a.clientFor(ctx, r, u)
-	if err != nil {
-		return err
-	}
-	// A stale view could merge twice: check it is current first.
-	if err := a.status.ensureCurrent(ctx, u); err != nil {
-		return err
-	}
-	up := u.Status.Upload
-	if up.PartsDone != up.PartCount {
+	if up := u.Status.Upload; up.PartsDone != up.PartCount {
 		return fmt.Errorf("merge: %d of %d parts acknowledged", up.PartsDone, up.PartCount)
 	}
-	result, err := wc.MergeParts(ctx, up.ID)
-	if err != nil {
-		return weChatPayError(err)
-	}
-	return a.status.record(ctx, u, func(x *v1.UserPackageUpload) {
-		at := metav1.NewTime(r.Now())
-		x.Status.Upload.ResourceID = result.ResourceID
-		x.Status.Upload.MergedAt = &at
+	return r.callOnce(ctx, u, a, func(wc wechatpay.API) (func(*v1.UploadStatus), error) {
+		result, err := wc.MergeParts(ctx, u.Status.Upload.ID)
+		if err != nil {
+			return nil, err
+		}
+		return func(up *v1.UploadStatus) {
+			up.ResourceID = result.ResourceID
+			up.MergedAt = r.now()
+		}, nil
 	})
 }
 
@@ -72,6 +65,19 @@ func (r *UserPackageUploadReconciler) reconcileExpand(ctx context.Context, u *v1
 }
 
 func (r *UserPackageUploadReconciler) expand(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
+	return r.callOnce(ctx, u, a, func(wc wechatpay.API) (func(*v1.UploadStatus), error) {
+		if _, err := wc.ExpandPackage(ctx, u.Spec.UserPackageID, u.Status.Upload.ID); err != nil {
+			return nil, err
+		}
+		return func(up *v1.UploadStatus) { up.ExpandedAt = r.now() }, nil
+	})
+}
+
+// callOnce makes a call that must happen once per upload: on a view of the
+// object known to be current (a stale one could call twice), and with its
+// outcome recorded by a write that retries on conflict.
+func (r *UserPackageUploadReconciler) callOnce(ctx context.Context, u *v1.UserPackageUpload, a *attempt,
+	call func(wechatpay.API) (outcome func(*v1.UploadStatus), err error)) error {
 	wc, err := a.clientFor(ctx, r, u)
 	if err != nil {
 		return err
@@ -79,13 +85,11 @@ func (r *UserPackageUploadReconciler) expand(ctx context.Context, u *v1.UserPack
 	if err := a.status.ensureCurrent(ctx, u); err != nil {
 		return err
 	}
-	if _, err := wc.ExpandPackage(ctx, u.Spec.UserPackageID, u.Status.Upload.ID); err != nil {
+	outcome, err := call(wc)
+	if err != nil {
 		return weChatPayError(err)
 	}
-	return a.status.record(ctx, u, func(x *v1.UserPackageUpload) {
-		at := metav1.NewTime(r.Now())
-		x.Status.Upload.ExpandedAt = &at
-	})
+	return a.status.record(ctx, u, func(x *v1.UserPackageUpload) { outcome(x.Status.Upload) })
 }
 
 func mergedMessage(up *v1.UploadStatus) string {

@@ -247,6 +247,12 @@ func (r *UserPackageUploadReconciler) event(u *v1.UserPackageUpload, eventType, 
 	}
 }
 
+// now is the reconciler's clock, as status stores times.
+func (r *UserPackageUploadReconciler) now() *metav1.Time {
+	t := metav1.NewTime(r.Now())
+	return &t
+}
+
 // requestedAt is the reconcile.fluxcd.io/requestedAt annotation, if any.
 func requestedAt(u *v1.UserPackageUpload) string {
 	return u.GetAnnotations()[v1.ReconcileRequestAnnotation]
