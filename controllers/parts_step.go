@@ -35,10 +35,6 @@ const (
 	maxPartRetryWait = 10 * time.Second
 )
 
-// flushBackoff bounds the last write of progress when the API server is
-// unreachable: about 25 s in all, within a manager's graceful stop.
-var flushBackoff = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Steps: 7}
-
 // reconcileParts sends every part WeChat Pay has not acknowledged yet, at
 // most PartConcurrency at a time. Each part is read with a ranged GET
 // pinned to the digested version, digested and sent; acknowledgements are
@@ -288,7 +284,7 @@ func (p *progress) persistEvery(ctx context.Context, interval time.Duration) (st
 		close(done)
 		<-finished
 		var err error
-		_ = wait.ExponentialBackoffWithContext(context.WithoutCancel(ctx), flushBackoff, func(ctx context.Context) (bool, error) {
+		_ = wait.ExponentialBackoffWithContext(context.WithoutCancel(ctx), outcomeBackoff, func(ctx context.Context) (bool, error) {
 			err = p.persist(ctx)
 			return err == nil, nil
 		})

@@ -1,14 +1,16 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	kretry "k8s.io/client-go/util/retry"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
@@ -79,33 +81,50 @@ func (w *statusWriter) ensureCurrent(ctx context.Context, u *v1.UserPackageUploa
 	return w.claim(ctx, u)
 }
 
-// record applies mutate to the latest version of the object and writes it,
-// retrying on conflict: the outcome of a call already made must not be lost
-// to a conflicting write. u ends up as written, but for its conditions,
-// which the final patch sends.
+// record applies mutate to the latest version of the object and writes it.
+// The outcome of a call already made must not be lost: the write is
+// retried on conflict (on a fresh read) and through a short outage of the
+// API server, even when the manager is stopping. u ends up as written, but
+// for its conditions, which the final patch sends.
 func (w *statusWriter) record(ctx context.Context, u *v1.UserPackageUpload, mutate func(*v1.UserPackageUpload)) error {
 	mutate(u)
 	// First try the version in hand, which a claim just wrote; read the
 	// latest only after a conflict.
-	latest := u.DeepCopy()
-	err := kretry.RetryOnConflict(kretry.DefaultRetry, func() error {
-		err := w.client.Status().Update(ctx, latest)
-		if apierrors.IsConflict(err) {
-			latest = &v1.UserPackageUpload{}
-			if getErr := w.reader.Get(ctx, client.ObjectKeyFromObject(u), latest); getErr != nil {
-				return getErr
+	latest, stale := u.DeepCopy(), false
+	var lastErr error
+	err := wait.ExponentialBackoffWithContext(context.WithoutCancel(ctx), outcomeBackoff, func(ctx context.Context) (bool, error) {
+		if stale {
+			fresh := &v1.UserPackageUpload{}
+			if lastErr = w.reader.Get(ctx, client.ObjectKeyFromObject(u), fresh); lastErr != nil {
+				return false, giveUpOn(lastErr)
 			}
-			mutate(latest)
+			mutate(fresh)
+			latest, stale = fresh, false
 		}
-		return err
+		lastErr = w.client.Status().Update(ctx, latest)
+		stale = apierrors.IsConflict(lastErr)
+		return lastErr == nil, giveUpOn(lastErr)
 	})
 	if err != nil {
-		return fmt.Errorf("record outcome: %w", err)
+		return fmt.Errorf("record outcome: %w", cmp.Or(lastErr, err))
 	}
 	conditions := u.Status.Conditions
 	adoptStatus(u, latest)
 	w.before, w.current = u.DeepCopy(), true
 	u.Status.Conditions = conditions
+	return nil
+}
+
+// outcomeBackoff bounds how long a write that must not be lost is retried:
+// about 25 s, within a manager's graceful stop.
+var outcomeBackoff = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Steps: 7}
+
+// giveUpOn ends a retried write on the errors another try cannot mend; it
+// goes on through conflicts and errors that pass (a restarting API server).
+func giveUpOn(err error) error {
+	if apierrors.IsNotFound(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
+		return err
+	}
 	return nil
 }
 
