@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,35 +236,44 @@ func TestRetryingSaysSoInReconciling(t *testing.T) {
 	}
 }
 
-// TestAStatusWriteConflictCausesNoSecondInitiate makes the API server refuse,
-// with a conflict, the first write of initiate's answer and the first
-// write of the marker before it.
-func TestAStatusWriteConflictCausesNoSecondInitiate(t *testing.T) {
+// TestAFailedStatusWriteCausesNoSecondInitiate makes the API server refuse
+// a status write around initiate: a conflict on the marker (a stale cache)
+// or on the answer, or an outage while the answer is written.
+func TestAFailedStatusWriteCausesNoSecondInitiate(t *testing.T) {
+	gr := schema.GroupResource{Group: v1.GroupVersion.Group, Resource: "userpackageuploads"}
+	onMarker := func(u *v1.UserPackageUpload) bool {
+		up := u.Status.Upload
+		return up != nil && up.InitiatingSince != nil
+	}
+	onAnswer := func(u *v1.UserPackageUpload) bool { up := u.Status.Upload; return up != nil && up.ID != "" }
 	tests := []struct {
 		name string
-		// conflictOn picks the status update to refuse once.
-		conflictOn func(u *v1.UserPackageUpload) bool
+		// on picks the status updates to refuse, times times, with err.
+		on    func(u *v1.UserPackageUpload) bool
+		times int
+		err   func(name string) error
 	}{
 		{
-			name: "a conflict on the marker write",
-			conflictOn: func(u *v1.UserPackageUpload) bool {
-				up := u.Status.Upload
-				return up != nil && up.InitiatingSince != nil
-			},
+			name: "a conflict on the marker write", on: onMarker, times: 1,
+			err: func(name string) error { return apierrors.NewConflict(gr, name, nil) },
 		},
 		{
-			name:       "a conflict on the answer write",
-			conflictOn: func(u *v1.UserPackageUpload) bool { up := u.Status.Upload; return up != nil && up.ID != "" },
+			name: "a conflict on the answer write", on: onAnswer, times: 1,
+			err: func(name string) error { return apierrors.NewConflict(gr, name, nil) },
+		},
+		{
+			name: "an API server outage while the answer is written", on: onAnswer, times: 4,
+			err: func(string) error { return apierrors.NewServiceUnavailable("the API server is restarting") },
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			conflicts := 0
+			var refused atomic.Int32
 			wrap := func(c client.Client) client.Client {
 				return &statusHook{Client: c, hook: func(obj client.Object) error {
-					if u, ok := obj.(*v1.UserPackageUpload); ok && conflicts == 0 && tt.conflictOn(u) {
-						conflicts++
-						return apierrors.NewConflict(schema.GroupResource{Group: v1.GroupVersion.Group, Resource: "userpackageuploads"}, u.Name, nil)
+					if u, ok := obj.(*v1.UserPackageUpload); ok && tt.on(u) && refused.Load() < int32(tt.times) {
+						refused.Add(1)
+						return tt.err(u.Name)
 					}
 					return nil
 				}}
@@ -275,8 +285,8 @@ func TestAStatusWriteConflictCausesNoSecondInitiate(t *testing.T) {
 			h.create(u)
 
 			u = h.waitReady("vip")
-			if conflicts != 1 {
-				t.Fatalf("%d conflicts injected, want 1", conflicts)
+			if n := refused.Load(); n != int32(tt.times) {
+				t.Fatalf("%d writes refused, want %d", n, tt.times)
 			}
 			if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != 1 {
 				t.Errorf("initiate called %d times, want once", n)
