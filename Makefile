@@ -45,6 +45,7 @@ test: tools ## Everything CI runs: generated files current, vet, all tests, brie
 	hack/check-generated.sh
 	go vet ./...
 	go test ./... -count=1 -timeout 30m
+	go test ./... -run '^$$' -bench . -benchtime 1x -skip ThousandUploads
 	$(MAKE) fuzz
 
 .PHONY: fuzz

@@ -59,6 +59,7 @@ func BenchmarkPartUpload(b *testing.B) {
 			must(b, err)
 			u.Status.Upload = &v1.UploadStatus{ID: plan.UploadID, Filename: fmt.Sprintf("bench-%d.csv", i), Generation: 1, Digest: result.Digest,
 				PartSize: plan.FilePartSize, PartCount: plan.FilePartCount}
+			u.Status.Source = &v1.SourceStatus{Size: benchFileSize, Digest: digestPrefix + result.Digest, Generation: 1}
 			w := newStatusWriter(kube.Client, kube.Client, u)
 			must(b, w.claim(h.ctx, u))
 			p := &partUploader{
