@@ -94,17 +94,7 @@ func TestALeaderStoppedMidUploadIsReplacedAndTheUploadFinishesOnce(t *testing.T)
 		t.Fatal("the leader holds no Lease")
 	}
 
-	data := phoneFile(0, 10_000) // 330,000 bytes: 21 parts of 16 KiB
-	h.put("vip.csv", data)
-	h.create(h.object("vip", "vip.csv"))
-	h.waitFor("vip", 30*time.Second, "half uploaded", func(u *v1.UserPackageUpload) bool {
-		return u.Status.Upload != nil && u.Status.Upload.PartsDone >= 4
-	})
-	leader.stop()
-	stoppedAt := h.get("vip").Status.Upload.PartsDone
-	if stoppedAt >= 21 {
-		t.Fatal("all parts were done before the leader stopped; slow the parts down")
-	}
+	data, stoppedAt := h.stopPartway(leader.stop)
 	select {
 	case <-follower.elected():
 	case <-time.After(15 * time.Second):

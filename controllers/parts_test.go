@@ -17,18 +17,7 @@ func TestARestartMidUploadResumesWithoutResendingParts(t *testing.T) {
 	// Slow parts, so that the manager is stopped with some sent and some not.
 	must(t, h.sandbox.SetFaults(sandbox.EndpointUploadPart, sandbox.Faults{LatencyMillis: 500}))
 	h.startManager(nil)
-	data := phoneFile(0, 10_000) // 330,000 bytes: 21 parts of 16 KiB
-	h.put("vip.csv", data)
-	h.create(h.object("vip", "vip.csv"))
-
-	h.waitFor("vip", 30*time.Second, "half uploaded", func(u *v1.UserPackageUpload) bool {
-		return u.Status.Upload != nil && u.Status.Upload.PartsDone >= 4
-	})
-	h.stopManager()
-	stoppedAt := h.get("vip").Status.Upload.PartsDone
-	if stoppedAt >= 21 {
-		t.Fatalf("all parts were done before the restart; slow the parts down")
-	}
+	data, stoppedAt := h.stopPartway(h.stopManager)
 	must(t, h.sandbox.SetFaults(sandbox.EndpointUploadPart, sandbox.Faults{}))
 	h.startManager(nil)
 
@@ -92,4 +81,23 @@ func TestAnObjectChangedMidUploadStalls(t *testing.T) {
 		t.Errorf("merge called %d times", n)
 	}
 	h.waitEvent("vip", corev1.EventTypeWarning, v1.ReasonSourceChanged)
+}
+
+// stopPartway uploads a 21-part file (parts must be slow) and calls stop
+// once a few parts are acknowledged; it returns the file and how many parts
+// status showed done after the stop.
+func (h *harness) stopPartway(stop func()) (data []byte, stoppedAt int64) {
+	h.t.Helper()
+	data = phoneFile(0, 10_000) // 330,000 bytes: 21 parts of 16 KiB
+	h.put("vip.csv", data)
+	h.create(h.object("vip", "vip.csv"))
+	h.waitFor("vip", 30*time.Second, "partway uploaded", func(u *v1.UserPackageUpload) bool {
+		return u.Status.Upload != nil && u.Status.Upload.PartsDone >= 4
+	})
+	stop()
+	stoppedAt = h.get("vip").Status.Upload.PartsDone
+	if stoppedAt >= 21 {
+		h.t.Fatal("all parts were done before the stop; slow the parts down")
+	}
+	return data, stoppedAt
 }
