@@ -20,12 +20,16 @@ import (
 type stallError struct {
 	reason  string
 	message string
+	cause   error
 }
 
 func (e *stallError) Error() string { return e.message }
+func (e *stallError) Unwrap() error { return e.cause }
 
+// stall says what a human must fix; the first error among args is kept as
+// the cause, for errors.Is and errors.As.
 func stall(reason, format string, args ...any) error {
-	return &stallError{reason: reason, message: fmt.Sprintf(format, args...)}
+	return &stallError{reason: reason, message: fmt.Sprintf(format, args...), cause: firstError(args)}
 }
 
 // retryError is transient: the reconcile is retried with backoff, or after
@@ -34,12 +38,39 @@ type retryError struct {
 	reason  string
 	message string
 	after   time.Duration
+	cause   error
 }
 
 func (e *retryError) Error() string { return e.message }
+func (e *retryError) Unwrap() error { return e.cause }
 
+// retry says what failed and when to try again; the first error among args
+// is kept as the cause.
 func retry(reason string, after time.Duration, format string, args ...any) error {
-	return &retryError{reason: reason, after: after, message: fmt.Sprintf(format, args...)}
+	return &retryError{reason: reason, after: after, message: fmt.Sprintf(format, args...), cause: firstError(args)}
+}
+
+// because sets the cause of a stall or retry whose message was built from
+// cause's text rather than from cause itself.
+func because(classified, cause error) error {
+	var s *stallError
+	var r *retryError
+	switch {
+	case errors.As(classified, &s):
+		s.cause = cause
+	case errors.As(classified, &r):
+		r.cause = cause
+	}
+	return classified
+}
+
+func firstError(args []any) error {
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			return err
+		}
+	}
+	return nil
 }
 
 // stableMessage is err's message without what changes from one retry of
@@ -83,7 +114,7 @@ func sourceError(err error) error {
 	case errors.Is(err, source.ErrInvalidConfig):
 		return stall(v1.ReasonInvalidSpec, "%v; check spec.source", err)
 	default:
-		return retry(v1.ReasonSourceUnavailable, 0, "%s; retrying", stableMessage(err))
+		return because(retry(v1.ReasonSourceUnavailable, 0, "%s; retrying", stableMessage(err)), err)
 	}
 }
 
@@ -95,9 +126,9 @@ func weChatPayError(err error) error {
 	isAPI := errors.As(err, &api)
 	switch class := wechatpay.Classify(err); {
 	case class == wechatpay.Retryable && isAPI && api.StatusCode == 429:
-		return retry(v1.ReasonWeChatPayRateLimited, api.RetryAfter, "%s; retrying after the delay WeChat Pay asked for", stableMessage(err))
+		return because(retry(v1.ReasonWeChatPayRateLimited, api.RetryAfter, "%s; retrying after the delay WeChat Pay asked for", stableMessage(err)), err)
 	case class == wechatpay.Retryable:
-		return retry(v1.ReasonWeChatPayUnavailable, wechatpay.RetryAfter(err), "%s; retrying", stableMessage(err))
+		return because(retry(v1.ReasonWeChatPayUnavailable, wechatpay.RetryAfter(err), "%s; retrying", stableMessage(err)), err)
 	case class == wechatpay.Canceled:
 		return err
 	case errors.As(err, &creds):

@@ -186,14 +186,16 @@ func TestTransientErrorsAreRetriedUntilReady(t *testing.T) {
 
 // TestALostInitiateAnswerIsRetriedOnceAndCounted loses initiate's answer
 // after the sandbox created the session. The retry is refused because
-// WeChat Pay keeps the lost call's filename: the object stalls naming the
-// filename, and a new filename (a spec change) completes the upload.
+// WeChat Pay keeps the lost call's filename: with an explicit filename the
+// object stalls naming it, and a new filename (a spec change) completes the
+// upload. (A default filename moves on by itself: TestEveryLostAnswerConverges.)
 func TestALostInitiateAnswerIsRetriedOnceAndCounted(t *testing.T) {
 	h := newHarness(t, harnessOptions{noManager: true})
 	must(t, h.sandbox.FailNext(sandbox.EndpointInitiate, 1, sandbox.FaultLostResponse))
 	h.startManager(nil)
 	h.put("vip.csv", phoneFile(0, 100))
 	u := h.object("vip", "vip.csv")
+	u.Spec.File.Filename = "vip.csv"
 	u.Spec.UploadParts = ptrTo(false)
 	h.create(u)
 

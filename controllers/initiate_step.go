@@ -2,9 +2,13 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,8 +20,12 @@ import (
 // maxHistory bounds status.history, so status stays small.
 const maxHistory = 10
 
-// reconcileInitiate calls initiate upload once per (generation, digest) and
-// records the upload_id and part plan. Sets Initiated.
+// renameDelay is the pause before initiating again under a new default
+// filename, after a lost answer left the old one taken.
+const renameDelay = time.Second
+
+// reconcileInitiate calls initiate upload once per upload key and records
+// the upload_id and part plan. Sets Initiated.
 //
 // Exactly once: a marker (upload.initiatingSince) is written with a
 // conflict-checked update before the call, so a stale cache conflicts
@@ -25,46 +33,30 @@ const maxHistory = 10
 // on conflict. A marker found without an answer is a call whose outcome is
 // unknown (a lost answer, a restart): it is counted, announced and made again.
 func (r *UserPackageUploadReconciler) reconcileInitiate(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
-	up := r.currentUpload(u)
+	if _, err := a.clientFor(ctx, r, u); err != nil {
+		return failInitiate(u, err)
+	}
+	up := r.currentUpload(u, a.brandID)
 	if up.ID != "" {
 		setCondition(u, v1.ConditionInitiated, metav1.ConditionTrue, v1.ReasonInitiated, initiatedMessage(up))
 		return nil
-	}
-	wc, err := a.clientFor(ctx, r, u)
-	if err != nil {
-		return failInitiate(u, err)
 	}
 	req := initiateRequest(u)
 	if err := req.Validate(); err != nil {
 		return failInitiate(u, stall(v1.ReasonInvalidSpec, "initiate upload: %v; fix spec.file", err))
 	}
-	lost := up.InitiatingSince != nil
-	if lost {
-		up.UnknownOutcomes++
-	}
-	up.InitiatingSince = r.now()
+	retried := up.InitiatingSince != nil
 	setCondition(u, v1.ConditionInitiated, metav1.ConditionUnknown, v1.ReasonProgressing, "calling initiate upload")
-	if err := a.status.claim(ctx, u); err != nil {
-		return err
-	}
-	if lost {
-		r.event(u, corev1.EventTypeWarning, v1.ReasonOutcomeUnknown, fmt.Sprintf(
-			"the answer to initiate upload was lost (%d so far); calling it again, which leaves at most one orphan upload session at WeChat Pay (harmless: it is never merged)",
-			u.Status.Upload.UnknownOutcomes))
-	}
-
-	resp, callErr := wc.InitiateUpload(ctx, req)
-	if callErr != nil {
-		return r.initiateFailed(ctx, u, a, callErr)
-	}
-	err = a.status.record(ctx, u, func(x *v1.UserPackageUpload) {
-		if x.Status.Upload == nil {
-			x.Status.Upload = up.DeepCopy()
+	err := r.callOnce(ctx, u, a, initiateMarker, func(wc wechatpay.API, _ bool) (func(*v1.UploadStatus), error) {
+		resp, err := wc.InitiateUpload(ctx, req)
+		if err != nil {
+			return nil, err
 		}
-		recordPlan(x.Status.Upload, resp, r.now())
+		at := r.now()
+		return func(up *v1.UploadStatus) { recordPlan(up, resp, at) }, nil
 	})
 	if err != nil {
-		return err
+		return r.initiateFailed(ctx, u, a, err, retried)
 	}
 	up = u.Status.Upload
 	setCondition(u, v1.ConditionInitiated, metav1.ConditionTrue, v1.ReasonInitiated, initiatedMessage(up))
@@ -72,65 +64,81 @@ func (r *UserPackageUploadReconciler) reconcileInitiate(ctx context.Context, u *
 	return nil
 }
 
-// currentUpload returns the upload of the object's (generation, digest),
-// starting a new one (and moving an earlier one to the history) when needed.
-func (r *UserPackageUploadReconciler) currentUpload(u *v1.UserPackageUpload) *v1.UploadStatus {
-	digest := u.Status.Source.Digest
-	if up := u.Status.Upload; up != nil && up.Generation == u.Generation && up.Digest == digest {
+// currentUpload returns the upload of what WeChat Pay is to receive,
+// starting a new one (and moving an earlier one to the history) only when
+// the upload key changed: every other edit continues the upload in hand.
+func (r *UserPackageUploadReconciler) currentUpload(u *v1.UserPackageUpload, brandID string) *v1.UploadStatus {
+	key := uploadKey(u, brandID)
+	up := u.Status.Upload
+	if up != nil && up.Key == "" && up.Generation == u.Generation && up.Digest == u.Status.Source.Digest {
+		up.Key = key // written before upload keys existed, for this very spec
+	}
+	if up != nil && up.Key == key {
 		return up
 	}
-	if old := u.Status.Upload; old != nil && old.ID != "" {
-		u.Status.History = append([]v1.AbandonedUpload{{
-			ID: old.ID, Generation: old.Generation, Digest: old.Digest, Filename: old.Filename, At: *r.now(),
-		}}, u.Status.History...)
-		u.Status.History = u.Status.History[:min(len(u.Status.History), maxHistory)]
+	if up != nil && up.ID != "" {
+		r.abandon(u, up.ID, up.Filename)
 		r.event(u, corev1.EventTypeNormal, "Superseded", fmt.Sprintf(
-			"upload %s is abandoned: the spec or the file changed, a new upload starts", old.ID))
+			"upload %s is abandoned: the file or what WeChat Pay is told about it changed, a new upload starts", up.ID))
 	}
 	for _, c := range []string{v1.ConditionInitiated, v1.ConditionPartsUploaded, v1.ConditionMerged, v1.ConditionExpanded} {
 		removeCondition(u, c)
 	}
-	u.Status.Upload = &v1.UploadStatus{Generation: u.Generation, Digest: digest, Filename: uploadFilename(u)}
+	u.Status.Upload = &v1.UploadStatus{Key: key, Generation: u.Generation, Digest: u.Status.Source.Digest, Filename: uploadFilename(u)}
 	return u.Status.Upload
 }
 
-// initiateFailed records a failed call: a call refused or never sent
-// clears its marker; any other keeps it, so that the next attempt counts an
-// unknown outcome (the session may exist: a lost answer, a 5xx, an answer
-// that failed verification).
-func (r *UserPackageUploadReconciler) initiateFailed(ctx context.Context, u *v1.UserPackageUpload, a *attempt, callErr error) error {
-	if createdNoSession(callErr) {
-		err := a.status.record(ctx, u, func(x *v1.UserPackageUpload) {
-			if x.Status.Upload != nil {
-				x.Status.Upload.InitiatingSince = nil
-			}
-		})
-		if err != nil {
-			return err
-		}
-	}
-	if filenameRefused(callErr, u.Status.Upload.Filename) {
-		return failInitiate(u, stall(v1.ReasonFilenameTaken,
-			"WeChat Pay refused the filename %s (%v); it may be taken by an earlier upload whose answer was lost: set a new spec.file.filename",
-			u.Status.Upload.Filename, callErr))
-	}
-	return failInitiate(u, weChatPayError(callErr))
+// abandon lists an upload session (or, with no id, a filename a lost call
+// took) in the history, newest first.
+func (r *UserPackageUploadReconciler) abandon(u *v1.UserPackageUpload, id, filename string) {
+	up := u.Status.Upload
+	u.Status.History = append([]v1.AbandonedUpload{{
+		ID: id, Generation: up.Generation, Digest: up.Digest, Filename: filename, At: *r.now(),
+	}}, u.Status.History...)
+	u.Status.History = u.Status.History[:min(len(u.Status.History), maxHistory)]
 }
 
-// createdNoSession reports whether a failed initiate surely left no session:
-// it was refused (4xx but 429's "not processed") or never sent.
-func createdNoSession(err error) bool {
-	var api *wechatpay.APIError
-	var invalid *wechatpay.ValidationError
-	switch {
-	case errors.As(err, &api):
-		return api.StatusCode >= 400 && api.StatusCode < 500
-	case errors.As(err, &invalid):
-		return true
-	default:
-		var transport *wechatpay.TransportError
-		return errors.As(err, &transport) && !transport.MayHaveReachedServer
+// uploadKey identifies an upload by exactly what WeChat Pay receives: the
+// bytes (digest and size), the initiate fields and the brand.
+func uploadKey(u *v1.UserPackageUpload, brandID string) string {
+	f := u.Spec.File
+	h := sha256.New()
+	for _, field := range []string{
+		u.Status.Source.Digest, strconv.FormatInt(u.Status.Source.Size, 10),
+		requestedFilename(u), string(f.PackageType), string(f.DataType), f.Description, brandID,
+	} {
+		h.Write([]byte(field))
+		h.Write([]byte{0})
 	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// initiateFailed sorts a failed initiate. A filename refused right after a
+// lost answer was most likely taken by that lost call: a default filename
+// then moves on to the next free one; an explicit one needs a human.
+func (r *UserPackageUploadReconciler) initiateFailed(ctx context.Context, u *v1.UserPackageUpload, a *attempt, callErr error, retried bool) error {
+	if !isClassified(callErr) {
+		return callErr // a claim or write that failed, a stopping manager: nothing to tell
+	}
+	up := u.Status.Upload
+	if !filenameRefused(callErr, up.Filename) {
+		return failInitiate(u, callErr)
+	}
+	if !retried || u.Spec.File.Filename != "" {
+		return failInitiate(u, stall(v1.ReasonFilenameTaken,
+			"WeChat Pay refused the filename %s (%v); it may be taken by an earlier upload whose answer was lost: set a new spec.file.filename",
+			up.Filename, errors.Unwrap(callErr)))
+	}
+	taken := up.Filename
+	err := a.status.record(ctx, u, func(x *v1.UserPackageUpload) {
+		r.abandon(x, "", taken)
+		x.Status.Upload.Filename = uploadFilename(x)
+	})
+	if err != nil {
+		return err
+	}
+	return failInitiate(u, retry(v1.ReasonOutcomeUnknown, renameDelay,
+		"the filename %s was taken by an initiate call whose answer was lost; initiating again as %s", taken, u.Status.Upload.Filename))
 }
 
 // filenameRefused reports whether WeChat Pay refused the call for its filename.
@@ -169,7 +177,6 @@ func recordPlan(up *v1.UploadStatus, resp *wechatpay.InitiateUploadResponse, at 
 	up.PartCount = resp.FilePartCount
 	up.ReturnMessage = resp.ReturnMessage
 	up.InitiatedAt = at
-	up.InitiatingSince = nil
 	setProgress(up)
 }
 

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,44 +19,56 @@ func (r *UserPackageUploadReconciler) reconcileMerge(ctx context.Context, u *v1.
 		removeCondition(u, v1.ConditionMerged)
 		return nil
 	}
-	up := u.Status.Upload
-	if up.MergedAt == nil {
+	if u.Status.Upload.MergedAt == nil {
 		if err := r.merge(ctx, u, a); err != nil {
 			return failCondition(u, v1.ConditionMerged, err)
 		}
-		up = u.Status.Upload
-		r.event(u, corev1.EventTypeNormal, v1.ReasonMerged, mergedMessage(up))
+		r.event(u, corev1.EventTypeNormal, v1.ReasonMerged, mergedMessage(u.Status.Upload))
 	}
-	setCondition(u, v1.ConditionMerged, metav1.ConditionTrue, v1.ReasonMerged, mergedMessage(up))
+	setCondition(u, v1.ConditionMerged, metav1.ConditionTrue, v1.ReasonMerged, mergedMessage(u.Status.Upload))
 	return nil
 }
 
 func (r *UserPackageUploadReconciler) merge(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
-	if up := u.Status.Upload; up.PartsDone != up.PartCount {
+	up := u.Status.Upload
+	if up.PartsDone != up.PartCount {
 		return fmt.Errorf("merge: %d of %d parts acknowledged", up.PartsDone, up.PartCount)
 	}
-	return r.callOnce(ctx, u, a, func(wc wechatpay.API) (func(*v1.UploadStatus), error) {
-		result, err := wc.MergeParts(ctx, u.Status.Upload.ID)
-		if err != nil {
+	id := up.ID
+	return r.callOnce(ctx, u, a, mergeMarker, func(wc wechatpay.API, lost bool) (func(*v1.UploadStatus), error) {
+		result, err := wc.MergeParts(ctx, id)
+		switch {
+		case err == nil:
+			return r.merged(result.ResourceID), nil
+		case lost && refusedAsDone(err):
+			return r.merged(""), nil // the lost call merged; its answer named the resource
+		default:
 			return nil, err
 		}
-		return func(up *v1.UploadStatus) {
-			up.ResourceID = result.ResourceID
-			up.MergedAt = r.now()
-		}, nil
 	})
 }
 
+func (r *UserPackageUploadReconciler) merged(resourceID string) func(*v1.UploadStatus) {
+	at := r.now()
+	return func(up *v1.UploadStatus) {
+		up.ResourceID = resourceID
+		up.MergedAt = at
+	}
+}
+
 // reconcileExpand adds the merged upload to the crowd package
-// spec.userPackageID names, once per upload. Sets Expanded.
+// spec.userPackageID names, once per package: a package set or changed
+// after the merge is expanded with the same upload, and none twice. Sets
+// Expanded.
 func (r *UserPackageUploadReconciler) reconcileExpand(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
-	if u.Spec.UserPackageID == "" || !u.Spec.WantsParts() {
+	pkg := u.Spec.UserPackageID
+	if pkg == "" || !u.Spec.WantsParts() {
 		removeCondition(u, v1.ConditionExpanded)
 		return nil
 	}
-	up := u.Status.Upload
-	if up.ExpandedAt == nil {
-		if err := r.expand(ctx, u, a); err != nil {
+	adoptExpandedAt(u.Status.Upload, pkg)
+	if !isExpanded(u.Status.Upload, pkg) {
+		if err := r.expand(ctx, u, a, pkg); err != nil {
 			return failCondition(u, v1.ConditionExpanded, err)
 		}
 		r.event(u, corev1.EventTypeNormal, v1.ReasonExpanded, expandedMessage(u))
@@ -64,35 +77,37 @@ func (r *UserPackageUploadReconciler) reconcileExpand(ctx context.Context, u *v1
 	return nil
 }
 
-func (r *UserPackageUploadReconciler) expand(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
-	return r.callOnce(ctx, u, a, func(wc wechatpay.API) (func(*v1.UploadStatus), error) {
-		if _, err := wc.ExpandPackage(ctx, u.Spec.UserPackageID, u.Status.Upload.ID); err != nil {
+func (r *UserPackageUploadReconciler) expand(ctx context.Context, u *v1.UserPackageUpload, a *attempt, pkg string) error {
+	id := u.Status.Upload.ID
+	return r.callOnce(ctx, u, a, expandMarker(pkg), func(wc wechatpay.API, lost bool) (func(*v1.UploadStatus), error) {
+		_, err := wc.ExpandPackage(ctx, pkg, id)
+		if err != nil && !(lost && refusedAsDone(err)) {
 			return nil, err
 		}
-		return func(up *v1.UploadStatus) { up.ExpandedAt = r.now() }, nil
+		at := r.now()
+		return func(up *v1.UploadStatus) {
+			up.Expanded = append(up.Expanded, v1.ExpandedPackage{UserPackageID: pkg, At: *at})
+			up.ExpandedAt = at
+		}, nil
 	})
 }
 
-// callOnce makes a call that must happen once per upload: on a view of the
-// object known to be current (a stale one could call twice), and with its
-// outcome recorded by a write that retries on conflict.
-func (r *UserPackageUploadReconciler) callOnce(ctx context.Context, u *v1.UserPackageUpload, a *attempt,
-	call func(wechatpay.API) (outcome func(*v1.UploadStatus), err error)) error {
-	wc, err := a.clientFor(ctx, r, u)
-	if err != nil {
-		return err
+func isExpanded(up *v1.UploadStatus, pkg string) bool {
+	return slices.ContainsFunc(up.Expanded, func(e v1.ExpandedPackage) bool { return e.UserPackageID == pkg })
+}
+
+// adoptExpandedAt reads a status written before expanded packages were
+// listed: its one expansion was of the package the spec names.
+func adoptExpandedAt(up *v1.UploadStatus, pkg string) {
+	if up.ExpandedAt != nil && len(up.Expanded) == 0 {
+		up.Expanded = []v1.ExpandedPackage{{UserPackageID: pkg, At: *up.ExpandedAt}}
 	}
-	if err := a.status.ensureCurrent(ctx, u); err != nil {
-		return err
-	}
-	outcome, err := call(wc)
-	if err != nil {
-		return weChatPayError(err)
-	}
-	return a.status.record(ctx, u, func(x *v1.UserPackageUpload) { outcome(x.Status.Upload) })
 }
 
 func mergedMessage(up *v1.UploadStatus) string {
+	if up.ResourceID == "" {
+		return fmt.Sprintf("%d parts merged; merge's answer was lost and WeChat Pay refused the retry as already done, so the resource id is unknown", up.PartCount)
+	}
 	return fmt.Sprintf("%d parts merged into resource %s", up.PartCount, up.ResourceID)
 }
 

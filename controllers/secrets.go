@@ -138,22 +138,22 @@ func (r *UserPackageUploadReconciler) openHTTP(ctx context.Context, u *v1.UserPa
 }
 
 // weChatPay returns a brand API client with the credentials of the Secret
-// spec.credentialsRef names, read live.
-func (r *UserPackageUploadReconciler) weChatPay(ctx context.Context, u *v1.UserPackageUpload) (wechatpay.API, error) {
+// spec.credentialsRef names, read live, and the brand they are of.
+func (r *UserPackageUploadReconciler) weChatPay(ctx context.Context, u *v1.UserPackageUpload) (wechatpay.API, string, error) {
 	const field = "spec.credentialsRef"
 	secret, err := r.readSecret(ctx, u, u.Spec.CredentialsRef.Name, field)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	creds, err := wechatpay.CredentialsFromSecretData(secret.Data)
 	if err != nil {
-		return nil, stall(v1.ReasonInvalidCredentials, "Secret %s named by %s: %v; fix it", secret.Name, field, err)
+		return nil, "", stall(v1.ReasonInvalidCredentials, "Secret %s named by %s: %v; fix it", secret.Name, field, err)
 	}
 	client, err := r.NewWeChatPay(creds)
 	if err != nil {
-		return nil, stall(v1.ReasonInvalidCredentials, "Secret %s named by %s: %v; fix it", secret.Name, field, err)
+		return nil, "", stall(v1.ReasonInvalidCredentials, "Secret %s named by %s: %v; fix it", secret.Name, field, err)
 	}
-	return client, nil
+	return client, creds.BrandID, nil
 }
 
 // secretNames lists the Secrets an object refers to, for the watch that

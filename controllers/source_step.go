@@ -2,6 +2,9 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"path"
 	"strings"
@@ -18,12 +21,13 @@ import (
 
 const digestPrefix = "sha256:"
 
-// reconcileSource reads the file once per generation, and again when a
-// reconcile is requested, streaming it through SHA-256 and the line checks.
-// It sets SourceVerified; it stalls on a missing or forbidden object and,
-// with spec.validation Strict, on invalid lines.
+// reconcileSource reads the file when what is read changes (spec.source,
+// spec.file.dataType) and when a reconcile is requested, streaming it
+// through SHA-256 and the line checks; other edits judge the recorded
+// checks again. It sets SourceVerified; it stalls on a missing or forbidden
+// object and, with spec.validation Strict, on invalid lines.
 func (r *UserPackageUploadReconciler) reconcileSource(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
-	if s := u.Status.Source; s != nil && s.Generation == u.Generation && !reconcileRequested(u) {
+	if !needsRead(u) {
 		return checkContent(u)
 	}
 	src, err := a.sourceFor(ctx, r, u)
@@ -41,10 +45,43 @@ func (r *UserPackageUploadReconciler) reconcileSource(ctx context.Context, u *v1
 	}
 	metrics.ObserveDigest(start)
 	u.Status.Source = sourceStatus(result, u.Generation)
+	u.Status.Source.Fingerprint = sourceFingerprint(u)
 	u.Status.Content = contentStatus(result.Report)
 	u.Status.LastHandledReconcileAt = requestedAt(u)
 	setCondition(u, v1.ConditionSourceVerified, metav1.ConditionTrue, v1.ReasonDigested, sourceMessage(u))
 	return checkContent(u)
+}
+
+// needsRead reports whether the file must be read (again): nothing was
+// read yet, a reconcile was requested, or what is read changed.
+func needsRead(u *v1.UserPackageUpload) bool {
+	s := u.Status.Source
+	if s == nil || reconcileRequested(u) {
+		return true
+	}
+	if s.Fingerprint == "" && s.Generation == u.Generation {
+		s.Fingerprint = sourceFingerprint(u) // read before fingerprints existed, for this very spec
+	}
+	return s.Fingerprint != sourceFingerprint(u)
+}
+
+// sourceFingerprint identifies what reading the file depends on: where it
+// is, how it is reached, and the data type its lines are checked against.
+func sourceFingerprint(u *v1.UserPackageUpload) string {
+	data, _ := json.Marshal(struct {
+		Source   v1.Source   `json:"source"`
+		DataType v1.DataType `json:"dataType"`
+	}{u.Spec.Source, u.Spec.File.DataType})
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
+}
+
+// progressingMessage says what a new generation's reconcile starts with.
+func progressingMessage(u *v1.UserPackageUpload) string {
+	if needsRead(u) {
+		return "reading the file from object storage"
+	}
+	return "applying the spec to the upload in hand"
 }
 
 func sourceStatus(r source.Result, generation int64) *v1.SourceStatus {
@@ -126,23 +163,31 @@ func joinNumbers(ns []int64) string {
 	return strings.Join(s, ", ")
 }
 
-// uploadFilename is spec.file.filename or, by default, the base name of the
-// source key or URL path (admission checks that one of them is valid).
-// WeChat Pay refuses a filename it has seen, so a default name that an
-// earlier upload of the object used gets a number: vip.csv, then vip-2.csv.
-// An explicit filename is used as it is.
-func uploadFilename(u *v1.UserPackageUpload) string {
+// requestedFilename is spec.file.filename or, by default, the base name of
+// the source key or URL path (admission checks that one of them is valid).
+func requestedFilename(u *v1.UserPackageUpload) string {
 	if u.Spec.File.Filename != "" {
 		return u.Spec.File.Filename
 	}
-	var base string
 	switch {
 	case u.Spec.Source.S3 != nil:
-		base = path.Base(u.Spec.Source.S3.Key)
+		return path.Base(u.Spec.Source.S3.Key)
 	case u.Spec.Source.HTTP != nil:
 		p, _, _ := strings.Cut(u.Spec.Source.HTTP.URL, "?")
 		p, _, _ = strings.Cut(p, "#")
-		base = path.Base(p)
+		return path.Base(p)
+	}
+	return ""
+}
+
+// uploadFilename is the filename a new upload sends. WeChat Pay refuses a
+// filename it has seen, so a default name that an earlier upload of the
+// object used gets a number: vip.csv, then vip-2.csv. An explicit filename
+// is used as it is.
+func uploadFilename(u *v1.UserPackageUpload) string {
+	base := requestedFilename(u)
+	if u.Spec.File.Filename != "" {
+		return base
 	}
 	used := map[string]bool{}
 	for _, h := range u.Status.History {

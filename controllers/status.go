@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/bound"
 )
 
 // Status setters: pure functions of the object, table-tested without a
@@ -19,7 +20,7 @@ func setCondition(u *v1.UserPackageUpload, typ string, status metav1.ConditionSt
 		Type:               typ,
 		Status:             status,
 		Reason:             reason,
-		Message:            message,
+		Message:            bound.Text(message, bound.Condition),
 		ObservedGeneration: u.Generation,
 	})
 }
@@ -70,11 +71,14 @@ func markReady(u *v1.UserPackageUpload) {
 
 // markSuspended says no work is done while spec.suspend is true. Setting
 // it is a spec change, so even a finished object shows it: its new
-// generation is not reconciled.
+// generation is not reconciled. Reconciling stays True, so that kstatus
+// never calls a suspended object Current (one created suspended has no
+// status.observedGeneration to tell it otherwise).
 func markSuspended(u *v1.UserPackageUpload) {
-	removeCondition(u, v1.ConditionReconciling)
-	setCondition(u, v1.ConditionReady, metav1.ConditionFalse, v1.ReasonSuspended,
-		"reconciliation is suspended; set spec.suspend to false to resume")
+	const message = "reconciliation is suspended; set spec.suspend to false to resume"
+	setCondition(u, v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonSuspended, message)
+	setCondition(u, v1.ConditionReady, metav1.ConditionFalse, v1.ReasonSuspended, message)
+	removeCondition(u, v1.ConditionStalled)
 }
 
 // readyMessage says how far the upload went, for the Ready condition and
@@ -84,7 +88,7 @@ func readyMessage(u *v1.UserPackageUpload) string {
 	switch {
 	case up == nil:
 		return "no upload"
-	case up.ExpandedAt != nil:
+	case u.Spec.UserPackageID != "" && isExpanded(up, u.Spec.UserPackageID):
 		return expandedMessage(u)
 	case up.MergedAt != nil:
 		return mergedMessage(up)

@@ -101,14 +101,21 @@ func TestStatusSetters(t *testing.T) {
 			reason: "Argo CD and users must see why nothing happens",
 			object: withConditions(1, cond{v1.ConditionReconciling, "True", v1.ReasonProgressing}),
 			set:    markSuspended,
-			want:   []cond{{v1.ConditionReady, "False", v1.ReasonSuspended}},
+			want:   []cond{{v1.ConditionReady, "False", v1.ReasonSuspended}, {v1.ConditionReconciling, "True", v1.ReasonSuspended}},
+		},
+		{
+			name:   "an object created suspended is never Current to kstatus",
+			reason: "with no status.observedGeneration, only Reconciling=True keeps kstatus from calling it Current",
+			object: withConditions(1),
+			set:    markSuspended,
+			want:   []cond{{v1.ConditionReady, "False", v1.ReasonSuspended}, {v1.ConditionReconciling, "True", v1.ReasonSuspended}},
 		},
 		{
 			name:   "suspending a finished object shows it suspended",
 			reason: "setting spec.suspend is a new generation, which is not reconciled",
 			object: withConditions(2, cond{v1.ConditionReady, "True", v1.ReasonSucceeded}),
 			set:    markSuspended,
-			want:   []cond{{v1.ConditionReady, "False", v1.ReasonSuspended}},
+			want:   []cond{{v1.ConditionReady, "False", v1.ReasonSuspended}, {v1.ConditionReconciling, "True", v1.ReasonSuspended}},
 		},
 	}
 	for _, tt := range tests {
@@ -149,9 +156,21 @@ func TestReadyMessageSaysHowFarTheUploadWent(t *testing.T) {
 			want:   "3 parts merged into resource R9",
 		},
 		{
-			name:   "an expanded upload says when the data takes effect",
-			upload: v1.UploadStatus{ID: "U1", PartCount: 3, MergedAt: &now, ExpandedAt: &now},
-			want:   "crowd package 01000100010000000007 expanded with upload U1; the data takes effect after WeChat Pay's sync (usually T+2)",
+			name:   "a merge whose answer was lost says why the resource is unknown",
+			upload: v1.UploadStatus{ID: "U1", PartCount: 3, MergedAt: &now, MergeUnknownOutcomes: 1},
+			want:   "3 parts merged; merge's answer was lost and WeChat Pay refused the retry as already done, so the resource id is unknown",
+		},
+		{
+			name: "an expansion of another package does not count for the one in the spec",
+			upload: v1.UploadStatus{ID: "U1", PartCount: 3, MergedAt: &now, ResourceID: "R9", ExpandedAt: &now,
+				Expanded: []v1.ExpandedPackage{{UserPackageID: "01000100010000000009", At: now}}},
+			want: "3 parts merged into resource R9",
+		},
+		{
+			name: "an expanded upload says when the data takes effect",
+			upload: v1.UploadStatus{ID: "U1", PartCount: 3, MergedAt: &now, ResourceID: "R9", ExpandedAt: &now,
+				Expanded: []v1.ExpandedPackage{{UserPackageID: "01000100010000000007", At: now}}},
+			want: "crowd package 01000100010000000007 expanded with upload U1; the data takes effect after WeChat Pay's sync (usually T+2)",
 		},
 	}
 	for _, tt := range tests {

@@ -117,6 +117,8 @@ type harness struct {
 	leaderElection bool
 	// metricsAddr is where the manager serves /metrics ("0": nowhere).
 	metricsAddr string
+	// weChatPayURL, when set, replaces the sandbox as the brand API.
+	weChatPayURL string
 }
 
 type harnessOptions struct {
@@ -129,11 +131,13 @@ type harnessOptions struct {
 	// leaderElection makes every manager of the test elect a leader first,
 	// as main.go does with --leader-elect (failover_test.go).
 	leaderElection bool
+	// weChatPayURL, when set, replaces the sandbox as the brand API.
+	weChatPayURL string
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
 	t.Helper()
-	h := &harness{t: t, ctx: context.Background(), metricsAddr: cmp.Or(opts.metricsAddr, "0"), leaderElection: opts.leaderElection}
+	h := &harness{t: t, ctx: context.Background(), metricsAddr: cmp.Or(opts.metricsAddr, "0"), leaderElection: opts.leaderElection, weChatPayURL: opts.weChatPayURL}
 	h.ns = fmt.Sprintf("t%d", nsSeq.Add(1))
 	h.bucket = "crowd-" + h.ns
 	must(t, kube.Client.Create(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}))
@@ -182,7 +186,7 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 	if wrap != nil {
 		c = wrap(c)
 	}
-	baseURL := h.api.URL
+	baseURL := cmp.Or(h.weChatPayURL, h.api.URL)
 	r := &UserPackageUploadReconciler{
 		Client:    c,
 		APIReader: mgr.GetAPIReader(),

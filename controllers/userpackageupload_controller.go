@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/bound"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
@@ -133,9 +134,10 @@ func (r *UserPackageUploadReconciler) objectsUsingSecret(ctx context.Context, se
 
 // attempt is one reconcile of one object: what its steps share.
 type attempt struct {
-	status *statusWriter
-	source source.Source
-	wechat wechatpay.API
+	status  *statusWriter
+	source  source.Source
+	wechat  wechatpay.API
+	brandID string // the brand of wechat
 }
 
 // step is one stage of taking a file into WeChat Pay. It returns nil when
@@ -172,7 +174,7 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 	// Say something about a new generation before any slow I/O.
 	if isNewGeneration(u) {
-		markProgressing(u, "reading the file from object storage")
+		markProgressing(u, progressingMessage(u))
 		if err := a.status.patch(ctx, u); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -243,7 +245,7 @@ func (r *UserPackageUploadReconciler) announce(u *v1.UserPackageUpload, before *
 
 func (r *UserPackageUploadReconciler) event(u *v1.UserPackageUpload, eventType, reason, message string) {
 	if r.Recorder != nil {
-		r.Recorder.Eventf(u, nil, eventType, reason, "Reconcile", "%s", message)
+		r.Recorder.Eventf(u, nil, eventType, reason, "Reconcile", "%s", bound.Text(message, bound.EventNote))
 	}
 }
 
@@ -268,11 +270,11 @@ func reconcileRequested(u *v1.UserPackageUpload) bool {
 // clientFor returns (once per attempt) the brand API client.
 func (a *attempt) clientFor(ctx context.Context, r *UserPackageUploadReconciler, u *v1.UserPackageUpload) (wechatpay.API, error) {
 	if a.wechat == nil {
-		c, err := r.weChatPay(ctx, u)
+		c, brandID, err := r.weChatPay(ctx, u)
 		if err != nil {
 			return nil, err
 		}
-		a.wechat = c
+		a.wechat, a.brandID = c, brandID
 	}
 	return a.wechat, nil
 }

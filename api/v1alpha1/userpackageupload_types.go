@@ -218,12 +218,12 @@ type UserPackageUploadStatus struct {
 	// +optional
 	Content *ContentStatus `json:"content,omitempty"`
 
-	// Upload is the WeChat Pay upload session of the current generation.
+	// Upload is the current WeChat Pay upload session.
 	// +optional
 	Upload *UploadStatus `json:"upload,omitempty"`
 
-	// History lists earlier upload sessions abandoned because the spec or
-	// the file changed, newest first (at most 10).
+	// History lists earlier upload sessions abandoned because the file or
+	// what WeChat Pay is told about it changed, newest first (at most 10).
 	// +optional
 	History []AbandonedUpload `json:"history,omitempty"`
 
@@ -248,8 +248,12 @@ type SourceStatus struct {
 	// LastModified pins an HTTP file served without an ETag.
 	// +optional
 	LastModified *metav1.Time `json:"lastModified,omitempty"`
-	// Generation of the spec this source was read for.
+	// Generation of the spec when the file was read.
 	Generation int64 `json:"generation"`
+	// Fingerprint identifies what was read (spec.source and spec.file.dataType):
+	// the file is read again only when it changes or a reconcile is requested.
+	// +optional
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // ContentStatus reports the line checks against spec.file.dataType.
@@ -280,8 +284,13 @@ type ContentStatus struct {
 
 // UploadStatus is one WeChat Pay upload session.
 type UploadStatus struct {
-	// Generation and Digest identify what this session uploads: initiate is
-	// called once per (generation, digest).
+	// Key identifies what this session uploads: the file version read
+	// (digest, size), the initiate fields (filename asked for, packageType,
+	// dataType, description) and the brand. A new session starts only when
+	// it changes; any other edit continues this one.
+	// +optional
+	Key string `json:"key,omitempty"`
+	// Generation of the spec when this session started.
 	Generation int64  `json:"generation"`
 	Digest     string `json:"digest"`
 	// Filename sent to WeChat Pay.
@@ -326,19 +335,52 @@ type UploadStatus struct {
 	// +optional
 	Progress string `json:"progress,omitempty"`
 
-	// ResourceID is the ID merge returned for the merged file.
+	// MergingSince is set, before merge is called, until its outcome is recorded.
+	// +optional
+	MergingSince *metav1.Time `json:"mergingSince,omitempty"`
+	// MergeUnknownOutcomes counts merge calls whose answer was lost.
+	// +optional
+	MergeUnknownOutcomes int32 `json:"mergeUnknownOutcomes,omitempty"`
+	// ResourceID is the ID merge returned for the merged file; empty when
+	// merge's answer was lost and its retry was refused as already merged.
 	// +optional
 	ResourceID string `json:"resourceID,omitempty"`
 	// MergedAt is when merge succeeded.
 	// +optional
 	MergedAt *metav1.Time `json:"mergedAt,omitempty"`
-	// ExpandedAt is when the crowd package was expanded with this upload.
+
+	// Expanding names the crowd package an expand call was made for, set
+	// before the call until its outcome is recorded.
+	// +optional
+	Expanding *PendingExpand `json:"expanding,omitempty"`
+	// ExpandUnknownOutcomes counts expand calls whose answer was lost.
+	// +optional
+	ExpandUnknownOutcomes int32 `json:"expandUnknownOutcomes,omitempty"`
+	// Expanded lists the crowd packages expanded with this upload: each at
+	// most once, whatever spec.userPackageID says later.
+	// +optional
+	Expanded []ExpandedPackage `json:"expanded,omitempty"`
+	// ExpandedAt is when the crowd package was last expanded with this upload.
 	// +optional
 	ExpandedAt *metav1.Time `json:"expandedAt,omitempty"`
 }
 
-// AbandonedUpload is an upload session left behind by a change.
+// PendingExpand is an expand call whose outcome is not recorded yet.
+type PendingExpand struct {
+	UserPackageID string      `json:"userPackageID"`
+	Since         metav1.Time `json:"since"`
+}
+
+// ExpandedPackage is a crowd package expanded with an upload.
+type ExpandedPackage struct {
+	UserPackageID string      `json:"userPackageID"`
+	At            metav1.Time `json:"at"`
+}
+
+// AbandonedUpload is an upload session left behind by a change, or the
+// filename of an initiate call whose answer was lost.
 type AbandonedUpload struct {
+	// ID of the session; empty when initiate's answer was lost.
 	ID         string `json:"id"`
 	Generation int64  `json:"generation"`
 	Digest     string `json:"digest"`

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
+
+	"github.com/crowdpack/crowdpack/internal/bound"
 )
 
 var (
@@ -30,6 +33,10 @@ func IsTerminal(err error) bool {
 	}
 	return false
 }
+
+// remote bounds text a storage server sent before it enters an error
+// message (and so a condition or an event).
+func remote(s string) string { return bound.Text(strings.ToValidUTF8(s, "?"), bound.Remote) }
 
 // httpStatusKind maps an HTTP error status to a terminal sentinel; nil means
 // transient (5xx, 408, 429, …). pinned tells that a version was asked for, so

@@ -123,7 +123,7 @@ func (s *httpSource) checkPartial(resp *http.Response, offset, length int64) (io
 	if got := resp.Header.Get("Content-Range"); !strings.HasPrefix(got, want) || resp.ContentLength != length {
 		resp.Body.Close()
 		return nil, fmt.Errorf("get range %s: the server sent range %q of %d bytes, want %s…",
-			s.name, got, resp.ContentLength, want)
+			s.name, remote(got), resp.ContentLength, want)
 	}
 	return resp.Body, nil
 }
@@ -179,7 +179,7 @@ func (s *httpSource) get(ctx context.Context, setHeaders func(http.Header)) (*ht
 func (s *httpSource) statusError(resp *http.Response, pinned bool) error {
 	resp.Body.Close()
 	if kind := httpStatusKind(resp.StatusCode, pinned); kind != nil {
-		return fmt.Errorf("get %s: %w: HTTP %s", s.name, kind, resp.Status)
+		return fmt.Errorf("get %s: %w: HTTP %s", s.name, kind, remote(resp.Status))
 	}
-	return fmt.Errorf("get %s: HTTP %s", s.name, resp.Status)
+	return fmt.Errorf("get %s: HTTP %s", s.name, remote(resp.Status))
 }

@@ -156,7 +156,7 @@ func (s *s3Source) OpenRange(ctx context.Context, v Version, offset, length int6
 	}
 	if got := versionID(info.VersionID); got != v.VersionID {
 		body.Close()
-		return nil, fmt.Errorf("get range %s: %w: version %q is now %q", s.name, ErrChanged, v.VersionID, got)
+		return nil, fmt.Errorf("get range %s: %w: version %q is now %q", s.name, ErrChanged, remote(v.VersionID), remote(got))
 	}
 	if info.Size != length {
 		body.Close()
@@ -181,10 +181,14 @@ func (s *s3Source) classify(op string, err error, pinned bool) error {
 		return transportError(op, s.name, err)
 	}
 	kind := s3ErrorKind(resp.Code, resp.StatusCode, pinned)
-	if kind == nil {
-		return fmt.Errorf("%s %s: %w (%s, HTTP %d)", op, s.name, err, resp.Code, resp.StatusCode)
+	said := remote(resp.Message)
+	if said == "" {
+		said = remote(err.Error())
 	}
-	return fmt.Errorf("%s %s: %w: %w (%s, HTTP %d)", op, s.name, kind, err, resp.Code, resp.StatusCode)
+	if kind == nil {
+		return fmt.Errorf("%s %s: %s (%s, HTTP %d)", op, s.name, said, remote(resp.Code), resp.StatusCode)
+	}
+	return fmt.Errorf("%s %s: %w: %s (%s, HTTP %d)", op, s.name, kind, said, remote(resp.Code), resp.StatusCode)
 }
 
 // s3ErrorKind maps an S3 error code, or failing that its HTTP status, to a

@@ -18,7 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unicode/utf8"
+
+	"github.com/crowdpack/crowdpack/internal/bound"
 )
 
 // Hosts of the brand API.
@@ -301,14 +302,15 @@ func (cl *Client) apiError(a *answer) *APIError {
 	return &APIError{
 		StatusCode: a.status,
 		Code:       shorten(body.Code, 64),
-		Message:    shorten(body.Message, 256),
+		Message:    shorten(body.Message, bound.Remote),
 		RequestID:  shorten(a.header.Get(HeaderRequestID), 128),
 		RetryAfter: parseRetryAfter(a.header.Get("Retry-After"), cl.now()),
 	}
 }
 
-// shorten keeps error strings bounded and printable whatever the server sends.
-func shorten(s string, maxRunes int) string {
+// shorten keeps error strings bounded (in bytes) and printable whatever the
+// server sends.
+func shorten(s string, maxBytes int) string {
 	s = strings.ToValidUTF8(s, "?")
 	s = strings.Map(func(r rune) rune {
 		if r < ' ' || r == 0x7f {
@@ -316,10 +318,7 @@ func shorten(s string, maxRunes int) string {
 		}
 		return r
 	}, s)
-	if utf8.RuneCountInString(s) <= maxRunes {
-		return s
-	}
-	return string([]rune(s)[:maxRunes]) + "…"
+	return bound.Text(s, maxBytes)
 }
 
 // isConnectError is true for failures before any connection existed: DNS,

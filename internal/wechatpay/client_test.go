@@ -15,8 +15,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/crowdpack/crowdpack/internal/bound"
 )
 
 const docUploadID = "17587186700323d11ac17d8d3d4c8c4e5a250c3e804977e89af6a05ffa93751d0ec0179ca8"
@@ -130,8 +133,8 @@ func TestAnswersAreClassified(t *testing.T) {
 		wantVerifyErr  bool
 	}{
 		{name: "a verified 200 is a success", status: 200, body: `{"resource_id":"R1"}`},
-		{name: "a 200 signed by another key is refused, never a success", status: 200, body: `{"resource_id":"R1"}`, header: signedHeaders(t, otherKey, time.Now(), `{"resource_id":"R1"}`), wantClass: Terminal, wantVerifyErr: true},
-		{name: "a 200 without a signature is refused", status: 200, body: `{}`, header: http.Header{"Wechatpay-Signature": {""}}, wantClass: Terminal, wantVerifyErr: true},
+		{name: "a 200 signed by another key is refused, never a success, and may have been processed", status: 200, body: `{"resource_id":"R1"}`, header: signedHeaders(t, otherKey, time.Now(), `{"resource_id":"R1"}`), wantClass: Terminal, wantVerifyErr: true, wantMayReach: true},
+		{name: "a 200 without a signature is refused and may have been processed", status: 200, body: `{}`, header: http.Header{"Wechatpay-Signature": {""}}, wantClass: Terminal, wantVerifyErr: true, wantMayReach: true},
 		{name: "a verified 202 is retried as accepted but not processed", status: 202, body: "", wantClass: Retryable, wantMayReach: true},
 		{name: "a 400 PARAM_ERROR stops with WeChat Pay's message", status: 400, body: `{"code":"PARAM_ERROR","message":"filename invalid"}`, wantClass: Terminal, wantCode: "PARAM_ERROR"},
 		{name: "a 400 INVALID_REQUEST stops", status: 400, body: `{"code":"INVALID_REQUEST","message":"Wechatpay-Serial wrong"}`, wantClass: Terminal, wantCode: "INVALID_REQUEST"},
@@ -143,6 +146,7 @@ func TestAnswersAreClassified(t *testing.T) {
 		{name: "a 500 SYSTEM_ERROR is retried and may have been processed", status: 500, body: `{"code":"SYSTEM_ERROR","message":"busy"}`, wantClass: Retryable, wantCode: "SYSTEM_ERROR", wantMayReach: true},
 		{name: "a 503 is retried later", status: 503, body: `{"code":"SERVICE_UNAVAILABLE","message":"offline"}`, wantClass: Retryable, wantCode: "SERVICE_UNAVAILABLE", wantMayReach: true},
 		{name: "a 502 with an HTML body is retried", status: 502, body: `<html>bad gateway</html>`, wantClass: Retryable, wantMayReach: true},
+		{name: "a 3xx is no success and may have been processed", status: 302, body: ``, wantClass: Terminal, wantMayReach: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -462,4 +466,19 @@ func TestNew(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestALongChineseMessageIsCutToTheRemoteBoundOnACharacter(t *testing.T) {
+	long := strings.Repeat("上传任务已合并，请勿重复提交。", 40)
+	body := `{"code":"INVALID_REQUEST","message":"` + long + `"}`
+	fake := newFakeWeChat(t, answering(400, body, nil))
+	_, err := newTestClient(t, fake.URL).MergeParts(context.Background(), docUploadID)
+	var api *APIError
+	if !errors.As(err, &api) {
+		t.Fatalf("MergeParts returned %v, want an *APIError", err)
+	}
+	if len(api.Message) > bound.Remote || !utf8.ValidString(api.Message) || !strings.HasPrefix(long, strings.TrimSuffix(api.Message, "…")) {
+		t.Errorf("message of %d bytes (valid UTF-8: %v), want a prefix of WeChat Pay's message within %d bytes",
+			len(api.Message), utf8.ValidString(api.Message), bound.Remote)
+	}
 }

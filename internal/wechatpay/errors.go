@@ -146,23 +146,33 @@ func RetryAfter(err error) time.Duration {
 }
 
 // MayHaveReachedServer tells whether the server may have acted on a failed
-// call, so its outcome is unknown: the connection was lost or timed out after
-// the request was sent, or the answer was 202 or 5xx. A 4xx was refused and a
-// connection that never opened sent nothing.
+// call, so that its outcome is unknown. Only a call known not to have been
+// processed says no: refused before sending (invalid fields, unusable
+// credentials), never sent (no connection), or answered with a 4xx (429
+// included: "not processed"). Anything else says yes — a lost or timed-out
+// answer, 202, 3xx, 5xx, an answer that failed verification, an error this
+// package does not know — because treating a processed call as never made
+// is what makes a call happen twice.
 func MayHaveReachedServer(err error) bool {
 	var canceled *CanceledError
-	if errors.As(err, &canceled) {
-		return canceled.MayHaveReachedServer
-	}
 	var transport *TransportError
-	if errors.As(err, &transport) {
-		return transport.MayHaveReachedServer
-	}
 	var api *APIError
-	if errors.As(err, &api) {
-		return api.StatusCode == http.StatusAccepted || api.StatusCode >= 500
+	var invalid *ValidationError
+	var creds *CredentialsError
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &canceled):
+		return canceled.MayHaveReachedServer
+	case errors.As(err, &transport):
+		return transport.MayHaveReachedServer
+	case errors.As(err, &api):
+		return api.StatusCode < 400 || api.StatusCode >= 500
+	case errors.As(err, &invalid), errors.As(err, &creds):
+		return false
+	default:
+		return true
 	}
-	return false
 }
 
 func isRetryableStatus(code int) bool {

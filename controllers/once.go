@@ -1,0 +1,121 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/wechatpay"
+)
+
+// marker says where status keeps the trace of one call that must happen
+// once per upload: a pending mark, set before the call until its outcome is
+// recorded, and the count of calls whose outcome was never known.
+type marker struct {
+	call    string // the call, for messages
+	pending func(*v1.UploadStatus) bool
+	set     func(*v1.UploadStatus, metav1.Time)
+	clear   func(*v1.UploadStatus)
+	unknown func(*v1.UploadStatus) *int32
+}
+
+var initiateMarker = marker{
+	call:    "initiate upload",
+	pending: func(up *v1.UploadStatus) bool { return up.InitiatingSince != nil },
+	set:     func(up *v1.UploadStatus, at metav1.Time) { up.InitiatingSince = &at },
+	clear:   func(up *v1.UploadStatus) { up.InitiatingSince = nil },
+	unknown: func(up *v1.UploadStatus) *int32 { return &up.UnknownOutcomes },
+}
+
+var mergeMarker = marker{
+	call:    "merge",
+	pending: func(up *v1.UploadStatus) bool { return up.MergingSince != nil },
+	set:     func(up *v1.UploadStatus, at metav1.Time) { up.MergingSince = &at },
+	clear:   func(up *v1.UploadStatus) { up.MergingSince = nil },
+	unknown: func(up *v1.UploadStatus) *int32 { return &up.MergeUnknownOutcomes },
+}
+
+func expandMarker(userPackageID string) marker {
+	return marker{
+		call:    "expand",
+		pending: func(up *v1.UploadStatus) bool { return up.Expanding != nil },
+		set: func(up *v1.UploadStatus, at metav1.Time) {
+			up.Expanding = &v1.PendingExpand{UserPackageID: userPackageID, Since: at}
+		},
+		clear:   func(up *v1.UploadStatus) { up.Expanding = nil },
+		unknown: func(up *v1.UploadStatus) *int32 { return &up.ExpandUnknownOutcomes },
+	}
+}
+
+// onceCall makes the call; lost tells that an earlier call's outcome is
+// unknown, so that a refusal as "already done" may mean success. It returns
+// what to record in the upload's status.
+type onceCall func(wc wechatpay.API, lost bool) (outcome func(*v1.UploadStatus), err error)
+
+// callOnce makes a call that must happen once per upload, so that every
+// call that may have reached WeChat Pay is resolved:
+//
+//   - a pending mark is written before the call with a conflict-checked
+//     update (a stale cache then conflicts instead of calling twice);
+//   - the outcome is recorded, and the mark cleared, by a write that retries
+//     on conflict and through short API server outages;
+//   - a call surely not processed (refused, never sent) clears the mark;
+//     any other failure keeps it, and the next attempt counts an unknown
+//     outcome, says so in a Warning event and calls again.
+//
+// It returns a *claimError, a write error, or the call's error classified
+// (a *stallError or *retryError with the client's error as cause).
+func (r *UserPackageUploadReconciler) callOnce(ctx context.Context, u *v1.UserPackageUpload, a *attempt, m marker, call onceCall) error {
+	wc, err := a.clientFor(ctx, r, u)
+	if err != nil {
+		return err
+	}
+	up := u.Status.Upload
+	retried := m.pending(up)
+	if retried {
+		*m.unknown(up)++
+	}
+	m.set(up, *r.now())
+	if err := a.status.claim(ctx, u); err != nil {
+		return err
+	}
+	up = u.Status.Upload // as the API server wrote it
+	if retried {
+		r.event(u, corev1.EventTypeWarning, v1.ReasonOutcomeUnknown, fmt.Sprintf(
+			"the answer to %s was lost (%d so far); calling it again", m.call, *m.unknown(up)))
+	}
+	key := up.Key
+	outcome, callErr := call(wc, *m.unknown(up) > 0)
+	if callErr != nil && wechatpay.MayHaveReachedServer(callErr) {
+		return weChatPayError(callErr)
+	}
+	err = a.status.record(ctx, u, func(x *v1.UserPackageUpload) {
+		if x.Status.Upload == nil || x.Status.Upload.Key != key {
+			x.Status.Upload = up.DeepCopy()
+		}
+		m.clear(x.Status.Upload)
+		if outcome != nil {
+			outcome(x.Status.Upload)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if callErr != nil {
+		return weChatPayError(callErr)
+	}
+	return nil
+}
+
+// refusedAsDone reports whether WeChat Pay refused a call as a business
+// rule (400 INVALID_REQUEST). After a lost answer this is taken to mean
+// the lost call did it: "already merged", "already expanded" [inferred:
+// the documentation names no distinct code for these refusals].
+func refusedAsDone(err error) bool {
+	var api *wechatpay.APIError
+	return errors.As(err, &api) && api.StatusCode == 400 && api.Code == wechatpay.CodeInvalidRequest
+}
