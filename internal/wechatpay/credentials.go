@@ -21,6 +21,16 @@ const (
 // MinRSABits is the smallest RSA key the brand API accepts (RSA 2048).
 const MinRSABits = 2048
 
+// MaxRSABits is the largest RSA key accepted: WeChat Pay issues 2048-bit
+// keys, and a tenant's huge key would make every signature cost the
+// manager seconds of CPU.
+const MaxRSABits = 4096
+
+// maxKeyDER bounds the DER of a key before it is parsed (parsing validates
+// the key, which is slow for a huge one): a 4,096-bit RSA private key in
+// PKCS#8 takes about 2,400 bytes.
+const maxKeyDER = 3 << 10
+
 // ErrBadCredentials marks every credentials problem: it is terminal until a
 // human fixes the Secret.
 var ErrBadCredentials = errors.New("bad credentials")
@@ -113,12 +123,15 @@ func withField(err error, field string) error {
 	return err
 }
 
-// ParsePrivateKeyPEM decodes an RSA private key of at least 2048 bits from
+// ParsePrivateKeyPEM decodes an RSA private key of 2048 to 4096 bits from
 // PKCS#8 or PKCS#1 PEM. Errors are *CredentialsError without a field name.
 func ParsePrivateKeyPEM(data []byte) (*rsa.PrivateKey, error) {
 	block, err := decodePEM(data)
 	if err != nil {
 		return nil, err
+	}
+	if len(block.Bytes) > maxKeyDER {
+		return nil, &CredentialsError{Reason: fmt.Sprintf("the key is larger than %d bits", MaxRSABits)}
 	}
 	var key any
 	switch block.Type {
@@ -140,6 +153,9 @@ func ParsePrivateKeyPEM(data []byte) (*rsa.PrivateKey, error) {
 	}
 	if err := checkSize(rsaKey.N.BitLen()); err != nil {
 		return nil, err
+	}
+	if bits := rsaKey.N.BitLen(); bits > MaxRSABits {
+		return nil, &CredentialsError{Reason: fmt.Sprintf("RSA key has %d bits, want at most %d", bits, MaxRSABits)}
 	}
 	return rsaKey, nil
 }

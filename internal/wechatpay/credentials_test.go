@@ -27,6 +27,9 @@ func TestParseCredentials(t *testing.T) {
 		{name: "an EC public key is refused as not RSA", privateKey: good("brand_key.pem"), publicKey: good("ec_pub.pem"), wantField: SecretKeyPublicKey, wantErrContains: "not an RSA key"},
 		{name: "a 1024-bit private key is refused", privateKey: good("weak_key.pem"), publicKey: good("wechatpay_pub.pem"), wantField: SecretKeyPrivateKey, wantErrContains: "1024 bits"},
 		{name: "a 1024-bit public key is refused", privateKey: good("brand_key.pem"), publicKey: good("weak_pub.pem"), wantField: SecretKeyPublicKey, wantErrContains: "1024 bits"},
+		{name: "a 4096-bit private key is accepted", privateKey: good("brand_key_4096.pem"), publicKey: good("wechatpay_pub.pem")},
+		{name: "a 4608-bit private key is refused as too big to sign with", privateKey: good("big_key.pem"), publicKey: good("wechatpay_pub.pem"), wantField: SecretKeyPrivateKey, wantErrContains: "at most 4096"},
+		{name: "a 6144-bit private key is refused before it is parsed", privateKey: good("huge_key.pem"), publicKey: good("wechatpay_pub.pem"), wantField: SecretKeyPrivateKey, wantErrContains: "larger than 4096 bits"},
 		{name: "a public key where the private key belongs is refused", privateKey: good("brand_pub.pem"), publicKey: good("wechatpay_pub.pem"), wantField: SecretKeyPrivateKey, wantErrContains: "where a private key belongs"},
 		{name: "a private key where the public key belongs is refused", privateKey: good("brand_key.pem"), publicKey: good("wechatpay_key.pem"), wantField: SecretKeyPublicKey, wantErrContains: "where a public key belongs"},
 	}

@@ -179,7 +179,12 @@ func isRetryableStatus(code int) bool {
 	return code == http.StatusAccepted || code == http.StatusTooManyRequests || code >= 500
 }
 
-// parseRetryAfter reads Retry-After as seconds or an HTTP date.
+// MaxRetryAfter caps the delay a Retry-After may ask for: an answer must not
+// be able to park an upload for days.
+const MaxRetryAfter = 10 * time.Minute
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date, capped at
+// MaxRetryAfter.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
@@ -188,10 +193,10 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		if secs < 0 {
 			return 0
 		}
-		return time.Duration(min(secs, int64(24*time.Hour/time.Second))) * time.Second
+		return time.Duration(min(secs, int64(MaxRetryAfter/time.Second))) * time.Second
 	}
 	if at, err := http.ParseTime(v); err == nil && at.After(now) {
-		return at.Sub(now)
+		return min(at.Sub(now), MaxRetryAfter)
 	}
 	return 0
 }
