@@ -20,13 +20,24 @@ var (
 	ErrChanged = errors.New("object changed")
 	// ErrInvalidConfig means the source settings cannot work as given.
 	ErrInvalidConfig = errors.New("invalid source config")
+	// ErrAddressDenied means the source's host resolved to a network the
+	// platform denies (Guard.Denied).
+	ErrAddressDenied = errors.New("address denied")
+	// ErrInsecureDenied means the source asked for plain HTTP, which the
+	// platform has not allowed, or a redirect went from https to http.
+	ErrInsecureDenied = errors.New("plain HTTP denied")
+	// ErrTooLarge means the object is larger than the platform accepts.
+	ErrTooLarge = errors.New("object too large")
+	// ErrTooSlow means a read idled or dripped below the minimum rate; it
+	// is transient.
+	ErrTooSlow = errors.New("source too slow")
 )
 
 // IsTerminal reports whether retrying err cannot help until something
 // changes: the spec, the credentials or the object. Other errors are
 // transient.
 func IsTerminal(err error) bool {
-	for _, terminal := range []error{ErrNotFound, ErrAccessDenied, ErrChanged, ErrInvalidConfig} {
+	for _, terminal := range []error{ErrNotFound, ErrAccessDenied, ErrChanged, ErrInvalidConfig, ErrAddressDenied, ErrInsecureDenied, ErrTooLarge} {
 		if errors.Is(err, terminal) {
 			return true
 		}

@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,13 +24,20 @@ type HTTPConfig struct {
 	Password    string
 	// CABundle holds PEM certificates trusted in addition to the system roots.
 	CABundle []byte
-	// Transport is an optional base transport shared between sources.
+	// Transport is an optional base transport shared between sources; it
+	// must come from NewTransport(Guard).
 	Transport http.RoundTripper
+	// Guard is the platform's policy; nil checks nothing.
+	Guard *Guard
 }
+
+// maxRedirects bounds the redirects one request follows.
+const maxRedirects = 5
 
 type httpSource struct {
 	client *http.Client
 	url    string
+	host   string // the host as the spec wrote it, for messages
 	name   string // the URL without userinfo and query, for messages
 	cfg    HTTPConfig
 }
@@ -42,6 +50,8 @@ func NewHTTP(cfg HTTPConfig) (Source, error) {
 	}
 	name := redactURL(cfg.URL)
 	switch {
+	case u.Scheme == "http" && cfg.Guard != nil && !cfg.Guard.AllowInsecure:
+		return nil, insecureDenied(name, "the URL is plain http")
 	case u.Scheme == "http" && !cfg.Insecure:
 		return nil, fmt.Errorf("%w: %s is plain http; set insecure to allow it", ErrInvalidConfig, name)
 	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
@@ -49,11 +59,28 @@ func NewHTTP(cfg HTTPConfig) (Source, error) {
 	case cfg.BearerToken != "" && (cfg.Username != "" || cfg.Password != ""):
 		return nil, fmt.Errorf("%w: %s: give a bearer token or a username and password, not both", ErrInvalidConfig, name)
 	}
-	transport, err := newTransport(cfg.Transport, cfg.CABundle)
+	transport, err := newTransport(cfg.Transport, cfg.CABundle, cfg.Guard)
 	if err != nil {
 		return nil, err
 	}
-	return &httpSource{client: &http.Client{Transport: transport}, url: cfg.URL, name: name, cfg: cfg}, nil
+	client := &http.Client{Transport: transport, CheckRedirect: checkRedirect}
+	return &httpSource{client: client, url: cfg.URL, host: u.Hostname(), name: name, cfg: cfg}, nil
+}
+
+// checkRedirect follows at most maxRedirects redirects, never from https to
+// http, and sends credentials only to the host they were given for. Each
+// hop is dialled through the guard like the first request.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) > maxRedirects {
+		return fmt.Errorf("%w: more than %d redirects", ErrInvalidConfig, maxRedirects)
+	}
+	if via[len(via)-1].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return fmt.Errorf("%w: a redirect from https to plain http is never followed", ErrInsecureDenied)
+	}
+	if req.URL.Host != via[0].URL.Host {
+		req.Header.Del("Authorization")
+	}
+	return nil
 }
 
 // Open streams the file and pins it by its strong ETag, or by Last-Modified
@@ -67,11 +94,14 @@ func (s *httpSource) Open(ctx context.Context) (io.ReadCloser, Version, error) {
 		return nil, Version{}, s.statusError(resp, false)
 	}
 	v, err := s.version(resp)
+	if err == nil {
+		err = s.cfg.Guard.checkSize(s.name, v.Size)
+	}
 	if err != nil {
 		resp.Body.Close()
 		return nil, Version{}, err
 	}
-	return resp.Body, v, nil
+	return s.cfg.Guard.watch(resp.Body, s.name, v.Size), v, nil
 }
 
 func (s *httpSource) version(resp *http.Response) (Version, error) {
@@ -108,13 +138,19 @@ func (s *httpSource) OpenRange(ctx context.Context, v Version, offset, length in
 	if err != nil {
 		return nil, err
 	}
+	var body io.ReadCloser
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-		return s.checkPartial(resp, offset, length)
+		body, err = s.checkPartial(resp, offset, length)
 	case http.StatusOK:
-		return s.checkWhole(resp, v, offset, length)
+		body, err = s.checkWhole(resp, v, offset, length)
+	default:
+		return nil, s.statusError(resp, true)
 	}
-	return nil, s.statusError(resp, true)
+	if err != nil {
+		return nil, err
+	}
+	return s.cfg.Guard.watch(body, s.name, length), nil
 }
 
 // checkPartial accepts a 206 that holds exactly the range asked for.
@@ -170,9 +206,27 @@ func (s *httpSource) get(ctx context.Context, setHeaders func(http.Header)) (*ht
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, transportError("get", s.name, err)
+		return nil, s.requestError(err)
 	}
 	return resp, nil
+}
+
+// requestError says why a request could not be sent; a refused address is
+// named by the spec's host only.
+func (s *httpSource) requestError(err error) error {
+	if errors.Is(err, ErrAddressDenied) {
+		var ue *url.Error
+		redirected := errors.As(err, &ue) && hostOf(ue.URL) != hostOf(s.url)
+		return addressDenied("get", s.name, s.host, redirected)
+	}
+	if errors.Is(err, ErrInsecureDenied) || errors.Is(err, ErrInvalidConfig) {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its URL is a redirect target, which may carry a query
+		}
+		return fmt.Errorf("get %s: %w", s.name, err)
+	}
+	return transportError("get", s.name, err)
 }
 
 // statusError classifies an unexpected status and closes the body.
@@ -182,4 +236,12 @@ func (s *httpSource) statusError(resp *http.Response, pinned bool) error {
 		return fmt.Errorf("get %s: %w: HTTP %s", s.name, kind, remote(resp.Status))
 	}
 	return fmt.Errorf("get %s: HTTP %s", s.name, remote(resp.Status))
+}
+
+func hostOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 
@@ -35,8 +36,11 @@ type S3Config struct {
 	SessionToken string
 	// CABundle holds PEM certificates trusted in addition to the system roots.
 	CABundle []byte
-	// Transport is an optional base transport shared between sources.
+	// Transport is an optional base transport shared between sources; it
+	// must come from NewTransport(Guard).
 	Transport http.RoundTripper
+	// Guard is the platform's policy; nil checks nothing.
+	Guard *Guard
 }
 
 // maxS3Retries bounds minio-go's own retries of transient failures: the
@@ -48,6 +52,8 @@ type s3Source struct {
 	bucket string
 	key    string
 	name   string // s3://bucket/key, for messages
+	host   string // the endpoint's host as the spec wrote it, for messages
+	guard  *Guard
 }
 
 // NewS3 returns a Source for the object cfg locates. It does no I/O.
@@ -59,7 +65,10 @@ func NewS3(cfg S3Config) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	transport, err := newTransport(cfg.Transport, cfg.CABundle)
+	if cfg.Insecure && cfg.Guard != nil && !cfg.Guard.AllowInsecure {
+		return nil, insecureDenied("s3://"+cfg.Bucket+"/"+cfg.Key, "insecure asks for plain http")
+	}
+	transport, err := newTransport(cfg.Transport, cfg.CABundle, cfg.Guard)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +88,8 @@ func NewS3(cfg S3Config) (Source, error) {
 		bucket: cfg.Bucket,
 		key:    cfg.Key,
 		name:   "s3://" + cfg.Bucket + "/" + cfg.Key,
+		host:   endpointHost(cfg.Endpoint),
+		guard:  cfg.Guard,
 	}, nil
 }
 
@@ -132,7 +143,11 @@ func (s *s3Source) Open(ctx context.Context) (io.ReadCloser, Version, error) {
 		return nil, Version{}, fmt.Errorf("%w: get %s: the store sent no ETag or no Content-Length, so the object cannot be pinned",
 			ErrInvalidConfig, s.name)
 	}
-	return body, v, nil
+	if err := s.guard.checkSize(s.name, v.Size); err != nil {
+		body.Close()
+		return nil, Version{}, err
+	}
+	return s.guard.watch(body, s.name, v.Size), v, nil
 }
 
 // OpenRange reads the current object with If-Match on v's ETag. It does not
@@ -162,7 +177,7 @@ func (s *s3Source) OpenRange(ctx context.Context, v Version, offset, length int6
 		body.Close()
 		return nil, fmt.Errorf("get range %s: the store sent %d bytes for a %d byte range", s.name, info.Size, length)
 	}
-	return body, nil
+	return s.guard.watch(body, s.name, length), nil
 }
 
 // versionID drops the "null" version ID stores report for unversioned objects.
@@ -177,7 +192,10 @@ func versionID(id string) string {
 // tells that a version was asked for, so a missing object means it changed.
 func (s *s3Source) classify(op string, err error, pinned bool) error {
 	var resp minio.ErrorResponse
-	if !errors.As(err, &resp) {
+	switch {
+	case errors.Is(err, ErrAddressDenied):
+		return addressDenied(op, s.name, s.host, false)
+	case !errors.As(err, &resp):
 		return transportError(op, s.name, err)
 	}
 	kind := s3ErrorKind(resp.Code, resp.StatusCode, pinned)
@@ -215,4 +233,12 @@ func s3ErrorKind(code string, status int, pinned bool) error {
 		return nil
 	}
 	return httpStatusKind(status, pinned)
+}
+
+// endpointHost is the host of a host[:port] endpoint.
+func endpointHost(endpoint string) string {
+	if host, _, err := net.SplitHostPort(endpoint); err == nil {
+		return host
+	}
+	return endpoint
 }
