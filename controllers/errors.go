@@ -111,8 +111,16 @@ func sourceError(err error) error {
 		return stall(v1.ReasonSourceChanged,
 			"%v; the file changed while it was being uploaded: a mix of two versions is never sent. Request a reconcile (annotation %s) to read the new version and start a new upload",
 			err, v1.ReconcileRequestAnnotation)
+	case errors.Is(err, source.ErrAddressDenied):
+		return stall(v1.ReasonSourceAddressDenied, "%v", err)
+	case errors.Is(err, source.ErrInsecureDenied):
+		return stall(v1.ReasonInsecureSourceDenied, "%v", err)
+	case errors.Is(err, source.ErrTooLarge):
+		return stall(v1.ReasonSourceTooLarge, "%v", err)
 	case errors.Is(err, source.ErrInvalidConfig):
 		return stall(v1.ReasonInvalidSpec, "%v; check spec.source", err)
+	case errors.Is(err, source.ErrTooSlow):
+		return because(retry(v1.ReasonSourceTooSlow, 0, "%s; retrying", stableMessage(err)), err)
 	default:
 		return because(retry(v1.ReasonSourceUnavailable, 0, "%s; retrying", stableMessage(err)), err)
 	}

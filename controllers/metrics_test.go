@@ -60,7 +60,7 @@ func TestMetricsAreServedOnTheManagersEndpoint(t *testing.T) {
 		}
 	}
 	// Read once for the digest, and once more part by part.
-	if got, want := delta("crowdpack_source_bytes_read_total", nil), float64(2*len(data)); got < want {
+	if got, want := delta("crowdpack_source_read_bytes_total", nil), float64(2*len(data)); got < want {
 		t.Errorf("source bytes read grew by %v, want at least %v (2 × %d)", got, want, len(data))
 	}
 	if got := delta("crowdpack_digest_duration_seconds_sum", nil); got <= 0 {

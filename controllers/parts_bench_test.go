@@ -68,6 +68,7 @@ func BenchmarkPartUpload(b *testing.B) {
 				version:  result.Version,
 				upload:   *u.Status.Upload,
 				memory:   semaphore.NewWeighted(64 << 20),
+				nsMemory: semaphore.NewWeighted(32 << 20),
 				progress: &progress{u: u, status: w, acked: newPartSet(plan.FilePartCount), record: func(int64) {}},
 				backoff:  10 * time.Millisecond,
 			}

@@ -33,6 +33,10 @@ const (
 	// maxPartRetryWait is the longest Retry-After waited for in place; a
 	// longer one ends the reconcile, which requeues after it.
 	maxPartRetryWait = 10 * time.Second
+	// maxPartCount bounds the parts of one upload: the set of acknowledged
+	// parts is allocated from it, so a plan edited into status must not
+	// make the manager allocate at will.
+	maxPartCount = 10_000
 )
 
 // reconcileParts sends every part WeChat Pay has not acknowledged yet, at
@@ -67,13 +71,16 @@ func partsMessage(up *v1.UploadStatus) string {
 	return fmt.Sprintf("all %d parts acknowledged (%d bytes)", up.PartCount, up.BytesDone)
 }
 
-// checkPlan refuses a part plan that cannot describe the file, rather than
-// sending parts that WeChat Pay would refuse one by one.
+// checkPlan refuses a part plan that cannot describe the file, before
+// anything is allocated from it. Initiate's answer was checked when it
+// came, so a bad plan here was written into status by someone else.
 func checkPlan(up *v1.UploadStatus, size int64) error {
-	if up.PartSize <= 0 || up.PartSize > wechatpay.MaxPartSize || up.PartCount != (size+up.PartSize-1)/up.PartSize {
-		return stall(v1.ReasonWeChatPayRejected,
-			"initiate upload answered a part plan of %d parts of %d bytes, which does not fit the file's %d bytes; change the spec (e.g. spec.file.filename) to start a new upload",
-			up.PartCount, up.PartSize, size)
+	if up.PartSize <= 0 || up.PartSize > wechatpay.MaxPartSize || up.PartCount < 1 || up.PartCount > maxPartCount ||
+		size <= 0 || up.PartCount != (size-1)/up.PartSize+1 {
+		return stall(v1.ReasonInvalidPlan,
+			"status.upload holds a part plan of %d parts of %d bytes, which cannot describe the file's %d bytes (at most %d parts of at most %d bytes); "+
+				"it was not acted upon. Change the spec (e.g. spec.file.filename) to start a new upload",
+			up.PartCount, up.PartSize, size, maxPartCount, wechatpay.MaxPartSize)
 	}
 	return nil
 }
@@ -93,13 +100,19 @@ func (r *UserPackageUploadReconciler) uploadParts(ctx context.Context, u *v1.Use
 	if err := a.status.ensureCurrent(ctx, u); err != nil {
 		return err
 	}
+	nsMemory, release, err := r.readSlot(u)
+	if err != nil {
+		return err
+	}
+	defer release()
 	key := client.ObjectKeyFromObject(u)
 	p := &partUploader{
-		wechat:  wc,
-		source:  src,
-		version: pinnedVersion(u.Status.Source),
-		upload:  *u.Status.Upload,
-		memory:  r.partMemory,
+		wechat:   wc,
+		source:   src,
+		version:  pinnedVersion(u.Status.Source),
+		upload:   *u.Status.Upload,
+		memory:   r.partMemory,
+		nsMemory: nsMemory,
 		backoff: r.RetryBaseDelay,
 		progress: &progress{
 			u: u, status: a.status, acked: acked,
@@ -121,6 +134,7 @@ type partUploader struct {
 	version  source.Version
 	upload   v1.UploadStatus
 	memory   *semaphore.Weighted // bytes of parts held at once, by the whole manager
+	nsMemory *semaphore.Weighted // bytes of parts held at once, by the object's namespace
 	progress *progress
 	backoff  time.Duration
 }
@@ -172,22 +186,31 @@ func (p *partUploader) sendWithRetries(ctx context.Context, part int64) error {
 
 // send reads, digests and uploads one part. The part is held whole, because
 // its digest goes into the signed meta that precedes its bytes; the
-// manager-wide memory budget bounds how many bytes are held at once.
+// manager-wide memory budget (and the namespace's share of it) bounds how
+// many bytes are held at once. Memory is taken once the ranged read's
+// response headers are in, so a source slow to answer holds none, and a
+// source that then drips is cut off by the guard's minimum rate.
 func (p *partUploader) send(ctx context.Context, part int64) error {
 	offset, size := wechatpay.PartBounds(p.version.Size, p.upload.PartSize, int(part))
-	if err := p.memory.Acquire(ctx, size); err != nil {
+	body, err := p.source.OpenRange(ctx, p.version, offset, size)
+	if err != nil {
+		return sourceError(err)
+	}
+	defer body.Close()
+	release, err := takeMemory(ctx, p.nsMemory, p.memory, size)
+	if err != nil {
 		return err
 	}
-	defer p.memory.Release(size)
+	defer release()
 	buf := make([]byte, size)
-	if err := p.read(ctx, offset, buf); err != nil {
-		return sourceError(err)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		return sourceError(fmt.Errorf("read the part at byte %d: %w", offset, err))
 	}
 	sum := sha256.Sum256(buf)
 	// A part on its way is not cancelled by a stopping manager: the answer
 	// is awaited (the call has its own timeout) and recorded by the last
 	// write of progress, so that no acknowledged part is sent again.
-	_, err := p.wechat.UploadPart(context.WithoutCancel(ctx), wechatpay.Part{
+	_, err = p.wechat.UploadPart(context.WithoutCancel(ctx), wechatpay.Part{
 		UploadID: p.upload.ID,
 		Number:   int(part),
 		Filename: p.upload.Filename,
@@ -199,18 +222,6 @@ func (p *partUploader) send(ctx context.Context, part int64) error {
 		return weChatPayError(err)
 	}
 	p.progress.ack(part)
-	return nil
-}
-
-func (p *partUploader) read(ctx context.Context, offset int64, buf []byte) error {
-	body, err := p.source.OpenRange(ctx, p.version, offset, int64(len(buf)))
-	if err != nil {
-		return err
-	}
-	defer body.Close()
-	if _, err := io.ReadFull(body, buf); err != nil {
-		return fmt.Errorf("read the part at byte %d: %w", offset, err)
-	}
 	return nil
 }
 

@@ -87,6 +87,7 @@ func (r *UserPackageUploadReconciler) openS3(ctx context.Context, u *v1.UserPack
 		BucketLookup: string(s3.BucketLookup),
 		Insecure:     s3.Insecure,
 		Transport:    r.StorageTransport,
+		Guard:        r.SourceGuard,
 	}
 	if ref := s3.SecretRef; ref != nil {
 		const field = "spec.source.s3.secretRef"
@@ -114,7 +115,7 @@ func (r *UserPackageUploadReconciler) openS3(ctx context.Context, u *v1.UserPack
 }
 
 func (r *UserPackageUploadReconciler) openHTTP(ctx context.Context, u *v1.UserPackageUpload, h *v1.HTTPSource) (source.Source, error) {
-	cfg := source.HTTPConfig{URL: h.URL, Insecure: h.Insecure, Transport: r.StorageTransport}
+	cfg := source.HTTPConfig{URL: h.URL, Insecure: h.Insecure, Transport: r.StorageTransport, Guard: r.SourceGuard}
 	if ref := h.SecretRef; ref != nil {
 		const field = "spec.source.http.secretRef"
 		secret, err := r.readSecret(ctx, u, ref.Name, field)

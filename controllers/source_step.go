@@ -38,6 +38,11 @@ func (r *UserPackageUploadReconciler) reconcileSource(ctx context.Context, u *v1
 	if err != nil {
 		return stall(v1.ReasonInvalidSpec, "spec.file.dataType: %v", err)
 	}
+	_, release, err := r.readSlot(u)
+	if err != nil {
+		return err
+	}
+	defer release()
 	start := time.Now()
 	result, err := source.Digest(ctx, src, check)
 	if err != nil {

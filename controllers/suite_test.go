@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
+	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
 	"github.com/crowdpack/crowdpack/internal/testutil/miniotest"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
@@ -119,6 +121,13 @@ type harness struct {
 	metricsAddr string
 	// weChatPayURL, when set, replaces the sandbox as the brand API.
 	weChatPayURL string
+	// otherNamespaces are more tenants the test's managers watch, each with
+	// the same Secrets as ns.
+	otherNamespaces []string
+	// guard adjusts the source guard of the test's managers.
+	guard func(*source.Guard)
+	// maxConcurrentReconciles replaces the suite's 2 workers.
+	maxConcurrentReconciles int
 }
 
 type harnessOptions struct {
@@ -133,23 +142,38 @@ type harnessOptions struct {
 	leaderElection bool
 	// weChatPayURL, when set, replaces the sandbox as the brand API.
 	weChatPayURL string
+	// otherNamespaces is the number of more tenants the manager watches.
+	otherNamespaces int
+	// guard adjusts the suite's source guard (testGuard).
+	guard func(*source.Guard)
+	// maxConcurrentReconciles replaces the suite's 2 workers.
+	maxConcurrentReconciles int
+}
+
+// testGuard is the source guard every manager of the suite runs with, as
+// make demo does: MinIO and the tests' file servers listen on 127.0.0.1
+// over plain HTTP, so that one address and plain HTTP are allowed; every
+// other loopback address stays denied, which the SSRF tests use.
+func testGuard() *source.Guard {
+	g := source.DefaultGuard()
+	g.Allowed = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	g.AllowInsecure = true
+	return g
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
 	t.Helper()
-	h := &harness{t: t, ctx: context.Background(), metricsAddr: cmp.Or(opts.metricsAddr, "0"), leaderElection: opts.leaderElection, weChatPayURL: opts.weChatPayURL}
+	h := &harness{t: t, ctx: context.Background(), metricsAddr: cmp.Or(opts.metricsAddr, "0"), leaderElection: opts.leaderElection, weChatPayURL: opts.weChatPayURL,
+		guard: opts.guard, maxConcurrentReconciles: cmp.Or(opts.maxConcurrentReconciles, 2)}
 	h.ns = fmt.Sprintf("t%d", nsSeq.Add(1))
 	h.bucket = "crowd-" + h.ns
-	must(t, kube.Client.Create(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}))
 	must(t, storage.MakeBucket(h.ctx, h.bucket))
-	must(t, kube.Client.Create(h.ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "wechatpay-brand", Namespace: h.ns},
-		Data:       identity.SecretData(),
-	}))
-	must(t, kube.Client.Create(h.ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "storage", Namespace: h.ns},
-		StringData: map[string]string{keyAccessKey: storage.AccessKey, keySecretKey: storage.SecretKey},
-	}))
+	h.makeTenant(h.ns)
+	for i := 0; i < opts.otherNamespaces; i++ {
+		ns := fmt.Sprintf("%s-%d", h.ns, i+1)
+		h.makeTenant(ns)
+		h.otherNamespaces = append(h.otherNamespaces, ns)
+	}
 	cfg := identity.Config()
 	cfg.PartSize = opts.partSize
 	cfg.Seed = 42
@@ -165,16 +189,34 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	return h
 }
 
+// makeTenant creates namespace ns with the brand and storage Secrets.
+func (h *harness) makeTenant(ns string) {
+	t := h.t
+	must(t, kube.Client.Create(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	must(t, kube.Client.Create(h.ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "wechatpay-brand", Namespace: ns},
+		Data:       identity.SecretData(),
+	}))
+	must(t, kube.Client.Create(h.ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "storage", Namespace: ns},
+		StringData: map[string]string{keyAccessKey: storage.AccessKey, keySecretKey: storage.SecretKey},
+	}))
+}
+
 // startManager runs the operator for this test's namespace until the test
 // ends or stopManager is called. It runs as the restricted manager user; it
 // may be called again while others run (with leader election, one works).
 func (h *harness) startManager(wrap func(client.Client) client.Client) *runningManager {
 	t := h.t
+	namespaces := map[string]cache.Config{h.ns: {}}
+	for _, ns := range h.otherNamespaces {
+		namespaces[ns] = cache.Config{}
+	}
 	opts := ctrl.Options{
 		Scheme:                 kube.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: h.metricsAddr},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}, ByObject: CacheByObject()},
+		Cache:                  cache.Options{DefaultNamespaces: namespaces, ByObject: CacheByObject()},
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	}
 	if h.leaderElection {
@@ -198,9 +240,13 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 			}
 			return metrics.InstrumentWeChatPay(c), nil // as main.go does
 		},
-		MaxConcurrentReconciles: 2,
+		MaxConcurrentReconciles: h.maxConcurrentReconciles,
 		RetryBaseDelay:          50 * time.Millisecond,
 		RetryMaxDelay:           2 * time.Second,
+		SourceGuard:             testGuard(),
+	}
+	if h.guard != nil {
+		h.guard(r.SourceGuard)
 	}
 	ctx, cancel := context.WithCancel(h.ctx)
 	must(t, r.SetupWithManager(ctx, mgr))

@@ -43,8 +43,13 @@ type UserPackageUploadReconciler struct {
 	// NewWeChatPay returns a brand API client for one brand's credentials.
 	NewWeChatPay func(*wechatpay.Credentials) (wechatpay.API, error)
 	// StorageTransport is shared by every object-storage client, for
-	// keep-alive; default source.NewTransport().
+	// keep-alive; default source.NewTransport(SourceGuard). One given here
+	// must come from source.NewTransport(SourceGuard), or dials go unchecked.
 	StorageTransport http.RoundTripper
+	// SourceGuard is the platform's policy for what a tenant's source may
+	// make the manager do: the networks it connects to, plain HTTP, slow
+	// reads, the file size; default source.DefaultGuard() (the flags' defaults).
+	SourceGuard *source.Guard
 
 	// PartConcurrency bounds the parts of one upload sent at once.
 	PartConcurrency int
@@ -61,6 +66,7 @@ type UserPackageUploadReconciler struct {
 
 	acks       ackJournal
 	partMemory *semaphore.Weighted
+	readSlots  *namespaceSlots
 }
 
 // secretIndex indexes UserPackageUploads by the Secrets they refer to.
@@ -83,8 +89,11 @@ func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr 
 	if r.Now == nil {
 		r.Now = time.Now
 	}
+	if r.SourceGuard == nil {
+		r.SourceGuard = source.DefaultGuard()
+	}
 	if r.StorageTransport == nil {
-		r.StorageTransport = source.NewTransport()
+		r.StorageTransport = source.NewTransport(r.SourceGuard)
 	}
 	if r.PartConcurrency < 1 {
 		r.PartConcurrency = 4
@@ -94,6 +103,7 @@ func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr 
 	}
 	// The budget must hold the largest part, or that part would wait forever.
 	r.partMemory = semaphore.NewWeighted(max(r.PartMemory, wechatpay.MaxPartSize))
+	r.readSlots = newNamespaceSlots(fairShare(r.MaxConcurrentReconciles), fairShareOfMemory(r.PartMemory))
 	if r.RetryBaseDelay <= 0 {
 		r.RetryBaseDelay = time.Second
 	}

@@ -62,9 +62,26 @@ const (
 	ReasonWeChatPayRejected   = "WeChatPayRejected"
 	ReasonWeChatPayAuthFailed = "WeChatPayAuthFailed"
 	ReasonResponseUnverified  = "ResponseUnverified"
+	// ReasonSourceAddressDenied: the source's host (or a redirect from it)
+	// resolves to a network the platform denies (--source-denied-cidrs).
+	ReasonSourceAddressDenied = "SourceAddressDenied"
+	// ReasonInsecureSourceDenied: plain HTTP without the platform's
+	// --allow-insecure-sources, or a redirect from https to http.
+	ReasonInsecureSourceDenied = "InsecureSourceDenied"
+	// ReasonSourceTooLarge: the object is larger than --max-file-size.
+	ReasonSourceTooLarge = "SourceTooLarge"
+	// ReasonInvalidPlan: the part plan in status cannot describe the file
+	// (an edited status); it is never acted upon.
+	ReasonInvalidPlan = "InvalidPlan"
 
 	// Retried with backoff (Reconciling=True, reason Retrying).
 	ReasonSourceUnavailable    = "SourceUnavailable"
+	// ReasonSourceTooSlow: a read idled (--source-idle-timeout) or dripped
+	// below --source-min-rate.
+	ReasonSourceTooSlow = "SourceTooSlow"
+	// ReasonReadSlotsBusy: the namespace already has its share of reads in
+	// flight; the object waits its turn without holding a worker.
+	ReasonReadSlotsBusy = "ReadSlotsBusy"
 	ReasonWeChatPayUnavailable = "WeChatPayUnavailable"
 	ReasonWeChatPayRateLimited = "WeChatPayRateLimited"
 	ReasonOutcomeUnknown       = "OutcomeUnknown"

@@ -4,7 +4,7 @@
 //
 //	crowdpack_wechatpay_requests_total{endpoint,status,code}   counter
 //	crowdpack_wechatpay_request_duration_seconds{endpoint}     histogram
-//	crowdpack_source_bytes_read_total                          counter
+//	crowdpack_source_read_bytes_total                          counter
 //	crowdpack_digest_duration_seconds                          histogram
 //	crowdpack_uploads{phase}                                   gauge
 //
@@ -51,7 +51,7 @@ var (
 	// SourceBytesRead counts bytes read from object storage: each file is
 	// read once for the digest and once more, part by part, for the upload.
 	SourceBytesRead = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "crowdpack_source_bytes_read_total",
+		Name: "crowdpack_source_read_bytes_total",
 		Help: "Bytes read from object storage (digests and parts).",
 	})
 

@@ -8,7 +8,7 @@ import (
 )
 
 // InstrumentSource returns s with every byte read through Open and
-// OpenRange counted in crowdpack_source_bytes_read_total.
+// OpenRange counted in crowdpack_source_read_bytes_total.
 func InstrumentSource(s source.Source) source.Source {
 	return &instrumentedSource{next: s}
 }
