@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -35,7 +36,20 @@ type namespaceSlots struct {
 type namespaceReads struct {
 	inFlight int
 	memory   *semaphore.Weighted
+	// waiting lists the objects that found no slot, oldest first: a freed
+	// slot goes to them in turn, so an object retried after a failed read
+	// does not overtake one that never got to read.
+	waiting []waiter
 }
+
+type waiter struct {
+	name string
+	seen time.Time
+}
+
+// waiterTimeout forgets a waiting object that stopped asking (deleted,
+// suspended, reconciled by another replica).
+const waiterTimeout = 10 * readSlotDelay
 
 // fairShare is the number of workers one namespace may hold with reads:
 // half of them, so the other half always serves other namespaces.
@@ -49,9 +63,10 @@ func newNamespaceSlots(perNamespace int, memoryShare int64) *namespaceSlots {
 	return &namespaceSlots{perNamespace: perNamespace, memoryShare: memoryShare, namespaces: map[string]*namespaceReads{}}
 }
 
-// tryAcquire takes one of ns's read slots; ok is false when they are all
-// taken. memory is ns's share of the part memory, valid until release.
-func (s *namespaceSlots) tryAcquire(ns string) (memory *semaphore.Weighted, release func(), ok bool) {
+// tryAcquire takes one of ns's read slots for object name; ok is false
+// when they are all taken or promised to objects that waited longer.
+// memory is ns's share of the part memory, valid until release.
+func (s *namespaceSlots) tryAcquire(ns, name string, now time.Time) (memory *semaphore.Weighted, release func(), ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	reads := s.namespaces[ns]
@@ -59,35 +74,85 @@ func (s *namespaceSlots) tryAcquire(ns string) (memory *semaphore.Weighted, rele
 		reads = &namespaceReads{memory: semaphore.NewWeighted(s.memoryShare)}
 		s.namespaces[ns] = reads
 	}
-	if reads.inFlight >= s.perNamespace {
+	reads.forgetStale(now)
+	free := s.perNamespace - reads.inFlight
+	turn := reads.turn(name)
+	if free <= 0 || turn >= free || (turn < 0 && len(reads.waiting) >= free) {
+		reads.wait(name, now)
 		return nil, nil, false
+	}
+	if turn >= 0 {
+		reads.waiting = append(reads.waiting[:turn], reads.waiting[turn+1:]...)
 	}
 	reads.inFlight++
 	var once sync.Once
 	return reads.memory, func() { once.Do(func() { s.release(ns) }) }, true
 }
 
+// turn is name's place among the waiting objects, or -1.
+func (r *namespaceReads) turn(name string) int {
+	for i, w := range r.waiting {
+		if w.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func (r *namespaceReads) wait(name string, now time.Time) {
+	if i := r.turn(name); i >= 0 {
+		r.waiting[i].seen = now
+		return
+	}
+	r.waiting = append(r.waiting, waiter{name: name, seen: now})
+}
+
+func (r *namespaceReads) forgetStale(now time.Time) {
+	kept := r.waiting[:0]
+	for _, w := range r.waiting {
+		if now.Sub(w.seen) < waiterTimeout {
+			kept = append(kept, w)
+		}
+	}
+	r.waiting = kept
+}
+
 func (s *namespaceSlots) release(ns string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if reads := s.namespaces[ns]; reads != nil {
-		if reads.inFlight--; reads.inFlight <= 0 {
+		if reads.inFlight--; reads.inFlight <= 0 && len(reads.waiting) == 0 {
 			delete(s.namespaces, ns)
 		}
 	}
 }
 
-// readSlot takes a read slot of the object's namespace, or says to retry
-// shortly when the namespace already has its share.
+// slotWait ends a reconcile whose namespace has its share of reads in
+// flight: the object is requeued after a short delay, its conditions left
+// as they were (a retry's reason stays visible; no event is raised).
+type slotWait struct{ after time.Duration }
+
+func (e *slotWait) Error() string {
+	return "waiting for a read slot: the namespace already has its share of the manager's workers reading"
+}
+
+// readSlot takes a read slot of the object's namespace, or says to wait
+// when the namespace already has its share.
 func (r *UserPackageUploadReconciler) readSlot(u *v1.UserPackageUpload) (memory *semaphore.Weighted, release func(), err error) {
-	memory, release, ok := r.readSlots.tryAcquire(u.Namespace)
+	memory, release, ok := r.readSlots.tryAcquire(u.Namespace, u.Name, time.Now())
 	if !ok {
-		delay := readSlotDelay + rand.N(readSlotDelay/2)
-		return nil, nil, retry(v1.ReasonReadSlotsBusy, delay,
-			"waiting for a read slot: namespace %s already has %d reads in flight, its share of the manager's workers (half of --max-concurrent-reconciles)",
-			u.Namespace, r.readSlots.perNamespace)
+		return nil, nil, &slotWait{after: readSlotDelay + rand.N(readSlotDelay/2)}
 	}
 	return memory, release, nil
+}
+
+// waitingForSlot reports how long to wait when err is a slotWait.
+func waitingForSlot(err error) (time.Duration, bool) {
+	var wait *slotWait
+	if errors.As(err, &wait) {
+		return wait.after, true
+	}
+	return 0, false
 }
 
 // takeMemory takes size bytes of the namespace's share and of the

@@ -230,11 +230,12 @@ func TestASlowTenantDoesNotHoldAnotherTenantsUpload(t *testing.T) {
 	drip := dripServer(t, 33_000)
 	h := newHarness(t, harnessOptions{
 		otherNamespaces:         1,
-		maxConcurrentReconciles: 4,
+		maxConcurrentReconciles: 10,
 		// A shorter window than production's 30 s keeps the test short.
 		guard: func(g *source.Guard) { g.RateWindow = 3 * time.Second },
 	})
 	h.trustTLS(h.ns, drip)
+	begin := time.Now()
 	for i := range slowObjects {
 		u := h.object(fmt.Sprintf("slow-%d", i), "vip.csv")
 		u.Spec.Source = v1.Source{HTTP: &v1.HTTPSource{URL: drip.URL + "/vip.csv", CertSecretRef: &v1.SecretReference{Name: "files-ca"}}}
@@ -266,6 +267,7 @@ func TestASlowTenantDoesNotHoldAnotherTenantsUpload(t *testing.T) {
 			t.Errorf("%s: message %q does not say how fast the read was", name, msg)
 		}
 	}
+	t.Logf("all %d slow objects were retrying for their rate %s after the first was created", slowObjects, time.Since(begin).Round(time.Second))
 }
 
 func TestAPlanForgedIntoStatusIsNeverAllocated(t *testing.T) {

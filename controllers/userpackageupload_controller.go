@@ -200,6 +200,9 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		}
 		return ctrl.Result{}, err
 	}
+	if after, ok := waitingForSlot(err); ok {
+		return ctrl.Result{RequeueAfter: after}, a.status.patch(ctx, u)
+	}
 	result, err := r.summarize(u, err)
 	r.announce(u, readyBefore)
 	if patchErr := a.status.patch(ctx, u); patchErr != nil {

@@ -79,9 +79,6 @@ const (
 	// ReasonSourceTooSlow: a read idled (--source-idle-timeout) or dripped
 	// below --source-min-rate.
 	ReasonSourceTooSlow = "SourceTooSlow"
-	// ReasonReadSlotsBusy: the namespace already has its share of reads in
-	// flight; the object waits its turn without holding a worker.
-	ReasonReadSlotsBusy = "ReadSlotsBusy"
 	ReasonWeChatPayUnavailable = "WeChatPayUnavailable"
 	ReasonWeChatPayRateLimited = "WeChatPayRateLimited"
 	ReasonOutcomeUnknown       = "OutcomeUnknown"
