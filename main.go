@@ -14,11 +14,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/crowdpack/crowdpack/controllers"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/scheme"
+	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -36,9 +38,16 @@ type options struct {
 	leaderElect             bool
 	leaderElectionNamespace string
 	metricsAddr             string
+	metricsSecure           bool
 	probeAddr               string
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
+	sourceDeniedCIDRs       string
+	sourceAllowedCIDRs      string
+	allowInsecureSources    bool
+	sourceIdleTimeout       time.Duration
+	sourceMinRate           int64
+	maxFileSize             int64
 }
 
 func parseFlags() (options, zap.Options) {
@@ -57,10 +66,24 @@ func parseFlags() (options, zap.Options) {
 	flag.DurationVar(&o.retryMaxDelay, "retry-max-delay", 5*time.Minute, "Longest delay after transient errors.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica works at a time.")
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the manager's own).")
-	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint; 0 disables it.")
+	flag.BoolVar(&o.metricsSecure, "metrics-secure", true,
+		"Serve metrics over HTTPS to callers whose token the API server authorizes to get /metrics (ClusterRole crowdpack-metrics-reader); false serves plain HTTP, for local use.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	flag.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 200, "Queries per second to the Kubernetes API server.")
 	flag.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "Burst of queries to the Kubernetes API server.")
+	flag.StringVar(&o.sourceDeniedCIDRs, "source-denied-cidrs", source.DefaultDeniedCIDRs,
+		"Networks the manager never connects to for a source, checked on the resolved address of every connection and redirect (comma-separated CIDRs).")
+	flag.StringVar(&o.sourceAllowedCIDRs, "source-allowed-cidrs", "",
+		"Exceptions to --source-denied-cidrs, e.g. 127.0.0.1/32 for a MinIO on the node's loopback (comma-separated CIDRs).")
+	flag.BoolVar(&o.allowInsecureSources, "allow-insecure-sources", false,
+		"Allow plain-HTTP sources (s3 insecure: true, http:// URLs), e.g. for an in-cluster MinIO without TLS.")
+	flag.DurationVar(&o.sourceIdleTimeout, "source-idle-timeout", source.DefaultIdleTimeout,
+		"A read from a source that receives no byte for this long fails and is retried.")
+	flag.Int64Var(&o.sourceMinRate, "source-min-rate", source.DefaultMinRate,
+		"Slowest read from a source, in bytes per second averaged over 30 s; a slower one fails and is retried. 0 disables the check.")
+	flag.Int64Var(&o.maxFileSize, "max-file-size", source.DefaultMaxFileSize,
+		"Largest source file in bytes; a larger one stalls as SourceTooLarge before any of it is read.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -81,11 +104,15 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	guard, err := sourceGuard(o)
+	if err != nil {
+		return err
+	}
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme.New(),
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		Metrics:                 metricsOptions(o),
 		Cache:                   cache.Options{ByObject: controllers.CacheByObject()},
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
@@ -118,6 +145,7 @@ func run(ctx context.Context, o options) error {
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
 		RetryBaseDelay:          o.retryBaseDelay,
 		RetryMaxDelay:           o.retryMaxDelay,
+		SourceGuard:             guard,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up controller: %w", err)
@@ -130,6 +158,39 @@ func run(ctx context.Context, o options) error {
 	}
 	ctrl.Log.Info("starting manager", "version", wechatpay.Version, "wechatpayEndpoint", o.wechatpayEndpoint)
 	return mgr.Start(ctx)
+}
+
+// metricsOptions serves metrics as kubebuilder v4 scaffolds it: HTTPS
+// (a self-signed certificate) to callers whose token the API server
+// authenticates and authorizes (TokenReview, SubjectAccessReview for
+// nonResourceURL /metrics), unless --metrics-secure=false.
+func metricsOptions(o options) metricsserver.Options {
+	opts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.metricsSecure}
+	if o.metricsSecure {
+		opts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return opts
+}
+
+// sourceGuard is the platform's policy for tenants' sources, from the flags.
+func sourceGuard(o options) (*source.Guard, error) {
+	denied, err := source.ParseCIDRs(o.sourceDeniedCIDRs)
+	if err != nil {
+		return nil, fmt.Errorf("--source-denied-cidrs: %w", err)
+	}
+	allowed, err := source.ParseCIDRs(o.sourceAllowedCIDRs)
+	if err != nil {
+		return nil, fmt.Errorf("--source-allowed-cidrs: %w", err)
+	}
+	return &source.Guard{
+		Denied:        denied,
+		Allowed:       allowed,
+		AllowInsecure: o.allowInsecureSources,
+		IdleTimeout:   o.sourceIdleTimeout,
+		MinRate:       o.sourceMinRate,
+		RateWindow:    source.DefaultRateWindow,
+		MaxFileSize:   o.maxFileSize,
+	}, nil
 }
 
 // wechatPayHTTPClient is the one keep-alive HTTP client every brand's API
