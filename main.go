@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"net/http"
@@ -168,6 +169,8 @@ func metricsOptions(o options) metricsserver.Options {
 	opts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.metricsSecure}
 	if o.metricsSecure {
 		opts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		// HTTP/2 off, as kubebuilder scaffolds it (HTTP/2 Rapid Reset, CVE-2023-44487).
+		opts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
 	}
 	return opts
 }

@@ -224,13 +224,13 @@ func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 			name:    "the default values render the manager of config/default",
 			release: "crowdpack",
 			check: func(t *testing.T, r rendered) {
-				kinds := []string{"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"}
+				kinds := []string{"ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"}
 				if d := cmp.Diff(kinds, r.kinds()); d != "" {
 					t.Errorf("kinds -want +got:\n%s", d)
 				}
 				d := r.deployment(t)
 				c := d.Spec.Template.Spec.Containers[0]
-				wantArgs := []string{"--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
+				wantArgs := []string{"--leader-elect", "--metrics-bind-address=:8443", "--metrics-secure=true", "--health-probe-bind-address=:8081",
 					"--max-concurrent-reconciles=16", "--part-concurrency=4"}
 				if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
 					t.Errorf("args -want +got:\n%s", diff)
@@ -275,14 +275,14 @@ func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 			release: "uploads",
 			values:  nonDefaultValues,
 			check: func(t *testing.T, r rendered) {
-				want := []string{"ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment", "Service", "ServiceAccount", "ServiceMonitor"}
+				want := []string{"ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment", "Service", "ServiceAccount", "ServiceMonitor"}
 				if d := cmp.Diff(want, r.kinds()); d != "" {
 					t.Errorf("kinds -want +got:\n%s", d)
 				}
 				d := r.deployment(t)
 				pod := d.Spec.Template.Spec
 				c := pod.Containers[0]
-				wantArgs := []string{"--metrics-bind-address=:9090", "--health-probe-bind-address=:8081",
+				wantArgs := []string{"--metrics-bind-address=:9090", "--metrics-secure=true", "--health-probe-bind-address=:8081",
 					"--max-concurrent-reconciles=3", "--part-concurrency=2",
 					"--wechatpay-endpoint=https://wechatpay-sandbox.crowdpack-system.svc:8443", "--wechatpay-timeout=45s",
 					"--wechatpay-ca-file=/etc/crowdpack/wechatpay-ca/ca.crt", "--zap-log-level=debug"}
@@ -342,6 +342,38 @@ func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 				}
 				if len(c.Ports) != 1 || c.Ports[0].Name != "health" {
 					t.Errorf("ports %v, want only health", c.Ports)
+				}
+			},
+		},
+		{
+			name:    "networkPolicy.enabled fences the manager in, with the storage ports listed",
+			release: "crowdpack",
+			values:  "networkPolicy: {enabled: true, storagePorts: [9000]}\n",
+			check: func(t *testing.T, r rendered) {
+				np := r.find("NetworkPolicy", "controller-manager")
+				if np == nil {
+					t.Fatalf("kinds %v, want a NetworkPolicy", r.kinds())
+				}
+				b, err := json.Marshal(np.Object["spec"])
+				must(t, err)
+				raw := string(b)
+				for _, want := range []string{`"port":9000`, `"port":443`, `"port":53`, `"port":8443`, `"port":8081`, `"169.254.0.0/16"`, `"100.100.100.200/32"`} {
+					if !strings.Contains(raw, want) {
+						t.Errorf("the NetworkPolicy lacks %s:\n%s", want, raw)
+					}
+				}
+			},
+		},
+		{
+			name:    "metrics.secure=false serves plain HTTP without the auth RBAC",
+			release: "crowdpack",
+			values:  "metrics: {secure: false}\nserviceMonitor: {enabled: true}\n",
+			check: func(t *testing.T, r rendered) {
+				if r.find("ClusterRole", "metrics-reader") != nil {
+					t.Error("the metrics reader ClusterRole is rendered for a plain-HTTP endpoint")
+				}
+				if !slices.Contains(r.deployment(t).Spec.Template.Spec.Containers[0].Args, "--metrics-secure=false") {
+					t.Error("the manager is not told to serve plain HTTP")
 				}
 			},
 		},

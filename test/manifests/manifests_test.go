@@ -307,7 +307,7 @@ func TestManagerDeploymentIsHardened(t *testing.T) {
 		{"the manager's memory limit is at least its request",
 			m.Resources.Limits.Memory().Cmp(*m.Resources.Requests.Memory()) >= 0},
 		{"the manager elects a leader", slices.Contains(m.Args, "--leader-elect")},
-		{"the manager serves metrics on :8080", slices.Contains(m.Args, "--metrics-bind-address=:8080")},
+		{"the manager serves metrics on :8443", slices.Contains(m.Args, "--metrics-bind-address=:8443")},
 		{"the manager serves probes on :8081", slices.Contains(m.Args, "--health-probe-bind-address=:8081")},
 		{"the manager runs as its own ServiceAccount", pod.ServiceAccountName == "crowdpack-controller-manager"},
 		{"the image is the one make deploy sets", m.Image == "crowdpack:latest"},
