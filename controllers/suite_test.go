@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
@@ -128,6 +129,9 @@ type harness struct {
 	guard func(*source.Guard)
 	// maxConcurrentReconciles replaces the suite's 2 workers.
 	maxConcurrentReconciles int
+	// secureMetrics serves metrics as main.go does by default: HTTPS, for
+	// tokens the API server authorizes only.
+	secureMetrics bool
 }
 
 type harnessOptions struct {
@@ -148,6 +152,8 @@ type harnessOptions struct {
 	guard func(*source.Guard)
 	// maxConcurrentReconciles replaces the suite's 2 workers.
 	maxConcurrentReconciles int
+	// secureMetrics serves metrics over HTTPS to authorized tokens only.
+	secureMetrics bool
 }
 
 // testGuard is the source guard every manager of the suite runs with, as
@@ -164,7 +170,7 @@ func testGuard() *source.Guard {
 func newHarness(t testing.TB, opts harnessOptions) *harness {
 	t.Helper()
 	h := &harness{t: t, ctx: context.Background(), metricsAddr: cmp.Or(opts.metricsAddr, "0"), leaderElection: opts.leaderElection, weChatPayURL: opts.weChatPayURL,
-		guard: opts.guard, maxConcurrentReconciles: cmp.Or(opts.maxConcurrentReconciles, 2)}
+		guard: opts.guard, maxConcurrentReconciles: cmp.Or(opts.maxConcurrentReconciles, 2), secureMetrics: opts.secureMetrics}
 	h.ns = fmt.Sprintf("t%d", nsSeq.Add(1))
 	h.bucket = "crowd-" + h.ns
 	must(t, storage.MakeBucket(h.ctx, h.bucket))
@@ -218,6 +224,10 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 		HealthProbeBindAddress: "0",
 		Cache:                  cache.Options{DefaultNamespaces: namespaces, ByObject: CacheByObject()},
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	}
+	if h.secureMetrics {
+		opts.Metrics.SecureServing = true
+		opts.Metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 	if h.leaderElection {
 		h.electLeader(&opts)
