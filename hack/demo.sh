@@ -205,8 +205,13 @@ create_objects() {
 step objects "creating the namespace, Secrets and UserPackageUpload $UPU" create_objects
 
 manager() {
+  # The demo's MinIO listens on 127.0.0.1 over plain HTTP, which a
+  # production manager refuses: allow exactly that address (every other
+  # loopback address stays denied) and plain HTTP. Metrics are plain HTTP
+  # too, on loopback, for curl without a token.
   launch manager "$BIN/manager" --kubeconfig "$DEMO/kubeconfig" \
     --wechatpay-endpoint "https://127.0.0.1:$SANDBOX_PORT" --wechatpay-ca-file "$DEMO/identity/ca.crt" \
+    --source-allowed-cidrs 127.0.0.1/32 --allow-insecure-sources --metrics-secure=false \
     --metrics-bind-address "127.0.0.1:$METRICS_PORT" --health-probe-bind-address "127.0.0.1:$PROBE_PORT"
   until_ok 60 curl -fsS "http://127.0.0.1:$PROBE_PORT/readyz"
 }
