@@ -130,6 +130,10 @@ func TestSourcesNeverConnectToADeniedAddress(t *testing.T) {
 		{name: "the cloud metadata service", host: "169.254.169.254", open: func() (Source, error) {
 			return NewHTTP(HTTPConfig{URL: "http://169.254.169.254/latest/meta-data/iam", Insecure: true, Guard: testGuard()})
 		}},
+		{name: "an S3 endpoint on another loopback address, asked for its bucket's region first", host: "127.0.0.2", open: func() (Source, error) {
+			return NewS3(S3Config{Endpoint: "127.0.0.2:" + port, Bucket: "bkt", Key: "k.csv", Insecure: true,
+				AccessKey: "a", SecretKey: "s", Guard: testGuard()})
+		}},
 		{name: "an S3 endpoint on another loopback address", host: "127.0.0.2", open: func() (Source, error) {
 			return NewS3(S3Config{Endpoint: "127.0.0.2:" + port, Bucket: "bkt", Key: "k.csv", Insecure: true,
 				AccessKey: "a", SecretKey: "s", Region: "us-east-1", Guard: testGuard()})
@@ -317,5 +321,15 @@ func TestABodyLongerThanAnnouncedFails(t *testing.T) {
 	_, err := io.ReadAll(body)
 	if err == nil || !strings.Contains(err.Error(), "more bytes than it announced") {
 		t.Fatalf("ReadAll = %v, want an overrun error", err)
+	}
+}
+
+func TestTimeBeforeTheFirstReadIsNotCountedAgainstTheSource(t *testing.T) {
+	g := testGuard()
+	g.IdleTimeout = 100 * time.Millisecond
+	body := g.watch(io.NopCloser(strings.NewReader("0123456789")), "test", 10)
+	time.Sleep(300 * time.Millisecond) // e.g. waiting for part memory
+	if data, err := io.ReadAll(body); err != nil || string(data) != "0123456789" {
+		t.Fatalf("ReadAll = %q, %v; want the whole body", data, err)
 	}
 }

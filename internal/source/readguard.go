@@ -19,6 +19,7 @@ type watchedBody struct {
 	now       func() time.Time
 
 	mu          sync.Mutex
+	started     bool
 	idle        *time.Timer
 	failure     error // set when the idle timer closed the body
 	windowStart time.Time
@@ -26,16 +27,27 @@ type watchedBody struct {
 }
 
 // watch wraps body, which announced size bytes, in the guard's limits.
+// The clocks start at the first Read, so time the caller spends before
+// reading (waiting for part memory) is not counted against the source.
 func (g *Guard) watch(body io.ReadCloser, name string, size int64) io.ReadCloser {
 	if g == nil {
 		return body
 	}
-	w := &watchedBody{body: body, name: name, guard: g, remaining: size, now: time.Now}
-	w.windowStart = w.now()
-	if g.IdleTimeout > 0 {
-		w.idle = time.AfterFunc(g.IdleTimeout, w.idled)
+	return &watchedBody{body: body, name: name, guard: g, remaining: size, now: time.Now}
+}
+
+// start starts the clocks, once.
+func (w *watchedBody) start() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return
 	}
-	return w
+	w.started = true
+	w.windowStart = w.now()
+	if w.guard.IdleTimeout > 0 {
+		w.idle = time.AfterFunc(w.guard.IdleTimeout, w.idled)
+	}
 }
 
 func (w *watchedBody) idled() {
@@ -46,6 +58,7 @@ func (w *watchedBody) idled() {
 }
 
 func (w *watchedBody) Read(p []byte) (int, error) {
+	w.start()
 	n, err := w.body.Read(p)
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -87,9 +100,11 @@ func (w *watchedBody) checkRate(n int64) error {
 }
 
 func (w *watchedBody) Close() error {
+	w.mu.Lock()
 	if w.idle != nil {
 		w.idle.Stop()
 	}
+	w.mu.Unlock()
 	return w.body.Close()
 }
 
