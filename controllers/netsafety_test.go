@@ -202,15 +202,23 @@ func TestAnObjectLargerThanTheLimitStallsBeforeItIsRead(t *testing.T) {
 	}
 }
 
-// dripServer serves a file of size bytes over HTTPS whose body comes one
-// byte a second, as a tenant's slow (or hostile) source would.
-func dripServer(t *testing.T, size int) *httptest.Server {
+// dripServer serves data over HTTPS: a whole GET (the digest) at once, a
+// ranged GET (a part) one byte a second, as a tenant's slow or hostile
+// source would once its file was accepted.
+func dripServer(t *testing.T, data []byte) *httptest.Server {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", fmt.Sprint(size))
 		w.Header().Set("ETag", `"drip"`)
-		w.WriteHeader(http.StatusOK)
-		for i := 0; i < size; i++ {
-			if _, err := w.Write([]byte("1")); err != nil {
+		var from, to int
+		if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &from, &to); err != nil {
+			w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+			_, _ = w.Write(data)
+			return
+		}
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", from, to, len(data)))
+		w.Header().Set("Content-Length", fmt.Sprint(to-from+1))
+		w.WriteHeader(http.StatusPartialContent)
+		for i := from; i <= to; i++ {
+			if _, err := w.Write(data[i : i+1]); err != nil {
 				return
 			}
 			w.(http.Flusher).Flush()
@@ -227,21 +235,43 @@ func dripServer(t *testing.T, size int) *httptest.Server {
 
 func TestASlowTenantDoesNotHoldAnotherTenantsUpload(t *testing.T) {
 	const slowObjects = 20
-	drip := dripServer(t, 33_000)
+	// 8.25 MB: 4 parts of 2 MiB and a short one, so that the slow tenant's
+	// 5 read slots (half of 10 workers) would hold 40 MiB of parts at once,
+	// more than its half of the 64 MiB part memory budget.
+	drip := dripServer(t, phoneFile(0, 250_000))
 	h := newHarness(t, harnessOptions{
 		otherNamespaces:         1,
 		maxConcurrentReconciles: 10,
+		partSize:                2 << 20,
 		// A shorter window than production's 30 s keeps the test short.
-		guard: func(g *source.Guard) { g.RateWindow = 3 * time.Second },
+		guard: func(g *source.Guard) { g.RateWindow = 2 * time.Second },
 	})
 	h.trustTLS(h.ns, drip)
 	begin := time.Now()
 	for i := range slowObjects {
 		u := h.object(fmt.Sprintf("slow-%d", i), "vip.csv")
 		u.Spec.Source = v1.Source{HTTP: &v1.HTTPSource{URL: drip.URL + "/vip.csv", CertSecretRef: &v1.SecretReference{Name: "files-ca"}}}
+		u.Spec.File.Filename = fmt.Sprintf("slow-%d.csv", i) // WeChat Pay takes a filename once per brand
 		h.create(u)
 	}
-	time.Sleep(time.Second) // the slow tenant's reads are under way
+
+	// The slow tenant's parts hold part memory while they drip, but never
+	// more than half the budget.
+	budget := h.reconcilers[0].partMemory
+	const total = 64 << 20
+	deadline := time.Now().Add(30 * time.Second)
+	for budget.TryAcquire(total) {
+		budget.Release(total)
+		if time.Now().After(deadline) {
+			t.Fatal("the slow tenant's parts never took part memory")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !budget.TryAcquire(total / 2) {
+		t.Error("the slow tenant holds more than half of the part memory budget")
+	} else {
+		budget.Release(total / 2)
+	}
 
 	other := h.otherNamespaces[0]
 	h.put("normal.csv", phoneFile(0, 1_000))
@@ -249,13 +279,13 @@ func TestASlowTenantDoesNotHoldAnotherTenantsUpload(t *testing.T) {
 	u.Namespace = other
 	start := time.Now()
 	h.create(u)
-	key := h.ns
-	h.ns = other // waitReady looks in the object's namespace
+	slowNamespace := h.ns
+	h.ns = other // waitFor looks in the harness's namespace
 	h.waitFor("normal", 15*time.Second, "Ready", func(u *v1.UserPackageUpload) bool {
 		return conditionIs(u, v1.ConditionReady, metav1.ConditionTrue)
 	})
 	t.Logf("the other tenant's object was Ready %s after it was created, with %d slow objects reading", time.Since(start).Round(time.Millisecond), slowObjects)
-	h.ns = key
+	h.ns = slowNamespace
 
 	for i := range slowObjects {
 		name := fmt.Sprintf("slow-%d", i)

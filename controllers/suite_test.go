@@ -132,6 +132,8 @@ type harness struct {
 	// secureMetrics serves metrics as main.go does by default: HTTPS, for
 	// tokens the API server authorizes only.
 	secureMetrics bool
+	// reconcilers are the reconcilers of managers, in start order.
+	reconcilers []*UserPackageUploadReconciler
 }
 
 type harnessOptions struct {
@@ -260,6 +262,7 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 	}
 	ctx, cancel := context.WithCancel(h.ctx)
 	must(t, r.SetupWithManager(ctx, mgr))
+	h.reconcilers = append(h.reconcilers, r)
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	m := &runningManager{t: t, mgr: mgr, cancel: cancel, done: done}
