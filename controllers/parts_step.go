@@ -113,7 +113,7 @@ func (r *UserPackageUploadReconciler) uploadParts(ctx context.Context, u *v1.Use
 		upload:   *u.Status.Upload,
 		memory:   r.partMemory,
 		nsMemory: nsMemory,
-		backoff: r.RetryBaseDelay,
+		backoff:  r.RetryBaseDelay,
 		progress: &progress{
 			u: u, status: a.status, acked: acked,
 			record: func(part int64) { r.acks.add(key, u.Status.Upload.ID, part) },
