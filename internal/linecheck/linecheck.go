@@ -1,6 +1,8 @@
 // Package linecheck checks, while a crowd package streams past, that every
 // line holds one identifier of the declared data type. It is an io.Writer so
-// it can sit next to a hash in one io.MultiWriter: the file is read once.
+// it can take the same stream as a hash: the file is read once. A Checker is
+// not safe for concurrent use; one goroutine writes to it, and Report is
+// called once the writes are done.
 //
 // The checker never keeps line content (it is personal data): a line split
 // across writes is carried in a small fixed buffer, and a report only holds
