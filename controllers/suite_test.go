@@ -308,13 +308,19 @@ func (h *harness) waitStalled(name, reason string) *v1.UserPackageUpload {
 	})
 }
 
-// events returns the events about an object, oldest first.
-func (h *harness) events(name string) []eventsv1.Event {
+// eventsOfNamespace returns the events of the test's namespace.
+func (h *harness) eventsOfNamespace() []eventsv1.Event {
 	h.t.Helper()
 	var list eventsv1.EventList
 	must(h.t, kube.Client.List(h.ctx, &list, client.InNamespace(h.ns)))
+	return list.Items
+}
+
+// events returns the events about an object, oldest first.
+func (h *harness) events(name string) []eventsv1.Event {
+	h.t.Helper()
 	var out []eventsv1.Event
-	for _, e := range list.Items {
+	for _, e := range h.eventsOfNamespace() {
 		if e.Regarding.Name == name {
 			out = append(out, e)
 		}
