@@ -60,7 +60,6 @@ func (r *UserPackageUploadReconciler) reconcileInitiate(ctx context.Context, u *
 	}
 	up = u.Status.Upload
 	setCondition(u, v1.ConditionInitiated, metav1.ConditionTrue, v1.ReasonInitiated, initiatedMessage(up))
-	r.event(u, corev1.EventTypeNormal, v1.ReasonInitiated, initiatedMessage(up))
 	return nil
 }
 

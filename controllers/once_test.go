@@ -157,6 +157,7 @@ func TestMergeResolvesEveryOutcome(t *testing.T) {
 			a := &attempt{status: newStatusWriter(c, c, u)}
 
 			err := r.reconcileMerge(context.Background(), u, a)
+			must(t, a.status.finish(context.Background(), u)) // as Reconcile ends
 
 			if got := reasonOf(err); got != tt.wantReason {
 				t.Errorf("reason %q (%v), want %q", got, err, tt.wantReason)
@@ -220,5 +221,36 @@ func TestAnExpandedPackageIsNeverExpandedAgain(t *testing.T) {
 	must(t, r.reconcileExpand(context.Background(), u, a))
 	if api.calls != 1 || !isExpanded(u.Status.Upload, packageB) || !isExpanded(u.Status.Upload, packageA) {
 		t.Errorf("%d calls; expanded %+v, want both packages after one call", api.calls, u.Status.Upload.Expanded)
+	}
+}
+
+// TestOutcomesInHandSurviveAClaimThatConflicts: merge's outcome rides on
+// the next write, expand's claim; when that claim conflicts (someone edited
+// the object), the outcome is still written and expand's intent is not.
+func TestOutcomesInHandSurviveAClaimThatConflicts(t *testing.T) {
+	api := &fakeWeChatPay{t: t, merge: func(string) (*wechatpay.MergeResult, error) {
+		return &wechatpay.MergeResult{ResourceID: "R1"}, nil
+	}}
+	u := mergeableUpload(false, 0)
+	r, c := unitReconciler(t, api, u)
+	a := &attempt{status: newStatusWriter(c, c, u)}
+	ctx := context.Background()
+
+	must(t, r.reconcileMerge(ctx, u, a))
+	edited := &v1.UserPackageUpload{}
+	must(t, c.Get(ctx, client.ObjectKeyFromObject(u), edited))
+	edited.Labels = map[string]string{"edited": "meanwhile"}
+	must(t, c.Update(ctx, edited))
+
+	var claim *claimError
+	if err := r.reconcileExpand(ctx, u, a); !errors.As(err, &claim) {
+		t.Fatalf("expand over a stale object returned %v, want a failed claim", err)
+	}
+	must(t, r.saveOutcomes(ctx, u, a))
+
+	stored := &v1.UserPackageUpload{}
+	must(t, c.Get(ctx, client.ObjectKeyFromObject(u), stored))
+	if up := stored.Status.Upload; up.MergedAt == nil || up.ResourceID != "R1" || up.MergingSince != nil || up.Expanding != nil {
+		t.Errorf("stored upload %+v: want merged into R1, no pending mark", *up)
 	}
 }

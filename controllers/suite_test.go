@@ -328,6 +328,16 @@ func (h *harness) events(name string) []eventsv1.Event {
 	return out
 }
 
+// expectNoWarnings fails the test if the object raised a Warning event.
+func (h *harness) expectNoWarnings(name string) {
+	h.t.Helper()
+	for _, e := range h.events(name) {
+		if e.Type == corev1.EventTypeWarning {
+			h.t.Errorf("Warning %s about %s: %s", e.Reason, name, e.Note)
+		}
+	}
+}
+
 // waitEvent waits for an event with reason about the object.
 func (h *harness) waitEvent(name, eventType, reason string) eventsv1.Event {
 	h.t.Helper()

@@ -183,8 +183,12 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	err := r.runSteps(ctx, u, a, r.reconcileSource, r.reconcileInitiate, r.reconcileParts, r.reconcileMerge, r.reconcileExpand)
 	var claim *claimError
 	if errors.As(err, &claim) {
-		// Persist nothing of an intent that could not be recorded: the
-		// next reconcile starts again from what the API server holds.
+		// The intent that could not be recorded was taken back; outcomes
+		// already in hand are written all the same. The next reconcile
+		// starts again from what the API server holds.
+		if saveErr := r.saveOutcomes(ctx, u, a); saveErr != nil {
+			return ctrl.Result{}, errors.Join(err, saveErr)
+		}
 		if apierrors.IsConflict(err) {
 			return ctrl.Result{RequeueAfter: staleCacheDelay}, nil
 		}
@@ -192,10 +196,21 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 	result, err := r.summarize(u, err)
 	r.announce(u, readyBefore)
-	if patchErr := a.status.patch(ctx, u); patchErr != nil {
-		return ctrl.Result{}, errors.Join(err, patchErr)
+	if finishErr := a.status.finish(ctx, u); finishErr != nil {
+		return ctrl.Result{}, errors.Join(err, finishErr)
+	}
+	if up := u.Status.Upload; up != nil && up.PartCount > 0 && up.PartsDone == up.PartCount {
+		r.acks.forget(req.NamespacedName) // every acknowledgement is in status
 	}
 	return result, err
+}
+
+// saveOutcomes writes the outcomes the object holds in memory, if any.
+func (r *UserPackageUploadReconciler) saveOutcomes(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
+	if !a.status.unsaved {
+		return nil
+	}
+	return a.status.finish(ctx, u)
 }
 
 func (r *UserPackageUploadReconciler) runSteps(ctx context.Context, u *v1.UserPackageUpload, a *attempt, steps ...step) error {
