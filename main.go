@@ -37,6 +37,7 @@ type options struct {
 	leaderElectionNamespace string
 	metricsAddr             string
 	probeAddr               string
+	pprofAddr               string
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
 }
@@ -59,6 +60,7 @@ func parseFlags() (options, zap.Options) {
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the manager's own).")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of Go's pprof endpoints, for profiling; empty disables them.")
 	flag.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 200, "Queries per second to the Kubernetes API server.")
 	flag.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "Burst of queries to the Kubernetes API server.")
 	zapOpts := zap.Options{}
@@ -88,6 +90,7 @@ func run(ctx context.Context, o options) error {
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		Cache:                   cache.Options{ByObject: controllers.CacheByObject()},
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "crowdpack.wechatpay.crowdpack.io",
 		LeaderElectionNamespace: o.leaderElectionNamespace,
