@@ -130,28 +130,44 @@ func TestSandboxEnforcesPartMergeAndExpandRules(t *testing.T) {
 		p := good(2)
 		p.Number = 3
 		_, err := clientA.UploadPart(ctx, p)
-		expectCode(t, err, 400, "PARAM_ERROR")
+		expectCode(t, err, 400, "INVALID_REQUEST")
 	})
 	t.Run("a first part shorter than the part size is refused", func(t *testing.T) {
 		_, err := clientA.UploadPart(ctx, withBytes(good(1), "short\n"))
-		expectCode(t, err, 400, "PARAM_ERROR")
+		expectCode(t, err, 400, "INVALID_REQUEST")
 	})
 	t.Run("a last part that is not exactly the remainder is refused", func(t *testing.T) {
 		_, err := clientA.UploadPart(ctx, withBytes(good(2), strings.Repeat("x", 99)))
-		expectCode(t, err, 400, "PARAM_ERROR")
+		expectCode(t, err, 400, "INVALID_REQUEST")
 	})
 	t.Run("a part whose digest does not match its bytes is refused", func(t *testing.T) {
 		p := good(1)
 		p.Digest = sha256Hex([]byte("something else"))
 		_, err := clientA.UploadPart(ctx, p)
-		expectCode(t, err, 400, "PARAM_ERROR")
+		expectCode(t, err, 400, "INVALID_REQUEST")
 	})
-	t.Run("a part naming another filename is refused", func(t *testing.T) {
+	t.Run("a part naming a valid filename other than the upload's is accepted", func(t *testing.T) {
 		p := good(1)
-		p.Filename = "other.csv"
-		_, err := clientA.UploadPart(ctx, p)
-		expectCode(t, err, 400, "PARAM_ERROR")
+		p.Filename = "other-name_2.csv"
+		if _, err := clientA.UploadPart(ctx, p); err != nil {
+			t.Fatalf("the documentation only sets character rules for file_meta.filename: %v", err)
+		}
 	})
+	for _, tc := range []struct{ name, filename string }{
+		{"a part filename with a space is refused", "my parts.csv"},
+		{"a part filename not ending in .csv is refused", "parts.txt"},
+		{"a part filename of 129 characters is refused", strings.Repeat("p", 125) + ".csv"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			part := file[:testPartSize]
+			meta := fmt.Sprintf(`{"filename":%q,"digest":"%s"}`, tc.filename, sha256Hex(part))
+			body, ctype := multipartPart(t, meta, part)
+			resp, answer := rawRequest{method: "PUT", path: "/brand/marketing/user-package/uploads/" + plan.UploadID + "/1", body: body, signedBody: &meta, contentType: ctype}.send(t, inst)
+			if resp.StatusCode != 400 || !strings.Contains(answer, `"code":"PARAM_ERROR"`) || !strings.Contains(answer, "file_meta.filename") {
+				t.Fatalf("answer %d %s, want 400 PARAM_ERROR about file_meta.filename", resp.StatusCode, answer)
+			}
+		})
+	}
 	t.Run("a stored part sent again with other bytes is refused", func(t *testing.T) {
 		if _, err := clientA.UploadPart(ctx, good(2)); err != nil {
 			t.Fatal(err)

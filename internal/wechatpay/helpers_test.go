@@ -70,7 +70,7 @@ func signedHeaders(t testing.TB, key *rsa.PrivateKey, at time.Time, body string)
 		"Wechatpay-Nonce":          {nonce},
 		"Wechatpay-Signature":      {base64.StdEncoding.EncodeToString(sig)},
 		"Wechatpay-Serial":         {testPublicKeyID},
-		"Wechatpay-Signature-Type": {"WECHATPAY2-SHA256-RSA2048"},
+		"Wechatpay-Signature-Type": {SignatureType},
 		"Request-Id":               {"08F78BB5AF0610D302A3E0040000000000"},
 	}
 }
