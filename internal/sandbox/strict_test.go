@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
@@ -224,6 +228,49 @@ func TestErrorRequestIDsEndInTheHTTPStatus(t *testing.T) {
 			records := srv.Records()
 			if last := records[len(records)-1]; last.RequestID != id {
 				t.Fatalf("recorded Request-ID %q, answered %q", last.RequestID, id)
+			}
+		})
+	}
+}
+
+func TestIdempotencyIsReadFromTheConfigFile(t *testing.T) {
+	cases := []struct {
+		name    string
+		yaml    string
+		want    sandbox.Idempotency
+		wantErr bool
+	}{
+		{name: "no idempotent key leaves merge and expand strict", want: sandbox.Idempotency{}},
+		{name: "idempotent merge and expand are read", yaml: "idempotent:\n  merge: true\n  expand: true\n", want: sandbox.Idempotency{Merge: true, Expand: true}},
+		{name: "a misspelt idempotency key is refused", yaml: "idempotent:\n  merged: true\n", wantErr: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			base, err := yaml.Marshal(brandA.Config())
+			if err != nil {
+				t.Fatal(err)
+			}
+			base = []byte(strings.Replace(string(base), "idempotent: {}\n", "", 1)) // the zero value, written out
+			path := filepath.Join(t.TempDir(), "sandbox.yaml")
+			if err := os.WriteFile(path, append(base, tc.yaml...), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := sandbox.LoadConfig(path)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("LoadConfig accepted the config")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, err := sandbox.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := srv.Idempotency(); got != tc.want {
+				t.Fatalf("idempotency %+v, want %+v", got, tc.want)
 			}
 		})
 	}

@@ -167,7 +167,7 @@ func verifyByHand(brandPub *rsa.PublicKey, s seenRequest) bool {
 		signed = s.Meta
 	}
 	msg := fmt.Sprintf("%s\n%s\n%s\n%s\n%s\n", s.Method, s.URI, m[4], m[2], signed)
-	sig, err := base64.StdEncoding.DecodeString(m[3])
+	sig, err := base64.StdEncoding.Strict().DecodeString(m[3]) // WeChat Pay may refuse non-zero padding bits
 	if err != nil {
 		return false
 	}
