@@ -20,10 +20,13 @@ type marker struct {
 	// recordNow writes the outcome at once; otherwise the reconcile's next
 	// write carries it (one write fewer), with the same care.
 	recordNow bool
-	pending   func(*v1.UploadStatus) bool
-	set       func(*v1.UploadStatus, metav1.Time)
-	clear     func(*v1.UploadStatus)
-	unknown   func(*v1.UploadStatus) *int32
+	// early tells that the mark may have been written ahead, with the
+	// first word about a new object (sayProgressing).
+	early   bool
+	pending func(*v1.UploadStatus) bool
+	set     func(*v1.UploadStatus, metav1.Time)
+	clear   func(*v1.UploadStatus)
+	unknown func(*v1.UploadStatus) *int32
 }
 
 // initiate's outcome is written at once: the upload id must be in status
@@ -31,6 +34,7 @@ type marker struct {
 var initiateMarker = marker{
 	call:      "initiate upload",
 	recordNow: true,
+	early:     true,
 	pending:   func(up *v1.UploadStatus) bool { return up.InitiatingSince != nil },
 	set:       func(up *v1.UploadStatus, at metav1.Time) { up.InitiatingSince = &at },
 	clear:     func(up *v1.UploadStatus) { up.InitiatingSince = nil },
@@ -81,18 +85,11 @@ func (r *UserPackageUploadReconciler) callOnce(ctx context.Context, u *v1.UserPa
 	if err != nil {
 		return err
 	}
-	up := u.Status.Upload
-	before := up.DeepCopy()
-	retried := m.pending(up)
-	if retried {
-		*m.unknown(up)++
-	}
-	m.set(up, *r.now())
-	if err := a.status.claim(ctx, u); err != nil {
-		*u.Status.Upload = *before // the intent was not written: it must not be by anything else
+	retried, err := r.mark(ctx, u, a, m)
+	if err != nil {
 		return err
 	}
-	up = u.Status.Upload // as the API server wrote it
+	up := u.Status.Upload // as the API server wrote it
 	if retried {
 		r.event(u, corev1.EventTypeWarning, v1.ReasonOutcomeUnknown, fmt.Sprintf(
 			"the answer to %s was lost (%d so far); calling it again", m.call, *m.unknown(up)))
@@ -108,6 +105,29 @@ func (r *UserPackageUploadReconciler) callOnce(ctx context.Context, u *v1.UserPa
 		return weChatPayError(callErr)
 	}
 	return nil
+}
+
+// mark writes the call's pending mark with a conflict-checked update, and
+// reports whether an earlier call's mark was found (its outcome unknown).
+// Initiate's mark may already be written, with the first word about a new
+// object (sayProgressing).
+func (r *UserPackageUploadReconciler) mark(ctx context.Context, u *v1.UserPackageUpload, a *attempt, m marker) (retried bool, err error) {
+	if m.early && a.preclaimed {
+		a.preclaimed = false
+		return false, nil
+	}
+	up := u.Status.Upload
+	before := up.DeepCopy()
+	retried = m.pending(up)
+	if retried {
+		*m.unknown(up)++
+	}
+	m.set(up, *r.now())
+	if err := a.status.claim(ctx, u); err != nil {
+		*u.Status.Upload = *before // the intent was not written: it must not be by anything else
+		return false, err
+	}
+	return retried, nil
 }
 
 // resolve clears the pending mark of a call whose outcome is known, and

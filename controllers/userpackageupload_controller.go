@@ -138,6 +138,9 @@ type attempt struct {
 	source  source.Source
 	wechat  wechatpay.API
 	brandID string // the brand of wechat
+	// preclaimed is true while initiate's pending mark, written with the
+	// first word about a new object, awaits the call it announced.
+	preclaimed bool
 }
 
 // step is one stage of taking a file into WeChat Pay. It returns nil when
@@ -174,13 +177,15 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 	// Say something about a new generation before any slow I/O.
 	if isNewGeneration(u) {
-		markProgressing(u, progressingMessage(u))
-		if err := a.status.patch(ctx, u); err != nil {
-			return ctrl.Result{}, err
+		if err := r.sayProgressing(ctx, u, a); err != nil {
+			return r.claimFailed(err)
 		}
 	}
 
 	err := r.runSteps(ctx, u, a, r.reconcileSource, r.reconcileInitiate, r.reconcileParts, r.reconcileMerge, r.reconcileExpand)
+	if a.preclaimed {
+		dropInitiateMark(u) // initiate was not called after all
+	}
 	var claim *claimError
 	if errors.As(err, &claim) {
 		// The intent that could not be recorded was taken back; outcomes
@@ -189,10 +194,7 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		if saveErr := r.saveOutcomes(ctx, u, a); saveErr != nil {
 			return ctrl.Result{}, errors.Join(err, saveErr)
 		}
-		if apierrors.IsConflict(err) {
-			return ctrl.Result{RequeueAfter: staleCacheDelay}, nil
-		}
-		return ctrl.Result{}, err
+		return r.claimFailed(err)
 	}
 	result, err := r.summarize(u, err)
 	r.announce(u, readyBefore)
@@ -203,6 +205,32 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		r.acks.forget(req.NamespacedName) // every acknowledgement is in status
 	}
 	return result, err
+}
+
+// sayProgressing writes, first thing for a new generation, that work is
+// under way. An object that never initiated an upload is about to: that
+// write is then also initiate's pending mark, conflict-checked, which
+// spares the call a write of its own (see callOnce).
+func (r *UserPackageUploadReconciler) sayProgressing(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
+	markProgressing(u, progressingMessage(u))
+	if u.Status.Upload != nil {
+		return a.status.patch(ctx, u)
+	}
+	u.Status.Upload = &v1.UploadStatus{InitiatingSince: r.now()}
+	if err := a.status.claim(ctx, u); err != nil {
+		return err
+	}
+	a.preclaimed = true
+	return nil
+}
+
+// claimFailed ends a reconcile whose conflict-checked write failed: after
+// a conflict (a stale cache), soon, once the cache caught up.
+func (r *UserPackageUploadReconciler) claimFailed(err error) (ctrl.Result, error) {
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: staleCacheDelay}, nil
+	}
+	return ctrl.Result{}, err
 }
 
 // saveOutcomes writes the outcomes the object holds in memory, if any.
