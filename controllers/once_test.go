@@ -75,7 +75,7 @@ func mergeableUpload(merging bool, unknown int32) *v1.UserPackageUpload {
 	u := &v1.UserPackageUpload{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "unit", Name: "vip", Generation: 1},
 		Spec: v1.UserPackageUploadSpec{
-			CredentialsRef: v1.SecretReference{Name: "wechatpay-brand"},
+			CredentialsRef: &v1.SecretReference{Name: "wechatpay-brand"},
 			UserPackageID:  packageA,
 		},
 	}

@@ -243,7 +243,7 @@ func (h *harness) object(name, key string) *v1.UserPackageUpload {
 				DataType:    v1.DataTypePhone,
 				Description: "customers who bought twice in 90 days",
 			},
-			CredentialsRef: v1.SecretReference{Name: "wechatpay-brand"},
+			CredentialsRef: &v1.SecretReference{Name: "wechatpay-brand"},
 		},
 	}
 }

@@ -59,6 +59,14 @@ type UserPackageUploadReconciler struct {
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 
+	// BrandSecretNamespace is where the Secrets of WeChatPayBrands are read
+	// from: the operator's own namespace, never the object's.
+	BrandSecretNamespace string
+	// AllowAmbientCredentials lends the operator's own environment and
+	// workload identity to s3 sources that ask for it (provider aws without
+	// a secretRef). Off: they stall AmbientCredentialsDenied.
+	AllowAmbientCredentials bool
+
 	acks       ackJournal
 	partMemory *semaphore.Weighted
 }
@@ -106,10 +114,18 @@ func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr 
 	if err != nil {
 		return err
 	}
+	if err := indexBrands(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.UserPackageUpload{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.objectsUsingSecret)).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.objectsUsingSecretOrBrand)).
+		// A brand that appears or changes, and a namespace whose labels
+		// change, may let stalled objects go on (or stop them).
+		Watches(&v1.WeChatPayBrand{}, handler.EnqueueRequestsFromMapFunc(r.objectsUsingBrand)).
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.objectsInNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](r.RetryBaseDelay, r.RetryMaxDelay),

@@ -62,6 +62,15 @@ const (
 	ReasonWeChatPayRejected   = "WeChatPayRejected"
 	ReasonWeChatPayAuthFailed = "WeChatPayAuthFailed"
 	ReasonResponseUnverified  = "ResponseUnverified"
+	// ReasonBrandNotFound: spec.brandRef names no WeChatPayBrand.
+	ReasonBrandNotFound = "BrandNotFound"
+	// ReasonBrandNotAllowed: the WeChatPayBrand's allowedNamespaces do not
+	// include the object's namespace.
+	ReasonBrandNotAllowed = "BrandNotAllowed"
+	// ReasonAmbientCredentialsDenied: spec.source.s3.provider aws asks for
+	// the operator's own identity, which the manager does not lend
+	// (--allow-ambient-credentials is off).
+	ReasonAmbientCredentialsDenied = "AmbientCredentialsDenied"
 
 	// Retried with backoff (Reconciling=True, reason Retrying).
 	ReasonSourceUnavailable    = "SourceUnavailable"
