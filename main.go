@@ -40,6 +40,10 @@ type options struct {
 	pprofAddr               string
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
+	// Tenancy (see README, "Multi-team clusters").
+	brandSecretNamespace    string
+	watchNamespaces         string
+	allowAmbientCredentials bool
 }
 
 func parseFlags() (options, zap.Options) {
@@ -63,6 +67,12 @@ func parseFlags() (options, zap.Options) {
 	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of Go's pprof endpoints, for profiling; empty disables them.")
 	flag.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 200, "Queries per second to the Kubernetes API server.")
 	flag.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "Burst of queries to the Kubernetes API server.")
+	flag.StringVar(&o.brandSecretNamespace, "brand-secret-namespace", os.Getenv("POD_NAMESPACE"),
+		"Namespace of the Secrets WeChatPayBrands name (default: the manager's own, from POD_NAMESPACE).")
+	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces whose UserPackageUploads and Secrets the manager watches and reads (plus the brand-secret namespace); empty: all.")
+	flag.BoolVar(&o.allowAmbientCredentials, "allow-ambient-credentials", false,
+		"Lend the manager's own environment and workload identity (IRSA) to s3 sources that ask for it with provider: aws and no secretRef.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -86,9 +96,10 @@ func run(ctx context.Context, o options) error {
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme.New(),
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
-		Cache:                   cache.Options{ByObject: controllers.CacheByObject()},
+		Scheme:  scheme.New(),
+		Metrics: metricsserver.Options{BindAddress: o.metricsAddr},
+		Cache: controllers.WatchNamespaces(cache.Options{ByObject: controllers.CacheByObject()},
+			controllers.ParseNamespaces(o.watchNamespaces), o.brandSecretNamespace),
 		HealthProbeBindAddress:  o.probeAddr,
 		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
@@ -121,9 +132,19 @@ func run(ctx context.Context, o options) error {
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
 		RetryBaseDelay:          o.retryBaseDelay,
 		RetryMaxDelay:           o.retryMaxDelay,
+		BrandSecretNamespace:    o.brandSecretNamespace,
+		AllowAmbientCredentials: o.allowAmbientCredentials,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up controller: %w", err)
+	}
+	brands := &controllers.WeChatPayBrandReconciler{
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		SecretNamespace: o.brandSecretNamespace,
+	}
+	if err := brands.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up brand controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
@@ -131,7 +152,8 @@ func run(ctx context.Context, o options) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.Info("starting manager", "version", wechatpay.Version, "wechatpayEndpoint", o.wechatpayEndpoint)
+	ctrl.Log.Info("starting manager", "version", wechatpay.Version, "wechatpayEndpoint", o.wechatpayEndpoint,
+		"brandSecretNamespace", o.brandSecretNamespace, "watchNamespaces", o.watchNamespaces, "allowAmbientCredentials", o.allowAmbientCredentials)
 	return mgr.Start(ctx)
 }
 
