@@ -95,11 +95,13 @@ func run(ctx context.Context, o options) error {
 	}
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
+	// With --watch-namespaces, only those namespaces (and the brand Secrets).
+	cacheOpts := controllers.WatchNamespaces(cache.Options{ByObject: controllers.CacheByObject()},
+		controllers.ParseNamespaces(o.watchNamespaces), o.brandSecretNamespace)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  scheme.New(),
-		Metrics: metricsserver.Options{BindAddress: o.metricsAddr},
-		Cache: controllers.WatchNamespaces(cache.Options{ByObject: controllers.CacheByObject()},
-			controllers.ParseNamespaces(o.watchNamespaces), o.brandSecretNamespace),
+		Scheme:                  scheme.New(),
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		Cache:                   cacheOpts,
 		HealthProbeBindAddress:  o.probeAddr,
 		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
