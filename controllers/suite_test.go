@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -119,9 +120,26 @@ type harness struct {
 	metricsAddr string
 	// weChatPayURL, when set, replaces the sandbox as the brand API.
 	weChatPayURL string
+	// tenancy are the multi-team options of the managers (brands_test.go).
+	tenancy tenancyOptions
+}
+
+// tenancyOptions run a manager as a multi-team install does (brands_test.go).
+type tenancyOptions struct {
+	// brandSecretNamespace, when set, is where brand Secrets are read from,
+	// and the WeChatPayBrand controller runs too.
+	brandSecretNamespace string
+	// watchNamespaces replaces the test's namespace as what the manager
+	// watches (with the brand-secret namespace, as --watch-namespaces does).
+	watchNamespaces []string
+	// allowAmbientCredentials is --allow-ambient-credentials.
+	allowAmbientCredentials bool
+	// restConfig, when set, replaces the restricted manager user.
+	restConfig *rest.Config
 }
 
 type harnessOptions struct {
+	tenancy tenancyOptions
 	partSize int64
 	// wrapClient lets a test put itself between the reconciler and the API server.
 	wrapClient func(client.Client) client.Client
@@ -138,6 +156,7 @@ type harnessOptions struct {
 func newHarness(t testing.TB, opts harnessOptions) *harness {
 	t.Helper()
 	h := &harness{t: t, ctx: context.Background(), metricsAddr: cmp.Or(opts.metricsAddr, "0"), leaderElection: opts.leaderElection, weChatPayURL: opts.weChatPayURL}
+	h.tenancy = opts.tenancy
 	h.ns = fmt.Sprintf("t%d", nsSeq.Add(1))
 	h.bucket = "crowd-" + h.ns
 	must(t, kube.Client.Create(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}))
@@ -180,7 +199,16 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 	if h.leaderElection {
 		h.electLeader(&opts)
 	}
-	mgr, err := ctrl.NewManager(managerConfig(), opts)
+	restConfig := managerConfig()
+	if tn := h.tenancy; len(tn.watchNamespaces) > 0 || tn.restConfig != nil {
+		watch := tn.watchNamespaces
+		if len(watch) == 0 {
+			watch = []string{h.ns}
+		}
+		opts.Cache = WatchNamespaces(cache.Options{ByObject: CacheByObject()}, watch, tn.brandSecretNamespace)
+		restConfig = cmp.Or(tn.restConfig, restConfig)
+	}
+	mgr, err := ctrl.NewManager(restConfig, opts)
 	must(t, err)
 	c := mgr.GetClient()
 	if wrap != nil {
@@ -201,9 +229,15 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 		MaxConcurrentReconciles: 2,
 		RetryBaseDelay:          50 * time.Millisecond,
 		RetryMaxDelay:           2 * time.Second,
+		BrandSecretNamespace:    h.tenancy.brandSecretNamespace,
+		AllowAmbientCredentials: h.tenancy.allowAmbientCredentials,
 	}
 	ctx, cancel := context.WithCancel(h.ctx)
 	must(t, r.SetupWithManager(ctx, mgr))
+	if h.tenancy.brandSecretNamespace != "" {
+		brands := &WeChatPayBrandReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), SecretNamespace: h.tenancy.brandSecretNamespace}
+		must(t, brands.SetupWithManager(mgr))
+	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	m := &runningManager{t: t, mgr: mgr, cancel: cancel, done: done}
