@@ -224,7 +224,8 @@ func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 			name:    "the default values render the manager of config/default",
 			release: "crowdpack",
 			check: func(t *testing.T, r rendered) {
-				kinds := []string{"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"}
+				// ClusterRoles: the manager's and the three for people (user-roles.yaml); CRDs: uploads and brands.
+				kinds := []string{"ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "CustomResourceDefinition", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"}
 				if d := cmp.Diff(kinds, r.kinds()); d != "" {
 					t.Errorf("kinds -want +got:\n%s", d)
 				}
@@ -275,7 +276,7 @@ func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 			release: "uploads",
 			values:  nonDefaultValues,
 			check: func(t *testing.T, r rendered) {
-				want := []string{"ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment", "Service", "ServiceAccount", "ServiceMonitor"}
+				want := []string{"ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "CustomResourceDefinition", "Deployment", "Service", "ServiceAccount", "ServiceMonitor"}
 				if d := cmp.Diff(want, r.kinds()); d != "" {
 					t.Errorf("kinds -want +got:\n%s", d)
 				}
