@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,5 +101,34 @@ func TestTheNamespacedInstallGrantsOnlyItsNamespaces(t *testing.T) {
 				t.Errorf("allowed=%v, want %v (%s)", sar.Status.Allowed, tc.want, sar.Status.Reason)
 			}
 		})
+	}
+}
+
+func TestThePlatformSamplesAreAcceptedByTheAPIServer(t *testing.T) {
+	ensureNamespace(t, managerNamespace, nil)
+	kinds := map[string]int{}
+	for _, u := range render(t, "config/samples/platform") {
+		kinds[u.GetKind()]++
+		if err := dryRunApply(u); err != nil {
+			t.Errorf("sample %s is refused by the API server: %v", describe(u), err)
+		}
+	}
+	if kinds["WeChatPayBrand"] != 1 || kinds["Secret"] != 1 {
+		t.Errorf("config/samples/platform renders %v; want a WeChatPayBrand and its Secret", kinds)
+	}
+}
+
+// The brand's admission rules are enforced (so the dry run above can fail).
+func TestTheAPIServerRefusesABrandWithASelectorForAllNamespaces(t *testing.T) {
+	for _, u := range render(t, "config/samples/platform") {
+		if u.GetKind() != "WeChatPayBrand" {
+			continue
+		}
+		if err := unstructured.SetNestedField(u.Object, "All", "spec", "allowedNamespaces", "from"); err != nil {
+			t.Fatal(err)
+		}
+		if err := dryRunApply(u); err == nil || !strings.Contains(err.Error(), "selector is used only with from: Selector") {
+			t.Errorf("a brand with from: All and a selector: got %v, want refused", err)
+		}
 	}
 }
