@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/sandbox"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -332,5 +333,34 @@ func TestUploadAdmissionNeedsExactlyOneOfBrandRefAndCredentialsRef(t *testing.T)
 		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "exactly one of brandRef") {
 			t.Errorf("%s: got %v, want Invalid naming brandRef and credentialsRef", u.Name, err)
 		}
+	}
+}
+
+// An upload is keyed by the brand_id, not by where the keys come from:
+// moving from a Secret of one's own to a brand of the same brand_id is no
+// new upload.
+func TestMovingToABrandOfTheSameBrandIDIsNoNewUpload(t *testing.T) {
+	w := newTenants(t, tenancyOptions{})
+	w.put("vip.csv", phoneFile(0, 100))
+	w.secret("own-keys", identity.SecretData()) // the team's copy, before the platform's brand
+	w.brandSecret(identity.SecretData())
+	w.createBrand()
+	w.label(w.ns)
+	w.startManager(nil)
+
+	u := w.object("vip", "vip.csv")
+	u.Spec.CredentialsRef.Name = "own-keys"
+	w.create(u)
+	before := w.waitReady("vip").Status.Upload.ID
+	initiates := w.sandbox.CountSucceeded(sandbox.EndpointInitiate)
+
+	w.update("vip", func(u *v1.UserPackageUpload) {
+		u.Spec.CredentialsRef = nil
+		u.Spec.BrandRef = &v1.BrandReference{Name: w.brand}
+	})
+	after := w.waitReady("vip")
+	if after.Status.Upload.ID != before || w.sandbox.CountSucceeded(sandbox.EndpointInitiate) != initiates {
+		t.Errorf("upload %s → %s, initiates %d → %d: the same brand_id must continue the upload",
+			before, after.Status.Upload.ID, initiates, w.sandbox.CountSucceeded(sandbox.EndpointInitiate))
 	}
 }
