@@ -139,7 +139,6 @@ type tenancyOptions struct {
 }
 
 type harnessOptions struct {
-	tenancy tenancyOptions
 	partSize int64
 	// wrapClient lets a test put itself between the reconciler and the API server.
 	wrapClient func(client.Client) client.Client
@@ -151,6 +150,8 @@ type harnessOptions struct {
 	leaderElection bool
 	// weChatPayURL, when set, replaces the sandbox as the brand API.
 	weChatPayURL string
+	// tenancy runs the managers as a multi-team install does.
+	tenancy tenancyOptions
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
