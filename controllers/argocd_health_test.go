@@ -410,8 +410,8 @@ var (
 
 // normalizeCaptured makes a captured object the same on every run: no
 // uid, resourceVersion or creationTimestamp, fixed times, namespace
-// default, and the harnesses' random bucket, endpoint and request ids
-// replaced.
+// default, and the harnesses' random bucket, endpoint, request ids and
+// what derives from them replaced.
 func normalizeCaptured(obj map[string]any, hs ...*harness) map[string]any {
 	obj = jsonRoundTrip(nil, obj).(map[string]any)
 	meta := obj["metadata"].(map[string]any)
@@ -430,6 +430,12 @@ func normalizeCaptured(obj map[string]any, hs ...*harness) map[string]any {
 			if v, ok := up[k].(string); ok && v != "" {
 				replacer = append(replacer, v, fixed)
 			}
+		}
+	}
+	// The source fingerprint hashes spec.source, random bucket included.
+	if src, ok := status["source"].(map[string]any); ok {
+		if v, ok := src["fingerprint"].(string); ok && v != "" {
+			replacer = append(replacer, v, "0123456789abcdef")
 		}
 	}
 	r := strings.NewReplacer(replacer...)
