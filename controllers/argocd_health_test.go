@@ -55,8 +55,9 @@ func TestArgoCDHealthOfLiveObjects(t *testing.T) {
 		file       string
 		obj        map[string]any
 		wantStatus string
-		// wantKstatus is what kstatus computes for the same object; "" for
-		// an object without status, which kstatus calls Current.
+		// wantKstatus is what kstatus computes for the same object; "" where
+		// it differs by design: kstatus calls an object without status, or
+		// one suspended but Ready, Current.
 		wantKstatus status.Status
 	}
 	var all []captured
@@ -117,6 +118,12 @@ func TestArgoCDHealthOfLiveObjects(t *testing.T) {
 		removeConditionGenerations(t, obj)
 		must(t, unstructured.SetNestedField(obj, int64(2), "metadata", "generation"))
 		must(t, unstructured.SetNestedField(obj, "vip-v2.csv", "spec", "source", "s3", "key"))
+	})
+	// spec.suspend wins whatever the status says, even Ready for the
+	// current generation (the API server bumps the generation, so only an
+	// operator that has not seen the edit leaves it so).
+	derive(ready, "ready-with-suspend.yaml", "Suspended", "", func(obj map[string]any) {
+		must(t, unstructured.SetNestedField(obj, true, "spec", "suspend"))
 	})
 	// Suspended after it became Ready.
 	h.update("vip", func(u *v1.UserPackageUpload) { u.Spec.Suspend = true })
