@@ -30,12 +30,13 @@ export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 log() { printf '[tools] %s\n' "$*" >&2; }
 
 # ensure NAME VERSION BUILDER [LINKDIR]: link $CACHE/NAME-VERSION/NAME into
-# LINKDIR (bin/ by default), building it first when missing.
+# LINKDIR (bin/ by default), building it first when missing or when
+# BUILDER_ok (if defined) finds the cached one unfit.
 ensure() {
   local name=$1 version=$2 builder=$3 linkdir=${4:-$BIN}
   local dir=$CACHE/$name-$version
   mkdir -p "$linkdir"
-  if [[ -x $dir/$name ]]; then
+  if [[ -x $dir/$name ]] && { ! declare -F "${builder}_ok" >/dev/null || "${builder}_ok" "$dir/$name" "$version"; }; then
     log "$name $version: cached in $dir, nothing to build"
   else
     log "$name $version: building (not in $dir yet)..."
@@ -79,10 +80,15 @@ build_etcd() {
 
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them
 # with local paths; replace each with its published release (v1.X.Y's staging
-# modules are v0.X.Y) instead.
+# modules are v0.X.Y) instead. The version is stamped as Kubernetes' own
+# build does, so that /version answers it (helm checks a chart's kubeVersion
+# against it).
 build_kube_apiserver() {
   local dir=$1 version=$2 staging
-  local staging_version=v0.${version#v1.}
+  local staging_version=v0.${version#v1.} minor=${version#v1.}
+  minor=${minor%%.*}
+  local pkg=k8s.io/component-base/version
+  local ldflags="-X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   throwaway_module "$dir"
   staging=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$version" |
     sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' | xargs sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p')
@@ -91,8 +97,14 @@ build_kube_apiserver() {
     for m in $staging; do go mod edit -replace "$m=$m@$staging_version"; done
     go mod edit -require "k8s.io/kubernetes@$version"
     go get "k8s.io/kubernetes/cmd/kube-apiserver@$version"
-    CGO_ENABLED=0 go build -trimpath -o kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
   )
+}
+
+# A cached kube-apiserver is fit when it says its version (older caches were
+# built unstamped; rebuilding them only links again from Go's build cache).
+build_kube_apiserver_ok() {
+  [[ $("$1" --version 2>/dev/null) == "Kubernetes $2" ]]
 }
 
 main() {

@@ -1,8 +1,9 @@
 // Package helm tests the Helm chart in charts/crowdpack: it renders it with
 // the pinned helm (bin/helm, built by hack/tools.sh helm), lints it, checks
-// it stays equivalent to config/ (CRDs, RBAC, the manager's security
-// settings), and has a real API server (envtest) accept every rendered
-// object with a server-side dry run.
+// it stays equivalent to config/ (CRDs, RBAC, alerts, the manager's security
+// settings), that its schema refuses bad values, has a real API server
+// (envtest) accept every rendered object with a server-side dry run, and
+// installs, upgrades and uninstalls it there for real.
 package helm
 
 import (
@@ -37,6 +38,10 @@ import (
 
 const namespace = "crowdpack-system"
 
+// kubeVersion is the Kubernetes version charts are rendered for (helm built
+// from source assumes v1.20 otherwise, which the chart's kubeVersion refuses).
+const kubeVersion = "v1.37.0"
+
 var (
 	kube *kubetest.Env
 	root string
@@ -70,6 +75,17 @@ func run(m *testing.M) (int, error) {
 // helm runs the pinned helm binary and returns its standard output.
 func helm(t *testing.T, args ...string) []byte {
 	t.Helper()
+	out, err := tryHelm(t, nil, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// tryHelm runs the pinned helm binary with extra environment env; the error
+// carries helm's output.
+func tryHelm(t *testing.T, env []string, args ...string) ([]byte, error) {
+	t.Helper()
 	bin := filepath.Join(root, "bin", "helm")
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s not found: run 'hack/tools.sh helm' (or 'make tools') first", bin)
@@ -79,12 +95,13 @@ func helm(t *testing.T, args ...string) []byte {
 	// Keep helm away from the user's own helm configuration and caches.
 	home := t.TempDir()
 	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+home, "HELM_CACHE_HOME="+home, "HELM_DATA_HOME="+home)
+	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+		return nil, fmt.Errorf("helm %s: %w\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
-	return stdout.Bytes()
+	return stdout.Bytes(), nil
 }
 
 // nonDefaultValues sets every value the chart documents to something other
@@ -96,9 +113,16 @@ image:
   pullPolicy: Always
 imagePullSecrets:
 - name: registry-credentials
+crds:
+  enabled: true
+  keep: false
 serviceAccount:
+  create: true
+  name: uploads-operator
   annotations:
     example.com/role: crowdpack
+rbac:
+  create: true
 wechatpay:
   endpoint: https://wechatpay-sandbox.crowdpack-system.svc:8443
   timeout: 45s
@@ -113,6 +137,11 @@ maxConcurrentReconciles: 3
 partConcurrency: 2
 extraArgs:
 - --zap-log-level=debug
+extraEnv:
+- name: HTTPS_PROXY
+  value: http://proxy.example.com:3128
+- name: NO_PROXY
+  value: .svc,.cluster.local,10.0.0.0/8
 metrics:
   enabled: true
   port: 9090
@@ -121,6 +150,14 @@ serviceMonitor:
   labels:
     release: kube-prometheus-stack
   interval: 1m
+prometheusRule:
+  enabled: true
+  labels:
+    release: kube-prometheus-stack
+podDisruptionBudget:
+  enabled: true
+  minAvailable: null
+  maxUnavailable: 1
 resources:
   requests:
     cpu: 50m
@@ -143,6 +180,10 @@ affinity:
         - key: kubernetes.io/arch
           operator: In
           values: [amd64, arm64]
+topologySpreadConstraints:
+- maxSkew: 1
+  topologyKey: topology.kubernetes.io/zone
+  whenUnsatisfiable: ScheduleAnyway
 podAnnotations:
   example.com/team: marketing-platform
 podLabels:
@@ -186,7 +227,13 @@ func (r rendered) deployment(t *testing.T) *appsv1.Deployment {
 
 func render(t *testing.T, release, values string) rendered {
 	t.Helper()
-	args := []string{"template", release, "charts/crowdpack", "--namespace", namespace, "--include-crds"}
+	return renderChart(t, "charts/crowdpack", release, values)
+}
+
+// renderChart is helm template of chart (a folder or a packaged .tgz).
+func renderChart(t *testing.T, chart, release, values string) rendered {
+	t.Helper()
+	args := []string{"template", release, chart, "--namespace", namespace, "--kube-version", kubeVersion}
 	if values != "" {
 		f := filepath.Join(t.TempDir(), "values.yaml")
 		must(t, os.WriteFile(f, []byte(values), 0o600))
@@ -235,8 +282,15 @@ func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 				if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
 					t.Errorf("args -want +got:\n%s", diff)
 				}
-				if c.Image != "crowdpack:0.1.0" {
-					t.Errorf("image %s, want crowdpack:<appVersion>", c.Image)
+				if want := "ghcr.io/crowdpack/crowdpack:" + chartField(t, "appVersion"); c.Image != want {
+					t.Errorf("image %s, want %s (repository:appVersion)", c.Image, want)
+				}
+				crd := r.find("CustomResourceDefinition", "wechatpay.crowdpack.io")
+				if crd.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+					t.Errorf("the CRD's annotations %v lack helm.sh/resource-policy: keep", crd.GetAnnotations())
+				}
+				if d := cmp.Diff(generatedCRDs(t), withoutChartMetadata(r.crds())); d != "" {
+					t.Errorf("the chart's CRDs differ from config/crd/bases but for labels and annotations -generated +chart:\n%s", d)
 				}
 				// Same names as config/default, so the two are interchangeable.
 				for kind, name := range map[string]string{
@@ -271,11 +325,12 @@ func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 			},
 		},
 		{
-			name:    "non-default values render a CA-trusting manager without leader election, with a ServiceMonitor",
+			name:    "non-default values render a CA-trusting, proxied manager without leader election, with monitoring and a disruption budget",
 			release: "uploads",
 			values:  nonDefaultValues,
 			check: func(t *testing.T, r rendered) {
-				want := []string{"ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment", "Service", "ServiceAccount", "ServiceMonitor"}
+				want := []string{"ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment",
+					"PodDisruptionBudget", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}
 				if d := cmp.Diff(want, r.kinds()); d != "" {
 					t.Errorf("kinds -want +got:\n%s", d)
 				}
@@ -322,9 +377,49 @@ func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 				if sm.GetLabels()["release"] != "kube-prometheus-stack" {
 					t.Errorf("ServiceMonitor labels %v", sm.GetLabels())
 				}
+				if rule := r.find("PrometheusRule", "alerts"); rule.GetLabels()["release"] != "kube-prometheus-stack" {
+					t.Errorf("PrometheusRule labels %v", rule.GetLabels())
+				}
+				if pod.ServiceAccountName != "uploads-operator" || r.find("ServiceAccount", "uploads-operator") == nil {
+					t.Errorf("the pod runs as %q; want the ServiceAccount uploads-operator, created", pod.ServiceAccountName)
+				}
+				if binding := r.find("ClusterRoleBinding", "manager-rolebinding"); !strings.Contains(fmt.Sprint(binding.Object["subjects"]), "uploads-operator") {
+					t.Errorf("the ClusterRoleBinding's subjects %v do not name uploads-operator", binding.Object["subjects"])
+				}
+				env := map[string]string{}
+				for _, e := range c.Env {
+					env[e.Name] = e.Value
+				}
+				if env["HTTPS_PROXY"] != "http://proxy.example.com:3128" || env["NO_PROXY"] == "" || !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" }) {
+					t.Errorf("env %v, want GOMEMLIMIT and the proxy variables", c.Env)
+				}
+				if len(pod.TopologySpreadConstraints) != 1 || pod.TopologySpreadConstraints[0].LabelSelector == nil ||
+					pod.TopologySpreadConstraints[0].LabelSelector.MatchLabels["control-plane"] != "controller-manager" {
+					t.Errorf("topologySpreadConstraints %+v, want one spreading the manager's pods", pod.TopologySpreadConstraints)
+				}
+				pdb := r.find("PodDisruptionBudget", "controller-manager")
+				if u, _, _ := unstructured.NestedFieldNoCopy(pdb.Object, "spec", "maxUnavailable"); fmt.Sprint(u) != "1" {
+					t.Errorf("PodDisruptionBudget spec %v, want maxUnavailable: 1", pdb.Object["spec"])
+				}
+				if _, ok := r.find("CustomResourceDefinition", "wechatpay.crowdpack.io").GetAnnotations()["helm.sh/resource-policy"]; ok {
+					t.Error("crds.keep: false still renders helm.sh/resource-policy on the CRD")
+				}
 				svc := r.find("Service", "metrics")
 				if port, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports"); len(port) != 1 || fmt.Sprint(port[0].(map[string]any)["port"]) != "9090" {
 					t.Errorf("Service ports %v", port)
+				}
+			},
+		},
+		{
+			name:    "an existing ServiceAccount, RBAC and CRD managed elsewhere render only the manager",
+			release: "crowdpack",
+			values:  "serviceAccount: {create: false, name: platform-operator}\nrbac: {create: false}\ncrds: {enabled: false}\n",
+			check: func(t *testing.T, r rendered) {
+				if d := cmp.Diff([]string{"Deployment", "Service"}, r.kinds()); d != "" {
+					t.Errorf("kinds -want +got:\n%s", d)
+				}
+				if sa := r.deployment(t).Spec.Template.Spec.ServiceAccountName; sa != "platform-operator" {
+					t.Errorf("the pod runs as %q, want platform-operator", sa)
 				}
 			},
 		},
@@ -412,7 +507,7 @@ func TestHelmLint(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"lint", "charts/crowdpack", "--strict", "--namespace", namespace}
+			args := []string{"lint", "charts/crowdpack", "--strict", "--namespace", namespace, "--kube-version", kubeVersion}
 			if tc.values != "" {
 				f := filepath.Join(t.TempDir(), "values.yaml")
 				must(t, os.WriteFile(f, []byte(tc.values), 0o600))
@@ -423,15 +518,14 @@ func TestHelmLint(t *testing.T) {
 	}
 }
 
-// TestTheChartsCRDsAreTheGeneratedOnes keeps charts/crowdpack/crds a
-// byte-for-byte copy of config/crd/bases (make manifests writes the latter:
-// copy them over after changing the API).
+// TestTheChartsCRDsAreTheGeneratedOnes keeps charts/crowdpack/files/crds a
+// byte-for-byte copy of config/crd/bases (make manifests writes both).
 func TestTheChartsCRDsAreTheGeneratedOnes(t *testing.T) {
 	bases := filepath.Join(root, "config", "crd", "bases")
-	crds := filepath.Join(root, "charts", "crowdpack", "crds")
+	crds := filepath.Join(root, "charts", "crowdpack", "files", "crds")
 	want, got := yamlFiles(t, bases), yamlFiles(t, crds)
 	if d := cmp.Diff(want, got); d != "" {
-		t.Fatalf("charts/crowdpack/crds has other files than config/crd/bases (cp config/crd/bases/*.yaml charts/crowdpack/crds/) -want +got:\n%s", d)
+		t.Fatalf("charts/crowdpack/files/crds has other files than config/crd/bases (make manifests) -want +got:\n%s", d)
 	}
 	for _, name := range want {
 		a, err := os.ReadFile(filepath.Join(bases, name))
@@ -439,9 +533,50 @@ func TestTheChartsCRDsAreTheGeneratedOnes(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(crds, name))
 		must(t, err)
 		if !bytes.Equal(a, b) {
-			t.Errorf("charts/crowdpack/crds/%s differs from config/crd/bases/%s: cp config/crd/bases/*.yaml charts/crowdpack/crds/", name, name)
+			t.Errorf("charts/crowdpack/files/crds/%s differs from config/crd/bases/%s: run make manifests", name, name)
 		}
 	}
+}
+
+// crds are the rendered CustomResourceDefinitions.
+func (r rendered) crds() []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range r.objects {
+		if o.GetKind() == "CustomResourceDefinition" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// generatedCRDs are config/crd/bases's CRDs as objects.
+func generatedCRDs(t *testing.T) []map[string]any {
+	t.Helper()
+	dir := filepath.Join(root, "config", "crd", "bases")
+	var out []map[string]any
+	for _, name := range yamlFiles(t, dir) {
+		raw, err := os.ReadFile(filepath.Join(dir, name))
+		must(t, err)
+		for _, o := range decodeAll(t, raw) {
+			out = append(out, o.Object)
+		}
+	}
+	return out
+}
+
+// withoutChartMetadata are crds without the labels and the annotation the
+// chart adds, for comparison with the generated ones.
+func withoutChartMetadata(crds []*unstructured.Unstructured) []map[string]any {
+	var out []map[string]any
+	for _, c := range crds {
+		c = c.DeepCopy()
+		c.SetLabels(nil)
+		a := c.GetAnnotations()
+		delete(a, "helm.sh/resource-policy")
+		c.SetAnnotations(a)
+		out = append(out, c.Object)
+	}
+	return out
 }
 
 // TestTheChartsRBACIsConfigRBAC keeps the chart's rules those of
