@@ -24,12 +24,15 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
@@ -677,4 +680,212 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// chartField is a top-level field of charts/crowdpack/Chart.yaml.
+func chartField(t *testing.T, key string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, "charts", "crowdpack", "Chart.yaml"))
+	must(t, err)
+	var chart map[string]any
+	must(t, yaml.Unmarshal(raw, &chart))
+	return fmt.Sprint(chart[key])
+}
+
+// helmFails runs helm and returns its error output; it fails the test when
+// helm succeeds.
+func helmFails(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := tryHelm(t, nil, args...)
+	if err == nil {
+		t.Fatalf("helm %s succeeded; want an error. Output:\n%s", strings.Join(args, " "), out)
+	}
+	return err.Error()
+}
+
+func TestTheSchemaRefusesBadValues(t *testing.T) {
+	cases := []struct {
+		name, values, want string
+	}{
+		{"a string replica count", `replicaCount: "2"`, "/replicaCount"},
+		{"an unknown pull policy", "image: {pullPolicy: Sometimes}", "/image/pullPolicy"},
+		{"a negative replica count", "replicaCount: -1", "/replicaCount"},
+		{"no part sent at once", "partConcurrency: 0", "/partConcurrency"},
+		{"a misspelt top-level value", "replicas: 2", "replicas"},
+		{"a metrics port out of range", "metrics: {port: 70000}", "/metrics/port"},
+		{"an unknown topology spread policy", "topologySpreadConstraints: [{maxSkew: 1, topologyKey: zone, whenUnsatisfiable: Never}]", "whenUnsatisfiable"},
+		{"an environment variable without a name", "extraEnv: [{value: x}]", "/extraEnv/0"},
+		{"a timeout that is not a duration", "wechatpay: {timeout: 30}", "/wechatpay/timeout"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "values.yaml")
+			must(t, os.WriteFile(f, []byte(tc.values), 0o600))
+			msg := helmFails(t, "template", "crowdpack", "charts/crowdpack", "--kube-version", kubeVersion, "--values", f)
+			if !strings.Contains(msg, "values don't meet the specifications of the schema") || !strings.Contains(msg, tc.want) {
+				t.Errorf("helm's error does not name %s as against the schema:\n%s", tc.want, msg)
+			}
+		})
+	}
+}
+
+func TestTheChartRefusesAKubernetesOlderThanTheOldestSupported(t *testing.T) {
+	msg := helmFails(t, "template", "crowdpack", "charts/crowdpack", "--kube-version", "v1.27.16")
+	if !strings.Contains(msg, "kubeVersion") {
+		t.Errorf("helm's error does not name the chart's kubeVersion:\n%s", msg)
+	}
+	// And the oldest supported one renders.
+	helm(t, "template", "crowdpack", "charts/crowdpack", "--kube-version", "v1.28.0")
+}
+
+// TestThePrometheusRuleIsConfigPrometheusAlerts keeps the chart's alerts
+// those of config/prometheus/alerts.yaml.
+func TestThePrometheusRuleIsConfigPrometheusAlerts(t *testing.T) {
+	rule := render(t, "crowdpack", "prometheusRule: {enabled: true}\n").find("PrometheusRule", "alerts")
+	if rule == nil {
+		t.Fatal("prometheusRule.enabled renders no PrometheusRule")
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "config", "prometheus", "alerts.yaml"))
+	must(t, err)
+	want := decodeAll(t, raw)[0]
+	if d := cmp.Diff(want.Object["spec"], rule.Object["spec"]); d != "" {
+		t.Errorf("the chart's PrometheusRule differs from config/prometheus/alerts.yaml -config +chart:\n%s", d)
+	}
+	if render(t, "crowdpack", "").find("PrometheusRule", "alerts") != nil {
+		t.Error("the default values render a PrometheusRule; it needs the Prometheus Operator's CRDs")
+	}
+}
+
+// notesSample is the UserPackageUpload NOTES.txt shows, between its
+// <<'YAML' and YAML lines, unindented.
+func notesSample(t *testing.T, notes string) *unstructured.Unstructured {
+	t.Helper()
+	_, rest, ok := strings.Cut(notes, "<<'YAML'\n")
+	body, _, ok2 := strings.Cut(rest, "\n  YAML\n")
+	if !ok || !ok2 {
+		t.Fatal("NOTES.txt has no UserPackageUpload between <<'YAML' and YAML")
+	}
+	var lines []string
+	for _, l := range strings.Split(body, "\n") {
+		lines = append(lines, strings.TrimPrefix(l, "  "))
+	}
+	objs := decodeAll(t, []byte(strings.Join(lines, "\n")))
+	if len(objs) != 1 || objs[0].GetKind() != "UserPackageUpload" {
+		t.Fatalf("NOTES.txt's sample is %v, want one UserPackageUpload", objs)
+	}
+	return objs[0]
+}
+
+// The notes are all a user of the packaged chart has: they must name
+// nothing outside it, and their sample must be accepted as it stands.
+func TestTheNotesTellWhatToDoNextWithTheChartAlone(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(root, "charts", "crowdpack", "templates", "NOTES.txt"))
+	must(t, err)
+	notes := string(raw)
+	for _, outside := range []string{"config/", "hack/", "make ", "README", "docs/"} {
+		if strings.Contains(notes, outside) {
+			t.Errorf("NOTES.txt refers to %q, which is not in the chart", outside)
+		}
+	}
+	for _, step := range []string{"rollout status", "create secret generic", "apply -f -", "wait upu/", "describe upu/"} {
+		if !strings.Contains(notes, step) {
+			t.Errorf("NOTES.txt lacks the step %q", step)
+		}
+	}
+	sample := notesSample(t, notes)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "marketing"}}
+	if err := kube.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	sample.SetNamespace("marketing")
+	if err := kube.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(sample),
+		client.FieldOwner("helm-chart-test"), client.DryRunAll); err != nil {
+		t.Errorf("the API server refuses NOTES.txt's sample: %v", err)
+	}
+}
+
+// TestHelmUpgradeFromThePreviousChart installs the previous release of the
+// chart (testdata/crowdpack-0.1.0, whose CRD lived in crds/: installed once,
+// never upgraded, not owned by the release) for real, upgrades to this
+// chart, and uninstalls it: the upgrade must bring the CRD up to date and
+// the uninstall leave it, and the uploads, in place.
+func TestHelmUpgradeFromThePreviousChart(t *testing.T) {
+	const release, ns = "crowdpack", "crowdpack-upgrade"
+	const crdName = "userpackageuploads.wechatpay.crowdpack.io"
+	ctx := context.Background()
+	env := []string{"KUBECONFIG=" + adminKubeconfig(t)}
+	run := func(args ...string) ([]byte, error) { return tryHelm(t, env, append(args, "--namespace", ns)...) }
+
+	if _, err := run("install", release, "test/helm/testdata/crowdpack-0.1.0", "--create-namespace"); err != nil {
+		t.Fatalf("install the previous chart: %v", err)
+	}
+	// An older CRD than this chart's: one printer column fewer.
+	crds := crdClient(t)
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	must(t, crds.Get(ctx, client.ObjectKey{Name: crdName}, crd))
+	columns := crd.Spec.Versions[0].AdditionalPrinterColumns
+	crd.Spec.Versions[0].AdditionalPrinterColumns = columns[:len(columns)-1]
+	must(t, crds.Update(ctx, crd))
+
+	_, err := run("upgrade", release, "charts/crowdpack")
+	if err == nil || !strings.Contains(err.Error(), "invalid ownership metadata") {
+		t.Fatalf("upgrading without --take-ownership: got %v; want helm to refuse the CRD it does not own (README says to take ownership)", err)
+	}
+	if _, err := run("upgrade", release, "charts/crowdpack", "--take-ownership"); err != nil {
+		t.Fatalf("upgrade --take-ownership, as README says: %v", err)
+	}
+	must(t, crds.Get(ctx, client.ObjectKey{Name: crdName}, crd))
+	if got := len(crd.Spec.Versions[0].AdditionalPrinterColumns); got != len(columns) {
+		t.Errorf("after the upgrade the CRD has %d printer columns, want %d: helm did not upgrade it", got, len(columns))
+	}
+	if crd.Annotations["helm.sh/resource-policy"] != "keep" || crd.Labels["app.kubernetes.io/version"] != chartField(t, "appVersion") {
+		t.Errorf("after the upgrade the CRD's annotations are %v and labels %v", crd.Annotations, crd.Labels)
+	}
+
+	// An upload, then an upgrade of this chart over itself, then uninstall.
+	raw, err := os.ReadFile(filepath.Join(root, "charts", "crowdpack", "templates", "NOTES.txt"))
+	must(t, err)
+	upload := notesSample(t, string(raw))
+	upload.SetNamespace(ns)
+	must(t, kube.Client.Create(ctx, upload))
+	if _, err := run("upgrade", release, "charts/crowdpack", "--set", "replicaCount=2"); err != nil {
+		t.Fatalf("upgrade the chart over itself: %v", err)
+	}
+	if _, err := run("uninstall", release); err != nil {
+		t.Fatalf("uninstall: %v", err)
+	}
+	if err := crds.Get(ctx, client.ObjectKey{Name: crdName}, crd); err != nil {
+		t.Fatalf("helm uninstall deleted the CRD (crds.keep): %v", err)
+	}
+	if err := kube.Client.Get(ctx, client.ObjectKeyFromObject(upload), upload.DeepCopy()); err != nil {
+		t.Errorf("helm uninstall deleted the UserPackageUpload: %v", err)
+	}
+	var d appsv1.Deployment
+	if err := kube.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "crowdpack-controller-manager"}, &d); !apierrors.IsNotFound(err) {
+		t.Errorf("after helm uninstall, the manager's Deployment: %v, want not found", err)
+	}
+}
+
+// crdClient is a client that knows CustomResourceDefinitions.
+func crdClient(t *testing.T) client.Client {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	must(t, apiextensionsv1.AddToScheme(scheme))
+	c, err := client.New(kube.Config, client.Options{Scheme: scheme})
+	must(t, err)
+	return c
+}
+
+// adminKubeconfig is a kubeconfig file for a cluster-admin user of the
+// envtest API server, for helm.
+func adminKubeconfig(t *testing.T) string {
+	t.Helper()
+	user, err := kube.Environment().AddUser(envtest.User{Name: "helm-test", Groups: []string{"system:masters"}}, nil)
+	must(t, err)
+	cfg, err := user.KubeConfig()
+	must(t, err)
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	must(t, os.WriteFile(path, cfg, 0o600))
+	return path
 }
