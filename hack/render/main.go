@@ -152,7 +152,11 @@ func currentImageName(base string) (string, error) {
 }
 
 func kustomize(dir string) (resmap.ResMap, error) {
-	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	// The order kubectl kustomize prints: Namespaces and CRDs before what
+	// lives in them, so one kubectl apply -f of the output works.
+	opts := krusty.MakeDefaultOptions()
+	opts.Reorder = krusty.ReorderOptionLegacy
+	m, err := krusty.MakeKustomizer(opts).Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
 		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
 	}

@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
@@ -375,4 +376,88 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// One kubectl apply of install.yaml must work on an empty cluster: the
+// Namespace and the CRD come before anything that lives in them.
+func TestInstallYAMLListsNamespacesAndCRDsFirst(t *testing.T) {
+	seenNamespaces := map[string]bool{}
+	seenCRD := false
+	for _, o := range decodeFile(t, filepath.Join(dist, "install.yaml")) {
+		switch {
+		case o.GetKind() == "Namespace":
+			seenNamespaces[o.GetName()] = true
+		case o.GetKind() == "CustomResourceDefinition":
+			seenCRD = true
+		case o.GetNamespace() != "" && !seenNamespaces[o.GetNamespace()]:
+			t.Errorf("%s %s comes before its Namespace %s", o.GetKind(), o.GetName(), o.GetNamespace())
+		case o.GetKind() == "Deployment" && !seenCRD:
+			t.Errorf("the Deployment comes before the CRD")
+		}
+	}
+}
+
+// make undeploy removes the manager but keeps the CRD and the uploads, and
+// says what deleting them would destroy; UNINSTALL_CRDS=1 deletes them. It
+// runs last: the namespace it deletes stays Terminating in envtest (no
+// namespace controller).
+func TestMakeUndeployKeepsTheCRDUnlessAsked(t *testing.T) {
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Skip("kubectl is not installed; make undeploy needs it")
+	}
+	ctx := context.Background()
+	objs := decodeFile(t, filepath.Join(dist, "install.yaml"))
+	for _, o := range objs {
+		must(t, kube.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(o.DeepCopy()),
+			client.FieldOwner("release-test"), client.ForceOwnership))
+	}
+	upload := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "wechatpay.crowdpack.io/v1alpha1", "kind": "UserPackageUpload",
+		"metadata": map[string]any{"name": "kept", "namespace": "default"},
+		"spec": map[string]any{
+			"source":         map[string]any{"http": map[string]any{"url": "https://files.example.com/vip.csv"}},
+			"file":           map[string]any{"packageType": "Exposure", "dataType": "Phone", "description": "VIP customers who bought twice"},
+			"credentialsRef": map[string]any{"name": "wechatpay-brand"},
+		},
+	}}
+	must(t, kube.Client.Create(ctx, upload))
+	kubectl := "kubectl --kubeconfig " + adminKubeconfig(t)
+
+	out, err := makeTarget("undeploy", "KUBECTL="+kubectl)
+	if err != nil {
+		t.Fatalf("make undeploy: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Kept the CRD", "deletes all 1 UserPackageUpload(s)", "upload id", "UNINSTALL_CRDS=1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("make undeploy does not say %q:\n%s", want, out)
+		}
+	}
+	if err := kube.Client.Get(ctx, client.ObjectKeyFromObject(upload), upload.DeepCopy()); err != nil {
+		t.Fatalf("after make undeploy the UserPackageUpload is gone: %v", err)
+	}
+	deployment := &unstructured.Unstructured{}
+	deployment.SetAPIVersion("apps/v1")
+	deployment.SetKind("Deployment")
+	if err := kube.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "crowdpack-controller-manager"}, deployment); !apierrors.IsNotFound(err) {
+		t.Errorf("after make undeploy the manager's Deployment: %v, want not found", err)
+	}
+
+	if out, err := makeTarget("undeploy", "KUBECTL="+kubectl, "UNINSTALL_CRDS=1"); err != nil {
+		t.Fatalf("make undeploy UNINSTALL_CRDS=1: %v\n%s", err, out)
+	}
+	if err := kube.Client.Get(ctx, client.ObjectKeyFromObject(upload), upload.DeepCopy()); err == nil {
+		t.Error("after make undeploy UNINSTALL_CRDS=1 the UserPackageUpload is still there")
+	}
+}
+
+// adminKubeconfig is a kubeconfig file of a cluster-admin of the envtest API server.
+func adminKubeconfig(t *testing.T) string {
+	t.Helper()
+	user, err := kube.Environment().AddUser(envtest.User{Name: "release-test", Groups: []string{"system:masters"}}, nil)
+	must(t, err)
+	cfg, err := user.KubeConfig()
+	must(t, err)
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	must(t, os.WriteFile(path, cfg, 0o600))
+	return path
 }
