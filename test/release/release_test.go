@@ -342,7 +342,9 @@ func toolsVersion(t *testing.T, name string) string {
 	return m[1]
 }
 
-func minorOf(v string) string { return strings.Join(strings.Split(strings.TrimPrefix(v, "v"), ".")[:2], ".") }
+func minorOf(v string) string {
+	return strings.Join(strings.Split(strings.TrimPrefix(v, "v"), ".")[:2], ".")
+}
 
 // The oldest supported Kubernetes is the one make test-oldest runs
 // against, the chart's kubeVersion floor and the README's.
