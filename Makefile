@@ -59,14 +59,17 @@ test: tools ## Everything CI runs: generated files current, vet, all tests, brie
 	$(MAKE) fuzz
 
 # The oldest Kubernetes minor the CRD works on (hack/tools.sh
-# OLDEST_KUBERNETES_VERSION; README "Supported Kubernetes versions"): the
-# admission tests and one full upload run against its kube-apiserver too.
+# OLDEST_KUBERNETES_VERSION; README "Deploy it for real" states the range): the
+# admission tests, one full upload, the release files' dry runs and a real
+# helm install and upgrade run against its kube-apiserver too.
 OLDEST_ASSETS := $(BIN)/k8s-oldest
 .PHONY: test-oldest
-test-oldest: ## Run the admission tests and one full upload against the oldest supported kube-apiserver.
+test-oldest: $(HELM) ## Run the admission tests, one full upload, the release and chart checks against the oldest supported kube-apiserver.
 	hack/tools.sh k8s-oldest minio
 	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test ./api/... -count=1 -run 'TestAdmission'
 	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test ./controllers -count=1 -run '^TestAMultiPartFileIsUploadedMergedAndExpandedOnce$$'
+	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test ./test/release -count=1 -run '^(TestInstallYAMLIsAccepted|TestCRDsYAMLIs|TestThePackagedChart)'
+	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test ./test/helm -count=1 -run '^(TestHelmUpgradeFromThePreviousChart|TestTheChartRendersAndTheAPIServerAccepts)'
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME.

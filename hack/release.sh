@@ -24,6 +24,10 @@ if [[ -z $repo || ${repo##*/} == *:* || $repo == *@* ]]; then
   echo "release: IMG=$repo must be an image repository without tag or digest (the tag is VERSION)" >&2
   exit 2
 fi
+if [[ -z $dist || $dist == / ]]; then
+  echo "release: DIST=$dist is no folder to write to" >&2
+  exit 2
+fi
 chart_version=${version#v}
 
 tmp=$(mktemp -d)
