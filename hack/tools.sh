@@ -5,8 +5,8 @@
 # finds the cache and does no work.
 #
 # k8s-oldest links the oldest supported Kubernetes minor's kube-apiserver
-# (with the same etcd) into bin/k8s-oldest/, where the admission tests and one
-# full upload run against it too (see the Makefile's test-oldest).
+# (with the same etcd) into bin/k8s-oldest/, where make test-oldest runs the
+# admission tests, one full upload and the release and chart checks against it.
 #
 #   hack/tools.sh [controller-gen|etcd|kube-apiserver|k8s-oldest|minio|helm|all]...
 set -euo pipefail
@@ -39,7 +39,7 @@ ensure() {
   if [[ -x $dir/$name ]] && { ! declare -F "${builder}_ok" >/dev/null || "${builder}_ok" "$dir/$name" "$version"; }; then
     log "$name $version: cached in $dir, nothing to build"
   else
-    log "$name $version: building (not in $dir yet)..."
+    log "$name $version: building (not in $dir yet, or unfit)..."
     local start=$SECONDS tmp
     tmp=$(mktemp -d)
     "$builder" "$tmp" "$version"
