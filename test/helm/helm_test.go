@@ -756,20 +756,17 @@ func TestThePrometheusRuleIsConfigPrometheusAlerts(t *testing.T) {
 	}
 }
 
-// notesSample is the UserPackageUpload NOTES.txt shows, between its
-// <<'YAML' and YAML lines, unindented.
+// notesSample is the UserPackageUpload NOTES.txt shows in a here-document,
+// between its <<'YAML' line and the YAML line that ends it (unindented, or
+// the shell would not end it).
 func notesSample(t *testing.T, notes string) *unstructured.Unstructured {
 	t.Helper()
 	_, rest, ok := strings.Cut(notes, "<<'YAML'\n")
-	body, _, ok2 := strings.Cut(rest, "\n  YAML\n")
+	body, _, ok2 := strings.Cut(rest, "\nYAML\n")
 	if !ok || !ok2 {
-		t.Fatal("NOTES.txt has no UserPackageUpload between <<'YAML' and YAML")
+		t.Fatal("NOTES.txt has no UserPackageUpload between <<'YAML' and a YAML line")
 	}
-	var lines []string
-	for _, l := range strings.Split(body, "\n") {
-		lines = append(lines, strings.TrimPrefix(l, "  "))
-	}
-	objs := decodeAll(t, []byte(strings.Join(lines, "\n")))
+	objs := decodeAll(t, []byte(body))
 	if len(objs) != 1 || objs[0].GetKind() != "UserPackageUpload" {
 		t.Fatalf("NOTES.txt's sample is %v, want one UserPackageUpload", objs)
 	}
