@@ -19,6 +19,7 @@ import (
 	"github.com/crowdpack/crowdpack/controllers"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/scheme"
+	"github.com/crowdpack/crowdpack/internal/version"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -40,6 +41,7 @@ type options struct {
 	pprofAddr               string
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
+	printVersion            bool
 }
 
 func parseFlags() (options, zap.Options) {
@@ -63,6 +65,7 @@ func parseFlags() (options, zap.Options) {
 	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of Go's pprof endpoints, for profiling; empty disables them.")
 	flag.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 200, "Queries per second to the Kubernetes API server.")
 	flag.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "Burst of queries to the Kubernetes API server.")
+	flag.BoolVar(&o.printVersion, "version", false, "Print the version, commit and Go version, and exit.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -71,6 +74,10 @@ func parseFlags() (options, zap.Options) {
 
 func main() {
 	o, zapOpts := parseFlags()
+	if o.printVersion {
+		fmt.Println(version.String("manager"))
+		return
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
 		ctrl.Log.Error(err, "manager stopped")
@@ -131,7 +138,7 @@ func run(ctx context.Context, o options) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.Info("starting manager", "version", wechatpay.Version, "wechatpayEndpoint", o.wechatpayEndpoint)
+	ctrl.Log.Info("starting manager", "version", version.Version, "commit", version.Commit, "wechatpayEndpoint", o.wechatpayEndpoint)
 	return mgr.Start(ctx)
 }
 
