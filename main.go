@@ -19,6 +19,7 @@ import (
 	"github.com/crowdpack/crowdpack/controllers"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/scheme"
+	"github.com/crowdpack/crowdpack/internal/version"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -40,6 +41,7 @@ type options struct {
 	pprofAddr               string
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
+	printVersion            bool
 	// Tenancy (see README, "Multi-team clusters").
 	brandSecretNamespace    string
 	watchNamespaces         string
@@ -73,6 +75,7 @@ func parseFlags() (options, zap.Options) {
 		"Comma-separated namespaces whose UserPackageUploads and Secrets the manager watches and reads (plus the brand-secret namespace); empty: all.")
 	flag.BoolVar(&o.allowAmbientCredentials, "allow-ambient-credentials", false,
 		"Lend the manager's own environment and workload identity (IRSA) to s3 sources that ask for it with provider: aws and no secretRef.")
+	flag.BoolVar(&o.printVersion, "version", false, "Print the version, commit and Go version, and exit.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -81,6 +84,10 @@ func parseFlags() (options, zap.Options) {
 
 func main() {
 	o, zapOpts := parseFlags()
+	if o.printVersion {
+		fmt.Println(version.String("manager"))
+		return
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
 		ctrl.Log.Error(err, "manager stopped")
@@ -154,7 +161,7 @@ func run(ctx context.Context, o options) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.Info("starting manager", "version", wechatpay.Version, "wechatpayEndpoint", o.wechatpayEndpoint,
+	ctrl.Log.Info("starting manager", "version", version.Version, "commit", version.Commit, "wechatpayEndpoint", o.wechatpayEndpoint,
 		"brandSecretNamespace", o.brandSecretNamespace, "watchNamespaces", o.watchNamespaces, "allowAmbientCredentials", o.allowAmbientCredentials)
 	return mgr.Start(ctx)
 }

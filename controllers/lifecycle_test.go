@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -73,6 +74,7 @@ func TestAnUploadReachesReadyWithTheSandboxsUploadIDAndPlan(t *testing.T) {
 	if n := h.sandbox.CountSucceeded(sandbox.EndpointUploadPart); n != 0 {
 		t.Errorf("%d parts sent with uploadParts false", n)
 	}
+	h.waitEvent("vip", corev1.EventTypeNormal, v1.ReasonSucceeded)
 	h.expectNoWarnings("vip")
 }
 

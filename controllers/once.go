@@ -95,6 +95,7 @@ func (r *UserPackageUploadReconciler) callOnce(ctx context.Context, u *v1.UserPa
 			"the answer to %s was lost (%d so far); calling it again", m.call, *m.unknown(up)))
 	}
 	outcome, callErr := call(wc, *m.unknown(up) > 0)
+	a.calledWeChatPay = a.calledWeChatPay || callErr == nil
 	if callErr != nil && wechatpay.MayHaveReachedServer(callErr) {
 		return weChatPayError(callErr)
 	}

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/scheme"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -61,7 +62,7 @@ func (f *fakeWeChatPay) ExpandPackage(_ context.Context, userPackageID, uploadID
 func unitReconciler(t *testing.T, api wechatpay.API, u *v1.UserPackageUpload) (*UserPackageUploadReconciler, client.Client) {
 	t.Helper()
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: u.Namespace, Name: u.Spec.CredentialsRef.Name}, Data: identity.SecretData()}
-	c := fake.NewClientBuilder().WithScheme(kube.Scheme).WithObjects(u, secret).WithStatusSubresource(u).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(u, secret).WithStatusSubresource(u).Build()
 	must(t, c.Get(context.Background(), client.ObjectKeyFromObject(u), u))
 	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	return &UserPackageUploadReconciler{

@@ -110,6 +110,7 @@ func (r *UserPackageUploadReconciler) uploadParts(ctx context.Context, u *v1.Use
 	}
 	// The last acknowledgements ride on the next write (merge's claim).
 	a.status.keep()
+	a.calledWeChatPay = true
 	return nil
 }
 

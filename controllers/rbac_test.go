@@ -117,6 +117,7 @@ func readManifest(name string, into any) error {
 // TestManagersRunWithLeastPrivilege proves that the suite's managers run as
 // the restricted user: if they silently ran as admin, this test fails.
 func TestManagersRunWithLeastPrivilege(t *testing.T) {
+	requireCluster(t)
 	h := newHarness(t, harnessOptions{})
 	h.put("vip.csv", phoneFile(0, 100))
 	h.create(h.object("vip", "vip.csv"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -83,6 +84,12 @@ func runSuite(m *testing.M) (int, error) {
 	if identity, err = sandbox.NewIdentity(brandID); err != nil {
 		return 0, err
 	}
+	flag.Parse()
+	if testing.Short() {
+		// The unit tier: fakes only; every test that needs the API server,
+		// MinIO or the sandbox skips (newHarness, requireCluster).
+		return m.Run(), nil
+	}
 	if kube, err = kubetest.Start(); err != nil {
 		return 0, err
 	}
@@ -154,8 +161,17 @@ type harnessOptions struct {
 	tenancy tenancyOptions
 }
 
+// requireCluster skips a test in the unit tier (go test -short).
+func requireCluster(t testing.TB) {
+	t.Helper()
+	if kube == nil {
+		t.Skip("needs the API server, MinIO and the sandbox: run without -short")
+	}
+}
+
 func newHarness(t testing.TB, opts harnessOptions) *harness {
 	t.Helper()
+	requireCluster(t)
 	h := &harness{t: t, ctx: context.Background(), metricsAddr: cmp.Or(opts.metricsAddr, "0"), leaderElection: opts.leaderElection, weChatPayURL: opts.weChatPayURL}
 	h.tenancy = opts.tenancy
 	h.ns = fmt.Sprintf("t%d", nsSeq.Add(1))

@@ -37,7 +37,7 @@ func renderChart(t *testing.T, release, namespace string, set ...string) []*unst
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s not found: run 'hack/tools.sh helm' (or 'make tools') first", bin)
 	}
-	args := []string{"template", release, "charts/crowdpack", "--namespace", namespace}
+	args := []string{"template", release, "charts/crowdpack", "--namespace", namespace, "--kube-version", "v1.37.0"}
 	for _, s := range set {
 		args = append(args, "--set", s)
 	}

@@ -157,6 +157,8 @@ type attempt struct {
 	// preclaimed is true while initiate's pending mark, written with the
 	// first word about a new object, awaits the call it announced.
 	preclaimed bool
+	// calledWeChatPay is true once a call changed something at WeChat Pay.
+	calledWeChatPay bool
 }
 
 // step is one stage of taking a file into WeChat Pay. It returns nil when
@@ -213,7 +215,7 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		return r.claimFailed(err)
 	}
 	result, err := r.summarize(u, err)
-	r.announce(u, readyBefore)
+	r.announce(u, readyBefore, a.calledWeChatPay)
 	if finishErr := a.status.finish(ctx, u); finishErr != nil {
 		return ctrl.Result{}, errors.Join(err, finishErr)
 	}
@@ -292,14 +294,20 @@ func (r *UserPackageUploadReconciler) summarize(u *v1.UserPackageUpload, err err
 }
 
 // announce records a Warning event when the Ready condition turned to a
-// stall or a retry. Success needs none: each step announces what it did.
-func (r *UserPackageUploadReconciler) announce(u *v1.UserPackageUpload, before *metav1.Condition) {
+// stall or a retry, and one Normal event when a reconcile that made calls
+// to WeChat Pay ends Ready: what the calls achieved, in a word. Routine
+// reconciles say nothing.
+func (r *UserPackageUploadReconciler) announce(u *v1.UserPackageUpload, before *metav1.Condition, called bool) {
 	now := apimeta.FindStatusCondition(u.Status.Conditions, v1.ConditionReady)
-	if now == nil || now.Status != metav1.ConditionFalse || now.Reason == v1.ReasonSuspended ||
-		(before != nil && before.Status == now.Status && before.Reason == now.Reason && before.Message == now.Message) {
-		return
+	switch {
+	case now == nil:
+	case now.Status == metav1.ConditionTrue && called:
+		r.event(u, corev1.EventTypeNormal, v1.ReasonSucceeded, now.Message)
+	case now.Status != metav1.ConditionFalse || now.Reason == v1.ReasonSuspended ||
+		(before != nil && before.Status == now.Status && before.Reason == now.Reason && before.Message == now.Message):
+	default:
+		r.event(u, corev1.EventTypeWarning, now.Reason, now.Message)
 	}
-	r.event(u, corev1.EventTypeWarning, now.Reason, now.Message)
 }
 
 func (r *UserPackageUploadReconciler) event(u *v1.UserPackageUpload, eventType, reason, message string) {
