@@ -289,6 +289,7 @@ func TestAnUploadNamingAMissingBrandGoesOnWhenTheBrandAppears(t *testing.T) {
 // that an object gets them only when it asks (provider: aws) and the manager
 // lends them (--allow-ambient-credentials).
 func TestAmbientCredentialsAreOptInTwice(t *testing.T) {
+	requireCluster(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", storage.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", storage.SecretKey)
 	tests := []struct {
