@@ -69,6 +69,8 @@ func describeAllowed(b *v1.WeChatPayBrand) string {
 		return "all namespaces"
 	case allowed.Selector == nil:
 		return "no namespace (allowedNamespaces has no selector)"
+	case len(allowed.Selector.MatchLabels) == 0 && len(allowed.Selector.MatchExpressions) == 0:
+		return "all namespaces (an empty selector)"
 	}
 	return "namespaces labelled " + metav1.FormatLabelSelector(allowed.Selector)
 }
