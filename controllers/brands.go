@@ -153,7 +153,9 @@ func (r *UserPackageUploadReconciler) objectsUsingBrand(ctx context.Context, bra
 func (r *UserPackageUploadReconciler) objectsInNamespace(ctx context.Context, ns client.Object) []reconcile.Request {
 	var list v1.UserPackageUploadList
 	if err := r.List(ctx, &list, client.InNamespace(ns.GetName())); err != nil {
-		log.FromContext(ctx).Error(err, "list objects of a namespace", "namespace", ns.GetName())
+		// With --watch-namespaces every other namespace lands here: the
+		// cache does not know it, and the operator has nothing there.
+		log.FromContext(ctx).V(1).Info("no objects to re-trigger in namespace", "namespace", ns.GetName(), "reason", err.Error())
 		return nil
 	}
 	var requests []reconcile.Request
