@@ -113,6 +113,9 @@ func runSuite(m *testing.M) (int, error) {
 
 // harness is one test's world.
 type harness struct {
+	// tenancy are the multi-team options of the managers (brands_test.go).
+	tenancy tenancyOptions
+
 	t       testing.TB
 	ctx     context.Context
 	ns      string
@@ -127,25 +130,12 @@ type harness struct {
 	metricsAddr string
 	// weChatPayURL, when set, replaces the sandbox as the brand API.
 	weChatPayURL string
-	// tenancy are the multi-team options of the managers (brands_test.go).
-	tenancy tenancyOptions
-}
-
-// tenancyOptions run a manager as a multi-team install does (brands_test.go).
-type tenancyOptions struct {
-	// brandSecretNamespace, when set, is where brand Secrets are read from,
-	// and the WeChatPayBrand controller runs too.
-	brandSecretNamespace string
-	// watchNamespaces replaces the test's namespace as what the manager
-	// watches (with the brand-secret namespace, as --watch-namespaces does).
-	watchNamespaces []string
-	// allowAmbientCredentials is --allow-ambient-credentials.
-	allowAmbientCredentials bool
-	// restConfig, when set, replaces the restricted manager user.
-	restConfig *rest.Config
 }
 
 type harnessOptions struct {
+	// tenancy runs the managers as a multi-team install does.
+	tenancy tenancyOptions
+
 	partSize int64
 	// wrapClient lets a test put itself between the reconciler and the API server.
 	wrapClient func(client.Client) client.Client
@@ -157,8 +147,6 @@ type harnessOptions struct {
 	leaderElection bool
 	// weChatPayURL, when set, replaces the sandbox as the brand API.
 	weChatPayURL string
-	// tenancy runs the managers as a multi-team install does.
-	tenancy tenancyOptions
 }
 
 // requireCluster skips a test in the unit tier (go test -short).
@@ -447,4 +435,18 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// tenancyOptions run a manager as a multi-team install does (brands_test.go).
+type tenancyOptions struct {
+	// brandSecretNamespace, when set, is where brand Secrets are read from,
+	// and the WeChatPayBrand controller runs too.
+	brandSecretNamespace string
+	// watchNamespaces replaces the test's namespace as what the manager
+	// watches (with the brand-secret namespace, as --watch-namespaces does).
+	watchNamespaces []string
+	// allowAmbientCredentials is --allow-ambient-credentials.
+	allowAmbientCredentials bool
+	// restConfig, when set, replaces the restricted manager user.
+	restConfig *rest.Config
 }

@@ -62,15 +62,6 @@ const (
 	ReasonWeChatPayRejected   = "WeChatPayRejected"
 	ReasonWeChatPayAuthFailed = "WeChatPayAuthFailed"
 	ReasonResponseUnverified  = "ResponseUnverified"
-	// ReasonBrandNotFound: spec.brandRef names no WeChatPayBrand.
-	ReasonBrandNotFound = "BrandNotFound"
-	// ReasonBrandNotAllowed: the WeChatPayBrand's allowedNamespaces do not
-	// include the object's namespace.
-	ReasonBrandNotAllowed = "BrandNotAllowed"
-	// ReasonAmbientCredentialsDenied: spec.source.s3.provider aws asks for
-	// the operator's own identity, which the manager does not lend
-	// (--allow-ambient-credentials is off).
-	ReasonAmbientCredentialsDenied = "AmbientCredentialsDenied"
 
 	// Retried with backoff (Reconciling=True, reason Retrying).
 	ReasonSourceUnavailable    = "SourceUnavailable"
@@ -80,4 +71,18 @@ const (
 	// ReasonAPIServerUnavailable: a Secret could not be read, or progress
 	// could not be written, because the Kubernetes API server failed.
 	ReasonAPIServerUnavailable = "APIServerUnavailable"
+)
+
+// Stalls of multi-team clusters: a tenant reaches only what the platform
+// lends it.
+const (
+	// ReasonBrandNotFound: spec.brandRef names no WeChatPayBrand.
+	ReasonBrandNotFound = "BrandNotFound"
+	// ReasonBrandNotAllowed: the WeChatPayBrand's allowedNamespaces do not
+	// include the object's namespace.
+	ReasonBrandNotAllowed = "BrandNotAllowed"
+	// ReasonAmbientCredentialsDenied: spec.source.s3.provider aws asks for
+	// the operator's own identity, which the manager does not lend
+	// (--allow-ambient-credentials is off).
+	ReasonAmbientCredentialsDenied = "AmbientCredentialsDenied"
 )
