@@ -19,6 +19,9 @@ NS=crowdpack-demo
 # The platform's side: the operator's namespace holds the brand's keys; the
 # team namespace $NS uses the WeChatPayBrand $BRAND and holds no key.
 OPERATOR_NS=crowdpack-system BRAND=demo
+# The manager reads brand Secrets from its own namespace, which a cluster
+# tells it through POD_NAMESPACE (--brand-secret-namespace's default).
+export POD_NAMESPACE=$OPERATOR_NS
 SAMPLE=config/samples/wechatpay_v1alpha1_userpackageupload_minio.yaml
 UPU=new-customers-2026-11
 BUCKET=crowd-packages KEY=exports/2026-11/new_customers.csv LINES=100000
@@ -220,8 +223,7 @@ step objects "creating the WeChatPayBrand $BRAND (keys in $OPERATOR_NS), namespa
 manager() {
   launch manager "$BIN/manager" --kubeconfig "$DEMO/kubeconfig" \
     --wechatpay-endpoint "https://127.0.0.1:$SANDBOX_PORT" --wechatpay-ca-file "$DEMO/identity/ca.crt" \
-    --metrics-bind-address "127.0.0.1:$METRICS_PORT" --health-probe-bind-address "127.0.0.1:$PROBE_PORT" \
-    --brand-secret-namespace "$OPERATOR_NS"
+    --metrics-bind-address "127.0.0.1:$METRICS_PORT" --health-probe-bind-address "127.0.0.1:$PROBE_PORT"
   until_ok 60 curl -fsS "http://127.0.0.1:$PROBE_PORT/readyz"
 }
 step start-manager "starting the manager" manager
