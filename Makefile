@@ -1,9 +1,16 @@
 # crowdpack — see README.md. Everything here runs on a machine with only Go:
 # the test binaries are built from the Go module proxy by hack/tools.sh.
 
-IMG ?= crowdpack:dev
+# IMG is the manager image's repository; its tag is VERSION.
+IMG ?= ghcr.io/crowdpack/crowdpack
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# Stamps internal/version (manager --version, crowdpack_build_info, User-Agent).
+LDFLAGS := -X github.com/crowdpack/crowdpack/internal/version.Version=$(VERSION) \
+  -X github.com/crowdpack/crowdpack/internal/version.Commit=$(COMMIT)
 BIN := $(CURDIR)/bin
+DIST ?= $(CURDIR)/dist
+HELM := $(BIN)/helm
 CONTROLLER_GEN := $(BIN)/controller-gen
 KUBECTL ?= kubectl
 FUZZTIME ?= 5s
@@ -19,10 +26,12 @@ all: build
 
 ##@ Development
 
+# The Helm chart renders the same CRDs from its files/crds (through
+# templates/crds.yaml, so that helm upgrade upgrades them; test/helm checks it).
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="{./api/...,./controllers/...}" output:crd:artifacts:config=config/crd/bases
-	cp config/crd/bases/*.yaml charts/crowdpack/crds/ # the Helm chart ships the same CRDs (test/helm checks it)
+	rm -f charts/crowdpack/files/crds/*.yaml && cp config/crd/bases/*.yaml charts/crowdpack/files/crds/
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
@@ -37,7 +46,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: tools
-tools: ## Build (or reuse) controller-gen, etcd, kube-apiserver and MinIO in bin/.
+tools: ## Build (or reuse) controller-gen, etcd, kube-apiserver (newest and oldest supported), MinIO and helm in bin/.
 	hack/tools.sh all
 
 .PHONY: test
@@ -45,8 +54,22 @@ test: tools ## Everything CI runs: generated files current, vet, all tests, brie
 	hack/check-generated.sh
 	go vet ./...
 	go test ./... -count=1 -timeout 30m
+	$(MAKE) test-oldest
 	go test ./... -run '^$$' -bench . -benchtime 1x -skip ThousandUploads
 	$(MAKE) fuzz
+
+# The oldest Kubernetes minor the CRD works on (hack/tools.sh
+# OLDEST_KUBERNETES_VERSION; README "Deploy it for real" states the range): the
+# admission tests, one full upload, the release files' dry runs and a real
+# helm install and upgrade run against its kube-apiserver too.
+OLDEST_ASSETS := $(BIN)/k8s-oldest
+.PHONY: test-oldest
+test-oldest: $(HELM) ## Run the admission tests, one full upload, the release and chart checks against the oldest supported kube-apiserver.
+	hack/tools.sh k8s-oldest minio
+	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test ./api/... -count=1 -run 'TestAdmission'
+	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test ./controllers -count=1 -run '^TestAMultiPartFileIsUploadedMergedAndExpandedOnce$$'
+	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test ./test/release -count=1 -run '^(TestInstallYAMLIsAccepted|TestCRDsYAMLIs|TestThePackagedChart)'
+	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test ./test/helm -count=1 -run '^(TestHelmUpgradeFromThePreviousChart|TestTheChartRendersAndTheAPIServerAccepts)'
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME.
@@ -68,8 +91,8 @@ load: tools ## Time LOAD_OBJECTS UserPackageUploads to Ready with the manager bi
 
 .PHONY: build
 build: ## Build the manager and the sandbox into bin/.
-	go build -trimpath -ldflags "-X github.com/crowdpack/crowdpack/internal/wechatpay.Version=$(VERSION)" -o $(BIN)/manager .
-	go build -trimpath -o $(BIN)/wechatpay-sandbox ./cmd/wechatpay-sandbox
+	go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/manager .
+	go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/wechatpay-sandbox ./cmd/wechatpay-sandbox
 
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster in the current kubeconfig.
@@ -80,8 +103,16 @@ demo: tools build ## Run the whole system on this machine and show an upload rea
 	hack/demo.sh
 
 .PHONY: docker-build
-docker-build: ## Build the manager image (needs a Docker engine).
-	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+docker-build: ## Build the manager image IMG:VERSION (needs a Docker engine).
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMG):$(VERSION) .
+
+.PHONY: docker-push
+docker-push: ## Push the manager image IMG:VERSION.
+	docker push $(IMG):$(VERSION)
+
+.PHONY: release
+release: $(HELM) ## Write install.yaml, crds.yaml, the chart package and SHA256SUMS for VERSION and IMG to dist/.
+	HELM=$(HELM) hack/release.sh "$(VERSION)" "$(IMG)" "$(DIST)"
 
 ##@ Deployment
 
@@ -89,21 +120,27 @@ docker-build: ## Build the manager image (needs a Docker engine).
 install: manifests ## Install the CRD into the cluster in the current kubeconfig.
 	$(KUBECTL) apply --server-side -k config/crd
 
+# UNINSTALL_CRDS=1 lets uninstall and undeploy delete the CRD, and with it
+# every UserPackageUpload in the cluster.
+UNINSTALL_CRDS ?=
 .PHONY: uninstall
-uninstall: ## Remove the CRD (and every UserPackageUpload) from the cluster.
-	$(KUBECTL) delete -k config/crd --ignore-not-found
+uninstall: ## Remove the CRD, only with UNINSTALL_CRDS=1: it deletes every UserPackageUpload.
+	KUBECTL="$(KUBECTL)" UNINSTALL_CRDS="$(UNINSTALL_CRDS)" hack/uninstall-crds.sh
 
 .PHONY: deploy
-deploy: manifests ## Deploy the manager with image IMG to the cluster in the current kubeconfig.
-	hack/set-image.sh config/manager/kustomization.yaml "$(IMG)"
-	$(KUBECTL) apply --server-side -k config/default
+deploy: manifests ## Deploy the manager with image IMG:VERSION to the cluster in the current kubeconfig.
+	go run ./hack/render --image "$(IMG):$(VERSION)" --version "$(VERSION)" config/default | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: ## Remove the manager and its CRD from the cluster.
-	$(KUBECTL) delete -k config/default --ignore-not-found
+undeploy: ## Remove the manager; the CRD and the UserPackageUploads stay unless UNINSTALL_CRDS=1.
+	go run ./hack/render --crds exclude config/default | $(KUBECTL) delete --ignore-not-found --wait=false -f -
+	KUBECTL="$(KUBECTL)" UNINSTALL_CRDS="$(UNINSTALL_CRDS)" hack/uninstall-crds.sh
 
 $(CONTROLLER_GEN):
 	hack/tools.sh controller-gen
+
+$(HELM):
+	hack/tools.sh helm
 
 .PHONY: help
 help: ## Show this help.

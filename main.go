@@ -22,6 +22,7 @@ import (
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/scheme"
 	"github.com/crowdpack/crowdpack/internal/source"
+	"github.com/crowdpack/crowdpack/internal/version"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -41,8 +42,14 @@ type options struct {
 	metricsAddr             string
 	metricsSecure           bool
 	probeAddr               string
+	pprofAddr               string
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
+	printVersion            bool
+	// Tenancy (see README, "Multi-team clusters").
+	brandSecretNamespace    string
+	watchNamespaces         string
+	allowAmbientCredentials bool
 	sourceDeniedCIDRs       string
 	sourceAllowedCIDRs      string
 	allowInsecureSources    bool
@@ -71,8 +78,16 @@ func parseFlags() (options, zap.Options) {
 	flag.BoolVar(&o.metricsSecure, "metrics-secure", true,
 		"Serve metrics over HTTPS to callers whose token the API server authorizes to get /metrics (ClusterRole crowdpack-metrics-reader); false serves plain HTTP, for local use.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of Go's pprof endpoints, for profiling; empty disables them.")
 	flag.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 200, "Queries per second to the Kubernetes API server.")
 	flag.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "Burst of queries to the Kubernetes API server.")
+	flag.StringVar(&o.brandSecretNamespace, "brand-secret-namespace", os.Getenv("POD_NAMESPACE"),
+		"Namespace of the Secrets WeChatPayBrands name (default: the manager's own, from POD_NAMESPACE).")
+	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces whose UserPackageUploads and Secrets the manager watches and reads (plus the brand-secret namespace); empty: all.")
+	flag.BoolVar(&o.allowAmbientCredentials, "allow-ambient-credentials", false,
+		"Lend the manager's own environment and workload identity (IRSA) to s3 sources that ask for it with provider: aws and no secretRef.")
+	flag.BoolVar(&o.printVersion, "version", false, "Print the version, commit and Go version, and exit.")
 	flag.StringVar(&o.sourceDeniedCIDRs, "source-denied-cidrs", source.DefaultDeniedCIDRs,
 		"Networks the manager never connects to for a source, checked on the resolved address of every connection and redirect (comma-separated CIDRs).")
 	flag.StringVar(&o.sourceAllowedCIDRs, "source-allowed-cidrs", "",
@@ -93,6 +108,10 @@ func parseFlags() (options, zap.Options) {
 
 func main() {
 	o, zapOpts := parseFlags()
+	if o.printVersion {
+		fmt.Println(version.String("manager"))
+		return
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
 		ctrl.Log.Error(err, "manager stopped")
@@ -111,11 +130,15 @@ func run(ctx context.Context, o options) error {
 	}
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
+	// With --watch-namespaces, only those namespaces (and the brand Secrets).
+	cacheOpts := controllers.WatchNamespaces(cache.Options{ByObject: controllers.CacheByObject()},
+		controllers.ParseNamespaces(o.watchNamespaces), o.brandSecretNamespace)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme.New(),
 		Metrics:                 metricsOptions(o),
-		Cache:                   cache.Options{ByObject: controllers.CacheByObject()},
+		Cache:                   cacheOpts,
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "crowdpack.wechatpay.crowdpack.io",
 		LeaderElectionNamespace: o.leaderElectionNamespace,
@@ -146,10 +169,20 @@ func run(ctx context.Context, o options) error {
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
 		RetryBaseDelay:          o.retryBaseDelay,
 		RetryMaxDelay:           o.retryMaxDelay,
+		BrandSecretNamespace:    o.brandSecretNamespace,
+		AllowAmbientCredentials: o.allowAmbientCredentials,
 		SourceGuard:             guard,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up controller: %w", err)
+	}
+	brands := &controllers.WeChatPayBrandReconciler{
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		SecretNamespace: o.brandSecretNamespace,
+	}
+	if err := brands.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up brand controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
@@ -157,7 +190,8 @@ func run(ctx context.Context, o options) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.Info("starting manager", "version", wechatpay.Version, "wechatpayEndpoint", o.wechatpayEndpoint)
+	ctrl.Log.Info("starting manager", "version", version.Version, "commit", version.Commit, "wechatpayEndpoint", o.wechatpayEndpoint,
+		"brandSecretNamespace", o.brandSecretNamespace, "watchNamespaces", o.watchNamespaces, "allowAmbientCredentials", o.allowAmbientCredentials)
 	return mgr.Start(ctx)
 }
 

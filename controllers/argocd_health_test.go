@@ -18,6 +18,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -46,71 +47,113 @@ const (
 var argocdActions = []string{"reconcile", "suspend", "resume"}
 
 // TestArgoCDHealthOfLiveObjects drives real objects into each state with
-// the operator, evaluates health.lua on them as Argo CD would, and (with
-// -update) stores them as the testdata health_test.yaml refers to.
+// the operator, evaluates health.lua on them as Argo CD would, checks that
+// kstatus reads them the same way, and (with -update) stores them as the
+// testdata health_test.yaml refers to.
 func TestArgoCDHealthOfLiveObjects(t *testing.T) {
 	type captured struct {
 		file       string
 		obj        map[string]any
 		wantStatus string
+		// wantKstatus is what kstatus computes for the same object; "" where
+		// it differs by design: kstatus calls an object without status, or
+		// one suspended but Ready, Current.
+		wantKstatus status.Status
 	}
 	var all []captured
-	capture := func(h *harness, name, file, wantStatus string) {
+	capture := func(h *harness, name, file, wantStatus string, wantKstatus status.Status) {
 		t.Helper()
-		all = append(all, captured{file: file, obj: liveObject(t, h, name), wantStatus: wantStatus})
+		all = append(all, captured{file: file, obj: liveObject(t, h, name), wantStatus: wantStatus, wantKstatus: wantKstatus})
+	}
+	// derive stores an edit of a captured object, for states the operator
+	// does not produce on its own (yet).
+	derive := func(from map[string]any, file, wantStatus string, wantKstatus status.Status, edit func(obj map[string]any)) {
+		t.Helper()
+		obj := jsonRoundTrip(t, from).(map[string]any)
+		edit(obj)
+		all = append(all, captured{file: file, obj: obj, wantStatus: wantStatus, wantKstatus: wantKstatus})
+	}
+	suspendedByOperator := func(u *v1.UserPackageUpload) bool {
+		for _, typ := range []string{v1.ConditionReconciling, v1.ConditionReady} {
+			c := findCondition(u, typ)
+			if c == nil || c.Reason != v1.ReasonSuspended || c.ObservedGeneration != u.Generation {
+				return false
+			}
+		}
+		return true
 	}
 
 	// A manager that cannot reach initiate: a fresh object, then one retrying.
 	slow := newHarness(t, harnessOptions{noManager: true})
 	slow.put("vip.csv", phoneFile(0, 100))
 	slow.create(slow.object("vip", "vip.csv"))
-	capture(slow, "vip", "new.yaml", "Progressing")
+	capture(slow, "vip", "new.yaml", "Progressing", "")
 	must(t, slow.sandbox.FailNext(sandbox.EndpointInitiate, 1000, sandbox.FaultUnavailable))
 	slow.startManager(nil)
 	slow.waitFor("vip", 30*time.Second, "retrying", func(u *v1.UserPackageUpload) bool {
 		c := findCondition(u, v1.ConditionReconciling)
 		return c != nil && c.Reason == v1.ReasonRetrying && c.ObservedGeneration == u.Generation
 	})
-	capture(slow, "vip", "retrying.yaml", "Progressing")
+	capture(slow, "vip", "retrying.yaml", "Progressing", status.InProgressStatus)
 
 	h := newHarness(t, harnessOptions{})
 	h.put("vip.csv", phoneFile(0, 100))
 	h.create(h.object("vip", "vip.csv"))
 	h.waitReady("vip")
-	capture(h, "vip", "ready.yaml", "Healthy")
+	capture(h, "vip", "ready.yaml", "Healthy", status.CurrentStatus)
+	ready := all[len(all)-1].obj
 	// An edit of it whose generation is not observed yet.
-	changed := jsonRoundTrip(t, all[len(all)-1].obj).(map[string]any)
-	must(t, unstructured.SetNestedField(changed, int64(2), "metadata", "generation"))
-	must(t, unstructured.SetNestedField(changed, "vip-v2.csv", "spec", "source", "s3", "key"))
-	all = append(all, captured{file: "ready-spec-changed.yaml", obj: changed, wantStatus: "Progressing"})
+	derive(ready, "ready-spec-changed.yaml", "Progressing", status.InProgressStatus, func(obj map[string]any) {
+		must(t, unstructured.SetNestedField(obj, int64(2), "metadata", "generation"))
+		must(t, unstructured.SetNestedField(obj, "vip-v2.csv", "spec", "source", "s3", "key"))
+	})
+	// As an operator that leaves out the conditions' observedGeneration
+	// would write it: status.observedGeneration alone says which generation
+	// Ready describes...
+	derive(ready, "ready-without-condition-generations.yaml", "Healthy", status.CurrentStatus, func(obj map[string]any) {
+		removeConditionGenerations(t, obj)
+	})
+	// ...so a newer generation is not Healthy.
+	derive(ready, "ready-without-condition-generations-spec-changed.yaml", "Progressing", status.InProgressStatus, func(obj map[string]any) {
+		removeConditionGenerations(t, obj)
+		must(t, unstructured.SetNestedField(obj, int64(2), "metadata", "generation"))
+		must(t, unstructured.SetNestedField(obj, "vip-v2.csv", "spec", "source", "s3", "key"))
+	})
+	// spec.suspend wins whatever the status says, even Ready for the
+	// current generation (the API server bumps the generation, so only an
+	// operator that has not seen the edit leaves it so).
+	derive(ready, "ready-with-suspend.yaml", "Suspended", "", func(obj map[string]any) {
+		must(t, unstructured.SetNestedField(obj, true, "spec", "suspend"))
+	})
 	// Suspended after it became Ready.
 	h.update("vip", func(u *v1.UserPackageUpload) { u.Spec.Suspend = true })
-	h.waitFor("vip", 30*time.Second, "suspended", func(u *v1.UserPackageUpload) bool {
-		c := findCondition(u, v1.ConditionReady)
-		return c != nil && c.Reason == v1.ReasonSuspended && c.ObservedGeneration == u.Generation
-	})
-	capture(h, "vip", "ready-suspended.yaml", "Suspended")
+	h.waitFor("vip", 30*time.Second, "suspended", suspendedByOperator)
+	capture(h, "vip", "ready-suspended.yaml", "Suspended", status.InProgressStatus)
 
 	stalled := h.object("no-credentials", "vip.csv")
 	stalled.Spec.CredentialsRef.Name = "absent"
 	h.create(stalled)
 	h.waitStalled("no-credentials", v1.ReasonSecretNotFound)
-	capture(h, "no-credentials", "stalled.yaml", "Degraded")
+	capture(h, "no-credentials", "stalled.yaml", "Degraded", status.FailedStatus)
 
+	// Created suspended: no status.observedGeneration, as nothing was done.
 	suspended := h.object("suspended", "vip.csv")
 	suspended.Spec.Suspend = true
 	h.create(suspended)
-	h.waitFor("suspended", 30*time.Second, "suspended", func(u *v1.UserPackageUpload) bool {
-		c := findCondition(u, v1.ConditionReady)
-		return c != nil && c.Reason == v1.ReasonSuspended
-	})
-	capture(h, "suspended", "suspended.yaml", "Suspended")
+	h.waitFor("suspended", 30*time.Second, "suspended", suspendedByOperator)
+	capture(h, "suspended", "suspended.yaml", "Suspended", status.InProgressStatus)
 
 	for _, c := range all {
 		t.Run(c.file, func(t *testing.T) {
 			got := argocdHealth(t, c.obj)
 			if got.Status != c.wantStatus || got.Message == "" {
 				t.Errorf("health %+v, want status %s and a message", got, c.wantStatus)
+			}
+			if c.wantKstatus == "" {
+				return
+			}
+			if got := kstatusOf(t, c.obj); got.Status != c.wantKstatus {
+				t.Errorf("kstatus %s (%s), want %s", got.Status, got.Message, c.wantKstatus)
 			}
 		})
 		if *update {
@@ -120,6 +163,32 @@ func TestArgoCDHealthOfLiveObjects(t *testing.T) {
 			must(t, os.WriteFile(filepath.Join(customizationDir, "testdata", c.file), out, 0o644))
 		}
 	}
+}
+
+// kstatusOf computes what kstatus-based tools (Flux, kpt, cli-utils) see.
+func kstatusOf(t *testing.T, obj map[string]any) *status.Result {
+	t.Helper()
+	raw, err := json.Marshal(obj)
+	must(t, err)
+	u := &unstructured.Unstructured{}
+	must(t, u.UnmarshalJSON(raw)) // integers as int64, as kstatus expects
+	res, err := status.Compute(u)
+	must(t, err)
+	return res
+}
+
+// removeConditionGenerations deletes observedGeneration from every condition.
+func removeConditionGenerations(t *testing.T, obj map[string]any) {
+	t.Helper()
+	conditions, found, err := unstructured.NestedSlice(obj, "status", "conditions")
+	must(t, err)
+	if !found {
+		t.Fatal("no status.conditions to edit")
+	}
+	for _, c := range conditions {
+		delete(c.(map[string]any), "observedGeneration")
+	}
+	must(t, unstructured.SetNestedSlice(obj, conditions, "status", "conditions"))
 }
 
 // TestArgoCDHealthTestCases runs health_test.yaml, Argo CD's own test
@@ -348,8 +417,8 @@ var (
 
 // normalizeCaptured makes a captured object the same on every run: no
 // uid, resourceVersion or creationTimestamp, fixed times, namespace
-// default, and the harnesses' random bucket, endpoint and request ids
-// replaced.
+// default, and the harnesses' random bucket, endpoint, request ids and
+// what derives from them replaced.
 func normalizeCaptured(obj map[string]any, hs ...*harness) map[string]any {
 	obj = jsonRoundTrip(nil, obj).(map[string]any)
 	meta := obj["metadata"].(map[string]any)
@@ -368,6 +437,12 @@ func normalizeCaptured(obj map[string]any, hs ...*harness) map[string]any {
 			if v, ok := up[k].(string); ok && v != "" {
 				replacer = append(replacer, v, fixed)
 			}
+		}
+	}
+	// The source fingerprint hashes spec.source, random bucket included.
+	if src, ok := status["source"].(map[string]any); ok {
+		if v, ok := src["fingerprint"].(string); ok && v != "" {
+			replacer = append(replacer, v, "0123456789abcdef")
 		}
 	}
 	r := strings.NewReplacer(replacer...)

@@ -121,6 +121,9 @@ func TestStalls(t *testing.T) {
 			if findCondition(u, v1.ConditionReconciling) != nil {
 				t.Error("a stalled object is still Reconciling")
 			}
+			if up := u.Status.Upload; up != nil && up.InitiatingSince != nil && up.ID == "" && calls == len(h.sandbox.Records()) {
+				t.Errorf("initiate's pending mark was left with no call made: a later reconcile would count a lost answer")
+			}
 			if s := kstatus(t, u); s != status.FailedStatus {
 				t.Errorf("kstatus %s, want Failed", s)
 			}

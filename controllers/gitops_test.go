@@ -92,6 +92,15 @@ func TestRoutineGitOpsEditsNeverRepeatAFinishedCall(t *testing.T) {
 			if last.Status.Upload.ID != first.Status.Upload.ID || len(last.Status.History) != 0 {
 				t.Errorf("upload %s (history %+v), want still %s", last.Status.Upload.ID, last.Status.History, first.Status.Upload.ID)
 			}
+			succeeded := 0
+			for _, e := range h.events("vip") {
+				if e.Reason == v1.ReasonSucceeded {
+					succeeded++
+				}
+			}
+			if succeeded != 1 {
+				t.Errorf("%d Succeeded events, want 1: routine edits that call nothing say nothing", succeeded)
+			}
 		})
 	}
 }

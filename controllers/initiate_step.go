@@ -45,7 +45,7 @@ func (r *UserPackageUploadReconciler) reconcileInitiate(ctx context.Context, u *
 	if err := req.Validate(); err != nil {
 		return failInitiate(u, stall(v1.ReasonInvalidSpec, "initiate upload: %v; fix spec.file", err))
 	}
-	retried := up.InitiatingSince != nil
+	retried := up.InitiatingSince != nil && !a.preclaimed
 	setCondition(u, v1.ConditionInitiated, metav1.ConditionUnknown, v1.ReasonProgressing, "calling initiate upload")
 	err := r.callOnce(ctx, u, a, initiateMarker, func(wc wechatpay.API, _ bool) (func(*v1.UploadStatus), error) {
 		resp, err := wc.InitiateUpload(ctx, req)
@@ -60,7 +60,6 @@ func (r *UserPackageUploadReconciler) reconcileInitiate(ctx context.Context, u *
 	}
 	up = u.Status.Upload
 	setCondition(u, v1.ConditionInitiated, metav1.ConditionTrue, v1.ReasonInitiated, initiatedMessage(up))
-	r.event(u, corev1.EventTypeNormal, v1.ReasonInitiated, initiatedMessage(up))
 	return nil
 }
 
@@ -70,7 +69,11 @@ func (r *UserPackageUploadReconciler) reconcileInitiate(ctx context.Context, u *
 func (r *UserPackageUploadReconciler) currentUpload(u *v1.UserPackageUpload, brandID string) *v1.UploadStatus {
 	key := uploadKey(u, brandID)
 	up := u.Status.Upload
-	if up != nil && up.Key == "" && up.Generation == u.Generation && up.Digest == u.Status.Source.Digest {
+	switch {
+	case up != nil && up.Key == "" && up.Digest == "" && up.ID == "":
+		// Written before the file was read, to hold initiate's mark.
+		up.Key, up.Generation, up.Digest, up.Filename = key, u.Generation, u.Status.Source.Digest, uploadFilename(u)
+	case up != nil && up.Key == "" && up.Generation == u.Generation && up.Digest == u.Status.Source.Digest:
 		up.Key = key // written before upload keys existed, for this very spec
 	}
 	if up != nil && up.Key == key {
@@ -86,6 +89,18 @@ func (r *UserPackageUploadReconciler) currentUpload(u *v1.UserPackageUpload, bra
 	}
 	u.Status.Upload = &v1.UploadStatus{Key: key, Generation: u.Generation, Digest: u.Status.Source.Digest, Filename: uploadFilename(u)}
 	return u.Status.Upload
+}
+
+// dropInitiateMark takes back initiate's pending mark when the call it
+// announced was not made (the file could not be read, the spec is invalid).
+func dropInitiateMark(u *v1.UserPackageUpload) {
+	switch up := u.Status.Upload; {
+	case up == nil || up.ID != "":
+	case up.Key == "":
+		u.Status.Upload = nil
+	default:
+		up.InitiatingSince = nil
+	}
 }
 
 // abandon lists an upload session (or, with no id, a filename a lost call

@@ -225,6 +225,7 @@ func checkNoSecretLeaks(ctx context.Context) error {
 // TestTheLeakCheckFindsEachSecret makes sure the end-of-suite check would
 // catch what it looks for.
 func TestTheLeakCheckFindsEachSecret(t *testing.T) {
+	requireCluster(t)
 	keyPEM := string(identity.SecretData()["apiclient_key.pem"])
 	line := strings.Split(keyPEM, "\n")[5]
 	cases := map[string]string{
@@ -248,6 +249,7 @@ func TestTheLeakCheckFindsEachSecret(t *testing.T) {
 // does — with its whole content in an annotation — and reads the manager's
 // own cache: it must hold the Secret's name, not its data.
 func TestTheManagerCachesNoSecretData(t *testing.T) {
+	requireCluster(t)
 	h := newHarness(t, harnessOptions{})
 	applied := map[string][]byte{"token": []byte("s3cr3t-in-an-annotation")}
 	must(t, kube.Client.Create(h.ctx, &corev1.Secret{

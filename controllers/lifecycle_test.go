@@ -74,7 +74,8 @@ func TestAnUploadReachesReadyWithTheSandboxsUploadIDAndPlan(t *testing.T) {
 	if n := h.sandbox.CountSucceeded(sandbox.EndpointUploadPart); n != 0 {
 		t.Errorf("%d parts sent with uploadParts false", n)
 	}
-	h.waitEvent("vip", corev1.EventTypeNormal, v1.ReasonInitiated)
+	h.waitEvent("vip", corev1.EventTypeNormal, v1.ReasonSucceeded)
+	h.expectNoWarnings("vip")
 }
 
 func TestAMultiPartFileIsUploadedMergedAndExpandedOnce(t *testing.T) {
@@ -111,7 +112,7 @@ func TestAMultiPartFileIsUploadedMergedAndExpandedOnce(t *testing.T) {
 	if s := kstatus(t, u); s != status.CurrentStatus {
 		t.Errorf("kstatus %s, want Current", s)
 	}
-	h.waitEvent("vip", corev1.EventTypeNormal, v1.ReasonExpanded)
+	h.expectNoWarnings("vip")
 
 	// Nothing happens again on a later reconcile.
 	h.update("vip", func(u *v1.UserPackageUpload) {

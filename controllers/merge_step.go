@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
@@ -23,7 +22,6 @@ func (r *UserPackageUploadReconciler) reconcileMerge(ctx context.Context, u *v1.
 		if err := r.merge(ctx, u, a); err != nil {
 			return failCondition(u, v1.ConditionMerged, err)
 		}
-		r.event(u, corev1.EventTypeNormal, v1.ReasonMerged, mergedMessage(u.Status.Upload))
 	}
 	setCondition(u, v1.ConditionMerged, metav1.ConditionTrue, v1.ReasonMerged, mergedMessage(u.Status.Upload))
 	return nil
@@ -71,7 +69,6 @@ func (r *UserPackageUploadReconciler) reconcileExpand(ctx context.Context, u *v1
 		if err := r.expand(ctx, u, a, pkg); err != nil {
 			return failCondition(u, v1.ConditionExpanded, err)
 		}
-		r.event(u, corev1.EventTypeNormal, v1.ReasonExpanded, expandedMessage(u))
 	}
 	setCondition(u, v1.ConditionExpanded, metav1.ConditionTrue, v1.ReasonExpanded, expandedMessage(u))
 	return nil

@@ -98,7 +98,7 @@ func freeAddr(t *testing.T) string {
 type families map[string]*dto.MetricFamily
 
 // scrape reads url (waiting up to 10 s for the endpoint to come up).
-func scrape(t *testing.T, url string) families {
+func scrape(t testing.TB, url string) families {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -16,19 +16,29 @@ import (
 // once per upload: a pending mark, set before the call until its outcome is
 // recorded, and the count of calls whose outcome was never known.
 type marker struct {
-	call    string // the call, for messages
+	call string // the call, for messages
+	// recordNow writes the outcome at once; otherwise the reconcile's next
+	// write carries it (one write fewer), with the same care.
+	recordNow bool
+	// early tells that the mark may have been written ahead, with the
+	// first word about a new object (sayProgressing).
+	early   bool
 	pending func(*v1.UploadStatus) bool
 	set     func(*v1.UploadStatus, metav1.Time)
 	clear   func(*v1.UploadStatus)
 	unknown func(*v1.UploadStatus) *int32
 }
 
+// initiate's outcome is written at once: the upload id must be in status
+// before any part is sent.
 var initiateMarker = marker{
-	call:    "initiate upload",
-	pending: func(up *v1.UploadStatus) bool { return up.InitiatingSince != nil },
-	set:     func(up *v1.UploadStatus, at metav1.Time) { up.InitiatingSince = &at },
-	clear:   func(up *v1.UploadStatus) { up.InitiatingSince = nil },
-	unknown: func(up *v1.UploadStatus) *int32 { return &up.UnknownOutcomes },
+	call:      "initiate upload",
+	recordNow: true,
+	early:     true,
+	pending:   func(up *v1.UploadStatus) bool { return up.InitiatingSince != nil },
+	set:       func(up *v1.UploadStatus, at metav1.Time) { up.InitiatingSince = &at },
+	clear:     func(up *v1.UploadStatus) { up.InitiatingSince = nil },
+	unknown:   func(up *v1.UploadStatus) *int32 { return &up.UnknownOutcomes },
 }
 
 var mergeMarker = marker{
@@ -62,7 +72,8 @@ type onceCall func(wc wechatpay.API, lost bool) (outcome func(*v1.UploadStatus),
 //   - a pending mark is written before the call with a conflict-checked
 //     update (a stale cache then conflicts instead of calling twice);
 //   - the outcome is recorded, and the mark cleared, by a write that retries
-//     on conflict and through short API server outages;
+//     on conflict and through short API server outages: at once, or by the
+//     reconcile's next write (see marker.recordNow);
 //   - a call surely not processed (refused, never sent) clears the mark;
 //     any other failure keeps it, and the next attempt counts an unknown
 //     outcome, says so in a Warning event and calls again.
@@ -74,41 +85,73 @@ func (r *UserPackageUploadReconciler) callOnce(ctx context.Context, u *v1.UserPa
 	if err != nil {
 		return err
 	}
-	up := u.Status.Upload
-	retried := m.pending(up)
-	if retried {
-		*m.unknown(up)++
-	}
-	m.set(up, *r.now())
-	if err := a.status.claim(ctx, u); err != nil {
+	retried, err := r.mark(ctx, u, a, m)
+	if err != nil {
 		return err
 	}
-	up = u.Status.Upload // as the API server wrote it
+	up := u.Status.Upload // as the API server wrote it
 	if retried {
 		r.event(u, corev1.EventTypeWarning, v1.ReasonOutcomeUnknown, fmt.Sprintf(
 			"the answer to %s was lost (%d so far); calling it again", m.call, *m.unknown(up)))
 	}
-	key := up.Key
 	outcome, callErr := call(wc, *m.unknown(up) > 0)
+	a.calledWeChatPay = a.calledWeChatPay || callErr == nil
 	if callErr != nil && wechatpay.MayHaveReachedServer(callErr) {
 		return weChatPayError(callErr)
 	}
-	err = a.status.record(ctx, u, func(x *v1.UserPackageUpload) {
-		if x.Status.Upload == nil || x.Status.Upload.Key != key {
-			x.Status.Upload = up.DeepCopy()
-		}
-		m.clear(x.Status.Upload)
-		if outcome != nil {
-			outcome(x.Status.Upload)
-		}
-	})
-	if err != nil {
+	if err := r.resolve(ctx, u, a, m, outcome); err != nil {
 		return err
 	}
 	if callErr != nil {
 		return weChatPayError(callErr)
 	}
 	return nil
+}
+
+// mark writes the call's pending mark with a conflict-checked update, and
+// reports whether an earlier call's mark was found (its outcome unknown).
+// Initiate's mark may already be written, with the first word about a new
+// object (sayProgressing).
+func (r *UserPackageUploadReconciler) mark(ctx context.Context, u *v1.UserPackageUpload, a *attempt, m marker) (retried bool, err error) {
+	if m.early && a.preclaimed {
+		a.preclaimed = false
+		return false, nil
+	}
+	up := u.Status.Upload
+	before := up.DeepCopy()
+	retried = m.pending(up)
+	if retried {
+		*m.unknown(up)++
+	}
+	m.set(up, *r.now())
+	if err := a.status.claim(ctx, u); err != nil {
+		*u.Status.Upload = *before // the intent was not written: it must not be by anything else
+		return false, err
+	}
+	return retried, nil
+}
+
+// resolve clears the pending mark of a call whose outcome is known, and
+// applies the outcome.
+func (r *UserPackageUploadReconciler) resolve(ctx context.Context, u *v1.UserPackageUpload, a *attempt, m marker, outcome func(*v1.UploadStatus)) error {
+	apply := func(up *v1.UploadStatus) {
+		m.clear(up)
+		if outcome != nil {
+			outcome(up)
+		}
+	}
+	if !m.recordNow {
+		apply(u.Status.Upload)
+		a.status.keep()
+		return nil
+	}
+	up := u.Status.Upload
+	return a.status.record(ctx, u, func(x *v1.UserPackageUpload) {
+		if x.Status.Upload == nil || x.Status.Upload.Key != up.Key {
+			x.Status.Upload = up.DeepCopy()
+		}
+		apply(x.Status.Upload)
+	})
 }
 
 // refusedAsDone reports whether WeChat Pay refused a call as a business

@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -61,7 +60,6 @@ func (r *UserPackageUploadReconciler) reconcileParts(ctx context.Context, u *v1.
 		if err := r.uploadParts(ctx, u, a, acked); err != nil {
 			return failCondition(u, v1.ConditionPartsUploaded, err)
 		}
-		r.event(u, corev1.EventTypeNormal, v1.ReasonPartsUploaded, partsMessage(u.Status.Upload))
 	}
 	setCondition(u, v1.ConditionPartsUploaded, metav1.ConditionTrue, v1.ReasonPartsUploaded, partsMessage(u.Status.Upload))
 	return nil
@@ -123,7 +121,9 @@ func (r *UserPackageUploadReconciler) uploadParts(ctx context.Context, u *v1.Use
 	if err := p.run(ctx, r.PartConcurrency); err != nil {
 		return err
 	}
-	r.acks.forget(key)
+	// The last acknowledgements ride on the next write (merge's claim).
+	a.status.keep()
+	a.calledWeChatPay = true
 	return nil
 }
 
@@ -139,6 +139,9 @@ type partUploader struct {
 	backoff  time.Duration
 }
 
+// run sends the missing parts. When all are acknowledged, the last of them
+// are left in the object for the caller's next write; when not, what was
+// acknowledged is written before run returns.
 func (p *partUploader) run(ctx context.Context, concurrency int) error {
 	stopPersisting := p.progress.persistEvery(ctx, progressInterval)
 	g, gctx := errgroup.WithContext(ctx)
@@ -156,11 +159,16 @@ func (p *partUploader) run(ctx context.Context, concurrency int) error {
 		})
 	}
 	err := g.Wait()
-	if flushErr := stopPersisting(); err == nil {
-		err = flushErr
-	}
 	if err == nil && len(p.progress.missing()) > 0 {
 		err = fmt.Errorf("stopped with parts left to send: %w", context.Cause(ctx))
+	}
+	if err == nil {
+		_ = stopPersisting(false)
+		p.progress.settle()
+		return nil
+	}
+	if flushErr := stopPersisting(true); flushErr != nil {
+		err = errors.Join(err, flushErr)
 	}
 	return err
 }
@@ -272,10 +280,11 @@ func (p *progress) ack(part int64) {
 }
 
 // persistEvery writes progress every interval until the returned function
-// is called; that one writes what is left and reports the last error. The
-// last write outlives ctx and retries for a while: acknowledged parts must
-// not be forgotten because the manager is stopping or the API server blinks.
-func (p *progress) persistEvery(ctx context.Context, interval time.Duration) (stop func() error) {
+// is called; that one, asked to flush, writes what is left and reports the
+// last error. The flush outlives ctx and retries for a while: acknowledged
+// parts must not be forgotten because the manager is stopping or the API
+// server blinks.
+func (p *progress) persistEvery(ctx context.Context, interval time.Duration) (stop func(flush bool) error) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -291,9 +300,12 @@ func (p *progress) persistEvery(ctx context.Context, interval time.Duration) (st
 			}
 		}
 	}()
-	return func() error {
+	return func(flush bool) error {
 		close(done)
 		<-finished
+		if !flush {
+			return nil
+		}
 		var err error
 		_ = wait.ExponentialBackoffWithContext(context.WithoutCancel(ctx), outcomeBackoff, func(ctx context.Context) (bool, error) {
 			err = p.persist(ctx)
@@ -301,6 +313,12 @@ func (p *progress) persistEvery(ctx context.Context, interval time.Duration) (st
 		})
 		return err
 	}
+}
+
+// settle puts every acknowledged part into the object, unwritten; the
+// senders have stopped.
+func (p *progress) settle() {
+	setPartsDone(p.u.Status.Upload, p.acked, p.u.Status.Source.Size)
 }
 
 // persist writes the acknowledged parts to status. The senders go on

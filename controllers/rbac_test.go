@@ -117,6 +117,7 @@ func readManifest(name string, into any) error {
 // TestManagersRunWithLeastPrivilege proves that the suite's managers run as
 // the restricted user: if they silently ran as admin, this test fails.
 func TestManagersRunWithLeastPrivilege(t *testing.T) {
+	requireCluster(t)
 	h := newHarness(t, harnessOptions{})
 	h.put("vip.csv", phoneFile(0, 100))
 	h.create(h.object("vip", "vip.csv"))
@@ -165,7 +166,18 @@ func TestManagersRunWithLeastPrivilege(t *testing.T) {
 				InvolvedObject: corev1.ObjectReference{Kind: "Namespace", Name: h.ns},
 			})
 		}},
-		{"list Namespaces", func() error { return c.List(ctx, &corev1.NamespaceList{}) }},
+		{"label a Namespace", func() error {
+			ns := &corev1.Namespace{}
+			if err := c.Get(ctx, client.ObjectKey{Name: h.ns}, ns); err != nil {
+				return err
+			}
+			ns.Labels = map[string]string{"crowdpack.io/brand": "planted"}
+			return c.Update(ctx, ns)
+		}},
+		{"create a WeChatPayBrand", func() error {
+			return c.Create(ctx, &v1.WeChatPayBrand{ObjectMeta: metav1.ObjectMeta{Name: "planted-" + h.ns},
+				Spec: v1.WeChatPayBrandSpec{CredentialsSecretRef: v1.SecretReference{Name: "x"}}})
+		}},
 		{"list ClusterRoles", func() error { return c.List(ctx, &rbacv1.ClusterRoleList{}) }},
 	}
 	for _, f := range forbidden {
@@ -176,4 +188,6 @@ func TestManagersRunWithLeastPrivilege(t *testing.T) {
 	// And what role.yaml grants works.
 	must(t, c.Get(ctx, client.ObjectKey{Namespace: h.ns, Name: "wechatpay-brand"}, &corev1.Secret{}))
 	must(t, c.List(ctx, &v1.UserPackageUploadList{}))
+	// Namespace metadata (labels decide which WeChatPayBrands a namespace may use).
+	must(t, c.List(ctx, &corev1.NamespaceList{}))
 }

@@ -89,6 +89,13 @@ func (r *UserPackageUploadReconciler) openS3(ctx context.Context, u *v1.UserPack
 		Transport:    r.StorageTransport,
 		Guard:        r.SourceGuard,
 	}
+	switch {
+	case s3.SecretRef == nil && s3.Provider != v1.S3ProviderAWS:
+		cfg.Anonymous = true // never the operator's own identity unasked
+	case s3.SecretRef == nil && !r.AllowAmbientCredentials:
+		return nil, stall(v1.ReasonAmbientCredentialsDenied,
+			"spec.source.s3.provider aws asks for the operator's own cloud identity, which this operator does not lend (it runs without --allow-ambient-credentials); set spec.source.s3.secretRef, or ask the platform team")
+	}
 	if ref := s3.SecretRef; ref != nil {
 		const field = "spec.source.s3.secretRef"
 		secret, err := r.readSecret(ctx, u, ref.Name, field)
@@ -139,8 +146,15 @@ func (r *UserPackageUploadReconciler) openHTTP(ctx context.Context, u *v1.UserPa
 }
 
 // weChatPay returns a brand API client with the credentials of the Secret
-// spec.credentialsRef names, read live, and the brand they are of.
+// spec.credentialsRef names, or of the WeChatPayBrand spec.brandRef names,
+// read live, and the brand they are of.
 func (r *UserPackageUploadReconciler) weChatPay(ctx context.Context, u *v1.UserPackageUpload) (wechatpay.API, string, error) {
+	if u.Spec.BrandRef != nil {
+		return r.brandClient(ctx, u)
+	}
+	if u.Spec.CredentialsRef == nil {
+		return nil, "", stall(v1.ReasonInvalidSpec, "spec names neither brandRef nor credentialsRef; set one")
+	}
 	const field = "spec.credentialsRef"
 	secret, err := r.readSecret(ctx, u, u.Spec.CredentialsRef.Name, field)
 	if err != nil {
@@ -160,12 +174,13 @@ func (r *UserPackageUploadReconciler) weChatPay(ctx context.Context, u *v1.UserP
 // secretNames lists the Secrets an object refers to, for the watch that
 // re-triggers it when one of them changes.
 func secretNames(u *v1.UserPackageUpload) []string {
-	names := []string{u.Spec.CredentialsRef.Name}
+	var names []string
 	add := func(ref *v1.SecretReference) {
 		if ref != nil {
 			names = append(names, ref.Name)
 		}
 	}
+	add(u.Spec.CredentialsRef)
 	if s3 := u.Spec.Source.S3; s3 != nil {
 		add(s3.SecretRef)
 		add(s3.CertSecretRef)

@@ -25,6 +25,10 @@ type statusWriter struct {
 	// current is true once this reconcile wrote the object: the answer to
 	// a write is its latest version, and nobody else writes it meanwhile.
 	current bool
+	// unsaved is true while the object in memory holds outcomes not written
+	// yet (acknowledged parts, a merge or expand result): the next write
+	// carries them, and the reconcile's last write must not lose them.
+	unsaved bool
 }
 
 func newStatusWriter(c client.Client, reader client.Reader, u *v1.UserPackageUpload) *statusWriter {
@@ -48,8 +52,33 @@ func (w *statusWriter) patch(ctx context.Context, u *v1.UserPackageUpload) error
 		return fmt.Errorf("patch status: %w", err)
 	}
 	adoptStatus(u, latest)
-	w.before, w.current = u.DeepCopy(), true
+	w.wrote(u)
 	return nil
+}
+
+// wrote takes u, just written, as the base of the next patch.
+func (w *statusWriter) wrote(u *v1.UserPackageUpload) {
+	w.before, w.current, w.unsaved = u.DeepCopy(), true, false
+}
+
+// keep notes that u holds outcomes of calls already made: the next write
+// carries them, which spares a write of their own.
+func (w *statusWriter) keep() { w.unsaved = true }
+
+// finish is the reconcile's last write. When it carries outcomes, it is
+// retried through short API server outages, even when the manager is
+// stopping: a merge patch does not conflict, and what it carries must not
+// be lost.
+func (w *statusWriter) finish(ctx context.Context, u *v1.UserPackageUpload) error {
+	if !w.unsaved {
+		return w.patch(ctx, u)
+	}
+	var err error
+	_ = wait.ExponentialBackoffWithContext(context.WithoutCancel(ctx), outcomeBackoff, func(ctx context.Context) (bool, error) {
+		err = w.patch(ctx, u)
+		return err == nil, giveUpOn(err)
+	})
+	return err
 }
 
 // adoptStatus takes the status and version the API server answered with,
@@ -68,7 +97,7 @@ func (w *statusWriter) claim(ctx context.Context, u *v1.UserPackageUpload) error
 	if err := w.client.Status().Update(ctx, u); err != nil {
 		return &claimError{err: err}
 	}
-	w.before, w.current = u.DeepCopy(), true
+	w.wrote(u)
 	return nil
 }
 
@@ -110,7 +139,7 @@ func (w *statusWriter) record(ctx context.Context, u *v1.UserPackageUpload, muta
 	}
 	conditions := u.Status.Conditions
 	adoptStatus(u, latest)
-	w.before, w.current = u.DeepCopy(), true
+	w.wrote(u)
 	u.Status.Conditions = conditions
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -18,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -85,6 +87,12 @@ func runSuite(m *testing.M) (int, error) {
 	if identity, err = sandbox.NewIdentity(brandID); err != nil {
 		return 0, err
 	}
+	flag.Parse()
+	if testing.Short() {
+		// The unit tier: fakes only; every test that needs the API server,
+		// MinIO or the sandbox skips (newHarness, requireCluster).
+		return m.Run(), nil
+	}
 	if kube, err = kubetest.Start(); err != nil {
 		return 0, err
 	}
@@ -108,6 +116,9 @@ func runSuite(m *testing.M) (int, error) {
 
 // harness is one test's world.
 type harness struct {
+	// tenancy are the multi-team options of the managers (brands_test.go).
+	tenancy tenancyOptions
+
 	t       testing.TB
 	ctx     context.Context
 	ns      string
@@ -137,6 +148,9 @@ type harness struct {
 }
 
 type harnessOptions struct {
+	// tenancy runs the managers as a multi-team install does.
+	tenancy tenancyOptions
+
 	partSize int64
 	// wrapClient lets a test put itself between the reconciler and the API server.
 	wrapClient func(client.Client) client.Client
@@ -169,10 +183,20 @@ func testGuard() *source.Guard {
 	return g
 }
 
+// requireCluster skips a test in the unit tier (go test -short).
+func requireCluster(t testing.TB) {
+	t.Helper()
+	if kube == nil {
+		t.Skip("needs the API server, MinIO and the sandbox: run without -short")
+	}
+}
+
 func newHarness(t testing.TB, opts harnessOptions) *harness {
 	t.Helper()
+	requireCluster(t)
 	h := &harness{t: t, ctx: context.Background(), metricsAddr: cmp.Or(opts.metricsAddr, "0"), leaderElection: opts.leaderElection, weChatPayURL: opts.weChatPayURL,
 		guard: opts.guard, maxConcurrentReconciles: cmp.Or(opts.maxConcurrentReconciles, 2), secureMetrics: opts.secureMetrics}
+	h.tenancy = opts.tenancy
 	h.ns = fmt.Sprintf("t%d", nsSeq.Add(1))
 	h.bucket = "crowd-" + h.ns
 	must(t, storage.MakeBucket(h.ctx, h.bucket))
@@ -234,7 +258,16 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 	if h.leaderElection {
 		h.electLeader(&opts)
 	}
-	mgr, err := ctrl.NewManager(managerConfig(), opts)
+	restConfig := managerConfig()
+	if tn := h.tenancy; len(tn.watchNamespaces) > 0 || tn.restConfig != nil {
+		watch := tn.watchNamespaces
+		if len(watch) == 0 {
+			watch = []string{h.ns}
+		}
+		opts.Cache = WatchNamespaces(cache.Options{ByObject: CacheByObject()}, watch, tn.brandSecretNamespace)
+		restConfig = cmp.Or(tn.restConfig, restConfig)
+	}
+	mgr, err := ctrl.NewManager(restConfig, opts)
 	must(t, err)
 	c := mgr.GetClient()
 	if wrap != nil {
@@ -255,6 +288,8 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 		MaxConcurrentReconciles: h.maxConcurrentReconciles,
 		RetryBaseDelay:          50 * time.Millisecond,
 		RetryMaxDelay:           2 * time.Second,
+		BrandSecretNamespace:    h.tenancy.brandSecretNamespace,
+		AllowAmbientCredentials: h.tenancy.allowAmbientCredentials,
 		SourceGuard:             testGuard(),
 	}
 	if h.guard != nil {
@@ -263,6 +298,10 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 	ctx, cancel := context.WithCancel(h.ctx)
 	must(t, r.SetupWithManager(ctx, mgr))
 	h.reconcilers = append(h.reconcilers, r)
+	if h.tenancy.brandSecretNamespace != "" {
+		brands := &WeChatPayBrandReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), SecretNamespace: h.tenancy.brandSecretNamespace}
+		must(t, brands.SetupWithManager(mgr))
+	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	m := &runningManager{t: t, mgr: mgr, cancel: cancel, done: done}
@@ -302,7 +341,7 @@ func (h *harness) object(name, key string) *v1.UserPackageUpload {
 				DataType:    v1.DataTypePhone,
 				Description: "customers who bought twice in 90 days",
 			},
-			CredentialsRef: v1.SecretReference{Name: "wechatpay-brand"},
+			CredentialsRef: &v1.SecretReference{Name: "wechatpay-brand"},
 		},
 	}
 }
@@ -367,18 +406,34 @@ func (h *harness) waitStalled(name, reason string) *v1.UserPackageUpload {
 	})
 }
 
-// events returns the events about an object, oldest first.
-func (h *harness) events(name string) []eventsv1.Event {
+// eventsOfNamespace returns the events of the test's namespace.
+func (h *harness) eventsOfNamespace() []eventsv1.Event {
 	h.t.Helper()
 	var list eventsv1.EventList
 	must(h.t, kube.Client.List(h.ctx, &list, client.InNamespace(h.ns)))
+	return list.Items
+}
+
+// events returns the events about an object, oldest first.
+func (h *harness) events(name string) []eventsv1.Event {
+	h.t.Helper()
 	var out []eventsv1.Event
-	for _, e := range list.Items {
+	for _, e := range h.eventsOfNamespace() {
 		if e.Regarding.Name == name {
 			out = append(out, e)
 		}
 	}
 	return out
+}
+
+// expectNoWarnings fails the test if the object raised a Warning event.
+func (h *harness) expectNoWarnings(name string) {
+	h.t.Helper()
+	for _, e := range h.events(name) {
+		if e.Type == corev1.EventTypeWarning {
+			h.t.Errorf("Warning %s about %s: %s", e.Reason, name, e.Note)
+		}
+	}
 }
 
 // waitEvent waits for an event with reason about the object.
@@ -439,4 +494,18 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// tenancyOptions run a manager as a multi-team install does (brands_test.go).
+type tenancyOptions struct {
+	// brandSecretNamespace, when set, is where brand Secrets are read from,
+	// and the WeChatPayBrand controller runs too.
+	brandSecretNamespace string
+	// watchNamespaces replaces the test's namespace as what the manager
+	// watches (with the brand-secret namespace, as --watch-namespaces does).
+	watchNamespaces []string
+	// allowAmbientCredentials is --allow-ambient-credentials.
+	allowAmbientCredentials bool
+	// restConfig, when set, replaces the restricted manager user.
+	restConfig *rest.Config
 }

@@ -64,6 +64,14 @@ type UserPackageUploadReconciler struct {
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 
+	// BrandSecretNamespace is where the Secrets of WeChatPayBrands are read
+	// from: the operator's own namespace, never the object's.
+	BrandSecretNamespace string
+	// AllowAmbientCredentials lends the operator's own environment and
+	// workload identity to s3 sources that ask for it (provider aws without
+	// a secretRef). Off: they stall AmbientCredentialsDenied.
+	AllowAmbientCredentials bool
+
 	acks       ackJournal
 	partMemory *semaphore.Weighted
 	readSlots  *namespaceSlots
@@ -116,10 +124,18 @@ func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr 
 	if err != nil {
 		return err
 	}
+	if err := indexBrands(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.UserPackageUpload{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.objectsUsingSecret)).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.objectsUsingSecretOrBrand)).
+		// A brand that appears or changes, and a namespace whose labels
+		// change, may let stalled objects go on (or stop them).
+		Watches(&v1.WeChatPayBrand{}, handler.EnqueueRequestsFromMapFunc(r.objectsUsingBrand)).
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.objectsInNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](r.RetryBaseDelay, r.RetryMaxDelay),
@@ -148,6 +164,11 @@ type attempt struct {
 	source  source.Source
 	wechat  wechatpay.API
 	brandID string // the brand of wechat
+	// preclaimed is true while initiate's pending mark, written with the
+	// first word about a new object, awaits the call it announced.
+	preclaimed bool
+	// calledWeChatPay is true once a call changed something at WeChat Pay.
+	calledWeChatPay bool
 }
 
 // step is one stage of taking a file into WeChat Pay. It returns nil when
@@ -184,31 +205,71 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 	// Say something about a new generation before any slow I/O.
 	if isNewGeneration(u) {
-		markProgressing(u, progressingMessage(u))
-		if err := a.status.patch(ctx, u); err != nil {
-			return ctrl.Result{}, err
+		if err := r.sayProgressing(ctx, u, a); err != nil {
+			return r.claimFailed(err)
 		}
 	}
 
 	err := r.runSteps(ctx, u, a, r.reconcileSource, r.reconcileInitiate, r.reconcileParts, r.reconcileMerge, r.reconcileExpand)
+	if a.preclaimed {
+		dropInitiateMark(u) // initiate was not called after all
+	}
 	var claim *claimError
 	if errors.As(err, &claim) {
-		// Persist nothing of an intent that could not be recorded: the
-		// next reconcile starts again from what the API server holds.
-		if apierrors.IsConflict(err) {
-			return ctrl.Result{RequeueAfter: staleCacheDelay}, nil
+		// The intent that could not be recorded was taken back; outcomes
+		// already in hand are written all the same. The next reconcile
+		// starts again from what the API server holds.
+		if saveErr := r.saveOutcomes(ctx, u, a); saveErr != nil {
+			return ctrl.Result{}, errors.Join(err, saveErr)
 		}
-		return ctrl.Result{}, err
+		return r.claimFailed(err)
 	}
 	if after, ok := waitingForSlot(err); ok {
 		return ctrl.Result{RequeueAfter: after}, a.status.patch(ctx, u)
 	}
 	result, err := r.summarize(u, err)
-	r.announce(u, readyBefore)
-	if patchErr := a.status.patch(ctx, u); patchErr != nil {
-		return ctrl.Result{}, errors.Join(err, patchErr)
+	r.announce(u, readyBefore, a.calledWeChatPay)
+	if finishErr := a.status.finish(ctx, u); finishErr != nil {
+		return ctrl.Result{}, errors.Join(err, finishErr)
+	}
+	if up := u.Status.Upload; up != nil && up.PartCount > 0 && up.PartsDone == up.PartCount {
+		r.acks.forget(req.NamespacedName) // every acknowledgement is in status
 	}
 	return result, err
+}
+
+// sayProgressing writes, first thing for a new generation, that work is
+// under way. An object that never initiated an upload is about to: that
+// write is then also initiate's pending mark, conflict-checked, which
+// spares the call a write of its own (see callOnce).
+func (r *UserPackageUploadReconciler) sayProgressing(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
+	markProgressing(u, progressingMessage(u))
+	if u.Status.Upload != nil {
+		return a.status.patch(ctx, u)
+	}
+	u.Status.Upload = &v1.UploadStatus{InitiatingSince: r.now()}
+	if err := a.status.claim(ctx, u); err != nil {
+		return err
+	}
+	a.preclaimed = true
+	return nil
+}
+
+// claimFailed ends a reconcile whose conflict-checked write failed: after
+// a conflict (a stale cache), soon, once the cache caught up.
+func (r *UserPackageUploadReconciler) claimFailed(err error) (ctrl.Result, error) {
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: staleCacheDelay}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// saveOutcomes writes the outcomes the object holds in memory, if any.
+func (r *UserPackageUploadReconciler) saveOutcomes(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
+	if !a.status.unsaved {
+		return nil
+	}
+	return a.status.finish(ctx, u)
 }
 
 func (r *UserPackageUploadReconciler) runSteps(ctx context.Context, u *v1.UserPackageUpload, a *attempt, steps ...step) error {
@@ -246,14 +307,20 @@ func (r *UserPackageUploadReconciler) summarize(u *v1.UserPackageUpload, err err
 }
 
 // announce records a Warning event when the Ready condition turned to a
-// stall or a retry. Success needs none: each step announces what it did.
-func (r *UserPackageUploadReconciler) announce(u *v1.UserPackageUpload, before *metav1.Condition) {
+// stall or a retry, and one Normal event when a reconcile that made calls
+// to WeChat Pay ends Ready: what the calls achieved, in a word. Routine
+// reconciles say nothing.
+func (r *UserPackageUploadReconciler) announce(u *v1.UserPackageUpload, before *metav1.Condition, called bool) {
 	now := apimeta.FindStatusCondition(u.Status.Conditions, v1.ConditionReady)
-	if now == nil || now.Status != metav1.ConditionFalse || now.Reason == v1.ReasonSuspended ||
-		(before != nil && before.Status == now.Status && before.Reason == now.Reason && before.Message == now.Message) {
-		return
+	switch {
+	case now == nil:
+	case now.Status == metav1.ConditionTrue && called:
+		r.event(u, corev1.EventTypeNormal, v1.ReasonSucceeded, now.Message)
+	case now.Status != metav1.ConditionFalse || now.Reason == v1.ReasonSuspended ||
+		(before != nil && before.Status == now.Status && before.Reason == now.Reason && before.Message == now.Message):
+	default:
+		r.event(u, corev1.EventTypeWarning, now.Reason, now.Message)
 	}
-	r.event(u, corev1.EventTypeWarning, now.Reason, now.Message)
 }
 
 func (r *UserPackageUploadReconciler) event(u *v1.UserPackageUpload, eventType, reason, message string) {

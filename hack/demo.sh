@@ -16,6 +16,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 DEMO=$ROOT/.demo BIN=$ROOT/bin LOGS=$ROOT/.demo/logs
 NS=crowdpack-demo
+# The platform's side: the operator's namespace holds the brand's keys; the
+# team namespace $NS uses the WeChatPayBrand $BRAND and holds no key.
+OPERATOR_NS=crowdpack-system BRAND=demo
+# The manager reads brand Secrets from its own namespace, which a cluster
+# tells it through POD_NAMESPACE (--brand-secret-namespace's default).
+export POD_NAMESPACE=$OPERATOR_NS
 SAMPLE=config/samples/wechatpay_v1alpha1_userpackageupload_minio.yaml
 UPU=new-customers-2026-11
 BUCKET=crowd-packages KEY=exports/2026-11/new_customers.csv LINES=100000
@@ -168,12 +174,13 @@ step control-plane "starting etcd and kube-apiserver" control_plane
 
 install_crd() {
   k apply --server-side -k config/crd
-  k wait --for=condition=Established crd/userpackageuploads.wechatpay.crowdpack.io --timeout=60s
+  k wait --for=condition=Established crd/userpackageuploads.wechatpay.crowdpack.io \
+    crd/wechatpaybrands.wechatpay.crowdpack.io --timeout=60s
 }
-step crd "installing the UserPackageUpload CRD" install_crd
+step crd "installing the UserPackageUpload and WeChatPayBrand CRDs" install_crd
 
 sandbox() {
-  "$BIN/wechatpay-sandbox" gen-identity --out "$DEMO/identity" --namespace "$NS" --secret-name wechatpay-brand
+  "$BIN/wechatpay-sandbox" gen-identity --out "$DEMO/identity" --namespace "$OPERATOR_NS" --secret-name "wechatpay-brand-$BRAND"
   # 1 MiB parts (instead of 5 MiB) so the 3.3 MB sample file has a part plan of several parts.
   local id=$DEMO/identity
   sed 's/^partSize:.*/partSize: 1048576/' "$id/sandbox.yaml" >"$id/sandbox.yaml.new" && mv "$id/sandbox.yaml.new" "$id/sandbox.yaml"
@@ -192,17 +199,26 @@ minio() {
 step start-minio "starting MinIO and uploading $LINES MD5-hashed mobile numbers" minio
 
 create_objects() {
-  k create namespace "$NS"
+  # The platform: the brand's Secret in the operator's namespace, the
+  # WeChatPayBrand allowing namespaces labelled crowdpack.io/brand=$BRAND.
+  k create namespace "$OPERATOR_NS"
   k apply -f "$DEMO/identity/secret.yaml"
+  k patch --local -f config/samples/platform/wechatpay_v1alpha1_wechatpaybrand.yaml --type merge -o yaml \
+    -p "$(printf '{"metadata":{"name":"%s"},"spec":{"credentialsSecretRef":{"name":"wechatpay-brand-%s"},"allowedNamespaces":{"selector":{"matchLabels":{"crowdpack.io/brand":"%s"}}}}}' \
+      "$BRAND" "$BRAND" "$BRAND")" | k apply -f -
+  # The team: its namespace, labelled for the brand, and its storage Secret.
+  k create namespace "$NS"
+  k label namespace "$NS" "crowdpack.io/brand=$BRAND"
   k -n "$NS" create secret generic minio-credentials \
     --from-literal=accesskey="$MINIO_ROOT_USER" --from-literal=secretkey="$MINIO_ROOT_PASSWORD"
-  # The generic MinIO sample, pointed at this MinIO, expanding a crowd package.
+  # The generic MinIO sample, pointed at this MinIO, expanding a crowd
+  # package, for the brand instead of a Secret of its own.
   local patch
-  patch=$(printf '{"spec":{"source":{"s3":{"endpoint":"127.0.0.1:%s","bucket":"%s","key":"%s"}},"userPackageID":"%s"}}' \
-    "$MINIO_PORT" "$BUCKET" "$KEY" 01000100010000000007)
+  patch=$(printf '{"spec":{"source":{"s3":{"endpoint":"127.0.0.1:%s","bucket":"%s","key":"%s"}},"userPackageID":"%s","credentialsRef":null,"brandRef":{"name":"%s"}}}' \
+    "$MINIO_PORT" "$BUCKET" "$KEY" 01000100010000000007 "$BRAND")
   k patch --local -f "$SAMPLE" --type merge -p "$patch" -o yaml | k -n "$NS" apply -f -
 }
-step objects "creating the namespace, Secrets and UserPackageUpload $UPU" create_objects
+step objects "creating the WeChatPayBrand $BRAND (keys in $OPERATOR_NS), namespace $NS and UserPackageUpload $UPU" create_objects
 
 manager() {
   # The demo's MinIO listens on 127.0.0.1 over plain HTTP, which a
@@ -226,6 +242,10 @@ step wait-ready "waiting for upu/$UPU to be Ready (manager log: $LOGS/manager.lo
 # ---- what a user looks at -------------------------------------------------------
 echo; echo "\$ kubectl get upu -o wide"
 k -n "$NS" get upu -o wide
+echo; echo "\$ kubectl get wxbrand   (the platform's brand: its keys stay in $OPERATOR_NS)"
+k get wxbrand
+echo; echo "\$ kubectl get secrets -n $NS   (no brand key in the team's namespace)"
+k -n "$NS" get secrets
 echo; echo "\$ kubectl get upu $UPU -o jsonpath=... (status)"
 k -n "$NS" get upu "$UPU" -o jsonpath='source:   {.status.source.size} bytes, {.status.source.digest}
 content:  {.status.content.lines} lines, {.status.content.invalidLines} invalid

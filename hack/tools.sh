@@ -4,12 +4,18 @@
 # $CROWDPACK_CACHE/<tool>-<version>/ and linking it into bin/. A second run
 # finds the cache and does no work.
 #
-#   hack/tools.sh [controller-gen|etcd|kube-apiserver|minio|helm|all]...
+# k8s-oldest links the oldest supported Kubernetes minor's kube-apiserver
+# (with the same etcd) into bin/k8s-oldest/, where make test-oldest runs the
+# admission tests, one full upload and the release and chart checks against it.
+#
+#   hack/tools.sh [controller-gen|etcd|kube-apiserver|k8s-oldest|minio|helm|all]...
 set -euo pipefail
 
 ETCD_VERSION=v3.6.16
 KUBERNETES_VERSION=v1.37.2
-STAGING_VERSION=v0.37.2
+# The oldest minor the CRD works on: fieldPath in x-kubernetes-validations
+# came in 1.28. Keep in step with README.md and the chart's kubeVersion.
+OLDEST_KUBERNETES_VERSION=v1.28.15
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 CONTROLLER_GEN_VERSION=v0.23.0
 HELM_VERSION=v3.22.0
@@ -23,15 +29,17 @@ export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
-# ensure NAME VERSION BUILDER: link $CACHE/NAME-VERSION/NAME into bin/, building it first when missing.
+# ensure NAME VERSION BUILDER [LINKDIR]: link $CACHE/NAME-VERSION/NAME into
+# LINKDIR (bin/ by default), building it first when missing or when
+# BUILDER_ok (if defined) finds the cached one unfit.
 ensure() {
-  local name=$1 version=$2 builder=$3
+  local name=$1 version=$2 builder=$3 linkdir=${4:-$BIN}
   local dir=$CACHE/$name-$version
-  mkdir -p "$BIN"
-  if [[ -x $dir/$name ]]; then
+  mkdir -p "$linkdir"
+  if [[ -x $dir/$name ]] && { ! declare -F "${builder}_ok" >/dev/null || "${builder}_ok" "$dir/$name" "$version"; }; then
     log "$name $version: cached in $dir, nothing to build"
   else
-    log "$name $version: building (not in $dir yet)..."
+    log "$name $version: building (not in $dir yet, or unfit)..."
     local start=$SECONDS tmp
     tmp=$(mktemp -d)
     "$builder" "$tmp" "$version"
@@ -40,7 +48,7 @@ ensure() {
     rm -rf "$tmp"
     log "$name $version: built in $((SECONDS - start))s"
   fi
-  ln -sfn "$dir/$name" "$BIN/$name"
+  ln -sfn "$dir/$name" "$linkdir/$name"
 }
 
 # throwaway_module DIR: a go.mod to build a pinned main package from.
@@ -71,29 +79,45 @@ build_etcd() {
 }
 
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them
-# with local paths; replace each with its published release instead.
+# with local paths; replace each with its published release (v1.X.Y's staging
+# modules are v0.X.Y) instead. The version is stamped as Kubernetes' own
+# build does, so that /version answers it (helm checks a chart's kubeVersion
+# against it).
 build_kube_apiserver() {
   local dir=$1 version=$2 staging
+  local staging_version=v0.${version#v1.} minor=${version#v1.}
+  minor=${minor%%.*}
+  local pkg=k8s.io/component-base/version
+  local ldflags="-X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   throwaway_module "$dir"
   staging=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$version" |
     sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' | xargs sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p')
   (
     cd "$dir"
-    for m in $staging; do go mod edit -replace "$m=$m@$STAGING_VERSION"; done
+    for m in $staging; do go mod edit -replace "$m=$m@$staging_version"; done
     go mod edit -require "k8s.io/kubernetes@$version"
     go get "k8s.io/kubernetes/cmd/kube-apiserver@$version"
-    CGO_ENABLED=0 go build -trimpath -o kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
   )
+}
+
+# A cached kube-apiserver is fit when it says its version (older caches were
+# built unstamped; rebuilding them only links again from Go's build cache).
+build_kube_apiserver_ok() {
+  [[ $("$1" --version 2>/dev/null) == "Kubernetes $2" ]]
 }
 
 main() {
   local tools=("$@")
-  [[ ${#tools[@]} -gt 0 && ${tools[0]} != all ]] || tools=(controller-gen etcd kube-apiserver minio helm)
+  [[ ${#tools[@]} -gt 0 && ${tools[0]} != all ]] || tools=(controller-gen etcd kube-apiserver k8s-oldest minio helm)
   for t in "${tools[@]}"; do
     case $t in
       controller-gen) ensure controller-gen "$CONTROLLER_GEN_VERSION" build_controller_gen ;;
       etcd) ensure etcd "$ETCD_VERSION" build_etcd ;;
       kube-apiserver) ensure kube-apiserver "$KUBERNETES_VERSION" build_kube_apiserver ;;
+      k8s-oldest)
+        ensure etcd "$ETCD_VERSION" build_etcd "$BIN/k8s-oldest"
+        ensure kube-apiserver "$OLDEST_KUBERNETES_VERSION" build_kube_apiserver "$BIN/k8s-oldest" ;;
       minio) ensure minio "$MINIO_VERSION" build_minio ;;
       helm) ensure helm "$HELM_VERSION" build_helm ;;
       *) log "unknown tool $t"; exit 2 ;;

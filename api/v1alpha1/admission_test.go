@@ -43,7 +43,7 @@ func validObject() *v1.UserPackageUpload {
 				DataType:    v1.DataTypePhone,
 				Description: "2026-11 VIP customers who bought twice",
 			},
-			CredentialsRef: v1.SecretReference{Name: "wechatpay-brand"},
+			CredentialsRef: &v1.SecretReference{Name: "wechatpay-brand"},
 		},
 	}
 }

@@ -86,3 +86,17 @@ const (
 	// could not be written, because the Kubernetes API server failed.
 	ReasonAPIServerUnavailable = "APIServerUnavailable"
 )
+
+// Stalls of multi-team clusters: a tenant reaches only what the platform
+// lends it.
+const (
+	// ReasonBrandNotFound: spec.brandRef names no WeChatPayBrand.
+	ReasonBrandNotFound = "BrandNotFound"
+	// ReasonBrandNotAllowed: the WeChatPayBrand's allowedNamespaces do not
+	// include the object's namespace.
+	ReasonBrandNotAllowed = "BrandNotAllowed"
+	// ReasonAmbientCredentialsDenied: spec.source.s3.provider aws asks for
+	// the operator's own identity, which the manager does not lend
+	// (--allow-ambient-credentials is off).
+	ReasonAmbientCredentialsDenied = "AmbientCredentialsDenied"
+)

@@ -7,6 +7,7 @@ import (
 // UserPackageUploadSpec says which file to take into WeChat Pay and how.
 // +kubebuilder:validation:XValidation:rule="has(self.file.filename) || (has(self.source.s3) && self.source.s3.key.matches('(^|/)[A-Za-z0-9_.-]{1,124}[.]csv$')) || (has(self.source.http) && self.source.http.url.matches('/[A-Za-z0-9_.-]{1,124}[.]csv([?#].*)?$'))",message="file.filename is required when the base name of the source key or URL is not a valid file name (letters, digits, _ . - only, ending in .csv, at most 128 characters)",fieldPath=".file.filename"
 // +kubebuilder:validation:XValidation:rule="!has(self.userPackageID) || !has(self.uploadParts) || self.uploadParts",message="userPackageID needs uploadParts: true (the crowd package is expanded after the parts are merged)",fieldPath=".userPackageID"
+// +kubebuilder:validation:XValidation:rule="has(self.brandRef) != has(self.credentialsRef)",message="exactly one of brandRef (a platform-owned WeChatPayBrand) or credentialsRef (a Secret of this namespace) must be set"
 type UserPackageUploadSpec struct {
 	// Source is where the CSV file is read from.
 	Source Source `json:"source"`
@@ -17,7 +18,16 @@ type UserPackageUploadSpec struct {
 	// CredentialsRef names the Secret, in the same namespace, that holds the
 	// brand's WeChat Pay credentials: brand_id, certificate_serial_no,
 	// apiclient_key.pem, wechatpay_public_key_id and wxp_pub.pem.
-	CredentialsRef SecretReference `json:"credentialsRef"`
+	// Exactly one of credentialsRef and brandRef is set.
+	// +optional
+	CredentialsRef *SecretReference `json:"credentialsRef,omitempty"`
+
+	// BrandRef names a platform-owned, cluster-scoped WeChatPayBrand whose
+	// allowedNamespaces include this namespace: the brand's keys then stay
+	// in the operator's namespace. Exactly one of brandRef and
+	// credentialsRef is set.
+	// +optional
+	BrandRef *BrandReference `json:"brandRef,omitempty"`
 
 	// Validation says what invalid lines do: Report only reports them in
 	// status; Strict stops before the upload is initiated.
@@ -93,10 +103,17 @@ type S3Source struct {
 	Insecure bool `json:"insecure,omitempty"`
 
 	// SecretRef names a Secret with the keys accesskey, secretkey and,
-	// optionally, sessiontoken. Without it, credentials come from the
-	// environment or the cloud's workload identity (IRSA).
+	// optionally, sessiontoken. Without it the object is read anonymously,
+	// unless provider is aws.
 	// +optional
 	SecretRef *SecretReference `json:"secretRef,omitempty"`
+
+	// Provider aws reads with the operator's own environment and workload
+	// identity (IRSA) when there is no secretRef. The manager must also run
+	// with --allow-ambient-credentials: both the object and the platform
+	// ask for it. Empty or generic: a secretRef, or anonymous.
+	// +optional
+	Provider S3Provider `json:"provider,omitempty"`
 
 	// CertSecretRef names a Secret whose ca.crt is trusted for the endpoint.
 	// +optional
@@ -123,6 +140,27 @@ type HTTPSource struct {
 	// CertSecretRef names a Secret whose ca.crt is trusted for the URL.
 	// +optional
 	CertSecretRef *SecretReference `json:"certSecretRef,omitempty"`
+}
+
+// S3Provider says where credentials without a secretRef come from.
+// +kubebuilder:validation:Enum=generic;aws
+type S3Provider string
+
+const (
+	// S3ProviderGeneric: a secretRef's keys, or anonymous.
+	S3ProviderGeneric S3Provider = "generic"
+	// S3ProviderAWS: without a secretRef, the operator's environment and
+	// workload identity (opt-in, see --allow-ambient-credentials).
+	S3ProviderAWS S3Provider = "aws"
+)
+
+// BrandReference names a cluster-scoped WeChatPayBrand.
+type BrandReference struct {
+	// Name of the WeChatPayBrand.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
 }
 
 // SecretReference names a Secret in the object's own namespace.
@@ -396,6 +434,7 @@ type AbandonedUpload struct {
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 // +kubebuilder:printcolumn:name="Upload ID",type=string,JSONPath=`.status.upload.id`
 // +kubebuilder:printcolumn:name="Parts",type=string,JSONPath=`.status.upload.progress`
+// +kubebuilder:printcolumn:name="Brand",type=string,JSONPath=`.spec.brandRef.name`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.source.digest`,priority=1
 // +kubebuilder:printcolumn:name="Size",type=integer,JSONPath=`.status.source.size`,priority=1

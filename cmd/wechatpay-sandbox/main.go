@@ -3,6 +3,7 @@
 //
 //	wechatpay-sandbox gen-identity --out DIR [--brand-id ID] [--namespace NS] [--secret-name NAME]
 //	wechatpay-sandbox serve --config sandbox.yaml [--addr 127.0.0.1:8443] [--tls-cert F --tls-key F] [--admin-addr ADDR]
+//	wechatpay-sandbox --version
 package main
 
 import (
@@ -17,11 +18,13 @@ import (
 	"time"
 
 	"github.com/crowdpack/crowdpack/internal/sandbox"
+	"github.com/crowdpack/crowdpack/internal/version"
 )
 
 const usage = `usage:
   wechatpay-sandbox gen-identity --out DIR [--brand-id 1000000000001] [--namespace default] [--secret-name wechatpay-brand]
   wechatpay-sandbox serve --config sandbox.yaml [--addr 127.0.0.1:8443] [--tls-cert FILE --tls-key FILE] [--admin-addr ADDR]
+  wechatpay-sandbox --version
 `
 
 func main() {
@@ -35,6 +38,8 @@ func main() {
 		err = genIdentity(os.Args[2:])
 	case "serve":
 		err = serve(os.Args[2:])
+	case "--version", "-version", "version":
+		fmt.Println(version.String("wechatpay-sandbox"))
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)

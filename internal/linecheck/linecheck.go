@@ -1,6 +1,8 @@
 // Package linecheck checks, while a crowd package streams past, that every
 // line holds one identifier of the declared data type. It is an io.Writer so
-// it can sit next to a hash in one io.MultiWriter: the file is read once.
+// it can take the same stream as a hash: the file is read once. A Checker is
+// not safe for concurrent use; one goroutine writes to it, and Report is
+// called once the writes are done.
 //
 // The checker never keeps line content (it is personal data): a line split
 // across writes is carried in a small fixed buffer, and a report only holds
@@ -9,6 +11,7 @@ package linecheck
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"slices"
 )
@@ -94,6 +97,9 @@ func New(dataType DataType) (*Checker, error) {
 func (c *Checker) Write(p []byte) (int, error) {
 	n := len(p)
 	for {
+		if c.dataType == Phone && !c.partial {
+			p = c.skipValidPhoneLines(p)
+		}
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			c.carryOver(p)
@@ -113,6 +119,52 @@ func (c *Checker) Report() Report {
 		final.finishLine(nil)
 	}
 	return final.report
+}
+
+// phoneLineLen is a valid phone line with its "\n".
+const phoneLineLen = 32 + 1
+
+// skipValidPhoneLines counts the valid phone lines at the start of p and
+// returns the rest. It is the common case made cheap, eight bytes at a time
+// with no search for the newline: the checks run next to SHA-256 on the
+// same CPU and would otherwise cost about as much. Such a line can be no
+// header and holds no BOM, so counting it is all there is to do.
+func (c *Checker) skipValidPhoneLines(p []byte) []byte {
+	var lines int64
+	for len(p) >= phoneLineLen && p[32] == '\n' && isHex32(p) {
+		p = p[phoneLineLen:]
+		lines++
+	}
+	c.lineNo += lines
+	c.report.Lines += lines
+	return p
+}
+
+// isHex32 tells whether the first 32 bytes of p are all hex characters.
+func isHex32(p []byte) bool {
+	_ = p[31]
+	a, b := binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:])
+	c, d := binary.LittleEndian.Uint64(p[16:]), binary.LittleEndian.Uint64(p[24:])
+	if (a|b|c|d)&highBits != 0 {
+		return false // a byte from 0x80 up
+	}
+	return hex8(a)&hex8(b)&hex8(c)&hex8(d)&highBits == highBits
+}
+
+const (
+	lowBits  = 0x0101010101010101
+	highBits = 0x8080808080808080
+)
+
+// hex8 sets the high bit of each byte of x (all below 0x80) that is a hex
+// character; the other bits are noise. Adding 0x80-lo to a byte sets its
+// high bit from lo up, adding 0x7F-hi sets it above hi, and neither carries
+// into the next byte.
+func hex8(x uint64) uint64 {
+	folded := x | 0x20*lowBits // 'A'-'F' to 'a'-'f'
+	digit := (x + (0x80-'0')*lowBits) &^ (x + (0x7F-'9')*lowBits)
+	letter := (folded + (0x80-'a')*lowBits) &^ (folded + (0x7F-'f')*lowBits)
+	return digit | letter
 }
 
 // carryOver keeps the start of an unfinished line, up to carryCap bytes.

@@ -296,3 +296,19 @@ func countLines(data []byte) int64 {
 	}
 	return n
 }
+
+// TestIsHex32AgreesWithTheCharacterTable puts every byte value at every
+// position of a valid line: the eight-bytes-at-a-time check must agree with
+// the per-byte table the other checks use.
+func TestIsHex32AgreesWithTheCharacterTable(t *testing.T) {
+	for pos := range 32 {
+		for b := range 256 {
+			line := []byte(md5Line)
+			line[pos] = byte(b)
+			all, _ := classify(line)
+			if want := all&hexChar != 0; isHex32(line) != want {
+				t.Fatalf("isHex32 with byte %#x at %d = %v, want %v", b, pos, !want, want)
+			}
+		}
+	}
+}

@@ -7,6 +7,7 @@
 //	crowdpack_source_read_bytes_total                          counter
 //	crowdpack_digest_duration_seconds                          histogram
 //	crowdpack_uploads{phase}                                   gauge
+//	crowdpack_build_info{version,commit,goversion}             gauge (1)
 //
 // The WeChat Pay and object-storage clients are instrumented from the
 // outside, by decorators (InstrumentWeChatPay, InstrumentSource): the
@@ -65,7 +66,7 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(WeChatPayRequests, WeChatPayDuration, SourceBytesRead, DigestDuration, Uploads)
+	ctrlmetrics.Registry.MustRegister(WeChatPayRequests, WeChatPayDuration, SourceBytesRead, DigestDuration, Uploads, BuildInfo)
 }
 
 // ObserveDigest records one successful digest that started at start.

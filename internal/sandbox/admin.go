@@ -13,6 +13,8 @@ import (
 //	GET  /sandbox/faults                    the random fault settings per endpoint
 //	PUT  /sandbox/faults/{endpoint}         replace them, body: Faults JSON
 //	POST /sandbox/faults/{endpoint}/next    body {"count":N,"fault":"lost_response"}
+//	GET  /sandbox/idempotency               which repeats are answered 200, JSON Idempotency
+//	PUT  /sandbox/idempotency               replace it, body {"merge":true,"expand":false}
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	s.registerAdmin(mux)
@@ -65,6 +67,17 @@ func (s *Server) registerAdmin(mux *http.ServeMux) {
 			return
 		}
 		answerAdmin(w, s.FailNext(Endpoint(r.PathValue("endpoint")), next.Count, next.Fault))
+	})
+	mux.HandleFunc("GET /sandbox/idempotency", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Idempotency())
+	})
+	mux.HandleFunc("PUT /sandbox/idempotency", func(w http.ResponseWriter, r *http.Request) {
+		var i Idempotency
+		if !decodeAdmin(w, r, &i) {
+			return
+		}
+		s.SetIdempotency(i)
+		answerAdmin(w, nil)
 	})
 }
 

@@ -1,20 +1,30 @@
 package sandbox
 
 import (
+	"encoding/base64"
+	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
+// maxNonceLength is the longest nonce_str accepted: the documented SDKs send 32 characters.
+const maxNonceLength = 32
+
+var decimalDigits = regexp.MustCompile(`^[0-9]{1,19}$`)
+
 func signError(format string, args ...any) reply {
 	return failure(http.StatusUnauthorized, "SIGN_ERROR", format, args...)
 }
 
 // authenticate checks a request as WeChat Pay does, cheapest refusals first:
-// the Authorization header (strictly parsed, any parameter order), a known
-// brand and its certificate serial, the timestamp window, the signature over
+// the Authorization header (strictly parsed, any parameter order), the shape
+// of its values (nonce_str of at most 32 characters, a timestamp of plain
+// decimal digits, a signature in canonical standard Base64), a known brand
+// and its certificate serial, the timestamp window, the signature over
 // the documented message (signed is the BODY line), then the nonce (recorded
 // only once the signature holds, so forged calls cannot burn nonces) and
 // finally the Wechatpay-Serial header. It notes the claimed brand in rec.
@@ -28,6 +38,9 @@ func (s *Server) authenticate(r *http.Request, signed []byte, rec *Record) (repl
 		return signError("%v", err), false
 	}
 	rec.BrandID = p.BrandID
+	if problem := malformedValues(p); problem != "" {
+		return signError("%s", problem), false
+	}
 	b, ok := s.brands[p.BrandID]
 	if !ok {
 		return signError("unknown brand_id"), false
@@ -54,6 +67,23 @@ func (s *Server) authenticate(r *http.Request, signed []byte, rec *Record) (repl
 		return failure(http.StatusBadRequest, "INVALID_REQUEST", "Wechatpay-Serial %q is not the WeChat Pay public key ID of this brand", got), false
 	}
 	return reply{}, true
+}
+
+// malformedValues describes the first Authorization value whose shape the
+// sandbox refuses before any key is looked at, or returns "".
+func malformedValues(p wechatpay.AuthParams) string {
+	switch {
+	case len(p.NonceStr) > maxNonceLength:
+		return fmt.Sprintf("nonce_str has %d characters, more than %d", len(p.NonceStr), maxNonceLength)
+	case !decimalDigits.MatchString(p.Timestamp):
+		return "timestamp must be Unix seconds in plain decimal digits"
+	}
+	// Strict refuses non-zero padding bits, which the lenient decoder lets
+	// through (line breaks never get here: ParseAuthorization refuses them).
+	if _, err := base64.StdEncoding.Strict().DecodeString(p.Signature); err != nil {
+		return "signature is not canonical standard Base64"
+	}
+	return ""
 }
 
 // useNonce records a brand's nonce and reports whether it was fresh. Nonces

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -92,7 +93,8 @@ func multipartBody(w http.ResponseWriter, r *http.Request, c *call) ([]byte, rep
 }
 
 // decodeJSON parses a JSON object the way the API's rules say: no null
-// anywhere, only 1-3 byte UTF-8 characters (raw or \u-escaped), nothing after it.
+// anywhere, only 1-3 byte UTF-8 characters (raw or \u-escaped), no key twice
+// in one object, nothing after it.
 func decodeJSON(data []byte) (map[string]any, *reply) {
 	if !utf8.Valid(data) {
 		return nil, ptr(paramError("body is not valid UTF-8"))
@@ -109,7 +111,49 @@ func decodeJSON(data []byte) (map[string]any, *reply) {
 	if path, problem := checkValues(obj, ""); problem != "" {
 		return nil, ptr(paramError("%s: %s", path, problem))
 	}
+	// Decode kept the last of two equal keys silently; WeChat Pay's parser
+	// may keep the first, so a body with both means two different things.
+	if path, dup := duplicateKey(json.NewDecoder(bytes.NewReader(data)), ""); dup {
+		return nil, ptr(paramError("duplicate key %s", strings.TrimPrefix(path, ".")))
+	}
 	return obj, nil
+}
+
+// duplicateKey walks one JSON value already known to be valid and returns
+// the path of the first key that appears twice in the same object.
+func duplicateKey(dec *json.Decoder, path string) (string, bool) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", false
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			keyTok, err := dec.Token()
+			if err != nil {
+				return "", false
+			}
+			key, _ := keyTok.(string)
+			if seen[key] {
+				return path + "." + key, true
+			}
+			seen[key] = true
+			if p, dup := duplicateKey(dec, path+"."+key); dup {
+				return p, true
+			}
+		}
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if p, dup := duplicateKey(dec, fmt.Sprintf("%s[%d]", path, i)); dup {
+				return p, true
+			}
+		}
+	default:
+		return "", false // a scalar
+	}
+	_, _ = dec.Token() // the closing delimiter
+	return "", false
 }
 
 // checkValues walks decoded JSON for null and 4-byte characters.

@@ -34,8 +34,21 @@ type Config struct {
 	Seed uint64 `json:"seed,omitempty"`
 	// Faults are injected per endpoint; see Faults.
 	Faults map[Endpoint]Faults `json:"faults,omitempty"`
+	// Idempotent makes repeated merges or expands succeed instead of being
+	// refused; the default refuses them, as strict as the documentation allows.
+	Idempotent Idempotency `json:"idempotent,omitempty"`
 	// Now is the sandbox clock; default time.Now.
 	Now func() time.Time `json:"-"`
+}
+
+// Idempotency says which repeats the sandbox answers 200 (marking the record
+// Duplicate) instead of refusing with 400 INVALID_REQUEST. WeChat Pay does not
+// document merge or expand as idempotent, so both default to refusing.
+type Idempotency struct {
+	// Merge answers a repeated merge of a merged upload with the first answer.
+	Merge bool `json:"merge,omitempty"`
+	// Expand answers a repeated expand of a package with the same upload_id 200.
+	Expand bool `json:"expand,omitempty"`
 }
 
 // BrandConfig is one brand allowed to call the sandbox.

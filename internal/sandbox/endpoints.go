@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -101,7 +103,7 @@ func (s *Server) initiate(c *call) reply {
 	}
 	s.filenames[c.brandID][filename] = true
 	u := &upload{
-		id: strconv.FormatInt(s.now().UnixMilli(), 10) + randomHex(32), brandID: c.brandID,
+		id: newUploadID(s.now()), brandID: c.brandID,
 		filename: filename, digest: digest, size: size, partSize: s.partSize,
 		partCount: int((size + s.partSize - 1) / s.partSize), parts: map[int][]byte{}, expandedInto: map[string]bool{},
 	}
@@ -111,6 +113,12 @@ func (s *Server) initiate(c *call) reply {
 		"return_message": "success", "upload_id": u.id,
 		"file_part_size": u.partSize, "file_part_count": u.partCount,
 	})
+}
+
+// newUploadID has the documented shape: 10 digits of Unix seconds, then 64
+// lowercase hex digits, 74 characters in all.
+func newUploadID(now time.Time) string {
+	return fmt.Sprintf("%010d", now.Unix()) + randomHex(32)
 }
 
 // ownedUpload finds an upload of the calling brand; s.mu must be held.
@@ -137,6 +145,11 @@ func (s *Server) uploadPart(c *call) reply {
 	if meta.err != nil {
 		return *meta.err
 	}
+	// The part's filename is checked against the documented character
+	// rules only: the documentation does not say it must repeat the upload's.
+	if len(filename) > 128 || !filenameRule.MatchString(filename) {
+		return paramError("file_meta.filename must be at most 128 letters, digits, '_', '.' or '-' and end in .csv")
+	}
 	if !digestRule.MatchString(digest) {
 		return paramError("file_meta.digest must be 64 lowercase hex digits")
 	}
@@ -155,13 +168,11 @@ func (s *Server) uploadPart(c *call) reply {
 	case u.merged:
 		return invalidRequest("upload %s is already merged", u.id)
 	case n > u.partCount:
-		return paramError("part_number %d is beyond file_part_count %d", n, u.partCount)
-	case filename != u.filename:
-		return paramError("file_meta.filename is not the filename of this upload")
+		return invalidRequest("part_number %d is beyond file_part_count %d", n, u.partCount)
 	case int64(len(c.part.file)) != u.partLength(n):
-		return paramError("part %d must be exactly %d bytes, got %d", n, u.partLength(n), len(c.part.file))
+		return invalidRequest("part %d must be exactly %d bytes, got %d", n, u.partLength(n), len(c.part.file))
 	case sha256Hex(c.part.file) != digest:
-		return paramError("file_meta.digest does not match the part's bytes")
+		return invalidRequest("file_meta.digest does not match the part's bytes")
 	}
 	if stored, ok := u.parts[n]; ok {
 		if !bytes.Equal(stored, c.part.file) {
@@ -176,6 +187,7 @@ func (s *Server) uploadPart(c *call) reply {
 }
 
 // merge: POST /brand/marketing/user-package/uploads/{upload_id}
+// A repeated merge is refused unless Idempotency.Merge is set.
 func (s *Server) merge(c *call) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -185,6 +197,9 @@ func (s *Server) merge(c *call) reply {
 	}
 	answer := func() map[string]string {
 		return map[string]string{"resource_id": u.resourceID, "return_message": "success"}
+	}
+	if u.merged && !s.idempotent.Merge {
+		return invalidRequest("upload %s is already merged", u.id)
 	}
 	if u.merged {
 		rep := success(answer())
@@ -202,6 +217,8 @@ func (s *Server) merge(c *call) reply {
 }
 
 // expand: POST /brand/marketing/user-package/user-packages/{user_package_id}/expand
+// A repeated expand of one package with one upload is refused unless
+// Idempotency.Expand is set.
 func (s *Server) expand(c *call) reply {
 	packageID := c.r.PathValue("user_package_id")
 	if !userPackageIDRule.MatchString(packageID) {
@@ -227,8 +244,12 @@ func (s *Server) expand(c *call) reply {
 	if !u.merged {
 		return invalidRequest("upload %s is not merged yet", uploadID)
 	}
+	again := u.expandedInto[packageID]
+	if again && !s.idempotent.Expand {
+		return invalidRequest("upload %s is already expanded into user package %s", uploadID, packageID)
+	}
 	rep := success(map[string]string{"return_message": "success"})
-	rep.duplicate = u.expandedInto[packageID]
+	rep.duplicate = again
 	u.expandedInto[packageID] = true
 	return rep
 }

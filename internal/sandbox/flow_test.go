@@ -8,14 +8,19 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/crowdpack/crowdpack/internal/sandbox"
+	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
 func TestFullUploadFlow(t *testing.T) {
@@ -30,8 +35,14 @@ func TestFullUploadFlow(t *testing.T) {
 			if err != nil {
 				t.Fatalf("InitiateUpload: %v", err)
 			}
-			if plan.ReturnMessage != "success" || plan.FilePartSize != testPartSize || plan.FilePartCount != 3 || len(plan.UploadID) > 128 {
+			if plan.ReturnMessage != "success" || plan.FilePartSize != testPartSize || plan.FilePartCount != 3 {
 				t.Fatalf("plan %+v, want 3 parts of %d", plan, testPartSize)
+			}
+			if !documentedUploadID.MatchString(plan.UploadID) {
+				t.Fatalf("upload_id %q, want 10 digits of Unix seconds and 64 lowercase hex digits", plan.UploadID)
+			}
+			if secs, _ := strconv.ParseInt(plan.UploadID[:10], 10, 64); time.Since(time.Unix(secs, 0)).Abs() > time.Minute {
+				t.Fatalf("upload_id %q does not start with the current Unix seconds", plan.UploadID)
 			}
 			for n := 1; n <= int(plan.FilePartCount); n++ {
 				if _, err := client.UploadPart(ctx, partOf(plan.UploadID, "vip_2026_11.csv", file, plan.FilePartSize, n)); err != nil {
@@ -45,9 +56,10 @@ func TestFullUploadFlow(t *testing.T) {
 			if err != nil || merged.ResourceID == "" {
 				t.Fatalf("MergeParts = %+v, %v", merged, err)
 			}
-			again, err := client.MergeParts(ctx, plan.UploadID)
-			if err != nil || again.ResourceID != merged.ResourceID {
-				t.Fatalf("a second merge = %+v, %v; want resource %s", again, err, merged.ResourceID)
+			_, err = client.MergeParts(ctx, plan.UploadID)
+			var api *wechatpay.APIError
+			if !errors.As(err, &api) || api.StatusCode != 400 || api.Code != "INVALID_REQUEST" || !strings.Contains(api.Message, "already merged") {
+				t.Fatalf("a second merge: %v, want 400 INVALID_REQUEST already merged", err)
 			}
 			if _, err := client.ExpandPackage(ctx, "01000100010000000007", plan.UploadID); err != nil {
 				t.Fatalf("ExpandPackage: %v", err)
@@ -67,8 +79,8 @@ func TestFullUploadFlow(t *testing.T) {
 				{BrandID: brandA.BrandID, Endpoint: sandbox.EndpointUploadPart, Method: "PUT", UploadID: plan.UploadID, PartNumber: 3, Status: 200},
 				{BrandID: brandA.BrandID, Endpoint: sandbox.EndpointUploadPart, Method: "PUT", UploadID: plan.UploadID, PartNumber: 2, Status: 200, Duplicate: true},
 				{BrandID: brandA.BrandID, Endpoint: sandbox.EndpointMerge, Method: "POST", UploadID: plan.UploadID, Status: 200},
-				{BrandID: brandA.BrandID, Endpoint: sandbox.EndpointMerge, Method: "POST", UploadID: plan.UploadID, Status: 200, Duplicate: true},
-				{BrandID: brandA.BrandID, Endpoint: sandbox.EndpointExpand, Method: "POST", UploadID: plan.UploadID, Status: 200},
+				{BrandID: brandA.BrandID, Endpoint: sandbox.EndpointMerge, Method: "POST", UploadID: plan.UploadID, Status: 400, Code: "INVALID_REQUEST"},
+				{BrandID: brandA.BrandID, Endpoint: sandbox.EndpointExpand, Method: "POST", UploadID: plan.UploadID, UserPackageID: "01000100010000000007", Status: 200},
 			}
 			ignore := cmpopts.IgnoreFields(sandbox.Record{}, "Time", "RequestID", "Path")
 			if diff := cmp.Diff(wantRecords, srv.Records(), ignore); diff != "" {
@@ -84,9 +96,15 @@ func TestFullUploadFlow(t *testing.T) {
 			if n := srv.CountSucceeded(sandbox.EndpointInitiate); n != 1 {
 				t.Errorf("%d successful initiates, want 1", n)
 			}
+			if n := srv.CountSucceededExpands("01000100010000000007", plan.UploadID); n != 1 {
+				t.Errorf("%d successful expands of the package with the upload, want 1", n)
+			}
 		})
 	}
 }
+
+// documentedUploadID is the shape of the documentation's example upload_id.
+var documentedUploadID = regexp.MustCompile(`^[0-9]{10}[0-9a-f]{64}$`)
 
 func TestResponsesAreSignedAsDocumented(t *testing.T) {
 	_, inst := startSandbox(t, false)
@@ -105,7 +123,7 @@ func TestResponsesAreSignedAsDocumented(t *testing.T) {
 		if err := rsa.VerifyPKCS1v15(&brandA.WechatPayKey.PublicKey, crypto.SHA256, digest[:], sig); err != nil {
 			t.Errorf("%s %s: answer not signed over TIMESTAMP\\nNONCE\\nBODY\\n: %v", rr.method, rr.path, err)
 		}
-		if h.Get("Wechatpay-Serial") != brandA.PublicKeyID || h.Get("Wechatpay-Signature-Type") != "WECHATPAY2-SHA256-RSA2048" || h.Get("Request-ID") == "" {
+		if h.Get("Wechatpay-Serial") != brandA.PublicKeyID || h.Get("Wechatpay-Signature-Type") != "WECHATPAY-BRAND-SHA256-RSA2048" || !strings.HasSuffix(h.Get("Request-ID"), "-404") {
 			t.Errorf("%s %s: headers %v", rr.method, rr.path, h)
 		}
 		if !strings.Contains(body, `"code":"NOT_FOUND"`) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"strconv"
@@ -135,11 +136,15 @@ func partOf(uploadID, filename string, file []byte, partSize int64, n int) wecha
 type rawRequest struct {
 	method, path, body string
 	contentType        string                              // default application/json when body is set
+	signedBody         *string                             // the BODY line; default body
 	signedPath         string                              // default path
 	at                 time.Time                           // default now
+	timestamp          string                              // sent and signed instead of at, when set
 	nonce              string                              // default random
+	alterSignature     func(string) string                 // changes the Base64 signature after signing
 	authorization      func(p wechatpay.AuthParams) string // default the documented order
 	wechatpaySerial    string                              // default brand A's public key ID
+	accept             []string                            // Accept headers; default one application/json
 }
 
 // send signs by hand from the documented rules with brand A's key.
@@ -160,11 +165,23 @@ func (rr rawRequest) send(t *testing.T, inst *sandbox.Instance) (*http.Response,
 	if rr.wechatpaySerial == "" {
 		rr.wechatpaySerial = brandA.PublicKeyID
 	}
-	timestamp := strconv.FormatInt(rr.at.Unix(), 10)
-	msg := fmt.Sprintf("%s\n%s\n%s\n%s\n%s\n", rr.method, rr.signedPath, timestamp, rr.nonce, rr.body)
+	timestamp := rr.timestamp
+	if timestamp == "" {
+		timestamp = strconv.FormatInt(rr.at.Unix(), 10)
+	}
+	if rr.signedBody == nil {
+		rr.signedBody = &rr.body
+	}
+	if rr.accept == nil {
+		rr.accept = []string{"application/json"}
+	}
+	msg := fmt.Sprintf("%s\n%s\n%s\n%s\n%s\n", rr.method, rr.signedPath, timestamp, rr.nonce, *rr.signedBody)
 	signature, err := wechatpay.Sign(brandA.BrandKey, []byte(msg))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rr.alterSignature != nil {
+		signature = rr.alterSignature(signature)
 	}
 	req, err := http.NewRequestWithContext(context.Background(), rr.method, inst.URL+rr.path, strings.NewReader(rr.body))
 	if err != nil {
@@ -174,7 +191,9 @@ func (rr rawRequest) send(t *testing.T, inst *sandbox.Instance) (*http.Response,
 		BrandID: brandA.BrandID, NonceStr: rr.nonce, Signature: signature, Timestamp: timestamp, SerialNo: brandA.CertificateSerialNo,
 	}))
 	req.Header.Set("Wechatpay-Serial", rr.wechatpaySerial)
-	req.Header.Set("Accept", "application/json")
+	for _, a := range rr.accept {
+		req.Header.Add("Accept", a)
+	}
 	if rr.contentType == "" && rr.body != "" {
 		rr.contentType = "application/json"
 	}
@@ -191,6 +210,28 @@ func (rr rawRequest) send(t *testing.T, inst *sandbox.Instance) (*http.Response,
 		t.Fatal(err)
 	}
 	return resp, string(body)
+}
+
+// multipartPart is a part upload's body built by hand: a file_meta field
+// holding meta and a file part holding data.
+func multipartPart(t *testing.T, meta string, data []byte) (body, contentType string) {
+	t.Helper()
+	var b strings.Builder
+	w := multipart.NewWriter(&b)
+	if err := w.WriteField("file_meta", meta); err != nil {
+		t.Fatal(err)
+	}
+	fw, err := w.CreateFormFile("file", "part.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String(), w.FormDataContentType()
 }
 
 func getAdmin(t *testing.T, inst *sandbox.Instance, path string) []byte {

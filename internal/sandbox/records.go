@@ -5,18 +5,19 @@ import "time"
 // Record is one call the sandbox answered (or dropped). It never holds the
 // Authorization header or a body.
 type Record struct {
-	Time       time.Time `json:"time"`
-	RequestID  string    `json:"requestID"`
-	BrandID    string    `json:"brandID,omitempty"` // as claimed, even when refused
-	Endpoint   Endpoint  `json:"endpoint"`
-	Method     string    `json:"method"`
-	Path       string    `json:"path"`
-	UploadID   string    `json:"uploadID,omitempty"`
-	PartNumber int       `json:"partNumber,omitempty"`
-	Status     int       `json:"status"` // what was (or, for a lost response, would have been) sent
-	Code       string    `json:"code,omitempty"`
-	Duplicate  bool      `json:"duplicate,omitempty"` // an idempotent repeat: same part bytes, merge or expand again
-	Fault      Fault     `json:"fault,omitempty"`
+	Time          time.Time `json:"time"`
+	RequestID     string    `json:"requestID"`
+	BrandID       string    `json:"brandID,omitempty"` // as claimed, even when refused
+	Endpoint      Endpoint  `json:"endpoint"`
+	Method        string    `json:"method"`
+	Path          string    `json:"path"`
+	UploadID      string    `json:"uploadID,omitempty"`
+	PartNumber    int       `json:"partNumber,omitempty"`
+	UserPackageID string    `json:"userPackageID,omitempty"` // expand: the crowd package in its path
+	Status        int       `json:"status"`                  // what was (or, for a lost response, would have been) sent
+	Code          string    `json:"code,omitempty"`
+	Duplicate     bool      `json:"duplicate,omitempty"` // an idempotent repeat: same part bytes, merge or expand again
+	Fault         Fault     `json:"fault,omitempty"`
 }
 
 // Succeeded is true when the call was processed successfully, whether or not
@@ -38,6 +39,20 @@ func (s *Server) CountSucceeded(e Endpoint) int {
 	n := 0
 	for _, r := range s.Records() {
 		if r.Endpoint == e && r.Succeeded() {
+			n++
+		}
+	}
+	return n
+}
+
+// CountSucceededExpands counts the expands of package userPackageID with
+// uploadID that were processed successfully, idempotent repeats included:
+// with the default strict sandbox more than one cannot happen, so a test
+// that wants exactly one successful expand can count here.
+func (s *Server) CountSucceededExpands(userPackageID, uploadID string) int {
+	n := 0
+	for _, r := range s.Records() {
+		if r.Endpoint == EndpointExpand && r.UserPackageID == userPackageID && r.UploadID == uploadID && r.Succeeded() {
 			n++
 		}
 	}

@@ -52,6 +52,10 @@ func TestSandboxEnforcesInitiateFieldRules(t *testing.T) {
 		{name: "an emoji in the description is refused", mutate: func(m map[string]any) { m["description"] = "sandbox field rule 🎉 test" }, wantCode: "PARAM_ERROR"},
 		{name: "an escaped emoji is refused too", body: `{"user_package_file_info":{"filename":"esc.csv","digest":"` + strings.Repeat("0a", 32) + `","package_type":"USER_PACKAGE_TYPE_RISK","data_type":"USER_PACKAGE_DATA_TYPE_OPENID","description":"sandbox field rule \ud83c\udf89 test","file_size":100}}`, wantCode: "PARAM_ERROR"},
 		{name: "null at the top level is refused", body: `{"user_package_file_info":null}`, wantCode: "PARAM_ERROR"},
+		{name: "a key twice in the nested object is refused", body: strings.Replace(body(100, nil), `"file_size":100`, `"file_size":100,"file_size":100`, 1), wantCode: "PARAM_ERROR"},
+		{name: "a key twice at the top level is refused", body: `{"user_package_file_info":{},` + body(101, nil)[1:], wantCode: "PARAM_ERROR"},
+		{name: "a key twice, once spelt with an escape, is refused", body: strings.Replace(body(102, nil), `"file_size":100`, `"file_size":100,"file\u005fsize":100`, 1), wantCode: "PARAM_ERROR"},
+		{name: "keys differing only in case are refused as unknown", body: strings.Replace(body(103, nil), `"file_size":100`, `"file_size":100,"File_size":100`, 1), wantCode: "PARAM_ERROR"},
 		{name: "a body that is not JSON is refused", body: `filename=a.csv`, wantCode: "PARAM_ERROR"},
 		{name: "a Content-Type other than JSON is refused", ctype: "text/plain", wantCode: "PARAM_ERROR"},
 	}
@@ -130,28 +134,44 @@ func TestSandboxEnforcesPartMergeAndExpandRules(t *testing.T) {
 		p := good(2)
 		p.Number = 3
 		_, err := clientA.UploadPart(ctx, p)
-		expectCode(t, err, 400, "PARAM_ERROR")
+		expectCode(t, err, 400, "INVALID_REQUEST")
 	})
 	t.Run("a first part shorter than the part size is refused", func(t *testing.T) {
 		_, err := clientA.UploadPart(ctx, withBytes(good(1), "short\n"))
-		expectCode(t, err, 400, "PARAM_ERROR")
+		expectCode(t, err, 400, "INVALID_REQUEST")
 	})
 	t.Run("a last part that is not exactly the remainder is refused", func(t *testing.T) {
 		_, err := clientA.UploadPart(ctx, withBytes(good(2), strings.Repeat("x", 99)))
-		expectCode(t, err, 400, "PARAM_ERROR")
+		expectCode(t, err, 400, "INVALID_REQUEST")
 	})
 	t.Run("a part whose digest does not match its bytes is refused", func(t *testing.T) {
 		p := good(1)
 		p.Digest = sha256Hex([]byte("something else"))
 		_, err := clientA.UploadPart(ctx, p)
-		expectCode(t, err, 400, "PARAM_ERROR")
+		expectCode(t, err, 400, "INVALID_REQUEST")
 	})
-	t.Run("a part naming another filename is refused", func(t *testing.T) {
+	t.Run("a part naming a valid filename other than the upload's is accepted", func(t *testing.T) {
 		p := good(1)
-		p.Filename = "other.csv"
-		_, err := clientA.UploadPart(ctx, p)
-		expectCode(t, err, 400, "PARAM_ERROR")
+		p.Filename = "other-name_2.csv"
+		if _, err := clientA.UploadPart(ctx, p); err != nil {
+			t.Fatalf("the documentation only sets character rules for file_meta.filename: %v", err)
+		}
 	})
+	for _, tc := range []struct{ name, filename string }{
+		{"a part filename with a space is refused", "my parts.csv"},
+		{"a part filename not ending in .csv is refused", "parts.txt"},
+		{"a part filename of 129 characters is refused", strings.Repeat("p", 125) + ".csv"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			part := file[:testPartSize]
+			meta := fmt.Sprintf(`{"filename":%q,"digest":"%s"}`, tc.filename, sha256Hex(part))
+			body, ctype := multipartPart(t, meta, part)
+			resp, answer := rawRequest{method: "PUT", path: "/brand/marketing/user-package/uploads/" + plan.UploadID + "/1", body: body, signedBody: &meta, contentType: ctype}.send(t, inst)
+			if resp.StatusCode != 400 || !strings.Contains(answer, `"code":"PARAM_ERROR"`) || !strings.Contains(answer, "file_meta.filename") {
+				t.Fatalf("answer %d %s, want 400 PARAM_ERROR about file_meta.filename", resp.StatusCode, answer)
+			}
+		})
+	}
 	t.Run("a stored part sent again with other bytes is refused", func(t *testing.T) {
 		if _, err := clientA.UploadPart(ctx, good(2)); err != nil {
 			t.Fatal(err)
@@ -194,6 +214,22 @@ func TestSandboxEnforcesPartMergeAndExpandRules(t *testing.T) {
 		resp, body := rawRequest{method: "POST", path: "/brand/marketing/user-package/user-packages/123/expand", body: `{"upload_id":"` + plan.UploadID + `"}`}.send(t, inst)
 		if resp.StatusCode != 400 || !strings.Contains(body, "PARAM_ERROR") {
 			t.Fatalf("answer %d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("an expand body with upload_id twice is refused", func(t *testing.T) {
+		resp, body := rawRequest{method: "POST", path: "/brand/marketing/user-package/user-packages/01000100010000000009/expand",
+			body: `{"upload_id":"` + plan.UploadID + `","upload_id":"` + plan.UploadID + `"}`}.send(t, inst)
+		if resp.StatusCode != 400 || !strings.Contains(body, "PARAM_ERROR") || !strings.Contains(body, "duplicate key upload_id") {
+			t.Fatalf("answer %d %s, want 400 PARAM_ERROR duplicate key upload_id", resp.StatusCode, body)
+		}
+	})
+	t.Run("a file_meta with digest twice is refused", func(t *testing.T) {
+		part := file[:testPartSize]
+		meta := `{"filename":"parts.csv","digest":"` + sha256Hex(part) + `","digest":"` + sha256Hex(part) + `"}`
+		body, ctype := multipartPart(t, meta, part)
+		resp, answer := rawRequest{method: "PUT", path: "/brand/marketing/user-package/uploads/" + plan.UploadID + "/1", body: body, signedBody: &meta, contentType: ctype}.send(t, inst)
+		if resp.StatusCode != 400 || !strings.Contains(answer, "PARAM_ERROR") || !strings.Contains(answer, "duplicate key digest") {
+			t.Fatalf("answer %d %s, want 400 PARAM_ERROR duplicate key digest", resp.StatusCode, answer)
 		}
 	})
 	t.Run("a merge with a body is refused", func(t *testing.T) {

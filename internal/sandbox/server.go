@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +20,9 @@ import (
 )
 
 var publicKeyIDPattern = regexp.MustCompile(`^PUB_KEY_ID_[0-9]+$`)
+
+// signatureType is the Wechatpay-Signature-Type of the brand API's answers.
+const signatureType = "WECHATPAY-BRAND-SHA256-RSA2048"
 
 // Server simulates the brand API. Its state lives in memory.
 type Server struct {
@@ -28,12 +33,13 @@ type Server struct {
 	window      time.Duration
 	now         func() time.Time
 
-	mu        sync.Mutex
-	faults    *faultPlan
-	uploads   map[string]*upload
-	filenames map[string]map[string]bool // brand ID → filenames used
-	nonces    map[string]time.Time       // brand ID + "\x00" + nonce → request time
-	records   []Record
+	mu         sync.Mutex
+	faults     *faultPlan
+	idempotent Idempotency
+	uploads    map[string]*upload
+	filenames  map[string]map[string]bool // brand ID → filenames used
+	nonces     map[string]time.Time       // brand ID + "\x00" + nonce → request time
+	records    []Record
 }
 
 type brand struct {
@@ -58,6 +64,7 @@ func New(cfg Config) (*Server, error) {
 		key: key, publicKeyID: cfg.PublicKeyID, brands: brands,
 		partSize: cfg.PartSize, window: time.Duration(cfg.ClockWindowSeconds) * time.Second, now: cfg.Now,
 		uploads: map[string]*upload{}, filenames: map[string]map[string]bool{}, nonces: map[string]time.Time{},
+		idempotent: cfg.Idempotent,
 	}
 	if s.partSize == 0 {
 		s.partSize = DefaultPartSize
@@ -107,6 +114,20 @@ func parseBrands(list []BrandConfig) (map[string]brand, error) {
 // PublicKeyID is the WeChat Pay public key ID the sandbox signs answers with.
 func (s *Server) PublicKeyID() string { return s.publicKeyID }
 
+// SetIdempotency switches idempotent merge and expand on or off at run time.
+func (s *Server) SetIdempotency(i Idempotency) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.idempotent = i
+}
+
+// Idempotency reports which repeats are currently answered 200.
+func (s *Server) Idempotency() Idempotency {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.idempotent
+}
+
 // Handler serves the four API endpoints. Every answer carries Request-ID.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -122,6 +143,15 @@ func (s *Server) registerAPI(mux *http.ServeMux) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.write(w, failure(http.StatusNotFound, "NOT_FOUND", "no such API"))
 	})
+}
+
+// requestID is the Request-ID of an answer: WeChat Pay's IDs of failed calls
+// end in -<HTTP status>, which the sandbox copies so clients meet them here.
+func requestID(base string, status int) string {
+	if status < 400 {
+		return base
+	}
+	return base + "-" + strconv.Itoa(status)
 }
 
 func withRequestID(next http.Handler) http.Handler {
@@ -162,10 +192,12 @@ func (s *Server) endpoint(e Endpoint, read bodyReader, process func(*call) reply
 		rec := Record{
 			Time: s.now(), RequestID: w.Header().Get(wechatpay.HeaderRequestID), Endpoint: e,
 			Method: r.Method, Path: r.URL.Path, UploadID: r.PathValue("upload_id"),
+			UserPackageID: r.PathValue("user_package_id"),
 		}
 		rec.PartNumber, _ = strconv.Atoi(r.PathValue("part_number"))
 		rep, fault := s.handle(e, w, r, read, process, &rec)
 		rec.Status, rec.Code, rec.Duplicate, rec.Fault = rep.status, rep.code, rep.duplicate, fault
+		rec.RequestID = requestID(rec.RequestID, rep.status)
 		s.record(rec)
 		if fault == FaultLostResponse {
 			panic(http.ErrAbortHandler) // closes the connection (HTTP/1) or resets the stream (HTTP/2) unanswered
@@ -176,6 +208,9 @@ func (s *Server) endpoint(e Endpoint, read bodyReader, process func(*call) reply
 
 func (s *Server) handle(e Endpoint, w http.ResponseWriter, r *http.Request, read bodyReader, process func(*call) reply, rec *Record) (reply, Fault) {
 	c := &call{r: r, rec: rec}
+	if !acceptsJSON(r.Header.Values("Accept")) {
+		return paramError("Accept must be application/json"), ""
+	}
 	signed, rep, ok := read(w, r, c)
 	if !ok {
 		return rep, ""
@@ -240,12 +275,26 @@ func (s *Server) write(w http.ResponseWriter, rep reply) {
 	h.Set(wechatpay.HeaderNonce, nonce)
 	h.Set(wechatpay.HeaderSignature, signature)
 	h.Set(wechatpay.HeaderSerial, s.publicKeyID)
-	h.Set(wechatpay.HeaderSignatureType, wechatpay.SignatureType)
+	h.Set(wechatpay.HeaderSignatureType, signatureType)
+	h.Set(wechatpay.HeaderRequestID, requestID(h.Get(wechatpay.HeaderRequestID), rep.status))
 	if body != nil {
 		h.Set("Content-Type", "application/json; charset=utf-8")
 	}
 	w.WriteHeader(rep.status)
 	_, _ = w.Write(body)
+}
+
+// acceptsJSON is true when the Accept header lists application/json (with or
+// without parameters); a missing header or only */* is refused ([inferred]).
+func acceptsJSON(values []string) bool {
+	for _, v := range values {
+		for _, item := range strings.Split(v, ",") {
+			if mediaType, _, err := mime.ParseMediaType(strings.TrimSpace(item)); err == nil && mediaType == "application/json" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func randomHex(n int) string {

@@ -6,13 +6,21 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"sync"
+	"sync/atomic"
 
 	"github.com/crowdpack/crowdpack/internal/linecheck"
 )
 
-// digestBufferSize is the one buffer a digest streams through: memory stays
-// flat whatever the size of the file.
-const digestBufferSize = 256 << 10
+// A digest streams through a small ring of fixed buffers, so memory stays
+// flat whatever the size of the file: one goroutine reads into a free
+// buffer while the SHA-256 and the line checks, each in a goroutine of its
+// own, consume the buffers read before; a buffer is free again once every
+// consumer is done with it. Reading, hashing and checking thus overlap.
+const (
+	digestBufferSize = 256 << 10
+	digestBuffers    = 4
+)
 
 // Result describes one version of a file, read once.
 type Result struct {
@@ -26,6 +34,8 @@ type Result struct {
 // Digest streams the current version of src once through SHA-256 and check
 // (which may be nil). It fails if fewer or more bytes arrive than the
 // version's size, since the digest would then describe no version at all.
+// The body src opens must end a blocked read when ctx ends (an HTTP body
+// does): that is how cancellation stops the reading goroutine.
 func Digest(ctx context.Context, src Source, check *linecheck.Checker) (Result, error) {
 	body, v, err := src.Open(ctx)
 	if err != nil {
@@ -34,12 +44,11 @@ func Digest(ctx context.Context, src Source, check *linecheck.Checker) (Result, 
 	defer body.Close()
 
 	hash := sha256.New()
-	var sink io.Writer = hash
+	sinks := []io.Writer{hash}
 	if check != nil {
-		sink = io.MultiWriter(hash, check)
+		sinks = append(sinks, check)
 	}
-	// Hide any WriterTo/ReaderFrom so the copy goes through our buffer.
-	n, err := io.CopyBuffer(sink, struct{ io.Reader }{body}, make([]byte, digestBufferSize))
+	n, err := fanOut(ctx, body, sinks)
 	if err != nil {
 		return Result{}, fmt.Errorf("read the object: %w", err)
 	}
@@ -51,4 +60,79 @@ func Digest(ctx context.Context, src Source, check *linecheck.Checker) (Result, 
 		result.Report = check.Report()
 	}
 	return result, nil
+}
+
+// chunk is one buffer of the ring with the bytes read into it.
+type chunk struct {
+	buf     []byte
+	n       int
+	pending atomic.Int32 // sinks yet to consume it
+}
+
+// fanOut reads r to its end in the calling goroutine and writes every byte,
+// in order, to each sink in a goroutine per sink. The sinks must not fail
+// (a hash and a line checker never do). It returns the bytes read, and only
+// after every sink goroutine has ended, whether r ended, failed or ctx did.
+func fanOut(ctx context.Context, r io.Reader, sinks []io.Writer) (int64, error) {
+	// At most digestBuffers chunks exist, so sending to any of these
+	// channels never blocks.
+	free := make(chan *chunk, digestBuffers)
+	for range digestBuffers {
+		free <- &chunk{buf: make([]byte, digestBufferSize)}
+	}
+	queues := make([]chan *chunk, len(sinks))
+	var wg sync.WaitGroup
+	for i, sink := range sinks {
+		queues[i] = make(chan *chunk, digestBuffers)
+		wg.Go(func() { consumeChunks(queues[i], sink, free) })
+	}
+	n, err := fillChunks(ctx, r, free, queues)
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	return n, err
+}
+
+// fillChunks reads r into free chunks and hands each to every queue.
+func fillChunks(ctx context.Context, r io.Reader, free <-chan *chunk, queues []chan *chunk) (int64, error) {
+	var total int64
+	for {
+		var c *chunk
+		select {
+		case <-ctx.Done():
+		case c = <-free:
+		}
+		// Both cases may be ready at once; a cancelled digest reads no more.
+		if ctx.Err() != nil {
+			return total, context.Cause(ctx)
+		}
+		n, err := io.ReadFull(r, c.buf)
+		total += int64(n)
+		if n > 0 {
+			c.n = n
+			c.pending.Store(int32(len(queues)))
+			for _, q := range queues {
+				q <- c
+			}
+		}
+		switch err {
+		case nil:
+		case io.EOF, io.ErrUnexpectedEOF:
+			return total, nil
+		default:
+			return total, err
+		}
+	}
+}
+
+// consumeChunks writes each chunk of queue to sink and frees the chunk once
+// the last sink is done with it.
+func consumeChunks(queue <-chan *chunk, sink io.Writer, free chan<- *chunk) {
+	for c := range queue {
+		_, _ = sink.Write(c.buf[:c.n]) // a hash or a line checker: never fails
+		if c.pending.Add(-1) == 0 {
+			free <- c
+		}
+	}
 }

@@ -27,6 +27,9 @@ type S3Config struct {
 	BucketLookup string
 	// Insecure talks plain HTTP, e.g. to an in-cluster MinIO.
 	Insecure bool
+	// Anonymous sends unsigned requests when there is no AccessKey instead
+	// of asking the environment and IAM, which are the operator's own identity.
+	Anonymous bool
 	// AccessKey, SecretKey and the optional SessionToken are static
 	// credentials. Without AccessKey the environment (AWS_* and MINIO_*
 	// variables) and then IAM are asked, which covers EC2 instance roles, ECS
@@ -110,6 +113,9 @@ func (c S3Config) validate() error {
 func (c S3Config) credentials() *credentials.Credentials {
 	if c.AccessKey != "" {
 		return credentials.NewStaticV4(c.AccessKey, c.SecretKey, c.SessionToken)
+	}
+	if c.Anonymous {
+		return credentials.NewStaticV4("", "", "") // no keys: unsigned requests
 	}
 	return credentials.NewChainCredentials([]credentials.Provider{
 		&credentials.EnvAWS{},

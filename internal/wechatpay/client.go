@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/crowdpack/crowdpack/internal/bound"
+	"github.com/crowdpack/crowdpack/internal/version"
 )
 
 // Hosts of the brand API.
@@ -28,10 +29,6 @@ const (
 	DefaultBackupURL = "https://api2.mch.weixin.qq.com"
 	DefaultTimeout   = 30 * time.Second
 )
-
-// Version is the crowdpack version sent in User-Agent; set it with
-// -ldflags "-X github.com/crowdpack/crowdpack/internal/wechatpay.Version=v1.2.3".
-var Version = "dev"
 
 // maxResponseBytes bounds what is read of an answer; the API's answers are tiny.
 const maxResponseBytes = 1 << 20
@@ -239,7 +236,8 @@ func (cl *Client) newRequest(ctx context.Context, host string, c call) (*http.Re
 	}
 	req.Header.Set("Authorization", authorization)
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "crowdpack/"+Version+" (+https://github.com/crowdpack/crowdpack)")
+	// The User-Agent carries the stamped version (internal/version).
+	req.Header.Set("User-Agent", "crowdpack/"+version.Version+" (+https://github.com/crowdpack/crowdpack)")
 	req.Header.Set(HeaderSerial, cl.creds.PublicKeyID)
 	if c.contentType != "" {
 		req.Header.Set("Content-Type", c.contentType)

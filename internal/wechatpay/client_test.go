@@ -209,6 +209,58 @@ func TestExpandPackage(t *testing.T) {
 	})
 }
 
+// TestEveryCallMeetsTheStrictRequestRules checks what the strict sandbox
+// refuses, call by call: Accept: application/json, a nonce_str of at most 32
+// characters, a timestamp of plain decimal digits and a signature in
+// canonical standard Base64 (verifyByHand decodes strictly).
+func TestEveryCallMeetsTheStrictRequestRules(t *testing.T) {
+	part := []byte("0123456789abcdef\n")
+	sum := sha256.Sum256(part)
+	calls := []struct {
+		name string
+		call func(*Client) error
+	}{
+		{"initiate upload", func(c *Client) error {
+			_, err := c.InitiateUpload(context.Background(), validInitiate())
+			return err
+		}},
+		{"upload part", func(c *Client) error {
+			_, err := c.UploadPart(context.Background(), Part{UploadID: docUploadID, Number: 1, Filename: "active_user.csv",
+				Size: int64(len(part)), Digest: hex.EncodeToString(sum[:]),
+				Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(part))), nil }})
+			return err
+		}},
+		{"merge parts", func(c *Client) error {
+			_, err := c.MergeParts(context.Background(), docUploadID)
+			return err
+		}},
+		{"expand package", func(c *Client) error {
+			_, err := c.ExpandPackage(context.Background(), "01000100010000000007", docUploadID)
+			return err
+		}},
+	}
+	for _, tc := range calls {
+		t.Run(tc.name+" meets the strict request rules", func(t *testing.T) {
+			fake := newFakeWeChat(t, answering(400, `{"code":"PARAM_ERROR","message":"any"}`, nil))
+			_ = tc.call(newTestClient(t, fake.URL)) // only the request matters
+			seen := fake.requests()
+			if len(seen) != 1 {
+				t.Fatalf("%d requests sent, want 1", len(seen))
+			}
+			if got := seen[0].Header.Values("Accept"); len(got) != 1 || got[0] != "application/json" {
+				t.Errorf("Accept %q, want exactly application/json", got)
+			}
+			m := authPattern.FindStringSubmatch(seen[0].Authorization)
+			if m == nil || len(m[2]) > 32 {
+				t.Fatalf("Authorization %q: want a nonce_str of at most 32 characters and a decimal timestamp", seen[0].Authorization)
+			}
+			if !seen[0].SignatureOK {
+				t.Errorf("signature %q is not canonical Base64 or does not verify", m[3])
+			}
+		})
+	}
+}
+
 func TestMergePicksTheResourceID(t *testing.T) {
 	cases := []struct {
 		name   string

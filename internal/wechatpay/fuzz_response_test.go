@@ -75,7 +75,7 @@ func newSignedServer(t testing.TB, id *sandbox.Identity) *signedServer {
 		h.Set(wechatpay.HeaderNonce, nonce)
 		h.Set(wechatpay.HeaderSignature, sig)
 		h.Set(wechatpay.HeaderSerial, id.PublicKeyID)
-		h.Set(wechatpay.HeaderSignatureType, "WECHATPAY2-SHA256-RSA2048")
+		h.Set(wechatpay.HeaderSignatureType, wechatpay.SignatureType)
 		h.Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(status)
 		_, _ = w.Write(body)

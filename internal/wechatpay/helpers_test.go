@@ -70,7 +70,7 @@ func signedHeaders(t testing.TB, key *rsa.PrivateKey, at time.Time, body string)
 		"Wechatpay-Nonce":          {nonce},
 		"Wechatpay-Signature":      {base64.StdEncoding.EncodeToString(sig)},
 		"Wechatpay-Serial":         {testPublicKeyID},
-		"Wechatpay-Signature-Type": {"WECHATPAY2-SHA256-RSA2048"},
+		"Wechatpay-Signature-Type": {SignatureType},
 		"Request-Id":               {"08F78BB5AF0610D302A3E0040000000000"},
 	}
 }
@@ -167,7 +167,7 @@ func verifyByHand(brandPub *rsa.PublicKey, s seenRequest) bool {
 		signed = s.Meta
 	}
 	msg := fmt.Sprintf("%s\n%s\n%s\n%s\n%s\n", s.Method, s.URI, m[4], m[2], signed)
-	sig, err := base64.StdEncoding.DecodeString(m[3])
+	sig, err := base64.StdEncoding.Strict().DecodeString(m[3]) // WeChat Pay may refuse non-zero padding bits
 	if err != nil {
 		return false
 	}

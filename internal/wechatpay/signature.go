@@ -14,8 +14,9 @@ import (
 // AuthScheme is the Authorization scheme of the brand API.
 const AuthScheme = "WECHATPAY-BRAND-SHA256-RSA2048"
 
-// SignatureType is what WeChat Pay sends in Wechatpay-Signature-Type.
-const SignatureType = "WECHATPAY2-SHA256-RSA2048"
+// SignatureType is what the brand API sends in Wechatpay-Signature-Type (the
+// merchant API sends WECHATPAY2-SHA256-RSA2048); the client does not rely on it.
+const SignatureType = "WECHATPAY-BRAND-SHA256-RSA2048"
 
 // NonceLength is the length of the nonces this package makes, as the SDKs do.
 const NonceLength = 32

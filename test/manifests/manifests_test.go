@@ -163,6 +163,35 @@ func TestDefaultManifestsAreNamespacedAndPrefixed(t *testing.T) {
 	}
 }
 
+// recommendedLabels are the app.kubernetes.io labels every object of
+// config/default and config/prometheus carries.
+var recommendedLabels = []string{"name", "instance", "version", "component", "part-of", "managed-by"}
+
+func TestEveryRenderedObjectCarriesTheRecommendedLabels(t *testing.T) {
+	for _, dir := range []string{"config/default", "config/prometheus"} {
+		t.Run(dir, func(t *testing.T) {
+			for _, u := range render(t, dir) {
+				for _, l := range recommendedLabels {
+					if u.GetLabels()["app.kubernetes.io/"+l] == "" {
+						t.Errorf("%s has no app.kubernetes.io/%s label", describe(u), l)
+					}
+				}
+			}
+		})
+	}
+	// The Deployment's selector is immutable: the version label must stay
+	// out of it, or an upgrade could not be applied.
+	d := managerDeployment(t)
+	for k := range d.Spec.Selector.MatchLabels {
+		if k == "app.kubernetes.io/version" || k == "app.kubernetes.io/component" {
+			t.Errorf("the Deployment's selector has %s, which changes from release to release", k)
+		}
+	}
+	if d.Spec.Template.Labels["app.kubernetes.io/version"] == "" {
+		t.Error("the manager's pods do not carry the version label")
+	}
+}
+
 func TestSamplesAreAcceptedByTheAPIServer(t *testing.T) {
 	ensureNamespace(t, samplesNamespace, nil)
 	objs := render(t, "config/samples")
@@ -310,7 +339,7 @@ func TestManagerDeploymentIsHardened(t *testing.T) {
 		{"the manager serves metrics on :8443", slices.Contains(m.Args, "--metrics-bind-address=:8443")},
 		{"the manager serves probes on :8081", slices.Contains(m.Args, "--health-probe-bind-address=:8081")},
 		{"the manager runs as its own ServiceAccount", pod.ServiceAccountName == "crowdpack-controller-manager"},
-		{"the image is the one make deploy sets", m.Image == "crowdpack:latest"},
+		{"the image is the tree's, which make deploy and make release pin", m.Image == "ghcr.io/crowdpack/crowdpack:dev"},
 		{"the pod has time to drain in-flight calls on shutdown",
 			pod.TerminationGracePeriodSeconds != nil && *pod.TerminationGracePeriodSeconds >= 30},
 	}

@@ -17,12 +17,20 @@
 {{- end }}
 {{- end }}
 
-{{/* Labels of every object. */}}
-{{- define "crowdpack.labels" -}}
+{{/* The recommended labels every object carries (the CRD included). */}}
+{{- define "crowdpack.baseLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "crowdpack.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "crowdpack.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: crowdpack
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels of the manager's objects: the recommended ones and the selector labels. */}}
+{{- define "crowdpack.labels" -}}
+{{ include "crowdpack.baseLabels" . }}
+control-plane: controller-manager
 {{- end }}
 
 {{/* Labels that select the manager's pods (as config/manager does). */}}
@@ -32,8 +40,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 control-plane: controller-manager
 {{- end }}
 
+{{/* The manager's ServiceAccount: serviceAccount.name, or <fullname>-controller-manager. */}}
 {{- define "crowdpack.serviceAccountName" -}}
-{{ include "crowdpack.fullname" . }}-controller-manager
+{{ .Values.serviceAccount.name | default (printf "%s-controller-manager" (include "crowdpack.fullname" .)) }}
 {{- end }}
 
 {{- define "crowdpack.image" -}}

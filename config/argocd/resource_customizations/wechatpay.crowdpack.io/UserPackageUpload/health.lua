@@ -1,18 +1,25 @@
 -- Argo CD health of a crowdpack UserPackageUpload (wechatpay.crowdpack.io),
--- read from its kstatus conditions:
---   Healthy      Ready=True, for the current generation (the condition's and
---                status.observedGeneration both equal metadata.generation)
---   Suspended    spec.suspend is true and the object is not Healthy
+-- read from its kstatus conditions, in this order:
+--   Suspended    spec.suspend is true, whatever the status says (as Argo CD's
+--                Flux health checks do): the operator does no work on it
+--   Healthy      Ready=True for the current generation: status.observedGeneration
+--                equals metadata.generation, and so does Ready's own
+--                observedGeneration when it has one
 --   Degraded     Stalled=True for the current generation: a human must change
 --                the spec, a referenced Secret or the file (message says what)
 --   Progressing  anything else: work under way, retrying a transient error,
---                or no status yet (message from Reconciling or Ready)
+--                a generation not observed yet, or no status yet (message from
+--                Reconciling or Ready)
 -- Uses only Lua's base library, as Argo CD's health VM provides.
 local hs = {status = "Progressing", message = "Waiting for the operator to reconcile the object"}
 
 local generation = nil
 if obj.metadata ~= nil then
   generation = obj.metadata.generation
+end
+local observed = nil
+if obj.status ~= nil then
+  observed = obj.status.observedGeneration
 end
 
 local function condition(type)
@@ -27,33 +34,42 @@ local function condition(type)
   return nil
 end
 
--- current: the condition describes the current generation (a condition
--- without observedGeneration is taken as current).
+-- current: the condition describes metadata.generation. Its own
+-- observedGeneration says so; without one, status.observedGeneration does
+-- (as kstatus reads conditions).
 local function current(c)
-  return c.observedGeneration == nil or generation == nil or c.observedGeneration == generation
+  if c.observedGeneration ~= nil then
+    return c.observedGeneration == generation
+  end
+  return observed == generation
+end
+
+-- says_suspended: the condition is the operator's word that it is suspended.
+local function says_suspended(c)
+  return c ~= nil and c.reason == "Suspended" and c.message ~= nil and c.message ~= ""
 end
 
 local ready = condition("Ready")
 local stalled = condition("Stalled")
 local reconciling = condition("Reconciling")
-local observed = nil
-if obj.status ~= nil then
-  observed = obj.status.observedGeneration
-end
-
-if ready ~= nil and ready.status == "True" and ready.observedGeneration == generation and observed == generation then
-  hs.status = "Healthy"
-  hs.message = ready.message or ""
-  return hs
-end
 
 if obj.spec ~= nil and obj.spec.suspend == true then
   hs.status = "Suspended"
-  if ready ~= nil and ready.reason == "Suspended" and ready.message ~= nil then
+  if says_suspended(ready) then
     hs.message = ready.message
+  elseif says_suspended(reconciling) then
+    hs.message = reconciling.message
   else
     hs.message = "Reconciliation is suspended (spec.suspend: true)"
   end
+  return hs
+end
+
+-- status.observedGeneration behind metadata.generation means the operator
+-- has not looked at the current spec yet, whatever Ready says (kstatus).
+if ready ~= nil and ready.status == "True" and observed == generation and current(ready) then
+  hs.status = "Healthy"
+  hs.message = ready.message or ""
   return hs
 end
 

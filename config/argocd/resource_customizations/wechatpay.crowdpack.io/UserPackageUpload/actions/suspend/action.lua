@@ -1,4 +1,8 @@
--- Stop working on the object (spec.suspend: true); a Ready object stays Ready.
+-- Set spec.suspend: true on the live object; nothing else changes. The
+-- operator then stops reading the file and calling WeChat Pay for it (an
+-- unfinished upload carries on where it stopped after resume) and reports
+-- Reconciling=True and Ready=False, reason Suspended, even if it was Ready:
+-- Argo CD shows it Suspended until resumed.
 if obj.spec == nil then
   obj.spec = {}
 end

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Writes a release's artifacts to DIST, and changes nothing in the tree:
+#
+#   hack/release.sh VERSION IMAGE-REPOSITORY DIST     (make release VERSION=v0.2.0 IMG=...)
+#
+#   install.yaml               the CRD and config/default, image IMAGE-REPOSITORY:VERSION,
+#                              for kubectl apply --server-side -f
+#   crds.yaml                  the CRD alone (upgrade it first; see README "Upgrade")
+#   crowdpack-X.Y.Z.tgz        the Helm chart: version X.Y.Z, appVersion VERSION,
+#                              image.repository IMAGE-REPOSITORY
+#   SHA256SUMS                 of the three
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ $# -eq 3 ]] || { echo "usage: hack/release.sh VERSION IMAGE-REPOSITORY DIST" >&2; exit 2; }
+version=$1 repo=$2 dist=$3
+HELM=${HELM:-bin/helm}
+export GOTOOLCHAIN=local
+
+if [[ ! $version =~ ^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$ ]]; then
+  echo "release: VERSION=$version is not vMAJOR.MINOR.PATCH[-PRERELEASE], e.g. v0.2.0" >&2
+  exit 2
+fi
+if [[ -z $repo || ${repo##*/} == *:* || $repo == *@* ]]; then
+  echo "release: IMG=$repo must be an image repository without tag or digest (the tag is VERSION)" >&2
+  exit 2
+fi
+if [[ -z $dist || $dist == / ]]; then
+  echo "release: DIST=$dist is no folder to write to" >&2
+  exit 2
+fi
+chart_version=${version#v}
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+rm -rf "$dist"
+mkdir -p "$dist"
+
+go build -o "$tmp/render" ./hack/render
+header() { printf '# crowdpack %s: %s\n' "$version" "$1"; }
+{
+  header "the CRD and the manager (image $repo:$version). Install or upgrade with"
+  echo "#   kubectl apply --server-side -f install.yaml"
+  "$tmp/render" --image "$repo:$version" --version "$version" config/default
+} >"$dist/install.yaml"
+{
+  header "the CustomResourceDefinition alone. Upgrade it first with"
+  echo "#   kubectl apply --server-side -f crds.yaml"
+  "$tmp/render" --image "$repo:$version" --version "$version" --crds only config/default
+} >"$dist/crds.yaml"
+
+# The chart, from a copy whose default image is the release's.
+cp -R charts/crowdpack "$tmp/crowdpack"
+values=$tmp/crowdpack/values.yaml
+if [[ $(grep -c '^  repository: ' "$values") != 1 ]]; then
+  echo "release: expected one '  repository:' line (image.repository) in charts/crowdpack/values.yaml" >&2
+  exit 1
+fi
+sed -i "s#^  repository: .*#  repository: $repo#" "$values"
+home=$tmp/helm-home
+HELM_CONFIG_HOME=$home HELM_CACHE_HOME=$home HELM_DATA_HOME=$home \
+  "$HELM" package "$tmp/crowdpack" --version "$chart_version" --app-version "$version" --destination "$dist" >/dev/null
+
+(cd "$dist" && sha256sum install.yaml crds.yaml "crowdpack-$chart_version.tgz" >SHA256SUMS)
+echo "release $version written to $dist:" >&2
+ls -1 "$dist" >&2
