@@ -87,8 +87,11 @@ func startManagerBinary(b *testing.B, h *harness, extraArgs ...string) *exec.Cmd
 	kubeconfigFile := filepath.Join(b.TempDir(), "kubeconfig")
 	must(b, os.WriteFile(kubeconfigFile, kubeconfig, 0o600))
 
+	// MinIO listens on 127.0.0.1 over plain HTTP; metrics are scraped
+	// over plain HTTP by the benchmark.
 	args := []string{"--kubeconfig", kubeconfigFile, "--wechatpay-endpoint", h.api.URL,
-		"--health-probe-bind-address", "0", "--zap-log-level", "error"}
+		"--health-probe-bind-address", "0", "--zap-log-level", "error",
+		"--source-allowed-cidrs", "127.0.0.1/32", "--allow-insecure-sources", "--metrics-secure=false"}
 	args = append(args, extraArgs...)
 	args = append(args, strings.Fields(os.Getenv("CROWDPACK_LOAD_FLAGS"))...)
 	cmd := exec.Command(bin, args...)
