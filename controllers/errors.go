@@ -140,15 +140,15 @@ func weChatPayError(err error) error {
 	case class == wechatpay.Canceled:
 		return err
 	case errors.As(err, &creds):
-		return stall(v1.ReasonInvalidCredentials, "%v; fix the Secret named by spec.credentialsRef", err)
+		return stall(v1.ReasonInvalidCredentials, "%v; fix the brand's credentials Secret (spec.credentialsRef, or the Secret of the WeChatPayBrand spec.brandRef names)", err)
 	case isAPI && api.StatusCode == 401:
 		return stall(v1.ReasonWeChatPayAuthFailed,
-			"%v; check apiclient_key.pem and certificate_serial_no in the Secret named by spec.credentialsRef", err)
+			"%v; check apiclient_key.pem and certificate_serial_no in the brand's credentials Secret (spec.credentialsRef, or the Secret of the WeChatPayBrand spec.brandRef names)", err)
 	case isAPI:
 		return stall(v1.ReasonWeChatPayRejected, "%v; fix the spec or the file and apply again", err)
 	case errors.Is(err, wechatpay.ErrVerification):
 		return stall(v1.ReasonResponseUnverified,
-			"%v; the answer could not be verified and was not trusted: check wxp_pub.pem and wechatpay_public_key_id in the Secret, and the --wechatpay-endpoint", err)
+			"%v; the answer could not be verified and was not trusted: check wxp_pub.pem and wechatpay_public_key_id in the brand's credentials Secret, and the --wechatpay-endpoint", err)
 	default:
 		var invalid *wechatpay.ValidationError
 		if errors.As(err, &invalid) {
