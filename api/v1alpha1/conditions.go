@@ -75,10 +75,10 @@ const (
 	ReasonInvalidPlan = "InvalidPlan"
 
 	// Retried with backoff (Reconciling=True, reason Retrying).
-	ReasonSourceUnavailable    = "SourceUnavailable"
+	ReasonSourceUnavailable = "SourceUnavailable"
 	// ReasonSourceTooSlow: a read idled (--source-idle-timeout) or dripped
 	// below --source-min-rate.
-	ReasonSourceTooSlow = "SourceTooSlow"
+	ReasonSourceTooSlow        = "SourceTooSlow"
 	ReasonWeChatPayUnavailable = "WeChatPayUnavailable"
 	ReasonWeChatPayRateLimited = "WeChatPayRateLimited"
 	ReasonOutcomeUnknown       = "OutcomeUnknown"
