@@ -66,7 +66,7 @@ func parseFlags() (options, zap.Options) {
 		"Base URL tried when the endpoint cannot be connected to; with the default endpoint it defaults to "+wechatpay.DefaultBackupURL+".")
 	flag.StringVar(&o.wechatpayCAFile, "wechatpay-ca-file", "", "PEM file of extra CAs trusted for the WeChat Pay endpoint.")
 	flag.DurationVar(&o.wechatpayTimeout, "wechatpay-timeout", wechatpay.DefaultTimeout, "Timeout of one WeChat Pay API call.")
-	flag.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 16, "UserPackageUploads worked on at once.")
+	flag.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 32, "UserPackageUploads worked on at once; one namespace reads with at most half of them.")
 	flag.IntVar(&o.partConcurrency, "part-concurrency", 4, "Parts of one upload sent at once.")
 	flag.Int64Var(&o.partMemory, "max-part-memory", 64<<20,
 		"Bytes of parts held in memory at once, by all uploads together (at least 20 MB, the largest part).")

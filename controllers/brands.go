@@ -30,7 +30,7 @@ func brandCredentials(ctx context.Context, reader client.Reader, namespace strin
 			"the operator has no brand-secret namespace to read Secret %s named by %s from; run it with POD_NAMESPACE or --brand-secret-namespace", name, field)
 	}
 	secret := &corev1.Secret{}
-	err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret)
+	err := getFromServer(ctx, reader, client.ObjectKey{Namespace: namespace, Name: name}, secret)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, stall(v1.ReasonSecretNotFound, "Secret %s/%s named by %s not found; create it", namespace, name, field)

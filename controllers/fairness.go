@@ -16,8 +16,9 @@ import (
 
 // readSlotDelay is how long an object whose namespace has its share of
 // reads in flight waits before it asks again (plus up to half as much
-// jitter, so that a namespace's waiting objects do not ask together).
-const readSlotDelay = time.Second
+// jitter, so that a namespace's waiting objects do not ask together). It
+// is a fallback: a freed slot wakes the next waiter at once (wake).
+const readSlotDelay = 5 * time.Second
 
 // namespaceSlots keeps one namespace (a tenant) from holding every worker
 // and all the part memory with reads: each namespace may have at most
@@ -28,6 +29,9 @@ const readSlotDelay = time.Second
 type namespaceSlots struct {
 	perNamespace int
 	memoryShare  int64
+	// wake, when set, is told which waiting object a freed slot is for,
+	// so that it is reconciled now rather than at its next retry.
+	wake func(namespace, name string)
 
 	mu         sync.Mutex
 	namespaces map[string]*namespaceReads
@@ -120,10 +124,16 @@ func (r *namespaceReads) forgetStale(now time.Time) {
 func (s *namespaceSlots) release(ns string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if reads := s.namespaces[ns]; reads != nil {
-		if reads.inFlight--; reads.inFlight <= 0 && len(reads.waiting) == 0 {
-			delete(s.namespaces, ns)
-		}
+	reads := s.namespaces[ns]
+	if reads == nil {
+		return
+	}
+	reads.inFlight--
+	switch {
+	case len(reads.waiting) > 0 && s.wake != nil:
+		s.wake(ns, reads.waiting[0].name)
+	case reads.inFlight <= 0 && len(reads.waiting) == 0:
+		delete(s.namespaces, ns)
 	}
 }
 
@@ -136,14 +146,27 @@ func (e *slotWait) Error() string {
 	return "waiting for a read slot: the namespace already has its share of the manager's workers reading"
 }
 
-// readSlot takes a read slot of the object's namespace, or says to wait
-// when the namespace already has its share.
-func (r *UserPackageUploadReconciler) readSlot(u *v1.UserPackageUpload) (memory *semaphore.Weighted, release func(), err error) {
+// readSlot takes a read slot of the object's namespace for the rest of
+// the reconcile (the digest and the parts share it, so that an object
+// does not queue twice), or says to wait when the namespace already has
+// its share. Reconcile gives it back when it ends (releaseSlot).
+func (a *attempt) readSlot(r *UserPackageUploadReconciler, u *v1.UserPackageUpload) (memory *semaphore.Weighted, err error) {
+	if a.slotRelease != nil {
+		return a.slotMemory, nil
+	}
 	memory, release, ok := r.readSlots.tryAcquire(u.Namespace, u.Name, time.Now())
 	if !ok {
-		return nil, nil, &slotWait{after: readSlotDelay + rand.N(readSlotDelay/2)}
+		return nil, &slotWait{after: readSlotDelay + rand.N(readSlotDelay/2)}
 	}
-	return memory, release, nil
+	a.slotMemory, a.slotRelease = memory, release
+	return memory, nil
+}
+
+// releaseSlot gives back the read slot the reconcile held, if any.
+func (a *attempt) releaseSlot() {
+	if a.slotRelease != nil {
+		a.slotRelease()
+	}
 }
 
 // waitingForSlot reports how long to wait when err is a slotWait.

@@ -98,11 +98,10 @@ func (r *UserPackageUploadReconciler) uploadParts(ctx context.Context, u *v1.Use
 	if err := a.status.ensureCurrent(ctx, u); err != nil {
 		return err
 	}
-	nsMemory, release, err := r.readSlot(u)
+	nsMemory, err := a.readSlot(r, u)
 	if err != nil {
 		return err
 	}
-	defer release()
 	key := client.ObjectKeyFromObject(u)
 	p := &partUploader{
 		wechat:   wc,

@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
@@ -23,12 +24,21 @@ const (
 	keyPassword     = "password"
 )
 
+// getFromServer reads obj from the API server's watch cache (resource
+// version "0"), never the manager's: live — the API server's cache follows
+// etcd within moments and feeds the manager's informers, so it is never
+// behind the change that triggered a reconcile — without a quorum read of
+// etcd on every reconcile.
+func getFromServer(ctx context.Context, reader client.Reader, key client.ObjectKey, obj client.Object) error {
+	return reader.Get(ctx, key, obj, &client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: "0"}})
+}
+
 // readSecret reads a Secret of the object's namespace from the API server
 // (never a cache: Secrets are not cached cluster-wide). field names the spec
 // field that refers to it, for the message a missing one gives.
 func (r *UserPackageUploadReconciler) readSecret(ctx context.Context, u *v1.UserPackageUpload, name, field string) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: u.Namespace, Name: name}, secret)
+	err := getFromServer(ctx, r.APIReader, client.ObjectKey{Namespace: u.Namespace, Name: name}, secret)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, stall(v1.ReasonSecretNotFound, "Secret %s/%s named by %s not found; create it", u.Namespace, name, field)

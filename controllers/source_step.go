@@ -30,6 +30,10 @@ func (r *UserPackageUploadReconciler) reconcileSource(ctx context.Context, u *v1
 	if !needsRead(u) {
 		return checkContent(u)
 	}
+	// The slot first: an object waiting for its turn costs the API server nothing.
+	if _, err := a.readSlot(r, u); err != nil {
+		return err
+	}
 	src, err := a.sourceFor(ctx, r, u)
 	if err != nil {
 		return failSource(u, err)
@@ -38,11 +42,6 @@ func (r *UserPackageUploadReconciler) reconcileSource(ctx context.Context, u *v1
 	if err != nil {
 		return stall(v1.ReasonInvalidSpec, "spec.file.dataType: %v", err)
 	}
-	_, release, err := r.readSlot(u)
-	if err != nil {
-		return err
-	}
-	defer release()
 	start := time.Now()
 	result, err := source.Digest(ctx, src, check)
 	if err != nil {

@@ -20,10 +20,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	crsource "sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/bound"
@@ -112,6 +114,14 @@ func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr 
 	// The budget must hold the largest part, or that part would wait forever.
 	r.partMemory = semaphore.NewWeighted(max(r.PartMemory, wechatpay.MaxPartSize))
 	r.readSlots = newNamespaceSlots(fairShare(r.MaxConcurrentReconciles), fairShareOfMemory(r.PartMemory))
+	slotFreed := make(chan event.TypedGenericEvent[*v1.UserPackageUpload], 1024)
+	r.readSlots.wake = func(namespace, name string) {
+		u := &v1.UserPackageUpload{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+		select {
+		case slotFreed <- event.TypedGenericEvent[*v1.UserPackageUpload]{Object: u}:
+		default: // full: the waiter's own retry comes soon enough
+		}
+	}
 	if r.RetryBaseDelay <= 0 {
 		r.RetryBaseDelay = time.Second
 	}
@@ -136,6 +146,8 @@ func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr 
 		Watches(&v1.WeChatPayBrand{}, handler.EnqueueRequestsFromMapFunc(r.objectsUsingBrand)).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.objectsInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		// A freed read slot wakes the object whose turn it is.
+		WatchesRawSource(crsource.Channel(slotFreed, &handler.TypedEnqueueRequestForObject[*v1.UserPackageUpload]{})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](r.RetryBaseDelay, r.RetryMaxDelay),
@@ -169,6 +181,10 @@ type attempt struct {
 	preclaimed bool
 	// calledWeChatPay is true once a call changed something at WeChat Pay.
 	calledWeChatPay bool
+	// slotMemory and slotRelease are the namespace's read slot, once taken
+	// (readSlot), and its share of the part memory.
+	slotMemory  *semaphore.Weighted
+	slotRelease func()
 }
 
 // step is one stage of taking a file into WeChat Pay. It returns nil when
@@ -194,6 +210,7 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	// The crowdpack_uploads gauge counts objects by the phase this reconcile leaves them in.
 	defer metrics.ObserveUpload(u)
 	a := &attempt{status: newStatusWriter(r.Client, r.APIReader, u)}
+	defer a.releaseSlot()
 	readyBefore := apimeta.FindStatusCondition(u.Status.Conditions, v1.ConditionReady)
 	if readyBefore != nil {
 		readyBefore = readyBefore.DeepCopy()
@@ -205,6 +222,10 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 	// Say something about a new generation before any slow I/O.
 	if isNewGeneration(u) {
+		if after, waiting := r.waitForTurn(u, a); waiting {
+			markProgressing(u, "waiting for a read slot: other uploads of this namespace are being read")
+			return ctrl.Result{RequeueAfter: after}, a.status.patch(ctx, u)
+		}
 		if err := r.sayProgressing(ctx, u, a); err != nil {
 			return r.claimFailed(err)
 		}
@@ -236,6 +257,17 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		r.acks.forget(req.NamespacedName) // every acknowledgement is in status
 	}
 	return result, err
+}
+
+// waitForTurn takes the namespace's read slot before the first word about
+// a generation whose file must be read, so that an object that must wait
+// says so once and announces initiate only when it can go on.
+func (r *UserPackageUploadReconciler) waitForTurn(u *v1.UserPackageUpload, a *attempt) (after time.Duration, waiting bool) {
+	if !needsRead(u) {
+		return 0, false
+	}
+	_, err := a.readSlot(r, u)
+	return waitingForSlot(err)
 }
 
 // sayProgressing writes, first thing for a new generation, that work is

@@ -284,7 +284,7 @@ func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 				d := r.deployment(t)
 				c := d.Spec.Template.Spec.Containers[0]
 				wantArgs := []string{"--leader-elect", "--metrics-bind-address=:8443", "--metrics-secure=true", "--health-probe-bind-address=:8081",
-					"--max-concurrent-reconciles=16", "--part-concurrency=4"}
+					"--max-concurrent-reconciles=32", "--part-concurrency=4"}
 				if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
 					t.Errorf("args -want +got:\n%s", diff)
 				}
