@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
@@ -110,11 +108,7 @@ func TestInitiateResolvesEveryOutcome(t *testing.T) {
 				return plan, nil
 			}}
 			u := readUpload(tt.filename, tt.initiating)
-			r, c := unitReconciler(t, api, u)
-			a := &attempt{status: newStatusWriter(c, c, u)}
-
-			err := r.reconcileInitiate(context.Background(), u, a)
-			must(t, a.status.finish(context.Background(), u))
+			stored, err := runStep(t, api, u, (*UserPackageUploadReconciler).reconcileInitiate)
 
 			if got := reasonOf(err); got != tt.wantReason {
 				t.Errorf("reason %q (%v), want %q", got, err, tt.wantReason)
@@ -123,8 +117,6 @@ func TestInitiateResolvesEveryOutcome(t *testing.T) {
 			if errors.As(err, &rt) && rt.after != tt.wantAfter {
 				t.Errorf("retry after %v, want %v", rt.after, tt.wantAfter)
 			}
-			stored := &v1.UserPackageUpload{}
-			must(t, c.Get(context.Background(), client.ObjectKeyFromObject(u), stored))
 			if diff := cmp.Diff(tt.want, outcomeOf(stored)); diff != "" {
 				t.Errorf("stored initiate outcome (-want +got):\n%s", diff)
 			}

@@ -154,17 +154,11 @@ func TestMergeResolvesEveryOutcome(t *testing.T) {
 				return &wechatpay.MergeResult{ResourceID: "R1"}, nil
 			}}
 			u := mergeableUpload(tt.merging, 0)
-			r, c := unitReconciler(t, api, u)
-			a := &attempt{status: newStatusWriter(c, c, u)}
-
-			err := r.reconcileMerge(context.Background(), u, a)
-			must(t, a.status.finish(context.Background(), u)) // as Reconcile ends
+			stored, err := runStep(t, api, u, (*UserPackageUploadReconciler).reconcileMerge)
 
 			if got := reasonOf(err); got != tt.wantReason {
 				t.Errorf("reason %q (%v), want %q", got, err, tt.wantReason)
 			}
-			stored := &v1.UserPackageUpload{}
-			must(t, c.Get(context.Background(), client.ObjectKeyFromObject(u), stored))
 			up := stored.Status.Upload
 			got := mergeOutcome{Mark: up.MergingSince != nil, Unknown: up.MergeUnknownOutcomes, Merged: up.MergedAt != nil, Resource: up.ResourceID}
 			want := mergeOutcome{Mark: tt.wantMark, Unknown: tt.wantUnknown, Merged: tt.wantMerged, Resource: tt.wantResource}
@@ -176,6 +170,20 @@ func TestMergeResolvesEveryOutcome(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runStep runs one step on u as Reconcile would (its last write
+// included), and returns the step's error and the object as stored.
+func runStep(t *testing.T, api wechatpay.API, u *v1.UserPackageUpload,
+	step func(*UserPackageUploadReconciler, context.Context, *v1.UserPackageUpload, *attempt) error) (*v1.UserPackageUpload, error) {
+	t.Helper()
+	r, c := unitReconciler(t, api, u)
+	a := &attempt{status: newStatusWriter(c, c, u)}
+	err := step(r, context.Background(), u, a)
+	must(t, a.status.finish(context.Background(), u))
+	stored := &v1.UserPackageUpload{}
+	must(t, c.Get(context.Background(), client.ObjectKeyFromObject(u), stored))
+	return stored, err
 }
 
 type mergeOutcome struct {

@@ -7,10 +7,7 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 )
 
 // BenchmarkWritesPerUpload counts what one upload costs the API server in
@@ -34,7 +31,7 @@ func BenchmarkWritesPerUpload(b *testing.B) {
 					u.Spec.File.Filename = fmt.Sprintf("vip_%d.csv", i)
 					h.create(u)
 				}
-				waitAllReadyIn(b, h, objects)
+				waitAllReady(b, h, objects, time.Minute)
 				time.Sleep(500 * time.Millisecond) // events are sent asynchronously
 				events := len(h.eventsOfNamespace())
 				b.ReportMetric(float64(writes.Load())/objects, "status-writes/upload")
@@ -43,27 +40,6 @@ func BenchmarkWritesPerUpload(b *testing.B) {
 				h.stopManager()
 			}
 		})
-	}
-}
-
-func waitAllReadyIn(b *testing.B, h *harness, n int) {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var list v1.UserPackageUploadList
-		must(b, kube.Client.List(h.ctx, &list, client.InNamespace(h.ns)))
-		ready := 0
-		for i := range list.Items {
-			if conditionIs(&list.Items[i], v1.ConditionReady, metav1.ConditionTrue) {
-				ready++
-			}
-		}
-		if ready == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d Ready after a minute", ready, n)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
