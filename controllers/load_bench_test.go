@@ -16,7 +16,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
@@ -80,12 +79,8 @@ func startManagerBinary(b *testing.B, h *harness, extraArgs ...string) *exec.Cmd
 	build.Dir, build.Stderr = root, os.Stderr
 	must(b, build.Run())
 
-	user, err := kube.Environment().AddUser(envtest.User{Name: "load", Groups: []string{"system:masters"}}, nil)
+	kubeconfigFile, err := kube.AdminKubeconfig(b.TempDir(), "load")
 	must(b, err)
-	kubeconfig, err := user.KubeConfig()
-	must(b, err)
-	kubeconfigFile := filepath.Join(b.TempDir(), "kubeconfig")
-	must(b, os.WriteFile(kubeconfigFile, kubeconfig, 0o600))
 
 	// MinIO listens on 127.0.0.1 over plain HTTP; metrics are scraped
 	// over plain HTTP by the benchmark.

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
 	"github.com/crowdpack/crowdpack/internal/testutil/repo"
 )
 
@@ -50,17 +51,8 @@ func renderChart(t *testing.T, release, namespace string, set ...string) []*unst
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
-	var objs []*unstructured.Unstructured
-	decoder := utilyaml.NewYAMLOrJSONDecoder(&stdout, 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := decoder.Decode(&u.Object); err != nil {
-			break
-		}
-		if len(u.Object) > 0 {
-			objs = append(objs, u)
-		}
-	}
+	objs, err := kubetest.DecodeObjects(stdout.Bytes())
+	must(t, err)
 	return objs
 }
 

@@ -10,9 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,9 +28,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
@@ -247,20 +243,9 @@ func renderChart(t *testing.T, chart, release, values string) rendered {
 
 func decodeAll(t *testing.T, data []byte) []*unstructured.Unstructured {
 	t.Helper()
-	var out []*unstructured.Unstructured
-	d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		var obj map[string]any
-		err := d.Decode(&obj)
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		must(t, err)
-		if obj == nil {
-			continue
-		}
-		out = append(out, &unstructured.Unstructured{Object: obj})
-	}
+	objs, err := kubetest.DecodeObjects(data)
+	must(t, err)
+	return objs
 }
 
 func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
@@ -916,11 +901,7 @@ func crdClient(t *testing.T) client.Client {
 // envtest API server, for helm.
 func adminKubeconfig(t *testing.T) string {
 	t.Helper()
-	user, err := kube.Environment().AddUser(envtest.User{Name: "helm-test", Groups: []string{"system:masters"}}, nil)
+	path, err := kube.AdminKubeconfig(t.TempDir(), "helm-test")
 	must(t, err)
-	cfg, err := user.KubeConfig()
-	must(t, err)
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	must(t, os.WriteFile(path, cfg, 0o600))
 	return path
 }

@@ -12,9 +12,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,9 +27,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
@@ -127,19 +123,9 @@ func decodeFile(t *testing.T, path string) []*unstructured.Unstructured {
 
 func decode(t *testing.T, data []byte) []*unstructured.Unstructured {
 	t.Helper()
-	var out []*unstructured.Unstructured
-	d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		var obj map[string]any
-		err := d.Decode(&obj)
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		must(t, err)
-		if obj != nil {
-			out = append(out, &unstructured.Unstructured{Object: obj})
-		}
-	}
+	objs, err := kubetest.DecodeObjects(data)
+	must(t, err)
+	return objs
 }
 
 // dryRunApply has the API server validate every object (schema, CEL,
@@ -455,11 +441,7 @@ func TestMakeUndeployKeepsTheCRDUnlessAsked(t *testing.T) {
 // adminKubeconfig is a kubeconfig file of a cluster-admin of the envtest API server.
 func adminKubeconfig(t *testing.T) string {
 	t.Helper()
-	user, err := kube.Environment().AddUser(envtest.User{Name: "release-test", Groups: []string{"system:masters"}}, nil)
+	path, err := kube.AdminKubeconfig(t.TempDir(), "release-test")
 	must(t, err)
-	cfg, err := user.KubeConfig()
-	must(t, err)
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	must(t, os.WriteFile(path, cfg, 0o600))
 	return path
 }
