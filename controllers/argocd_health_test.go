@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 )
 
@@ -73,10 +73,10 @@ func TestArgoCDHealthOfLiveObjects(t *testing.T) {
 		edit(obj)
 		all = append(all, captured{file: file, obj: obj, wantStatus: wantStatus, wantKstatus: wantKstatus})
 	}
-	suspendedByOperator := func(u *v1.UserPackageUpload) bool {
-		for _, typ := range []string{v1.ConditionReconciling, v1.ConditionReady} {
+	suspendedByOperator := func(u *upv1.UserPackageUpload) bool {
+		for _, typ := range []string{upv1.ConditionReconciling, upv1.ConditionReady} {
 			c := findCondition(u, typ)
-			if c == nil || c.Reason != v1.ReasonSuspended || c.ObservedGeneration != u.Generation {
+			if c == nil || c.Reason != upv1.ReasonSuspended || c.ObservedGeneration != u.Generation {
 				return false
 			}
 		}
@@ -90,9 +90,9 @@ func TestArgoCDHealthOfLiveObjects(t *testing.T) {
 	capture(slow, "vip", "new.yaml", "Progressing", "")
 	must(t, slow.sandbox.FailNext(sandbox.EndpointInitiate, 1000, sandbox.FaultUnavailable))
 	slow.startManager(nil)
-	slow.waitFor("vip", 30*time.Second, "retrying", func(u *v1.UserPackageUpload) bool {
-		c := findCondition(u, v1.ConditionReconciling)
-		return c != nil && c.Reason == v1.ReasonRetrying && c.ObservedGeneration == u.Generation
+	slow.waitFor("vip", 30*time.Second, "retrying", func(u *upv1.UserPackageUpload) bool {
+		c := findCondition(u, upv1.ConditionReconciling)
+		return c != nil && c.Reason == upv1.ReasonRetrying && c.ObservedGeneration == u.Generation
 	})
 	capture(slow, "vip", "retrying.yaml", "Progressing", status.InProgressStatus)
 
@@ -126,14 +126,14 @@ func TestArgoCDHealthOfLiveObjects(t *testing.T) {
 		must(t, unstructured.SetNestedField(obj, true, "spec", "suspend"))
 	})
 	// Suspended after it became Ready.
-	h.update("vip", func(u *v1.UserPackageUpload) { u.Spec.Suspend = true })
+	h.update("vip", func(u *upv1.UserPackageUpload) { u.Spec.Suspend = true })
 	h.waitFor("vip", 30*time.Second, "suspended", suspendedByOperator)
 	capture(h, "vip", "ready-suspended.yaml", "Suspended", status.InProgressStatus)
 
 	stalled := h.object("no-credentials", "vip.csv")
 	stalled.Spec.CredentialsRef.Name = "absent"
 	h.create(stalled)
-	h.waitStalled("no-credentials", v1.ReasonSecretNotFound)
+	h.waitStalled("no-credentials", upv1.ReasonSecretNotFound)
 	capture(h, "no-credentials", "stalled.yaml", "Degraded", status.FailedStatus)
 
 	// Created suspended: no status.observedGeneration, as nothing was done.
@@ -269,7 +269,7 @@ func TestArgoCDActions(t *testing.T) {
 
 	// Whatever the testdata, on a minimal object:
 	bare := func() map[string]any {
-		return map[string]any{"apiVersion": v1.GroupVersion.String(), "kind": "UserPackageUpload",
+		return map[string]any{"apiVersion": upv1.GroupVersion.String(), "kind": "UserPackageUpload",
 			"metadata": map[string]any{"name": "vip"}, "spec": map[string]any{}}
 	}
 	t.Run("reconcile sets the Flux annotation", func(t *testing.T) {
@@ -297,12 +297,12 @@ func TestArgoCDActions(t *testing.T) {
 func checkRequestedAt(t *testing.T, obj map[string]any) {
 	t.Helper()
 	annotations, _ := obj["metadata"].(map[string]any)["annotations"].(map[string]any)
-	value, _ := annotations[v1.ReconcileRequestAnnotation].(string)
+	value, _ := annotations[upv1.ReconcileRequestAnnotation].(string)
 	at, err := time.Parse("2006-01-02T15:04:05Z", value)
 	if err != nil || time.Since(at).Abs() > time.Minute {
-		t.Fatalf("annotation %s = %q, want the current UTC time (%v)", v1.ReconcileRequestAnnotation, value, err)
+		t.Fatalf("annotation %s = %q, want the current UTC time (%v)", upv1.ReconcileRequestAnnotation, value, err)
 	}
-	annotations[v1.ReconcileRequestAnnotation] = requestedAtPlaceholder
+	annotations[upv1.ReconcileRequestAnnotation] = requestedAtPlaceholder
 }
 
 // requestedAtPlaceholder stands for the reconcile action's time in testdata.
@@ -404,7 +404,7 @@ func indent(s string, n int) string {
 func liveObject(t *testing.T, h *harness, name string) map[string]any {
 	t.Helper()
 	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(v1.GroupVersion.WithKind("UserPackageUpload"))
+	u.SetGroupVersionKind(upv1.GroupVersion.WithKind("UserPackageUpload"))
 	must(t, kube.Client.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: name}, u))
 	unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
 	return u.Object

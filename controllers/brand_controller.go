@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/bound"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
@@ -44,7 +44,7 @@ type WeChatPayBrandReconciler struct {
 // changes (watched by metadata only, as for uploads).
 func (r *WeChatPayBrandReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1.WeChatPayBrand{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&upv1.WeChatPayBrand{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.brandsUsingSecret)).
 		Complete(r)
 }
@@ -55,7 +55,7 @@ func (r *WeChatPayBrandReconciler) brandsUsingSecret(ctx context.Context, secret
 	if secret.GetNamespace() != r.SecretNamespace {
 		return nil
 	}
-	var brands v1.WeChatPayBrandList // a few per cluster: no index needed
+	var brands upv1.WeChatPayBrandList // a few per cluster: no index needed
 	if err := r.List(ctx, &brands); err != nil {
 		log.FromContext(ctx).Error(err, "list brands using Secret", "secret", secret.GetName())
 		return nil
@@ -71,7 +71,7 @@ func (r *WeChatPayBrandReconciler) brandsUsingSecret(ctx context.Context, secret
 
 // Reconcile checks one brand's Secret and says what it found.
 func (r *WeChatPayBrandReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	b := &v1.WeChatPayBrand{}
+	b := &upv1.WeChatPayBrand{}
 	if err := r.Get(ctx, req.NamespacedName, b); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -85,8 +85,8 @@ func (r *WeChatPayBrandReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	case errors.As(err, &stalled):
 		markBrandStalled(b, stalled.reason, stalled.message)
 	case errors.As(err, &retrying):
-		setBrandCondition(b, v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonRetrying, retrying.message)
-		setBrandCondition(b, v1.ConditionReady, metav1.ConditionFalse, retrying.reason, retrying.message)
+		setBrandCondition(b, upv1.ConditionReconciling, metav1.ConditionTrue, upv1.ReasonRetrying, retrying.message)
+		setBrandCondition(b, upv1.ConditionReady, metav1.ConditionFalse, retrying.reason, retrying.message)
 	default:
 		return ctrl.Result{}, err
 	}
@@ -101,28 +101,28 @@ func (r *WeChatPayBrandReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 
 // markBrandReady records whose credentials the Secret holds: identifiers
 // only, never key material.
-func markBrandReady(b *v1.WeChatPayBrand, creds *wechatpay.Credentials) {
+func markBrandReady(b *upv1.WeChatPayBrand, creds *wechatpay.Credentials) {
 	b.Status.BrandID = creds.BrandID
 	b.Status.CertificateSerialNo = creds.CertificateSerialNo
 	b.Status.PublicKeyID = creds.PublicKeyID
-	setBrandCondition(b, v1.ConditionReady, metav1.ConditionTrue, v1.ReasonSucceeded,
+	setBrandCondition(b, upv1.ConditionReady, metav1.ConditionTrue, upv1.ReasonSucceeded,
 		fmt.Sprintf("credentials of brand %s are complete and parse; allowed: %s", creds.BrandID, describeAllowed(b)))
-	apimeta.RemoveStatusCondition(&b.Status.Conditions, v1.ConditionReconciling)
-	apimeta.RemoveStatusCondition(&b.Status.Conditions, v1.ConditionStalled)
+	apimeta.RemoveStatusCondition(&b.Status.Conditions, upv1.ConditionReconciling)
+	apimeta.RemoveStatusCondition(&b.Status.Conditions, upv1.ConditionStalled)
 	b.Status.ObservedGeneration = b.Generation
 }
 
 // markBrandStalled says what the platform team must fix. The identifiers of
 // credentials that no longer parse are dropped: they would mislead.
-func markBrandStalled(b *v1.WeChatPayBrand, reason, message string) {
+func markBrandStalled(b *upv1.WeChatPayBrand, reason, message string) {
 	b.Status.BrandID, b.Status.CertificateSerialNo, b.Status.PublicKeyID = "", "", ""
-	setBrandCondition(b, v1.ConditionStalled, metav1.ConditionTrue, reason, message)
-	setBrandCondition(b, v1.ConditionReady, metav1.ConditionFalse, reason, message)
-	apimeta.RemoveStatusCondition(&b.Status.Conditions, v1.ConditionReconciling)
+	setBrandCondition(b, upv1.ConditionStalled, metav1.ConditionTrue, reason, message)
+	setBrandCondition(b, upv1.ConditionReady, metav1.ConditionFalse, reason, message)
+	apimeta.RemoveStatusCondition(&b.Status.Conditions, upv1.ConditionReconciling)
 	b.Status.ObservedGeneration = b.Generation
 }
 
-func setBrandCondition(b *v1.WeChatPayBrand, typ string, status metav1.ConditionStatus, reason, message string) {
+func setBrandCondition(b *upv1.WeChatPayBrand, typ string, status metav1.ConditionStatus, reason, message string) {
 	apimeta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
 		Type:               typ,
 		Status:             status,

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -22,34 +22,34 @@ const brandIndex = ".spec.brandRef.name"
 // brandCredentials reads and parses the Secret a WeChatPayBrand names, from
 // the brand-secret namespace, live (never from a cache). Its stalls are
 // worded from the brand's side; uploads prefix them with the brand's name.
-func brandCredentials(ctx context.Context, reader client.Reader, namespace string, b *v1.WeChatPayBrand) (*wechatpay.Credentials, error) {
+func brandCredentials(ctx context.Context, reader client.Reader, namespace string, b *upv1.WeChatPayBrand) (*wechatpay.Credentials, error) {
 	const field = "spec.credentialsSecretRef"
 	name := b.Spec.CredentialsSecretRef.Name
 	if namespace == "" {
-		return nil, stall(v1.ReasonSecretNotFound,
+		return nil, stall(upv1.ReasonSecretNotFound,
 			"the operator has no brand-secret namespace to read Secret %s named by %s from; run it with POD_NAMESPACE or --brand-secret-namespace", name, field)
 	}
 	secret := &corev1.Secret{}
 	err := getFromServer(ctx, reader, client.ObjectKey{Namespace: namespace, Name: name}, secret)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil, stall(v1.ReasonSecretNotFound, "Secret %s/%s named by %s not found; create it", namespace, name, field)
+		return nil, stall(upv1.ReasonSecretNotFound, "Secret %s/%s named by %s not found; create it", namespace, name, field)
 	case err != nil:
-		return nil, retry(v1.ReasonAPIServerUnavailable, 0, "read Secret %s/%s named by %s: %v; retrying", namespace, name, field, err)
+		return nil, retry(upv1.ReasonAPIServerUnavailable, 0, "read Secret %s/%s named by %s: %v; retrying", namespace, name, field, err)
 	}
 	creds, err := wechatpay.CredentialsFromSecretData(secret.Data)
 	if err != nil {
-		return nil, stall(v1.ReasonInvalidCredentials, "Secret %s/%s named by %s: %v; fix it", namespace, name, field, err)
+		return nil, stall(upv1.ReasonInvalidCredentials, "Secret %s/%s named by %s: %v; fix it", namespace, name, field, err)
 	}
 	return creds, nil
 }
 
 // brandAllows reports whether the brand lets objects of a namespace with
 // these labels use it. A Selector brand without a selector allows none.
-func brandAllows(b *v1.WeChatPayBrand, namespaceLabels map[string]string) (bool, error) {
+func brandAllows(b *upv1.WeChatPayBrand, namespaceLabels map[string]string) (bool, error) {
 	allowed := b.Spec.AllowedNamespaces
 	switch {
-	case allowed.From == v1.NamespacesFromAll:
+	case allowed.From == upv1.NamespacesFromAll:
 		return true, nil
 	case allowed.Selector == nil:
 		return false, nil
@@ -62,10 +62,10 @@ func brandAllows(b *v1.WeChatPayBrand, namespaceLabels map[string]string) (bool,
 }
 
 // describeAllowed says which namespaces a brand allows, for messages.
-func describeAllowed(b *v1.WeChatPayBrand) string {
+func describeAllowed(b *upv1.WeChatPayBrand) string {
 	allowed := b.Spec.AllowedNamespaces
 	switch {
-	case allowed.From == v1.NamespacesFromAll:
+	case allowed.From == upv1.NamespacesFromAll:
 		return "all namespaces"
 	case allowed.Selector == nil:
 		return "no namespace (allowedNamespaces has no selector)"
@@ -80,27 +80,27 @@ func describeAllowed(b *v1.WeChatPayBrand) string {
 // the brand it is of. The brand and the namespace's labels come from the
 // cache (both are watched); the Secret is read live from the brand-secret
 // namespace.
-func (r *UserPackageUploadReconciler) brandClient(ctx context.Context, u *v1.UserPackageUpload) (wechatpay.API, string, error) {
+func (r *UserPackageUploadReconciler) brandClient(ctx context.Context, u *upv1.UserPackageUpload) (wechatpay.API, string, error) {
 	name := u.Spec.BrandRef.Name
-	brand := &v1.WeChatPayBrand{}
+	brand := &upv1.WeChatPayBrand{}
 	err := r.Get(ctx, client.ObjectKey{Name: name}, brand)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil, "", stall(v1.ReasonBrandNotFound,
+		return nil, "", stall(upv1.ReasonBrandNotFound,
 			"WeChatPayBrand %s named by spec.brandRef not found; ask the platform team to create it (the object is re-triggered when it appears)", name)
 	case err != nil:
-		return nil, "", retry(v1.ReasonAPIServerUnavailable, 0, "read WeChatPayBrand %s: %v; retrying", name, err)
+		return nil, "", retry(upv1.ReasonAPIServerUnavailable, 0, "read WeChatPayBrand %s: %v; retrying", name, err)
 	}
 	ns := namespaceMetadata()
 	if err := r.Get(ctx, client.ObjectKey{Name: u.Namespace}, ns); err != nil {
-		return nil, "", retry(v1.ReasonAPIServerUnavailable, 0, "read Namespace %s: %v; retrying", u.Namespace, err)
+		return nil, "", retry(upv1.ReasonAPIServerUnavailable, 0, "read Namespace %s: %v; retrying", u.Namespace, err)
 	}
 	ok, err := brandAllows(brand, ns.Labels)
 	if err != nil {
-		return nil, "", stall(v1.ReasonBrandNotAllowed, "WeChatPayBrand %s has an invalid allowedNamespaces.selector (%v); ask the platform team to fix it", name, err)
+		return nil, "", stall(upv1.ReasonBrandNotAllowed, "WeChatPayBrand %s has an invalid allowedNamespaces.selector (%v); ask the platform team to fix it", name, err)
 	}
 	if !ok {
-		return nil, "", stall(v1.ReasonBrandNotAllowed,
+		return nil, "", stall(upv1.ReasonBrandNotAllowed,
 			"WeChatPayBrand %s does not allow namespace %s: it allows %s; ask the platform team to label the namespace or change the brand",
 			name, u.Namespace, describeAllowed(brand))
 	}
@@ -110,7 +110,7 @@ func (r *UserPackageUploadReconciler) brandClient(ctx context.Context, u *v1.Use
 	}
 	c, err := r.NewWeChatPay(creds)
 	if err != nil {
-		return nil, "", stall(v1.ReasonInvalidCredentials, "WeChatPayBrand %s named by spec.brandRef: %v; the platform team must fix its Secret", name, err)
+		return nil, "", stall(upv1.ReasonInvalidCredentials, "WeChatPayBrand %s named by spec.brandRef: %v; the platform team must fix its Secret", name, err)
 	}
 	return c, creds.BrandID, nil
 }
@@ -134,7 +134,7 @@ func namespaceMetadata() *metav1.PartialObjectMetadata {
 }
 
 // brandName is the WeChatPayBrand an object names, if any, for brandIndex.
-func brandName(u *v1.UserPackageUpload) []string {
+func brandName(u *upv1.UserPackageUpload) []string {
 	if u.Spec.BrandRef == nil {
 		return nil
 	}
@@ -151,7 +151,7 @@ func (r *UserPackageUploadReconciler) objectsUsingBrand(ctx context.Context, bra
 // objectsInNamespace maps a Namespace whose labels changed to its objects
 // that name a brand: they may have become allowed, or no longer be.
 func (r *UserPackageUploadReconciler) objectsInNamespace(ctx context.Context, ns client.Object) []reconcile.Request {
-	var list v1.UserPackageUploadList
+	var list upv1.UserPackageUploadList
 	if err := r.List(ctx, &list, client.InNamespace(ns.GetName())); err != nil {
 		// With --watch-namespaces every other namespace lands here: the
 		// cache does not know it, and the operator has nothing there.
@@ -175,7 +175,7 @@ func (r *UserPackageUploadReconciler) objectsUsingSecretOrBrand(ctx context.Cont
 	if secret.GetNamespace() != r.BrandSecretNamespace {
 		return requests
 	}
-	var brands v1.WeChatPayBrandList // a few per cluster: no index needed
+	var brands upv1.WeChatPayBrandList // a few per cluster: no index needed
 	if err := r.List(ctx, &brands); err != nil {
 		log.FromContext(ctx).Error(err, "list brands using Secret", "secret", secret.GetName())
 		return requests
@@ -189,7 +189,7 @@ func (r *UserPackageUploadReconciler) objectsUsingSecretOrBrand(ctx context.Cont
 }
 
 func (r *UserPackageUploadReconciler) listRequests(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
-	var list v1.UserPackageUploadList
+	var list upv1.UserPackageUploadList
 	if err := r.List(ctx, &list, opts...); err != nil {
 		log.FromContext(ctx).Error(err, "list objects to re-trigger")
 		return nil
@@ -205,8 +205,8 @@ func (r *UserPackageUploadReconciler) listRequests(ctx context.Context, opts ...
 func indexBrands(ctx context.Context, indexer interface {
 	IndexField(context.Context, client.Object, string, client.IndexerFunc) error
 }) error {
-	if err := indexer.IndexField(ctx, &v1.UserPackageUpload{}, brandIndex, func(o client.Object) []string {
-		return brandName(o.(*v1.UserPackageUpload))
+	if err := indexer.IndexField(ctx, &upv1.UserPackageUpload{}, brandIndex, func(o client.Object) []string {
+		return brandName(o.(*upv1.UserPackageUpload))
 	}); err != nil {
 		return fmt.Errorf("index uploads by brand: %w", err)
 	}

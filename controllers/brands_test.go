@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
@@ -49,7 +49,7 @@ func newTenants(t *testing.T, tn tenancyOptions) *tenants {
 	}
 	h.tenancy = tn
 	t.Cleanup(func() {
-		_ = kube.Client.Delete(h.ctx, &v1.WeChatPayBrand{ObjectMeta: metav1.ObjectMeta{Name: w.brand}})
+		_ = kube.Client.Delete(h.ctx, &upv1.WeChatPayBrand{ObjectMeta: metav1.ObjectMeta{Name: w.brand}})
 	})
 	return w
 }
@@ -65,12 +65,12 @@ func (w *tenants) brandSecret(data map[string][]byte) {
 // createBrand creates the brand, allowing namespaces labelled with its name.
 func (w *tenants) createBrand() {
 	w.t.Helper()
-	must(w.t, kube.Client.Create(w.ctx, &v1.WeChatPayBrand{
+	must(w.t, kube.Client.Create(w.ctx, &upv1.WeChatPayBrand{
 		ObjectMeta: metav1.ObjectMeta{Name: w.brand},
-		Spec: v1.WeChatPayBrandSpec{
-			CredentialsSecretRef: v1.SecretReference{Name: "wechatpay-brand-" + w.brand},
-			AllowedNamespaces: v1.AllowedNamespaces{
-				From:     v1.NamespacesFromSelector,
+		Spec: upv1.WeChatPayBrandSpec{
+			CredentialsSecretRef: upv1.SecretReference{Name: "wechatpay-brand-" + w.brand},
+			AllowedNamespaces: upv1.AllowedNamespaces{
+				From:     upv1.NamespacesFromSelector,
 				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{brandLabel: w.brand}},
 			},
 		},
@@ -93,16 +93,16 @@ func (w *tenants) upload(ns, name string) {
 	u.Namespace = ns
 	u.Spec.File.Filename = name + ".csv" // filenames are per brand, and both teams use one
 	u.Spec.CredentialsRef = nil
-	u.Spec.BrandRef = &v1.BrandReference{Name: w.brand}
+	u.Spec.BrandRef = &upv1.BrandReference{Name: w.brand}
 	must(w.t, kube.Client.Create(w.ctx, u))
 }
 
 // waitIn waits for an object of any namespace, as harness.waitFor does.
-func (w *tenants) waitIn(ns, name, what string, ok func(*v1.UserPackageUpload) bool) *v1.UserPackageUpload {
+func (w *tenants) waitIn(ns, name, what string, ok func(*upv1.UserPackageUpload) bool) *upv1.UserPackageUpload {
 	w.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		u := &v1.UserPackageUpload{}
+		u := &upv1.UserPackageUpload{}
 		must(w.t, kube.Client.Get(w.ctx, client.ObjectKey{Namespace: ns, Name: name}, u))
 		if ok(u) {
 			return u
@@ -114,30 +114,30 @@ func (w *tenants) waitIn(ns, name, what string, ok func(*v1.UserPackageUpload) b
 	}
 }
 
-func (w *tenants) waitReadyIn(ns, name string) *v1.UserPackageUpload {
+func (w *tenants) waitReadyIn(ns, name string) *upv1.UserPackageUpload {
 	w.t.Helper()
-	return w.waitIn(ns, name, "Ready", func(u *v1.UserPackageUpload) bool {
-		return conditionIs(u, v1.ConditionReady, metav1.ConditionTrue) && u.Status.ObservedGeneration == u.Generation
+	return w.waitIn(ns, name, "Ready", func(u *upv1.UserPackageUpload) bool {
+		return conditionIs(u, upv1.ConditionReady, metav1.ConditionTrue) && u.Status.ObservedGeneration == u.Generation
 	})
 }
 
-func (w *tenants) waitStalledIn(ns, name, reason string) *v1.UserPackageUpload {
+func (w *tenants) waitStalledIn(ns, name, reason string) *upv1.UserPackageUpload {
 	w.t.Helper()
-	return w.waitIn(ns, name, "Stalled/"+reason, func(u *v1.UserPackageUpload) bool {
-		c := findCondition(u, v1.ConditionStalled)
+	return w.waitIn(ns, name, "Stalled/"+reason, func(u *upv1.UserPackageUpload) bool {
+		c := findCondition(u, upv1.ConditionStalled)
 		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == reason
 	})
 }
 
 // waitBrand waits until the brand's Ready condition has status and reason.
-func (w *tenants) waitBrand(status metav1.ConditionStatus, reason string) *v1.WeChatPayBrand {
+func (w *tenants) waitBrand(status metav1.ConditionStatus, reason string) *upv1.WeChatPayBrand {
 	w.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		b := &v1.WeChatPayBrand{}
+		b := &upv1.WeChatPayBrand{}
 		must(w.t, kube.Client.Get(w.ctx, client.ObjectKey{Name: w.brand}, b))
 		for _, c := range b.Status.Conditions {
-			if c.Type == v1.ConditionReady && c.Status == status && c.Reason == reason && c.ObservedGeneration == b.Generation {
+			if c.Type == upv1.ConditionReady && c.Status == status && c.Reason == reason && c.ObservedGeneration == b.Generation {
 				return b
 			}
 		}
@@ -168,7 +168,7 @@ func TestABrandServesTheNamespacesItAllowsByLabel(t *testing.T) {
 	w.label(w.ns)
 	w.startManager(nil)
 
-	b := w.waitBrand(metav1.ConditionTrue, v1.ReasonSucceeded)
+	b := w.waitBrand(metav1.ConditionTrue, upv1.ReasonSucceeded)
 	if b.Status.BrandID != brandID || b.Status.CertificateSerialNo == "" || b.Status.PublicKeyID == "" {
 		t.Errorf("brand status = %+v, want the brand id, certificate serial and public key id", b.Status)
 	}
@@ -185,8 +185,8 @@ func TestABrandServesTheNamespacesItAllowsByLabel(t *testing.T) {
 	}
 
 	w.upload(w.otherNS, "other")
-	u = w.waitStalledIn(w.otherNS, "other", v1.ReasonBrandNotAllowed)
-	msg := findCondition(u, v1.ConditionReady).Message
+	u = w.waitStalledIn(w.otherNS, "other", upv1.ReasonBrandNotAllowed)
+	msg := findCondition(u, upv1.ConditionReady).Message
 	for _, want := range []string{"WeChatPayBrand " + w.brand, "namespace " + w.otherNS, brandLabel + "=" + w.brand} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("BrandNotAllowed message %q does not say %q", msg, want)
@@ -216,9 +216,9 @@ func TestBrandProblemsStallTheBrandAndTheUploadsNamingIt(t *testing.T) {
 		reason   string
 		wantText string
 	}{
-		{"a missing Secret stalls the brand and its uploads", nil, v1.ReasonSecretNotFound, "named by spec.credentialsSecretRef not found; create it"},
-		{"a malformed private key stalls the brand and its uploads", malformed, v1.ReasonInvalidCredentials, "apiclient_key.pem: no PEM block found"},
-		{"a missing key stalls the brand and its uploads", partial, v1.ReasonInvalidCredentials, "wxp_pub.pem: missing"},
+		{"a missing Secret stalls the brand and its uploads", nil, upv1.ReasonSecretNotFound, "named by spec.credentialsSecretRef not found; create it"},
+		{"a malformed private key stalls the brand and its uploads", malformed, upv1.ReasonInvalidCredentials, "apiclient_key.pem: no PEM block found"},
+		{"a missing key stalls the brand and its uploads", partial, upv1.ReasonInvalidCredentials, "wxp_pub.pem: missing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,7 +234,7 @@ func TestBrandProblemsStallTheBrandAndTheUploadsNamingIt(t *testing.T) {
 			b := w.waitBrand(metav1.ConditionFalse, tt.reason)
 			var stalled *metav1.Condition
 			for i, c := range b.Status.Conditions {
-				if c.Type == v1.ConditionStalled {
+				if c.Type == upv1.ConditionStalled {
 					stalled = &b.Status.Conditions[i]
 				}
 			}
@@ -247,7 +247,7 @@ func TestBrandProblemsStallTheBrandAndTheUploadsNamingIt(t *testing.T) {
 
 			w.upload(w.ns, "vip")
 			u := w.waitStalledIn(w.ns, "vip", tt.reason)
-			msg := findCondition(u, v1.ConditionReady).Message
+			msg := findCondition(u, upv1.ConditionReady).Message
 			if !strings.Contains(msg, "WeChatPayBrand "+w.brand) || !strings.Contains(msg, tt.wantText) {
 				t.Errorf("upload message %q does not report the brand's problem %q", msg, tt.wantText)
 			}
@@ -262,7 +262,7 @@ func TestBrandProblemsStallTheBrandAndTheUploadsNamingIt(t *testing.T) {
 				fixed.Data = identity.SecretData()
 				must(t, kube.Client.Update(w.ctx, fixed))
 			}
-			w.waitBrand(metav1.ConditionTrue, v1.ReasonSucceeded)
+			w.waitBrand(metav1.ConditionTrue, upv1.ReasonSucceeded)
 			w.waitReadyIn(w.ns, "vip")
 		})
 	}
@@ -276,8 +276,8 @@ func TestAnUploadNamingAMissingBrandGoesOnWhenTheBrandAppears(t *testing.T) {
 	w.startManager(nil)
 
 	w.upload(w.ns, "vip")
-	u := w.waitStalledIn(w.ns, "vip", v1.ReasonBrandNotFound)
-	if msg := findCondition(u, v1.ConditionReady).Message; !strings.Contains(msg, "WeChatPayBrand "+w.brand+" named by spec.brandRef not found") {
+	u := w.waitStalledIn(w.ns, "vip", upv1.ReasonBrandNotFound)
+	if msg := findCondition(u, upv1.ConditionReady).Message; !strings.Contains(msg, "WeChatPayBrand "+w.brand+" named by spec.brandRef not found") {
 		t.Errorf("BrandNotFound message %q does not name the brand", msg)
 	}
 	w.createBrand()
@@ -294,14 +294,14 @@ func TestAmbientCredentialsAreOptInTwice(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", storage.SecretKey)
 	tests := []struct {
 		name     string
-		provider v1.S3Provider
+		provider upv1.S3Provider
 		allow    bool
 		reason   string // empty: Ready
 		wantText string
 	}{
-		{"without secretRef and provider the read is anonymous and refused", "", true, v1.ReasonSourceAccessDenied, "access denied"},
-		{"provider aws is refused without --allow-ambient-credentials", v1.S3ProviderAWS, false, v1.ReasonAmbientCredentialsDenied, "--allow-ambient-credentials"},
-		{"provider aws with --allow-ambient-credentials uses the environment", v1.S3ProviderAWS, true, "", ""},
+		{"without secretRef and provider the read is anonymous and refused", "", true, upv1.ReasonSourceAccessDenied, "access denied"},
+		{"provider aws is refused without --allow-ambient-credentials", upv1.S3ProviderAWS, false, upv1.ReasonAmbientCredentialsDenied, "--allow-ambient-credentials"},
+		{"provider aws with --allow-ambient-credentials uses the environment", upv1.S3ProviderAWS, true, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -316,7 +316,7 @@ func TestAmbientCredentialsAreOptInTwice(t *testing.T) {
 				return
 			}
 			u = h.waitStalled("vip", tt.reason)
-			if msg := findCondition(u, v1.ConditionReady).Message; !strings.Contains(msg, tt.wantText) {
+			if msg := findCondition(u, upv1.ConditionReady).Message; !strings.Contains(msg, tt.wantText) {
 				t.Errorf("message %q does not say %q", msg, tt.wantText)
 			}
 		})
@@ -326,10 +326,10 @@ func TestAmbientCredentialsAreOptInTwice(t *testing.T) {
 func TestUploadAdmissionNeedsExactlyOneOfBrandRefAndCredentialsRef(t *testing.T) {
 	h := newHarness(t, harnessOptions{noManager: true})
 	both := h.object("both", "vip.csv")
-	both.Spec.BrandRef = &v1.BrandReference{Name: "acme"}
+	both.Spec.BrandRef = &upv1.BrandReference{Name: "acme"}
 	neither := h.object("neither", "vip.csv")
 	neither.Spec.CredentialsRef = nil
-	for _, u := range []*v1.UserPackageUpload{both, neither} {
+	for _, u := range []*upv1.UserPackageUpload{both, neither} {
 		err := kube.Client.Create(h.ctx, u)
 		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "exactly one of brandRef") {
 			t.Errorf("%s: got %v, want Invalid naming brandRef and credentialsRef", u.Name, err)
@@ -355,9 +355,9 @@ func TestMovingToABrandOfTheSameBrandIDIsNoNewUpload(t *testing.T) {
 	before := w.waitReady("vip").Status.Upload.ID
 	initiates := w.sandbox.CountSucceeded(sandbox.EndpointInitiate)
 
-	w.update("vip", func(u *v1.UserPackageUpload) {
+	w.update("vip", func(u *upv1.UserPackageUpload) {
 		u.Spec.CredentialsRef = nil
-		u.Spec.BrandRef = &v1.BrandReference{Name: w.brand}
+		u.Spec.BrandRef = &upv1.BrandReference{Name: w.brand}
 	})
 	after := w.waitReady("vip")
 	if after.Status.Upload.ID != before || w.sandbox.CountSucceeded(sandbox.EndpointInitiate) != initiates {

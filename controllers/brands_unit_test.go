@@ -5,26 +5,26 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 )
 
 func TestBrandAllows(t *testing.T) {
-	selector := func(s *metav1.LabelSelector) *v1.WeChatPayBrand {
-		return &v1.WeChatPayBrand{Spec: v1.WeChatPayBrandSpec{AllowedNamespaces: v1.AllowedNamespaces{From: v1.NamespacesFromSelector, Selector: s}}}
+	selector := func(s *metav1.LabelSelector) *upv1.WeChatPayBrand {
+		return &upv1.WeChatPayBrand{Spec: upv1.WeChatPayBrandSpec{AllowedNamespaces: upv1.AllowedNamespaces{From: upv1.NamespacesFromSelector, Selector: s}}}
 	}
 	acme := &metav1.LabelSelector{MatchLabels: map[string]string{"crowdpack.io/brand": "acme"}}
 	tests := []struct {
 		name      string
-		brand     *v1.WeChatPayBrand
+		brand     *upv1.WeChatPayBrand
 		labels    map[string]string
 		want      bool
 		wantWords string
 	}{
 		{"from All allows a namespace without labels",
-			&v1.WeChatPayBrand{Spec: v1.WeChatPayBrandSpec{AllowedNamespaces: v1.AllowedNamespaces{From: v1.NamespacesFromAll}}}, nil, true, "all namespaces"},
+			&upv1.WeChatPayBrand{Spec: upv1.WeChatPayBrandSpec{AllowedNamespaces: upv1.AllowedNamespaces{From: upv1.NamespacesFromAll}}}, nil, true, "all namespaces"},
 		{"the default (Selector without a selector) allows nothing", selector(nil), map[string]string{"crowdpack.io/brand": "acme"}, false,
 			"no namespace (allowedNamespaces has no selector)"},
-		{"a brand left empty allows nothing, as the API's default", &v1.WeChatPayBrand{}, map[string]string{"a": "b"}, false,
+		{"a brand left empty allows nothing, as the API's default", &upv1.WeChatPayBrand{}, map[string]string{"a": "b"}, false,
 			"no namespace (allowedNamespaces has no selector)"},
 		{"a matching label is allowed", selector(acme), map[string]string{"crowdpack.io/brand": "acme", "team": "x"}, true,
 			"namespaces labelled crowdpack.io/brand=acme"},
@@ -49,7 +49,7 @@ func TestBrandAllows(t *testing.T) {
 }
 
 func TestAnInvalidSelectorIsAnError(t *testing.T) {
-	b := &v1.WeChatPayBrand{Spec: v1.WeChatPayBrandSpec{AllowedNamespaces: v1.AllowedNamespaces{
+	b := &upv1.WeChatPayBrand{Spec: upv1.WeChatPayBrandSpec{AllowedNamespaces: upv1.AllowedNamespaces{
 		Selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: "Near"}}}}}}
 	if _, err := brandAllows(b, nil); err == nil {
 		t.Error("a selector with an unknown operator allowed or refused without an error")

@@ -10,7 +10,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
@@ -104,25 +104,25 @@ func isClassified(err error) bool {
 func sourceError(err error) error {
 	switch {
 	case errors.Is(err, source.ErrNotFound):
-		return stall(v1.ReasonSourceNotFound, "%v; check spec.source", err)
+		return stall(upv1.ReasonSourceNotFound, "%v; check spec.source", err)
 	case errors.Is(err, source.ErrAccessDenied):
-		return stall(v1.ReasonSourceAccessDenied, "%v; check the storage credentials in spec.source.*.secretRef and the bucket policy", err)
+		return stall(upv1.ReasonSourceAccessDenied, "%v; check the storage credentials in spec.source.*.secretRef and the bucket policy", err)
 	case errors.Is(err, source.ErrChanged):
-		return stall(v1.ReasonSourceChanged,
+		return stall(upv1.ReasonSourceChanged,
 			"%v; the file changed while it was being uploaded: a mix of two versions is never sent. Request a reconcile (annotation %s) to read the new version and start a new upload",
-			err, v1.ReconcileRequestAnnotation)
+			err, upv1.ReconcileRequestAnnotation)
 	case errors.Is(err, source.ErrAddressDenied):
-		return stall(v1.ReasonSourceAddressDenied, "%v", err)
+		return stall(upv1.ReasonSourceAddressDenied, "%v", err)
 	case errors.Is(err, source.ErrInsecureDenied):
-		return stall(v1.ReasonInsecureSourceDenied, "%v", err)
+		return stall(upv1.ReasonInsecureSourceDenied, "%v", err)
 	case errors.Is(err, source.ErrTooLarge):
-		return stall(v1.ReasonSourceTooLarge, "%v", err)
+		return stall(upv1.ReasonSourceTooLarge, "%v", err)
 	case errors.Is(err, source.ErrInvalidConfig):
-		return stall(v1.ReasonInvalidSpec, "%v; check spec.source", err)
+		return stall(upv1.ReasonInvalidSpec, "%v; check spec.source", err)
 	case errors.Is(err, source.ErrTooSlow):
-		return because(retry(v1.ReasonSourceTooSlow, 0, "%s; retrying", stableMessage(err)), err)
+		return because(retry(upv1.ReasonSourceTooSlow, 0, "%s; retrying", stableMessage(err)), err)
 	default:
-		return because(retry(v1.ReasonSourceUnavailable, 0, "%s; retrying", stableMessage(err)), err)
+		return because(retry(upv1.ReasonSourceUnavailable, 0, "%s; retrying", stableMessage(err)), err)
 	}
 }
 
@@ -134,33 +134,33 @@ func weChatPayError(err error) error {
 	isAPI := errors.As(err, &api)
 	switch class := wechatpay.Classify(err); {
 	case class == wechatpay.Retryable && isAPI && api.StatusCode == 429:
-		return because(retry(v1.ReasonWeChatPayRateLimited, api.RetryAfter, "%s; retrying after the delay WeChat Pay asked for", stableMessage(err)), err)
+		return because(retry(upv1.ReasonWeChatPayRateLimited, api.RetryAfter, "%s; retrying after the delay WeChat Pay asked for", stableMessage(err)), err)
 	case class == wechatpay.Retryable:
-		return because(retry(v1.ReasonWeChatPayUnavailable, wechatpay.RetryAfter(err), "%s; retrying", stableMessage(err)), err)
+		return because(retry(upv1.ReasonWeChatPayUnavailable, wechatpay.RetryAfter(err), "%s; retrying", stableMessage(err)), err)
 	case class == wechatpay.Canceled:
 		return err
 	case errors.As(err, &creds):
-		return stall(v1.ReasonInvalidCredentials, "%v; fix the brand's credentials Secret (spec.credentialsRef, or the Secret of the WeChatPayBrand spec.brandRef names)", err)
+		return stall(upv1.ReasonInvalidCredentials, "%v; fix the brand's credentials Secret (spec.credentialsRef, or the Secret of the WeChatPayBrand spec.brandRef names)", err)
 	case isAPI && api.StatusCode == 401:
-		return stall(v1.ReasonWeChatPayAuthFailed,
+		return stall(upv1.ReasonWeChatPayAuthFailed,
 			"%v; check apiclient_key.pem and certificate_serial_no in the brand's credentials Secret (spec.credentialsRef, or the Secret of the WeChatPayBrand spec.brandRef names)", err)
 	case isAPI:
-		return stall(v1.ReasonWeChatPayRejected, "%v; fix the spec or the file and apply again", err)
+		return stall(upv1.ReasonWeChatPayRejected, "%v; fix the spec or the file and apply again", err)
 	case errors.Is(err, wechatpay.ErrVerification):
-		return stall(v1.ReasonResponseUnverified,
+		return stall(upv1.ReasonResponseUnverified,
 			"%v; the answer could not be verified and was not trusted: check wxp_pub.pem and wechatpay_public_key_id in the brand's credentials Secret, and the --wechatpay-endpoint", err)
 	default:
 		var invalid *wechatpay.ValidationError
 		if errors.As(err, &invalid) {
-			return stall(v1.ReasonInvalidSpec, "%v", err)
+			return stall(upv1.ReasonInvalidSpec, "%v", err)
 		}
-		return stall(v1.ReasonWeChatPayRejected, "%v", err)
+		return stall(upv1.ReasonWeChatPayRejected, "%v", err)
 	}
 }
 
 // failCondition sets a domain condition False with the error's reason.
-func failCondition(u *v1.UserPackageUpload, condition string, err error) error {
-	reason := v1.ReasonProgressing
+func failCondition(u *upv1.UserPackageUpload, condition string, err error) error {
+	reason := upv1.ReasonProgressing
 	var s *stallError
 	var rt *retryError
 	switch {

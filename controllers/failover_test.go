@@ -15,7 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 )
 
@@ -134,7 +134,7 @@ func TestAnAPIServerRestartMidReconcileLosesNothing(t *testing.T) {
 		h.put(name+".csv", files[name])
 		h.create(h.object(name, name+".csv"))
 	}
-	h.waitFor("vip-0", 30*time.Second, "uploading", func(u *v1.UserPackageUpload) bool {
+	h.waitFor("vip-0", 30*time.Second, "uploading", func(u *upv1.UserPackageUpload) bool {
 		return u.Status.Upload != nil && u.Status.Upload.PartsDone >= 2
 	})
 	start := time.Now()
@@ -144,8 +144,8 @@ func TestAnAPIServerRestartMidReconcileLosesNothing(t *testing.T) {
 
 	uploads := map[string]bool{}
 	for name, data := range files {
-		u := h.waitFor(name, 120*time.Second, "Ready", func(u *v1.UserPackageUpload) bool {
-			return conditionIs(u, v1.ConditionReady, metav1.ConditionTrue) && u.Status.ObservedGeneration == u.Generation
+		u := h.waitFor(name, 120*time.Second, "Ready", func(u *upv1.UserPackageUpload) bool {
+			return conditionIs(u, upv1.ConditionReady, metav1.ConditionTrue) && u.Status.ObservedGeneration == u.Generation
 		})
 		up := u.Status.Upload
 		uploads[up.ID] = true
@@ -161,7 +161,7 @@ func TestAnAPIServerRestartMidReconcileLosesNothing(t *testing.T) {
 		t.Errorf("%d initiates succeeded for %d distinct uploads, want %d of each", n, len(uploads), len(files))
 	}
 	// The suite's admin client still works.
-	var list v1.UserPackageUploadList
+	var list upv1.UserPackageUploadList
 	must(t, kube.Client.List(h.ctx, &list, client.InNamespace(h.ns)))
 	if t.Failed() {
 		logManagerErrors(t, h.ns, 15)

@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 )
 
@@ -24,82 +24,82 @@ import (
 func TestStalls(t *testing.T) {
 	tests := []struct {
 		name   string
-		setup  func(h *harness, u *v1.UserPackageUpload)
+		setup  func(h *harness, u *upv1.UserPackageUpload)
 		reason string
 		// wantText is part of the message that tells what to fix.
 		wantText string
 	}{
 		{
 			name:     "a missing credentials Secret stalls",
-			setup:    func(h *harness, u *v1.UserPackageUpload) { u.Spec.CredentialsRef.Name = "absent" },
-			reason:   v1.ReasonSecretNotFound,
+			setup:    func(h *harness, u *upv1.UserPackageUpload) { u.Spec.CredentialsRef.Name = "absent" },
+			reason:   upv1.ReasonSecretNotFound,
 			wantText: "Secret " + "%ns%" + "/absent named by spec.credentialsRef not found",
 		},
 		{
 			name: "a credentials Secret without the private key stalls",
-			setup: func(h *harness, u *v1.UserPackageUpload) {
+			setup: func(h *harness, u *upv1.UserPackageUpload) {
 				data := identity.SecretData()
 				delete(data, "apiclient_key.pem")
 				h.secret("partial", data)
 				u.Spec.CredentialsRef.Name = "partial"
 			},
-			reason:   v1.ReasonInvalidCredentials,
+			reason:   upv1.ReasonInvalidCredentials,
 			wantText: "apiclient_key.pem",
 		},
 		{
 			name: "a malformed private key stalls",
-			setup: func(h *harness, u *v1.UserPackageUpload) {
+			setup: func(h *harness, u *upv1.UserPackageUpload) {
 				data := identity.SecretData()
 				data["apiclient_key.pem"] = []byte("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
 				h.secret("malformed", data)
 				u.Spec.CredentialsRef.Name = "malformed"
 			},
-			reason:   v1.ReasonInvalidCredentials,
+			reason:   upv1.ReasonInvalidCredentials,
 			wantText: "apiclient_key.pem",
 		},
 		{
 			name:     "an object that does not exist stalls",
-			setup:    func(h *harness, u *v1.UserPackageUpload) { u.Spec.Source.S3.Key = "missing.csv" },
-			reason:   v1.ReasonSourceNotFound,
+			setup:    func(h *harness, u *upv1.UserPackageUpload) { u.Spec.Source.S3.Key = "missing.csv" },
+			reason:   upv1.ReasonSourceNotFound,
 			wantText: "missing.csv",
 		},
 		{
 			name: "wrong storage credentials stall",
-			setup: func(h *harness, u *v1.UserPackageUpload) {
+			setup: func(h *harness, u *upv1.UserPackageUpload) {
 				h.secret("wrong-storage", map[string][]byte{keyAccessKey: []byte(storage.AccessKey), keySecretKey: []byte("not-the-secret-key")})
 				u.Spec.Source.S3.SecretRef.Name = "wrong-storage"
 			},
-			reason:   v1.ReasonSourceAccessDenied,
+			reason:   upv1.ReasonSourceAccessDenied,
 			wantText: "check the storage credentials",
 		},
 		{
 			name: "invalid lines stall a Strict upload before initiate",
-			setup: func(h *harness, u *v1.UserPackageUpload) {
+			setup: func(h *harness, u *upv1.UserPackageUpload) {
 				h.put("bad.csv", []byte("phone\n"+strings.Repeat("0123456789abcdef0123456789abcdef\n", 3)+"12345\n"))
 				u.Spec.Source.S3.Key = "bad.csv"
-				u.Spec.Validation = v1.ValidationStrict
+				u.Spec.Validation = upv1.ValidationStrict
 			},
-			reason:   v1.ReasonInvalidLines,
+			reason:   upv1.ReasonInvalidLines,
 			wantText: "2 of 5 lines are not valid Phone values (first at line 1, 5)",
 		},
 		{
 			name: "a brand WeChat Pay does not know stalls on the signature",
-			setup: func(h *harness, u *v1.UserPackageUpload) {
+			setup: func(h *harness, u *upv1.UserPackageUpload) {
 				other, err := sandboxIdentity("1000000000999")
 				must(h.t, err)
 				h.secret("other-brand", other.SecretData())
 				u.Spec.CredentialsRef.Name = "other-brand"
 			},
-			reason:   v1.ReasonWeChatPayAuthFailed,
+			reason:   upv1.ReasonWeChatPayAuthFailed,
 			wantText: "check apiclient_key.pem and certificate_serial_no",
 		},
 		{
 			name: "a filename WeChat Pay already has stalls and asks for a new one",
-			setup: func(h *harness, u *v1.UserPackageUpload) {
+			setup: func(h *harness, u *upv1.UserPackageUpload) {
 				h.create(h.object("first", "vip.csv"))
 				h.waitReady("first")
 			},
-			reason:   v1.ReasonFilenameTaken,
+			reason:   upv1.ReasonFilenameTaken,
 			wantText: "set a new spec.file.filename",
 		},
 	}
@@ -113,12 +113,12 @@ func TestStalls(t *testing.T) {
 			h.create(u)
 
 			u = h.waitStalled("vip", tt.reason)
-			ready := findCondition(u, v1.ConditionReady)
+			ready := findCondition(u, upv1.ConditionReady)
 			want := strings.ReplaceAll(tt.wantText, "%ns%", h.ns)
 			if ready.Status != metav1.ConditionFalse || ready.Reason != tt.reason || !strings.Contains(ready.Message, want) {
 				t.Errorf("Ready = %s %s %q, want False %s saying %q", ready.Status, ready.Reason, ready.Message, tt.reason, want)
 			}
-			if findCondition(u, v1.ConditionReconciling) != nil {
+			if findCondition(u, upv1.ConditionReconciling) != nil {
 				t.Error("a stalled object is still Reconciling")
 			}
 			if up := u.Status.Upload; up != nil && up.InitiatingSince != nil && up.ID == "" && calls == len(h.sandbox.Records()) {
@@ -131,7 +131,7 @@ func TestStalls(t *testing.T) {
 			// No requeue: the sandbox sees nothing more.
 			seen := len(h.sandbox.Records())
 			time.Sleep(1500 * time.Millisecond)
-			if now := len(h.sandbox.Records()); now != seen || (tt.reason != v1.ReasonWeChatPayAuthFailed && tt.reason != v1.ReasonFilenameTaken && now != calls) {
+			if now := len(h.sandbox.Records()); now != seen || (tt.reason != upv1.ReasonWeChatPayAuthFailed && tt.reason != upv1.ReasonFilenameTaken && now != calls) {
 				t.Errorf("the sandbox saw %d calls before, %d at the stall and %d later: a stalled object must not retry", calls, seen, now)
 			}
 		})
@@ -144,7 +144,7 @@ func TestAStallOnAMissingSecretClearsWhenTheSecretIsCreated(t *testing.T) {
 	u := h.object("vip", "vip.csv")
 	u.Spec.CredentialsRef.Name = "later"
 	h.create(u)
-	h.waitStalled("vip", v1.ReasonSecretNotFound)
+	h.waitStalled("vip", upv1.ReasonSecretNotFound)
 
 	h.secret("later", identity.SecretData())
 	h.waitReady("vip")
@@ -202,16 +202,16 @@ func TestALostInitiateAnswerIsRetriedOnceAndCounted(t *testing.T) {
 	u.Spec.UploadParts = ptrTo(false)
 	h.create(u)
 
-	u = h.waitStalled("vip", v1.ReasonFilenameTaken)
-	if !strings.Contains(findCondition(u, v1.ConditionReady).Message, "vip.csv") {
-		t.Errorf("the stall does not name the filename: %s", findCondition(u, v1.ConditionReady).Message)
+	u = h.waitStalled("vip", upv1.ReasonFilenameTaken)
+	if !strings.Contains(findCondition(u, upv1.ConditionReady).Message, "vip.csv") {
+		t.Errorf("the stall does not name the filename: %s", findCondition(u, upv1.ConditionReady).Message)
 	}
 	if u.Status.Upload.UnknownOutcomes != 1 {
 		t.Errorf("unknownOutcomes = %d, want 1", u.Status.Upload.UnknownOutcomes)
 	}
-	h.waitEvent("vip", corev1.EventTypeWarning, v1.ReasonOutcomeUnknown)
+	h.waitEvent("vip", corev1.EventTypeWarning, upv1.ReasonOutcomeUnknown)
 
-	h.update("vip", func(u *v1.UserPackageUpload) { u.Spec.File.Filename = "vip-2.csv" })
+	h.update("vip", func(u *upv1.UserPackageUpload) { u.Spec.File.Filename = "vip-2.csv" })
 	u = h.waitReady("vip")
 	if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != 2 {
 		t.Errorf("sandbox created %d sessions, want 2 (the orphan and the final one)", n)
@@ -228,12 +228,12 @@ func TestRetryingSaysSoInReconciling(t *testing.T) {
 	h.put("vip.csv", phoneFile(0, 100))
 	h.create(h.object("vip", "vip.csv"))
 
-	u := h.waitFor("vip", 30*time.Second, "retrying", func(u *v1.UserPackageUpload) bool {
-		c := findCondition(u, v1.ConditionReconciling)
-		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == v1.ReasonRetrying
+	u := h.waitFor("vip", 30*time.Second, "retrying", func(u *upv1.UserPackageUpload) bool {
+		c := findCondition(u, upv1.ConditionReconciling)
+		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == upv1.ReasonRetrying
 	})
-	ready := findCondition(u, v1.ConditionReady)
-	if ready.Reason != v1.ReasonWeChatPayUnavailable || !strings.Contains(ready.Message, "retrying") {
+	ready := findCondition(u, upv1.ConditionReady)
+	if ready.Reason != upv1.ReasonWeChatPayUnavailable || !strings.Contains(ready.Message, "retrying") {
 		t.Errorf("Ready = %s %q, want WeChatPayUnavailable saying it retries", ready.Reason, ready.Message)
 	}
 	if s := kstatus(t, u); s != status.InProgressStatus {
@@ -245,16 +245,16 @@ func TestRetryingSaysSoInReconciling(t *testing.T) {
 // a status write around initiate: a conflict on the marker (a stale cache)
 // or on the answer, or an outage while the answer is written.
 func TestAFailedStatusWriteCausesNoSecondInitiate(t *testing.T) {
-	gr := schema.GroupResource{Group: v1.GroupVersion.Group, Resource: "userpackageuploads"}
-	onMarker := func(u *v1.UserPackageUpload) bool {
+	gr := schema.GroupResource{Group: upv1.GroupVersion.Group, Resource: "userpackageuploads"}
+	onMarker := func(u *upv1.UserPackageUpload) bool {
 		up := u.Status.Upload
 		return up != nil && up.InitiatingSince != nil
 	}
-	onAnswer := func(u *v1.UserPackageUpload) bool { up := u.Status.Upload; return up != nil && up.ID != "" }
+	onAnswer := func(u *upv1.UserPackageUpload) bool { up := u.Status.Upload; return up != nil && up.ID != "" }
 	tests := []struct {
 		name string
 		// on picks the status updates to refuse, times times, with err.
-		on    func(u *v1.UserPackageUpload) bool
+		on    func(u *upv1.UserPackageUpload) bool
 		times int
 		err   func(name string) error
 	}{
@@ -276,7 +276,7 @@ func TestAFailedStatusWriteCausesNoSecondInitiate(t *testing.T) {
 			var refused atomic.Int32
 			wrap := func(c client.Client) client.Client {
 				return &statusHook{Client: c, hook: func(obj client.Object) error {
-					if u, ok := obj.(*v1.UserPackageUpload); ok && tt.on(u) && refused.Load() < int32(tt.times) {
+					if u, ok := obj.(*upv1.UserPackageUpload); ok && tt.on(u) && refused.Load() < int32(tt.times) {
 						refused.Add(1)
 						return tt.err(u.Name)
 					}

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -150,7 +150,7 @@ func (e *slotWait) Error() string {
 // the reconcile (the digest and the parts share it, so that an object
 // does not queue twice), or says to wait when the namespace already has
 // its share. Reconcile gives it back when it ends (releaseSlot).
-func (a *attempt) readSlot(r *UserPackageUploadReconciler, u *v1.UserPackageUpload) (memory *semaphore.Weighted, err error) {
+func (a *attempt) readSlot(r *UserPackageUploadReconciler, u *upv1.UserPackageUpload) (memory *semaphore.Weighted, err error) {
 	if a.slotRelease != nil {
 		return a.slotMemory, nil
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 )
 
@@ -43,27 +43,27 @@ func (h *harness) callsSince(before map[sandbox.Endpoint]int) map[sandbox.Endpoi
 
 // requestReconcile sets reconcile.fluxcd.io/requestedAt, as `flux reconcile`
 // and the Argo CD action do, and waits until it is handled.
-func (h *harness) requestReconcile(name, at string) *v1.UserPackageUpload {
+func (h *harness) requestReconcile(name, at string) *upv1.UserPackageUpload {
 	h.t.Helper()
-	h.update(name, func(u *v1.UserPackageUpload) {
+	h.update(name, func(u *upv1.UserPackageUpload) {
 		if u.Annotations == nil {
 			u.Annotations = map[string]string{}
 		}
-		u.Annotations[v1.ReconcileRequestAnnotation] = at
+		u.Annotations[upv1.ReconcileRequestAnnotation] = at
 	})
-	return h.waitFor(name, 60*time.Second, "reconciled on request", func(u *v1.UserPackageUpload) bool {
-		return u.Status.LastHandledReconcileAt == at && conditionIs(u, v1.ConditionReady, metav1.ConditionTrue)
+	return h.waitFor(name, 60*time.Second, "reconciled on request", func(u *upv1.UserPackageUpload) bool {
+		return u.Status.LastHandledReconcileAt == at && conditionIs(u, upv1.ConditionReady, metav1.ConditionTrue)
 	})
 }
 
-func (h *harness) suspendAndResume(name string) *v1.UserPackageUpload {
+func (h *harness) suspendAndResume(name string) *upv1.UserPackageUpload {
 	h.t.Helper()
-	h.update(name, func(u *v1.UserPackageUpload) { u.Spec.Suspend = true })
-	h.waitFor(name, 30*time.Second, "suspended", func(u *v1.UserPackageUpload) bool {
-		c := findCondition(u, v1.ConditionReady)
-		return c != nil && c.Reason == v1.ReasonSuspended && c.ObservedGeneration == u.Generation
+	h.update(name, func(u *upv1.UserPackageUpload) { u.Spec.Suspend = true })
+	h.waitFor(name, 30*time.Second, "suspended", func(u *upv1.UserPackageUpload) bool {
+		c := findCondition(u, upv1.ConditionReady)
+		return c != nil && c.Reason == upv1.ReasonSuspended && c.ObservedGeneration == u.Generation
 	})
-	h.update(name, func(u *v1.UserPackageUpload) { u.Spec.Suspend = false })
+	h.update(name, func(u *upv1.UserPackageUpload) { u.Spec.Suspend = false })
 	return h.waitReady(name)
 }
 
@@ -94,7 +94,7 @@ func TestRoutineGitOpsEditsNeverRepeatAFinishedCall(t *testing.T) {
 			}
 			succeeded := 0
 			for _, e := range h.events("vip") {
-				if e.Reason == v1.ReasonSucceeded {
+				if e.Reason == upv1.ReasonSucceeded {
 					succeeded++
 				}
 			}
@@ -119,40 +119,40 @@ func TestEachEditCausesOnlyTheCallsItNeeds(t *testing.T) {
 	full := map[sandbox.Endpoint]int{sandbox.EndpointInitiate: 1, sandbox.EndpointUploadPart: gitopsParts, sandbox.EndpointMerge: 1}
 	tests := []struct {
 		name    string
-		initial func(*v1.UserPackageUpload)
-		edit    func(*harness, *v1.UserPackageUpload)
+		initial func(*upv1.UserPackageUpload)
+		edit    func(*harness, *upv1.UserPackageUpload)
 		want    map[sandbox.Endpoint]int
 		// newUpload tells that the edit starts a new upload session.
 		newUpload bool
 	}{
 		{
 			name: "a stricter validation is judged on the recorded line checks, with no call",
-			edit: func(_ *harness, u *v1.UserPackageUpload) { u.Spec.Validation = v1.ValidationStrict },
+			edit: func(_ *harness, u *upv1.UserPackageUpload) { u.Spec.Validation = upv1.ValidationStrict },
 			want: map[sandbox.Endpoint]int{},
 		},
 		{
 			name:    "uploadParts turned on sends the parts of the same session and merges them",
-			initial: func(u *v1.UserPackageUpload) { u.Spec.UploadParts = ptrTo(false) },
-			edit:    func(_ *harness, u *v1.UserPackageUpload) { u.Spec.UploadParts = ptrTo(true) },
+			initial: func(u *upv1.UserPackageUpload) { u.Spec.UploadParts = ptrTo(false) },
+			edit:    func(_ *harness, u *upv1.UserPackageUpload) { u.Spec.UploadParts = ptrTo(true) },
 			want:    map[sandbox.Endpoint]int{sandbox.EndpointUploadPart: gitopsParts, sandbox.EndpointMerge: 1},
 		},
 		{
 			name: "a userPackageID set after the merge expands that package with the same upload",
-			edit: func(_ *harness, u *v1.UserPackageUpload) { u.Spec.UserPackageID = packageA },
+			edit: func(_ *harness, u *upv1.UserPackageUpload) { u.Spec.UserPackageID = packageA },
 			want: map[sandbox.Endpoint]int{sandbox.EndpointExpand: 1},
 		},
 		{
 			name:    "a changed userPackageID expands the new package only",
-			initial: func(u *v1.UserPackageUpload) { u.Spec.UserPackageID = packageA },
-			edit:    func(_ *harness, u *v1.UserPackageUpload) { u.Spec.UserPackageID = packageB },
+			initial: func(u *upv1.UserPackageUpload) { u.Spec.UserPackageID = packageA },
+			edit:    func(_ *harness, u *upv1.UserPackageUpload) { u.Spec.UserPackageID = packageB },
 			want:    map[sandbox.Endpoint]int{sandbox.EndpointExpand: 1},
 		},
 		{
 			name: "a source moved to a copy of the same bytes reuses the upload",
-			initial: func(u *v1.UserPackageUpload) {
+			initial: func(u *upv1.UserPackageUpload) {
 				u.Spec.File.Filename = "vip_2026_11.csv"
 			},
-			edit: func(h *harness, u *v1.UserPackageUpload) {
+			edit: func(h *harness, u *upv1.UserPackageUpload) {
 				h.put("copy/vip.csv", phoneFile(0, 10_000))
 				u.Spec.Source.S3.Key = "copy/vip.csv"
 			},
@@ -160,7 +160,7 @@ func TestEachEditCausesOnlyTheCallsItNeeds(t *testing.T) {
 		},
 		{
 			name: "a new description starts a new upload",
-			edit: func(_ *harness, u *v1.UserPackageUpload) {
+			edit: func(_ *harness, u *upv1.UserPackageUpload) {
 				u.Spec.File.Description = "customers who bought three times in 90 days"
 			},
 			want:      full,
@@ -168,7 +168,7 @@ func TestEachEditCausesOnlyTheCallsItNeeds(t *testing.T) {
 		},
 		{
 			name:      "a new filename starts a new upload",
-			edit:      func(_ *harness, u *v1.UserPackageUpload) { u.Spec.File.Filename = "vip_2026_12.csv" },
+			edit:      func(_ *harness, u *upv1.UserPackageUpload) { u.Spec.File.Filename = "vip_2026_12.csv" },
 			want:      full,
 			newUpload: true,
 		},
@@ -185,7 +185,7 @@ func TestEachEditCausesOnlyTheCallsItNeeds(t *testing.T) {
 			first := h.waitReady("vip")
 			before := h.calls()
 
-			h.update("vip", func(u *v1.UserPackageUpload) { tt.edit(h, u) })
+			h.update("vip", func(u *upv1.UserPackageUpload) { tt.edit(h, u) })
 			last := h.waitReady("vip")
 
 			if diff := cmp.Diff(tt.want, h.callsSince(before)); diff != "" {
@@ -206,9 +206,9 @@ func TestAChangedUserPackageIDListsBothExpandedPackages(t *testing.T) {
 	h.create(u)
 	h.waitReady("vip")
 
-	h.update("vip", func(u *v1.UserPackageUpload) { u.Spec.UserPackageID = packageB })
+	h.update("vip", func(u *upv1.UserPackageUpload) { u.Spec.UserPackageID = packageB })
 	u = h.waitReady("vip")
-	h.update("vip", func(u *v1.UserPackageUpload) { u.Spec.UserPackageID = packageA })
+	h.update("vip", func(u *upv1.UserPackageUpload) { u.Spec.UserPackageID = packageA })
 	u = h.waitReady("vip")
 
 	var got []string
@@ -232,7 +232,7 @@ func TestASpecChangeStartsANewUploadWithTheNewDigest(t *testing.T) {
 	h.create(u)
 	first := h.waitReady("vip")
 
-	h.update("vip", func(u *v1.UserPackageUpload) { u.Spec.Source.S3.Key = "b.csv" })
+	h.update("vip", func(u *upv1.UserPackageUpload) { u.Spec.Source.S3.Key = "b.csv" })
 	second := h.waitReady("vip")
 
 	if second.Status.Upload.ID == first.Status.Upload.ID || second.Status.Source.Digest == first.Status.Source.Digest {
@@ -256,18 +256,18 @@ func TestSuspendStopsAllWorkAndSaysSo(t *testing.T) {
 	u.Spec.Suspend = true
 	h.create(u)
 
-	u = h.waitFor("vip", 30*time.Second, "suspended", func(u *v1.UserPackageUpload) bool {
-		c := findCondition(u, v1.ConditionReady)
-		return c != nil && c.Reason == v1.ReasonSuspended
+	u = h.waitFor("vip", 30*time.Second, "suspended", func(u *upv1.UserPackageUpload) bool {
+		c := findCondition(u, upv1.ConditionReady)
+		return c != nil && c.Reason == upv1.ReasonSuspended
 	})
-	if !conditionIs(u, v1.ConditionReconciling, metav1.ConditionTrue) || kstatus(t, u) == "Current" {
+	if !conditionIs(u, upv1.ConditionReconciling, metav1.ConditionTrue) || kstatus(t, u) == "Current" {
 		t.Errorf("an object created suspended reads %s to kstatus; want Reconciling=True, never Current:\n%s", kstatus(t, u), describe(u))
 	}
 	time.Sleep(time.Second)
 	if n := len(h.sandbox.Records()); n != 0 || u.Status.Source != nil {
 		t.Fatalf("a suspended object was worked on: %d calls, source %+v", n, u.Status.Source)
 	}
-	h.update("vip", func(u *v1.UserPackageUpload) { u.Spec.Suspend = false })
+	h.update("vip", func(u *upv1.UserPackageUpload) { u.Spec.Suspend = false })
 	h.waitReady("vip")
 }
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 )
 
 // TestAFileServedWithoutAnETagIsPinnedByItsLastModifiedTime uploads, in
@@ -22,7 +22,7 @@ func TestAFileServedWithoutAnETagIsPinnedByItsLastModifiedTime(t *testing.T) {
 	defer srv.Close()
 	h := newHarness(t, harnessOptions{partSize: 16 << 10})
 	u := h.object("vip", "unused.csv")
-	u.Spec.Source = v1.Source{HTTP: &v1.HTTPSource{URL: srv.URL + "/exports/vip.csv", Insecure: true}}
+	u.Spec.Source = upv1.Source{HTTP: &upv1.HTTPSource{URL: srv.URL + "/exports/vip.csv", Insecure: true}}
 	h.create(u)
 
 	u = h.waitReady("vip")

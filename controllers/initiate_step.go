@@ -13,7 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -32,41 +32,41 @@ const renameDelay = time.Second
 // instead of calling twice; the answer is written with a write that retries
 // on conflict. A marker found without an answer is a call whose outcome is
 // unknown (a lost answer, a restart): it is counted, announced and made again.
-func (r *UserPackageUploadReconciler) reconcileInitiate(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
+func (r *UserPackageUploadReconciler) reconcileInitiate(ctx context.Context, u *upv1.UserPackageUpload, a *attempt) error {
 	if _, err := a.clientFor(ctx, r, u); err != nil {
 		return failInitiate(u, err)
 	}
 	up := r.currentUpload(u, a.brandID)
 	if up.ID != "" {
-		setCondition(u, v1.ConditionInitiated, metav1.ConditionTrue, v1.ReasonInitiated, initiatedMessage(up))
+		setCondition(u, upv1.ConditionInitiated, metav1.ConditionTrue, upv1.ReasonInitiated, initiatedMessage(up))
 		return nil
 	}
 	req := initiateRequest(u)
 	if err := req.Validate(); err != nil {
-		return failInitiate(u, stall(v1.ReasonInvalidSpec, "initiate upload: %v; fix spec.file", err))
+		return failInitiate(u, stall(upv1.ReasonInvalidSpec, "initiate upload: %v; fix spec.file", err))
 	}
 	retried := up.InitiatingSince != nil && !a.preclaimed
-	setCondition(u, v1.ConditionInitiated, metav1.ConditionUnknown, v1.ReasonProgressing, "calling initiate upload")
-	err := r.callOnce(ctx, u, a, initiateMarker, func(wc wechatpay.API, _ bool) (func(*v1.UploadStatus), error) {
+	setCondition(u, upv1.ConditionInitiated, metav1.ConditionUnknown, upv1.ReasonProgressing, "calling initiate upload")
+	err := r.callOnce(ctx, u, a, initiateMarker, func(wc wechatpay.API, _ bool) (func(*upv1.UploadStatus), error) {
 		resp, err := wc.InitiateUpload(ctx, req)
 		if err != nil {
 			return nil, err
 		}
 		at := r.now()
-		return func(up *v1.UploadStatus) { recordPlan(up, resp, at) }, nil
+		return func(up *upv1.UploadStatus) { recordPlan(up, resp, at) }, nil
 	})
 	if err != nil {
 		return r.initiateFailed(ctx, u, a, err, retried)
 	}
 	up = u.Status.Upload
-	setCondition(u, v1.ConditionInitiated, metav1.ConditionTrue, v1.ReasonInitiated, initiatedMessage(up))
+	setCondition(u, upv1.ConditionInitiated, metav1.ConditionTrue, upv1.ReasonInitiated, initiatedMessage(up))
 	return nil
 }
 
 // currentUpload returns the upload of what WeChat Pay is to receive,
 // starting a new one (and moving an earlier one to the history) only when
 // the upload key changed: every other edit continues the upload in hand.
-func (r *UserPackageUploadReconciler) currentUpload(u *v1.UserPackageUpload, brandID string) *v1.UploadStatus {
+func (r *UserPackageUploadReconciler) currentUpload(u *upv1.UserPackageUpload, brandID string) *upv1.UploadStatus {
 	key := uploadKey(u, brandID)
 	up := u.Status.Upload
 	switch {
@@ -84,16 +84,16 @@ func (r *UserPackageUploadReconciler) currentUpload(u *v1.UserPackageUpload, bra
 		r.event(u, corev1.EventTypeNormal, "Superseded", fmt.Sprintf(
 			"upload %s is abandoned: the file or what WeChat Pay is told about it changed, a new upload starts", up.ID))
 	}
-	for _, c := range []string{v1.ConditionInitiated, v1.ConditionPartsUploaded, v1.ConditionMerged, v1.ConditionExpanded} {
+	for _, c := range []string{upv1.ConditionInitiated, upv1.ConditionPartsUploaded, upv1.ConditionMerged, upv1.ConditionExpanded} {
 		removeCondition(u, c)
 	}
-	u.Status.Upload = &v1.UploadStatus{Key: key, Generation: u.Generation, Digest: u.Status.Source.Digest, Filename: uploadFilename(u)}
+	u.Status.Upload = &upv1.UploadStatus{Key: key, Generation: u.Generation, Digest: u.Status.Source.Digest, Filename: uploadFilename(u)}
 	return u.Status.Upload
 }
 
 // dropInitiateMark takes back initiate's pending mark when the call it
 // announced was not made (the file could not be read, the spec is invalid).
-func dropInitiateMark(u *v1.UserPackageUpload) {
+func dropInitiateMark(u *upv1.UserPackageUpload) {
 	switch up := u.Status.Upload; {
 	case up == nil || up.ID != "":
 	case up.Key == "":
@@ -105,9 +105,9 @@ func dropInitiateMark(u *v1.UserPackageUpload) {
 
 // abandon lists an upload session (or, with no id, a filename a lost call
 // took) in the history, newest first.
-func (r *UserPackageUploadReconciler) abandon(u *v1.UserPackageUpload, id, filename string) {
+func (r *UserPackageUploadReconciler) abandon(u *upv1.UserPackageUpload, id, filename string) {
 	up := u.Status.Upload
-	u.Status.History = append([]v1.AbandonedUpload{{
+	u.Status.History = append([]upv1.AbandonedUpload{{
 		ID: id, Generation: up.Generation, Digest: up.Digest, Filename: filename, At: *r.now(),
 	}}, u.Status.History...)
 	u.Status.History = u.Status.History[:min(len(u.Status.History), maxHistory)]
@@ -115,7 +115,7 @@ func (r *UserPackageUploadReconciler) abandon(u *v1.UserPackageUpload, id, filen
 
 // uploadKey identifies an upload by exactly what WeChat Pay receives: the
 // bytes (digest and size), the initiate fields and the brand.
-func uploadKey(u *v1.UserPackageUpload, brandID string) string {
+func uploadKey(u *upv1.UserPackageUpload, brandID string) string {
 	f := u.Spec.File
 	h := sha256.New()
 	for _, field := range []string{
@@ -131,7 +131,7 @@ func uploadKey(u *v1.UserPackageUpload, brandID string) string {
 // initiateFailed sorts a failed initiate. A filename refused right after a
 // lost answer was most likely taken by that lost call: a default filename
 // then moves on to the next free one; an explicit one needs a human.
-func (r *UserPackageUploadReconciler) initiateFailed(ctx context.Context, u *v1.UserPackageUpload, a *attempt, callErr error, retried bool) error {
+func (r *UserPackageUploadReconciler) initiateFailed(ctx context.Context, u *upv1.UserPackageUpload, a *attempt, callErr error, retried bool) error {
 	if !isClassified(callErr) {
 		return callErr // a claim or write that failed, a stopping manager: nothing to tell
 	}
@@ -140,19 +140,19 @@ func (r *UserPackageUploadReconciler) initiateFailed(ctx context.Context, u *v1.
 		return failInitiate(u, callErr)
 	}
 	if !retried || u.Spec.File.Filename != "" {
-		return failInitiate(u, stall(v1.ReasonFilenameTaken,
+		return failInitiate(u, stall(upv1.ReasonFilenameTaken,
 			"WeChat Pay refused the filename %s (%v); it may be taken by an earlier upload whose answer was lost: set a new spec.file.filename",
 			up.Filename, errors.Unwrap(callErr)))
 	}
 	taken := up.Filename
-	err := a.status.record(ctx, u, func(x *v1.UserPackageUpload) {
+	err := a.status.record(ctx, u, func(x *upv1.UserPackageUpload) {
 		r.abandon(x, "", taken)
 		x.Status.Upload.Filename = uploadFilename(x)
 	})
 	if err != nil {
 		return err
 	}
-	return failInitiate(u, retry(v1.ReasonOutcomeUnknown, renameDelay,
+	return failInitiate(u, retry(upv1.ReasonOutcomeUnknown, renameDelay,
 		"the filename %s was taken by an initiate call whose answer was lost; initiating again as %s", taken, u.Status.Upload.Filename))
 }
 
@@ -163,17 +163,17 @@ func filenameRefused(err error, filename string) bool {
 		(strings.Contains(api.Message, filename) || strings.Contains(strings.ToLower(api.Message), "filename"))
 }
 
-func failInitiate(u *v1.UserPackageUpload, err error) error {
-	return failCondition(u, v1.ConditionInitiated, err)
+func failInitiate(u *upv1.UserPackageUpload, err error) error {
+	return failCondition(u, upv1.ConditionInitiated, err)
 }
 
-func initiateRequest(u *v1.UserPackageUpload) wechatpay.InitiateUploadRequest {
+func initiateRequest(u *upv1.UserPackageUpload) wechatpay.InitiateUploadRequest {
 	packageType := wechatpay.PackageTypeExposure
-	if u.Spec.File.PackageType == v1.PackageTypeRisk {
+	if u.Spec.File.PackageType == upv1.PackageTypeRisk {
 		packageType = wechatpay.PackageTypeRisk
 	}
 	dataType := wechatpay.DataTypePhone
-	if u.Spec.File.DataType == v1.DataTypeOpenID {
+	if u.Spec.File.DataType == upv1.DataTypeOpenID {
 		dataType = wechatpay.DataTypeOpenID
 	}
 	return wechatpay.InitiateUploadRequest{
@@ -186,7 +186,7 @@ func initiateRequest(u *v1.UserPackageUpload) wechatpay.InitiateUploadRequest {
 	}
 }
 
-func recordPlan(up *v1.UploadStatus, resp *wechatpay.InitiateUploadResponse, at *metav1.Time) {
+func recordPlan(up *upv1.UploadStatus, resp *wechatpay.InitiateUploadResponse, at *metav1.Time) {
 	up.ID = resp.UploadID
 	up.PartSize = resp.FilePartSize
 	up.PartCount = resp.FilePartCount
@@ -195,6 +195,6 @@ func recordPlan(up *v1.UploadStatus, resp *wechatpay.InitiateUploadResponse, at 
 	setProgress(up)
 }
 
-func initiatedMessage(up *v1.UploadStatus) string {
+func initiatedMessage(up *upv1.UploadStatus) string {
 	return fmt.Sprintf("upload %s initiated: %d parts of %d bytes", up.ID, up.PartCount, up.PartSize)
 }

@@ -9,25 +9,25 @@ import (
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
 // readUpload is an object whose file was read and which has no session
 // yet; initiating says whether an earlier initiate's outcome is unknown.
-func readUpload(filename string, initiating bool) *v1.UserPackageUpload {
-	u := &v1.UserPackageUpload{
+func readUpload(filename string, initiating bool) *upv1.UserPackageUpload {
+	u := &upv1.UserPackageUpload{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "unit", Name: "vip", Generation: 1},
-		Spec: v1.UserPackageUploadSpec{
-			Source: v1.Source{S3: &v1.S3Source{Endpoint: "s3.example.com", Bucket: "crowd", Key: "exports/vip.csv"}},
-			File: v1.FileSpec{Filename: filename, PackageType: v1.PackageTypeExposure, DataType: v1.DataTypePhone,
+		Spec: upv1.UserPackageUploadSpec{
+			Source: upv1.Source{S3: &upv1.S3Source{Endpoint: "s3.example.com", Bucket: "crowd", Key: "exports/vip.csv"}},
+			File: upv1.FileSpec{Filename: filename, PackageType: upv1.PackageTypeExposure, DataType: upv1.DataTypePhone,
 				Description: "customers who bought twice in 90 days"},
-			CredentialsRef: &v1.SecretReference{Name: "wechatpay-brand"},
+			CredentialsRef: &upv1.SecretReference{Name: "wechatpay-brand"},
 		},
 	}
-	u.Status.Source = &v1.SourceStatus{Size: 25, Digest: "sha256:" + fmt.Sprintf("%064x", 1)}
+	u.Status.Source = &upv1.SourceStatus{Size: 25, Digest: "sha256:" + fmt.Sprintf("%064x", 1)}
 	if initiating {
-		u.Status.Upload = &v1.UploadStatus{Key: uploadKey(u, brandID), Generation: 1, Digest: u.Status.Source.Digest,
+		u.Status.Upload = &upv1.UploadStatus{Key: uploadKey(u, brandID), Generation: 1, Digest: u.Status.Source.Digest,
 			Filename: uploadFilename(u), InitiatingSince: &metav1.Time{Time: time.Date(2026, 11, 30, 11, 0, 0, 0, time.UTC)}}
 	}
 	return u
@@ -59,43 +59,43 @@ func TestInitiateResolvesEveryOutcome(t *testing.T) {
 		{
 			name:       "a lost answer keeps the mark for the next attempt",
 			answer:     &wechatpay.TransportError{MayHaveReachedServer: true, Err: errors.New("EOF")},
-			wantReason: v1.ReasonWeChatPayUnavailable,
+			wantReason: upv1.ReasonWeChatPayUnavailable,
 			want:       initiateOutcome{Mark: true, Filename: "vip.csv"},
 		},
 		{
 			name: "a default filename refused right after a lost answer moves on to the next free one", initiating: true,
 			answer:     filenameTaken("vip.csv"),
-			wantReason: v1.ReasonOutcomeUnknown, wantAfter: renameDelay,
+			wantReason: upv1.ReasonOutcomeUnknown, wantAfter: renameDelay,
 			want: initiateOutcome{Unknown: 1, Filename: "vip-2.csv", Abandoned: []string{"vip.csv"}},
 		},
 		{
 			name: "an explicit filename refused right after a lost answer stalls for a human", filename: "vip_2026_11.csv", initiating: true,
 			answer:     filenameTaken("vip_2026_11.csv"),
-			wantReason: v1.ReasonFilenameTaken,
+			wantReason: upv1.ReasonFilenameTaken,
 			want:       initiateOutcome{Unknown: 1, Filename: "vip_2026_11.csv"},
 		},
 		{
 			name:       "a filename refused without a lost answer stalls",
 			answer:     filenameTaken("vip.csv"),
-			wantReason: v1.ReasonFilenameTaken,
+			wantReason: upv1.ReasonFilenameTaken,
 			want:       initiateOutcome{Filename: "vip.csv"},
 		},
 		{
 			name:       "a 429 is retried after its Retry-After and clears the mark",
 			answer:     &wechatpay.APIError{StatusCode: 429, Code: wechatpay.CodeRateLimitExceeded, RetryAfter: 7 * time.Second},
-			wantReason: v1.ReasonWeChatPayRateLimited, wantAfter: 7 * time.Second,
+			wantReason: upv1.ReasonWeChatPayRateLimited, wantAfter: 7 * time.Second,
 			want: initiateOutcome{Filename: "vip.csv"},
 		},
 		{
 			name:       "an answer that fails verification stalls and keeps the mark",
 			answer:     fmt.Errorf("initiate upload: %w", wechatpay.ErrVerification),
-			wantReason: v1.ReasonResponseUnverified,
+			wantReason: upv1.ReasonResponseUnverified,
 			want:       initiateOutcome{Mark: true, Filename: "vip.csv"},
 		},
 		{
 			name:       "a part plan that does not fit the file stalls and keeps the mark",
 			answer:     errors.New("initiate upload: answer's part plan of 2 parts of 10 bytes does not fit the file's 25 bytes"),
-			wantReason: v1.ReasonWeChatPayRejected,
+			wantReason: upv1.ReasonWeChatPayRejected,
 			want:       initiateOutcome{Mark: true, Filename: "vip.csv"},
 		},
 	}
@@ -136,7 +136,7 @@ type initiateOutcome struct {
 	Abandoned []string
 }
 
-func outcomeOf(u *v1.UserPackageUpload) initiateOutcome {
+func outcomeOf(u *upv1.UserPackageUpload) initiateOutcome {
 	up := u.Status.Upload
 	o := initiateOutcome{Mark: up.InitiatingSince != nil, Unknown: up.UnknownOutcomes, ID: up.ID, PartCount: up.PartCount, Filename: up.Filename}
 	for _, h := range u.Status.History {

@@ -19,7 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 )
 
@@ -53,18 +53,18 @@ func csvServer(tls bool, data []byte) *httptest.Server {
 
 // httpObject is a UserPackageUpload of a presigned URL on srv, with the
 // bearer token in a Secret.
-func (h *harness) httpObject(name string, srv *httptest.Server, path string) *v1.UserPackageUpload {
+func (h *harness) httpObject(name string, srv *httptest.Server, path string) *upv1.UserPackageUpload {
 	h.t.Helper()
 	h.secret("http-token", map[string][]byte{keyToken: []byte(httpBearerToken)})
 	u := h.object(name, "unused.csv")
-	u.Spec.Source = v1.Source{HTTP: &v1.HTTPSource{
+	u.Spec.Source = upv1.Source{HTTP: &upv1.HTTPSource{
 		URL:       srv.URL + path + "?" + presignedQuery,
-		SecretRef: &v1.SecretReference{Name: "http-token"},
+		SecretRef: &upv1.SecretReference{Name: "http-token"},
 	}}
 	if srv.TLS != nil {
 		pemCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 		h.secret("http-ca", map[string][]byte{keyCACert: pemCA})
-		u.Spec.Source.HTTP.CertSecretRef = &v1.SecretReference{Name: "http-ca"}
+		u.Spec.Source.HTTP.CertSecretRef = &upv1.SecretReference{Name: "http-ca"}
 	} else {
 		u.Spec.Source.HTTP.Insecure = true
 	}
@@ -97,9 +97,9 @@ func TestAMissingPresignedHTTPObjectStallsWithoutShowingItsQueryOrToken(t *testi
 	h := newHarness(t, harnessOptions{})
 	h.create(h.httpObject("vip", srv, "/exports/vip.csv"))
 
-	u := h.waitStalled("vip", v1.ReasonSourceNotFound)
-	h.waitEvent("vip", corev1.EventTypeWarning, v1.ReasonSourceNotFound)
-	if msg := findCondition(u, v1.ConditionReady).Message; !strings.Contains(msg, srv.URL+"/exports/vip.csv") {
+	u := h.waitStalled("vip", upv1.ReasonSourceNotFound)
+	h.waitEvent("vip", corev1.EventTypeWarning, upv1.ReasonSourceNotFound)
+	if msg := findCondition(u, upv1.ConditionReady).Message; !strings.Contains(msg, srv.URL+"/exports/vip.csv") {
 		t.Errorf("the stall does not name the URL (without its query): %s", msg)
 	}
 	if n := len(h.sandbox.Records()); n != 0 {
@@ -200,7 +200,7 @@ func checkNoSecretLeaks(ctx context.Context) error {
 		raw, _ := json.Marshal(e)
 		texts[fmt.Sprintf("core event %s/%s", e.Namespace, e.Name)] = string(raw)
 	}
-	var uploads v1.UserPackageUploadList
+	var uploads upv1.UserPackageUploadList
 	if err := kube.Client.List(ctx, &uploads); err != nil {
 		return err
 	}
@@ -261,9 +261,9 @@ func TestTheManagerCachesNoSecretData(t *testing.T) {
 	// An object that refers to the Secret makes the manager watch Secrets.
 	h.put("vip.csv", phoneFile(0, 10))
 	u := h.object("vip", "vip.csv")
-	u.Spec.Source.S3.CertSecretRef = &v1.SecretReference{Name: "applied"}
+	u.Spec.Source.S3.CertSecretRef = &upv1.SecretReference{Name: "applied"}
 	h.create(u)
-	h.waitStalled("vip", v1.ReasonInvalidCredentials) // "applied" has no ca.crt
+	h.waitStalled("vip", upv1.ReasonInvalidCredentials) // "applied" has no ca.crt
 
 	cached := &metav1.PartialObjectMetadata{}
 	cached.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))

@@ -14,7 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 )
 
@@ -74,7 +74,7 @@ func TestAnUploadReachesReadyWithTheSandboxsUploadIDAndPlan(t *testing.T) {
 	if n := h.sandbox.CountSucceeded(sandbox.EndpointUploadPart); n != 0 {
 		t.Errorf("%d parts sent with uploadParts false", n)
 	}
-	h.waitEvent("vip", corev1.EventTypeNormal, v1.ReasonSucceeded)
+	h.waitEvent("vip", corev1.EventTypeNormal, upv1.ReasonSucceeded)
 	h.expectNoWarnings("vip")
 }
 
@@ -104,7 +104,7 @@ func TestAMultiPartFileIsUploadedMergedAndExpandedOnce(t *testing.T) {
 			t.Errorf("%s succeeded %d times, want once", e, n)
 		}
 	}
-	for _, c := range []string{v1.ConditionSourceVerified, v1.ConditionInitiated, v1.ConditionPartsUploaded, v1.ConditionMerged, v1.ConditionExpanded} {
+	for _, c := range []string{upv1.ConditionSourceVerified, upv1.ConditionInitiated, upv1.ConditionPartsUploaded, upv1.ConditionMerged, upv1.ConditionExpanded} {
 		if !conditionIs(u, c, metav1.ConditionTrue) {
 			t.Errorf("condition %s is not True:\n%s", c, describe(u))
 		}
@@ -115,7 +115,7 @@ func TestAMultiPartFileIsUploadedMergedAndExpandedOnce(t *testing.T) {
 	h.expectNoWarnings("vip")
 
 	// Nothing happens again on a later reconcile.
-	h.update("vip", func(u *v1.UserPackageUpload) {
+	h.update("vip", func(u *upv1.UserPackageUpload) {
 		u.Annotations = map[string]string{"example.com/touched": "yes"}
 	})
 	time.Sleep(time.Second)

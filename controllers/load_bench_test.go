@@ -17,7 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 	"github.com/crowdpack/crowdpack/internal/testutil/repo"
 )
@@ -120,11 +120,11 @@ func createConcurrently(b *testing.B, h *harness, n int) {
 func waitAllReady(b *testing.B, h *harness, n int, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for {
-		var list v1.UserPackageUploadList
+		var list upv1.UserPackageUploadList
 		must(b, kube.Client.List(h.ctx, &list, client.InNamespace(h.ns)))
 		ready := 0
 		for i := range list.Items {
-			if conditionIs(&list.Items[i], v1.ConditionReady, metav1.ConditionTrue) {
+			if conditionIs(&list.Items[i], upv1.ConditionReady, metav1.ConditionTrue) {
 				ready++
 			}
 		}

@@ -9,7 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/bound"
 )
 
@@ -31,31 +31,31 @@ func TestLongTextMakesBoundedMessagesTheAPIServerAccepts(t *testing.T) {
 	tests := []struct {
 		name   string
 		opts   harnessOptions
-		setup  func(*v1.UserPackageUpload)
+		setup  func(*upv1.UserPackageUpload)
 		reason string
 	}{
 		{
 			name: "a missing object under a 1,024-character key",
-			setup: func(u *v1.UserPackageUpload) {
+			setup: func(u *upv1.UserPackageUpload) {
 				u.Spec.Source.S3.Key = strings.Repeat("k/", (1024-len("vip.csv"))/2) + "vip.csv"
 			},
-			reason: v1.ReasonSourceNotFound,
+			reason: upv1.ReasonSourceNotFound,
 		},
 		{
 			name: "a missing file at a 2,048-character URL",
-			setup: func(u *v1.UserPackageUpload) {
+			setup: func(u *upv1.UserPackageUpload) {
 				prefix := files.URL + "/"
-				u.Spec.Source = v1.Source{HTTP: &v1.HTTPSource{
+				u.Spec.Source = upv1.Source{HTTP: &upv1.HTTPSource{
 					URL: prefix + strings.Repeat("p/", (2048-len(prefix)-len("vip.csv"))/2) + "vip.csv", Insecure: true,
 				}}
 			},
-			reason: v1.ReasonSourceNotFound,
+			reason: upv1.ReasonSourceNotFound,
 		},
 		{
 			name:   "a long Chinese message from WeChat Pay",
 			opts:   harnessOptions{weChatPayURL: weChatPay.URL},
-			setup:  func(*v1.UserPackageUpload) {},
-			reason: v1.ReasonWeChatPayRejected,
+			setup:  func(*upv1.UserPackageUpload) {},
+			reason: upv1.ReasonWeChatPayRejected,
 		},
 	}
 	for _, tt := range tests {

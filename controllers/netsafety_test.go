@@ -19,7 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/source"
 )
 
@@ -120,27 +120,27 @@ func TestATenantsSourceCannotReachDeniedAddresses(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "files-token", Namespace: h.ns},
 		StringData: map[string]string{keyToken: httpBearerToken},
 	}))
-	httpsVia := func(path string) v1.Source {
-		return v1.Source{HTTP: &v1.HTTPSource{URL: origin.URL + path,
-			SecretRef: &v1.SecretReference{Name: "files-token"}, CertSecretRef: &v1.SecretReference{Name: "files-ca"}}}
+	httpsVia := func(path string) upv1.Source {
+		return upv1.Source{HTTP: &upv1.HTTPSource{URL: origin.URL + path,
+			SecretRef: &upv1.SecretReference{Name: "files-token"}, CertSecretRef: &upv1.SecretReference{Name: "files-ca"}}}
 	}
 	cases := []struct {
 		name   string
-		source v1.Source
+		source upv1.Source
 		reason string
 	}{
-		{name: "plain http to another loopback address", reason: v1.ReasonSourceAddressDenied,
-			source: v1.Source{HTTP: &v1.HTTPSource{URL: "http://127.0.0.2:" + denied.port() + "/vip.csv", Insecure: true}}},
-		{name: "an s3 endpoint on another loopback address", reason: v1.ReasonSourceAddressDenied,
-			source: v1.Source{S3: &v1.S3Source{Endpoint: "127.0.0.2:" + denied.port(), Bucket: h.bucket, Key: "vip.csv", Region: "us-east-1",
-				Insecure: true, SecretRef: &v1.SecretReference{Name: "storage"}}}},
-		{name: "the cloud metadata service", reason: v1.ReasonSourceAddressDenied,
-			source: v1.Source{HTTP: &v1.HTTPSource{URL: "http://169.254.169.254/latest/meta-data/iam/security-credentials/vip.csv", Insecure: true}}},
-		{name: "a host name that resolves to another loopback address", reason: v1.ReasonSourceAddressDenied,
-			source: v1.Source{HTTP: &v1.HTTPSource{URL: "http://sneaky.example:" + denied.port() + "/vip.csv", Insecure: true}}},
-		{name: "a redirect from an allowed https host to a denied address", reason: v1.ReasonSourceAddressDenied, source: httpsVia("/to-denied/vip.csv")},
-		{name: "a redirect to a name that resolves to a denied address", reason: v1.ReasonSourceAddressDenied, source: httpsVia("/to-sneaky/vip.csv")},
-		{name: "a redirect from https to plain http", reason: v1.ReasonInsecureSourceDenied, source: httpsVia("/to-plain/vip.csv")},
+		{name: "plain http to another loopback address", reason: upv1.ReasonSourceAddressDenied,
+			source: upv1.Source{HTTP: &upv1.HTTPSource{URL: "http://127.0.0.2:" + denied.port() + "/vip.csv", Insecure: true}}},
+		{name: "an s3 endpoint on another loopback address", reason: upv1.ReasonSourceAddressDenied,
+			source: upv1.Source{S3: &upv1.S3Source{Endpoint: "127.0.0.2:" + denied.port(), Bucket: h.bucket, Key: "vip.csv", Region: "us-east-1",
+				Insecure: true, SecretRef: &upv1.SecretReference{Name: "storage"}}}},
+		{name: "the cloud metadata service", reason: upv1.ReasonSourceAddressDenied,
+			source: upv1.Source{HTTP: &upv1.HTTPSource{URL: "http://169.254.169.254/latest/meta-data/iam/security-credentials/vip.csv", Insecure: true}}},
+		{name: "a host name that resolves to another loopback address", reason: upv1.ReasonSourceAddressDenied,
+			source: upv1.Source{HTTP: &upv1.HTTPSource{URL: "http://sneaky.example:" + denied.port() + "/vip.csv", Insecure: true}}},
+		{name: "a redirect from an allowed https host to a denied address", reason: upv1.ReasonSourceAddressDenied, source: httpsVia("/to-denied/vip.csv")},
+		{name: "a redirect to a name that resolves to a denied address", reason: upv1.ReasonSourceAddressDenied, source: httpsVia("/to-sneaky/vip.csv")},
+		{name: "a redirect from https to plain http", reason: upv1.ReasonInsecureSourceDenied, source: httpsVia("/to-plain/vip.csv")},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,7 +162,7 @@ func TestATenantsSourceCannotReachDeniedAddresses(t *testing.T) {
 					t.Errorf("status or an event shows what only the denied host knows:\n%s", text)
 				}
 			}
-			if c := findCondition(u, v1.ConditionStalled); !strings.Contains(c.Message, "--source-") && !strings.Contains(c.Message, "https to plain http") {
+			if c := findCondition(u, upv1.ConditionStalled); !strings.Contains(c.Message, "--source-") && !strings.Contains(c.Message, "https to plain http") {
 				t.Errorf("message %q names no way out", c.Message)
 			}
 		})
@@ -186,8 +186,8 @@ func TestPlainHTTPSourcesNeedThePlatformsConsent(t *testing.T) {
 	h := newHarness(t, harnessOptions{guard: func(g *source.Guard) { g.AllowInsecure = false }})
 	h.put("vip.csv", phoneFile(0, 10))
 	h.create(h.object("minio", "vip.csv")) // insecure: true
-	u := h.waitStalled("minio", v1.ReasonInsecureSourceDenied)
-	if msg := findCondition(u, v1.ConditionStalled).Message; !strings.Contains(msg, "--allow-insecure-sources") {
+	u := h.waitStalled("minio", upv1.ReasonInsecureSourceDenied)
+	if msg := findCondition(u, upv1.ConditionStalled).Message; !strings.Contains(msg, "--allow-insecure-sources") {
 		t.Errorf("message %q does not name the flag", msg)
 	}
 }
@@ -196,7 +196,7 @@ func TestAnObjectLargerThanTheLimitStallsBeforeItIsRead(t *testing.T) {
 	h := newHarness(t, harnessOptions{guard: func(g *source.Guard) { g.MaxFileSize = 1000 }})
 	h.put("vip.csv", phoneFile(0, 100)) // 3,300 bytes
 	h.create(h.object("big", "vip.csv"))
-	u := h.waitStalled("big", v1.ReasonSourceTooLarge)
+	u := h.waitStalled("big", upv1.ReasonSourceTooLarge)
 	if u.Status.Source != nil {
 		t.Errorf("status.source %+v, want none: the file was not to be read", *u.Status.Source)
 	}
@@ -250,7 +250,7 @@ func TestASlowTenantDoesNotHoldAnotherTenantsUpload(t *testing.T) {
 	begin := time.Now()
 	for i := range slowObjects {
 		u := h.object(fmt.Sprintf("slow-%d", i), "vip.csv")
-		u.Spec.Source = v1.Source{HTTP: &v1.HTTPSource{URL: drip.URL + "/vip.csv", CertSecretRef: &v1.SecretReference{Name: "files-ca"}}}
+		u.Spec.Source = upv1.Source{HTTP: &upv1.HTTPSource{URL: drip.URL + "/vip.csv", CertSecretRef: &upv1.SecretReference{Name: "files-ca"}}}
 		u.Spec.File.Filename = fmt.Sprintf("slow-%d.csv", i) // WeChat Pay takes a filename once per brand
 		h.create(u)
 	}
@@ -281,19 +281,19 @@ func TestASlowTenantDoesNotHoldAnotherTenantsUpload(t *testing.T) {
 	h.create(u)
 	slowNamespace := h.ns
 	h.ns = other // waitFor looks in the harness's namespace
-	h.waitFor("normal", 15*time.Second, "Ready", func(u *v1.UserPackageUpload) bool {
-		return conditionIs(u, v1.ConditionReady, metav1.ConditionTrue)
+	h.waitFor("normal", 15*time.Second, "Ready", func(u *upv1.UserPackageUpload) bool {
+		return conditionIs(u, upv1.ConditionReady, metav1.ConditionTrue)
 	})
 	t.Logf("the other tenant's object was Ready %s after it was created, with %d slow objects reading", time.Since(start).Round(time.Millisecond), slowObjects)
 	h.ns = slowNamespace
 
 	for i := range slowObjects {
 		name := fmt.Sprintf("slow-%d", i)
-		u := h.waitFor(name, 90*time.Second, "retrying for its rate", func(u *v1.UserPackageUpload) bool {
-			c := findCondition(u, v1.ConditionReady)
-			return c != nil && c.Reason == v1.ReasonSourceTooSlow
+		u := h.waitFor(name, 90*time.Second, "retrying for its rate", func(u *upv1.UserPackageUpload) bool {
+			c := findCondition(u, upv1.ConditionReady)
+			return c != nil && c.Reason == upv1.ReasonSourceTooSlow
 		})
-		if msg := findCondition(u, v1.ConditionReady).Message; !strings.Contains(msg, "B/s over the last") || !strings.Contains(msg, "--source-min-rate") {
+		if msg := findCondition(u, upv1.ConditionReady).Message; !strings.Contains(msg, "B/s over the last") || !strings.Contains(msg, "--source-min-rate") {
 			t.Errorf("%s: message %q does not say how fast the read was", name, msg)
 		}
 	}
@@ -318,15 +318,15 @@ func TestAPlanForgedIntoStatusIsNeverAllocated(t *testing.T) {
 
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	h.update("forged", func(u *v1.UserPackageUpload) { u.Spec.UploadParts = ptr.To(true) })
-	u = h.waitStalled("forged", v1.ReasonInvalidPlan)
+	h.update("forged", func(u *upv1.UserPackageUpload) { u.Spec.UploadParts = ptr.To(true) })
+	u = h.waitStalled("forged", upv1.ReasonInvalidPlan)
 	runtime.ReadMemStats(&after)
 	allocated := after.TotalAlloc - before.TotalAlloc
 	t.Logf("the process allocated %.1f MiB in all while the forged plan was handled", float64(allocated)/(1<<20))
 	if allocated > 16<<20 {
 		t.Errorf("the process allocated %d bytes while the forged plan was handled, want a few MiB", allocated)
 	}
-	if msg := findCondition(u, v1.ConditionStalled).Message; !strings.Contains(msg, "1000000000 parts") || !strings.Contains(msg, "at most 10000 parts") {
+	if msg := findCondition(u, upv1.ConditionStalled).Message; !strings.Contains(msg, "1000000000 parts") || !strings.Contains(msg, "at most 10000 parts") {
 		t.Errorf("message %q does not say what is wrong with the plan", msg)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -23,10 +23,10 @@ type marker struct {
 	// early tells that the mark may have been written ahead, with the
 	// first word about a new object (sayProgressing).
 	early   bool
-	pending func(*v1.UploadStatus) bool
-	set     func(*v1.UploadStatus, metav1.Time)
-	clear   func(*v1.UploadStatus)
-	unknown func(*v1.UploadStatus) *int32
+	pending func(*upv1.UploadStatus) bool
+	set     func(*upv1.UploadStatus, metav1.Time)
+	clear   func(*upv1.UploadStatus)
+	unknown func(*upv1.UploadStatus) *int32
 }
 
 // initiate's outcome is written at once: the upload id must be in status
@@ -35,36 +35,36 @@ var initiateMarker = marker{
 	call:      "initiate upload",
 	recordNow: true,
 	early:     true,
-	pending:   func(up *v1.UploadStatus) bool { return up.InitiatingSince != nil },
-	set:       func(up *v1.UploadStatus, at metav1.Time) { up.InitiatingSince = &at },
-	clear:     func(up *v1.UploadStatus) { up.InitiatingSince = nil },
-	unknown:   func(up *v1.UploadStatus) *int32 { return &up.UnknownOutcomes },
+	pending:   func(up *upv1.UploadStatus) bool { return up.InitiatingSince != nil },
+	set:       func(up *upv1.UploadStatus, at metav1.Time) { up.InitiatingSince = &at },
+	clear:     func(up *upv1.UploadStatus) { up.InitiatingSince = nil },
+	unknown:   func(up *upv1.UploadStatus) *int32 { return &up.UnknownOutcomes },
 }
 
 var mergeMarker = marker{
 	call:    "merge",
-	pending: func(up *v1.UploadStatus) bool { return up.MergingSince != nil },
-	set:     func(up *v1.UploadStatus, at metav1.Time) { up.MergingSince = &at },
-	clear:   func(up *v1.UploadStatus) { up.MergingSince = nil },
-	unknown: func(up *v1.UploadStatus) *int32 { return &up.MergeUnknownOutcomes },
+	pending: func(up *upv1.UploadStatus) bool { return up.MergingSince != nil },
+	set:     func(up *upv1.UploadStatus, at metav1.Time) { up.MergingSince = &at },
+	clear:   func(up *upv1.UploadStatus) { up.MergingSince = nil },
+	unknown: func(up *upv1.UploadStatus) *int32 { return &up.MergeUnknownOutcomes },
 }
 
 func expandMarker(userPackageID string) marker {
 	return marker{
 		call:    "expand",
-		pending: func(up *v1.UploadStatus) bool { return up.Expanding != nil },
-		set: func(up *v1.UploadStatus, at metav1.Time) {
-			up.Expanding = &v1.PendingExpand{UserPackageID: userPackageID, Since: at}
+		pending: func(up *upv1.UploadStatus) bool { return up.Expanding != nil },
+		set: func(up *upv1.UploadStatus, at metav1.Time) {
+			up.Expanding = &upv1.PendingExpand{UserPackageID: userPackageID, Since: at}
 		},
-		clear:   func(up *v1.UploadStatus) { up.Expanding = nil },
-		unknown: func(up *v1.UploadStatus) *int32 { return &up.ExpandUnknownOutcomes },
+		clear:   func(up *upv1.UploadStatus) { up.Expanding = nil },
+		unknown: func(up *upv1.UploadStatus) *int32 { return &up.ExpandUnknownOutcomes },
 	}
 }
 
 // onceCall makes the call; lost tells that an earlier call's outcome is
 // unknown, so that a refusal as "already done" may mean success. It returns
 // what to record in the upload's status.
-type onceCall func(wc wechatpay.API, lost bool) (outcome func(*v1.UploadStatus), err error)
+type onceCall func(wc wechatpay.API, lost bool) (outcome func(*upv1.UploadStatus), err error)
 
 // callOnce makes a call that must happen once per upload, so that every
 // call that may have reached WeChat Pay is resolved:
@@ -80,7 +80,7 @@ type onceCall func(wc wechatpay.API, lost bool) (outcome func(*v1.UploadStatus),
 //
 // It returns a *claimError, a write error, or the call's error classified
 // (a *stallError or *retryError with the client's error as cause).
-func (r *UserPackageUploadReconciler) callOnce(ctx context.Context, u *v1.UserPackageUpload, a *attempt, m marker, call onceCall) error {
+func (r *UserPackageUploadReconciler) callOnce(ctx context.Context, u *upv1.UserPackageUpload, a *attempt, m marker, call onceCall) error {
 	wc, err := a.clientFor(ctx, r, u)
 	if err != nil {
 		return err
@@ -91,7 +91,7 @@ func (r *UserPackageUploadReconciler) callOnce(ctx context.Context, u *v1.UserPa
 	}
 	up := u.Status.Upload // as the API server wrote it
 	if retried {
-		r.event(u, corev1.EventTypeWarning, v1.ReasonOutcomeUnknown, fmt.Sprintf(
+		r.event(u, corev1.EventTypeWarning, upv1.ReasonOutcomeUnknown, fmt.Sprintf(
 			"the answer to %s was lost (%d so far); calling it again", m.call, *m.unknown(up)))
 	}
 	outcome, callErr := call(wc, *m.unknown(up) > 0)
@@ -112,7 +112,7 @@ func (r *UserPackageUploadReconciler) callOnce(ctx context.Context, u *v1.UserPa
 // reports whether an earlier call's mark was found (its outcome unknown).
 // Initiate's mark may already be written, with the first word about a new
 // object (sayProgressing).
-func (r *UserPackageUploadReconciler) mark(ctx context.Context, u *v1.UserPackageUpload, a *attempt, m marker) (retried bool, err error) {
+func (r *UserPackageUploadReconciler) mark(ctx context.Context, u *upv1.UserPackageUpload, a *attempt, m marker) (retried bool, err error) {
 	if m.early && a.preclaimed {
 		a.preclaimed = false
 		return false, nil
@@ -133,8 +133,8 @@ func (r *UserPackageUploadReconciler) mark(ctx context.Context, u *v1.UserPackag
 
 // resolve clears the pending mark of a call whose outcome is known, and
 // applies the outcome.
-func (r *UserPackageUploadReconciler) resolve(ctx context.Context, u *v1.UserPackageUpload, a *attempt, m marker, outcome func(*v1.UploadStatus)) error {
-	apply := func(up *v1.UploadStatus) {
+func (r *UserPackageUploadReconciler) resolve(ctx context.Context, u *upv1.UserPackageUpload, a *attempt, m marker, outcome func(*upv1.UploadStatus)) error {
+	apply := func(up *upv1.UploadStatus) {
 		m.clear(up)
 		if outcome != nil {
 			outcome(up)
@@ -146,7 +146,7 @@ func (r *UserPackageUploadReconciler) resolve(ctx context.Context, u *v1.UserPac
 		return nil
 	}
 	up := u.Status.Upload
-	return a.status.record(ctx, u, func(x *v1.UserPackageUpload) {
+	return a.status.record(ctx, u, func(x *upv1.UserPackageUpload) {
 		if x.Status.Upload == nil || x.Status.Upload.Key != up.Key {
 			x.Status.Upload = up.DeepCopy()
 		}

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/scheme"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
@@ -59,7 +59,7 @@ func (f *fakeWeChatPay) ExpandPackage(_ context.Context, userPackageID, uploadID
 
 // unitReconciler is a reconciler on controller-runtime's fake client, for
 // the step branches where the API server adds nothing.
-func unitReconciler(t *testing.T, api wechatpay.API, u *v1.UserPackageUpload) (*UserPackageUploadReconciler, client.Client) {
+func unitReconciler(t *testing.T, api wechatpay.API, u *upv1.UserPackageUpload) (*UserPackageUploadReconciler, client.Client) {
 	t.Helper()
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: u.Namespace, Name: u.Spec.CredentialsRef.Name}, Data: identity.SecretData()}
 	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(u, secret).WithStatusSubresource(u).Build()
@@ -72,16 +72,16 @@ func unitReconciler(t *testing.T, api wechatpay.API, u *v1.UserPackageUpload) (*
 	}, c
 }
 
-func mergeableUpload(merging bool, unknown int32) *v1.UserPackageUpload {
-	u := &v1.UserPackageUpload{
+func mergeableUpload(merging bool, unknown int32) *upv1.UserPackageUpload {
+	u := &upv1.UserPackageUpload{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "unit", Name: "vip", Generation: 1},
-		Spec: v1.UserPackageUploadSpec{
-			CredentialsRef: &v1.SecretReference{Name: "wechatpay-brand"},
+		Spec: upv1.UserPackageUploadSpec{
+			CredentialsRef: &upv1.SecretReference{Name: "wechatpay-brand"},
 			UserPackageID:  packageA,
 		},
 	}
-	u.Status.Source = &v1.SourceStatus{Size: 10, Digest: "sha256:ab"}
-	u.Status.Upload = &v1.UploadStatus{ID: "U1", PartSize: 10, PartCount: 1, PartsDone: 1, MergeUnknownOutcomes: unknown}
+	u.Status.Source = &upv1.SourceStatus{Size: 10, Digest: "sha256:ab"}
+	u.Status.Upload = &upv1.UploadStatus{ID: "U1", PartSize: 10, PartCount: 1, PartsDone: 1, MergeUnknownOutcomes: unknown}
 	if merging {
 		u.Status.Upload.MergingSince = &metav1.Time{Time: time.Date(2026, 11, 30, 11, 0, 0, 0, time.UTC)}
 	}
@@ -117,32 +117,32 @@ func TestMergeResolvesEveryOutcome(t *testing.T) {
 		{
 			name:       "a refusal without a prior unknown outcome stalls",
 			answer:     refusal(wechatpay.CodeInvalidRequest, "upload U1 is already merged"),
-			wantReason: v1.ReasonWeChatPayRejected,
+			wantReason: upv1.ReasonWeChatPayRejected,
 		},
 		{
 			name: "a refusal for another rule after a lost answer stalls", merging: true,
 			answer:     refusal(wechatpay.CodeParamError, "upload_id malformed"),
-			wantReason: v1.ReasonWeChatPayRejected, wantUnknown: 1,
+			wantReason: upv1.ReasonWeChatPayRejected, wantUnknown: 1,
 		},
 		{
 			name:       "a lost answer keeps the mark for the next attempt",
 			answer:     &wechatpay.TransportError{MayHaveReachedServer: true, Err: errors.New("EOF")},
-			wantReason: v1.ReasonWeChatPayUnavailable, wantMark: true,
+			wantReason: upv1.ReasonWeChatPayUnavailable, wantMark: true,
 		},
 		{
 			name:       "a call that never left clears the mark",
 			answer:     &wechatpay.TransportError{Err: errors.New("connection refused")},
-			wantReason: v1.ReasonWeChatPayUnavailable,
+			wantReason: upv1.ReasonWeChatPayUnavailable,
 		},
 		{
 			name:       "a 429 is retried after its Retry-After and clears the mark",
 			answer:     &wechatpay.APIError{StatusCode: 429, Code: wechatpay.CodeRateLimitExceeded, RetryAfter: 7 * time.Second},
-			wantReason: v1.ReasonWeChatPayRateLimited,
+			wantReason: upv1.ReasonWeChatPayRateLimited,
 		},
 		{
 			name:       "an answer that fails verification stalls and keeps the mark",
 			answer:     fmt.Errorf("merge: %w", wechatpay.ErrVerification),
-			wantReason: v1.ReasonResponseUnverified, wantMark: true,
+			wantReason: upv1.ReasonResponseUnverified, wantMark: true,
 		},
 	}
 	for _, tt := range tests {
@@ -174,14 +174,14 @@ func TestMergeResolvesEveryOutcome(t *testing.T) {
 
 // runStep runs one step on u as Reconcile would (its last write
 // included), and returns the step's error and the object as stored.
-func runStep(t *testing.T, api wechatpay.API, u *v1.UserPackageUpload,
-	step func(*UserPackageUploadReconciler, context.Context, *v1.UserPackageUpload, *attempt) error) (*v1.UserPackageUpload, error) {
+func runStep(t *testing.T, api wechatpay.API, u *upv1.UserPackageUpload,
+	step func(*UserPackageUploadReconciler, context.Context, *upv1.UserPackageUpload, *attempt) error) (*upv1.UserPackageUpload, error) {
 	t.Helper()
 	r, c := unitReconciler(t, api, u)
 	a := &attempt{status: newStatusWriter(c, c, u)}
 	err := step(r, context.Background(), u, a)
 	must(t, a.status.finish(context.Background(), u))
-	stored := &v1.UserPackageUpload{}
+	stored := &upv1.UserPackageUpload{}
 	must(t, c.Get(context.Background(), client.ObjectKeyFromObject(u), stored))
 	return stored, err
 }
@@ -218,7 +218,7 @@ func TestAnExpandedPackageIsNeverExpandedAgain(t *testing.T) {
 	u := mergeableUpload(false, 0)
 	at := metav1.Now()
 	u.Status.Upload.MergedAt = &at
-	u.Status.Upload.Expanded = []v1.ExpandedPackage{{UserPackageID: packageA, At: at}}
+	u.Status.Upload.Expanded = []upv1.ExpandedPackage{{UserPackageID: packageA, At: at}}
 	r, c := unitReconciler(t, api, u)
 	a := &attempt{status: newStatusWriter(c, c, u)}
 
@@ -246,7 +246,7 @@ func TestOutcomesInHandSurviveAClaimThatConflicts(t *testing.T) {
 	ctx := context.Background()
 
 	must(t, r.reconcileMerge(ctx, u, a))
-	edited := &v1.UserPackageUpload{}
+	edited := &upv1.UserPackageUpload{}
 	must(t, c.Get(ctx, client.ObjectKeyFromObject(u), edited))
 	edited.Labels = map[string]string{"edited": "meanwhile"}
 	must(t, c.Update(ctx, edited))
@@ -257,7 +257,7 @@ func TestOutcomesInHandSurviveAClaimThatConflicts(t *testing.T) {
 	}
 	must(t, r.saveOutcomes(ctx, u, a))
 
-	stored := &v1.UserPackageUpload{}
+	stored := &upv1.UserPackageUpload{}
 	must(t, c.Get(ctx, client.ObjectKeyFromObject(u), stored))
 	if up := stored.Status.Upload; up.MergedAt == nil || up.ResourceID != "R1" || up.MergingSince != nil || up.Expanding != nil {
 		t.Errorf("stored upload %+v: want merged into R1, no pending mark", *up)

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
@@ -101,11 +101,11 @@ func BenchmarkPartUpload(b *testing.B) {
 
 // benchPartUploader is the reconciler's part uploader for a fresh upload,
 // with the object's status claimed as a reconcile would.
-func benchPartUploader(b *testing.B, h *harness, u *v1.UserPackageUpload, wc wechatpay.API, src source.Source,
+func benchPartUploader(b *testing.B, h *harness, u *upv1.UserPackageUpload, wc wechatpay.API, src source.Source,
 	digested source.Result, filename string, plan *wechatpay.InitiateUploadResponse) *partUploader {
-	u.Status.Upload = &v1.UploadStatus{ID: plan.UploadID, Filename: filename, Generation: 1, Digest: digested.Digest,
+	u.Status.Upload = &upv1.UploadStatus{ID: plan.UploadID, Filename: filename, Generation: 1, Digest: digested.Digest,
 		PartSize: plan.FilePartSize, PartCount: plan.FilePartCount}
-	u.Status.Source = &v1.SourceStatus{Size: benchFileSize, Digest: digestPrefix + digested.Digest, Generation: 1}
+	u.Status.Source = &upv1.SourceStatus{Size: benchFileSize, Digest: digestPrefix + digested.Digest, Generation: 1}
 	w := newStatusWriter(kube.Client, kube.Client, u)
 	must(b, w.claim(h.ctx, u))
 	return &partUploader{

@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
@@ -43,39 +43,39 @@ const (
 // pinned to the digested version, digested and sent; acknowledgements are
 // written to status as they come, so that a restart goes on where it
 // stopped and never sends an acknowledged part again. Sets PartsUploaded.
-func (r *UserPackageUploadReconciler) reconcileParts(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
+func (r *UserPackageUploadReconciler) reconcileParts(ctx context.Context, u *upv1.UserPackageUpload, a *attempt) error {
 	if !u.Spec.WantsParts() {
-		removeCondition(u, v1.ConditionPartsUploaded)
+		removeCondition(u, upv1.ConditionPartsUploaded)
 		return nil
 	}
 	up := u.Status.Upload
 	if err := checkPlan(up, u.Status.Source.Size); err != nil {
-		return failCondition(u, v1.ConditionPartsUploaded, err)
+		return failCondition(u, upv1.ConditionPartsUploaded, err)
 	}
 	acked, err := decodePartSet(up.PartsAcked, up.PartCount)
 	if err != nil {
-		return failCondition(u, v1.ConditionPartsUploaded, stall(v1.ReasonInvalidSpec, "%v", err))
+		return failCondition(u, upv1.ConditionPartsUploaded, stall(upv1.ReasonInvalidSpec, "%v", err))
 	}
 	if acked.count() < up.PartCount {
 		if err := r.uploadParts(ctx, u, a, acked); err != nil {
-			return failCondition(u, v1.ConditionPartsUploaded, err)
+			return failCondition(u, upv1.ConditionPartsUploaded, err)
 		}
 	}
-	setCondition(u, v1.ConditionPartsUploaded, metav1.ConditionTrue, v1.ReasonPartsUploaded, partsMessage(u.Status.Upload))
+	setCondition(u, upv1.ConditionPartsUploaded, metav1.ConditionTrue, upv1.ReasonPartsUploaded, partsMessage(u.Status.Upload))
 	return nil
 }
 
-func partsMessage(up *v1.UploadStatus) string {
+func partsMessage(up *upv1.UploadStatus) string {
 	return fmt.Sprintf("all %d parts acknowledged (%d bytes)", up.PartCount, up.BytesDone)
 }
 
 // checkPlan refuses a part plan that cannot describe the file, before
 // anything is allocated from it. Initiate's answer was checked when it
 // came, so a bad plan here was written into status by someone else.
-func checkPlan(up *v1.UploadStatus, size int64) error {
+func checkPlan(up *upv1.UploadStatus, size int64) error {
 	if up.PartSize <= 0 || up.PartSize > wechatpay.MaxPartSize || up.PartCount < 1 || up.PartCount > maxPartCount ||
 		size <= 0 || up.PartCount != (size-1)/up.PartSize+1 {
-		return stall(v1.ReasonInvalidPlan,
+		return stall(upv1.ReasonInvalidPlan,
 			"status.upload holds a part plan of %d parts of %d bytes, which cannot describe the file's %d bytes (at most %d parts of at most %d bytes); "+
 				"it was not acted upon. Change the spec (e.g. spec.file.filename) to start a new upload",
 			up.PartCount, up.PartSize, size, maxPartCount, wechatpay.MaxPartSize)
@@ -83,7 +83,7 @@ func checkPlan(up *v1.UploadStatus, size int64) error {
 	return nil
 }
 
-func (r *UserPackageUploadReconciler) uploadParts(ctx context.Context, u *v1.UserPackageUpload, a *attempt, acked *partSet) error {
+func (r *UserPackageUploadReconciler) uploadParts(ctx context.Context, u *upv1.UserPackageUpload, a *attempt, acked *partSet) error {
 	src, err := a.sourceFor(ctx, r, u)
 	if err != nil {
 		return err
@@ -92,7 +92,7 @@ func (r *UserPackageUploadReconciler) uploadParts(ctx context.Context, u *v1.Use
 	if err != nil {
 		return err
 	}
-	setCondition(u, v1.ConditionPartsUploaded, metav1.ConditionFalse, v1.ReasonProgressing,
+	setCondition(u, upv1.ConditionPartsUploaded, metav1.ConditionFalse, upv1.ReasonProgressing,
 		fmt.Sprintf("uploading %d parts", u.Status.Upload.PartCount))
 	// A stale set of acknowledged parts would resend parts.
 	if err := a.status.ensureCurrent(ctx, u); err != nil {
@@ -131,7 +131,7 @@ type partUploader struct {
 	wechat   wechatpay.API
 	source   source.Source
 	version  source.Version
-	upload   v1.UploadStatus
+	upload   upv1.UploadStatus
 	memory   *semaphore.Weighted // bytes of parts held at once, by the whole manager
 	nsMemory *semaphore.Weighted // bytes of parts held at once, by the object's namespace
 	progress *progress
@@ -236,7 +236,7 @@ func (p *partUploader) send(ctx context.Context, part int64) error {
 // at a time writes them to status (the ticker's, then the final flush), and
 // only that goroutine touches the object.
 type progress struct {
-	u      *v1.UserPackageUpload
+	u      *upv1.UserPackageUpload
 	status *statusWriter
 	record func(part int64) // remembers an acknowledgement beyond this reconcile
 
@@ -338,7 +338,7 @@ func (p *progress) persist(ctx context.Context) error {
 	defer p.mu.Unlock()
 	if err != nil {
 		p.dirty = true
-		p.writeErr = retry(v1.ReasonAPIServerUnavailable, 0, "record acknowledged parts: %v; retrying", err)
+		p.writeErr = retry(upv1.ReasonAPIServerUnavailable, 0, "record acknowledged parts: %v; retrying", err)
 		return err
 	}
 	p.writeErr = nil
@@ -347,7 +347,7 @@ func (p *progress) persist(ctx context.Context) error {
 
 // setPartsDone writes the set of acknowledged parts into status, with the
 // counts derived from it.
-func setPartsDone(up *v1.UploadStatus, acked *partSet, fileSize int64) {
+func setPartsDone(up *upv1.UploadStatus, acked *partSet, fileSize int64) {
 	up.PartsAcked = acked.encode()
 	up.PartsDone = acked.count()
 	up.BytesDone = 0

@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 )
 
@@ -43,8 +43,8 @@ func TestFaultsOnPartsStillConvergeWithEachPartAcknowledgedOnce(t *testing.T) {
 	h.put("vip.csv", data)
 	h.create(h.object("vip", "vip.csv"))
 
-	u := h.waitFor("vip", 120*time.Second, "Ready", func(u *v1.UserPackageUpload) bool {
-		return conditionIs(u, v1.ConditionReady, metav1.ConditionTrue)
+	u := h.waitFor("vip", 120*time.Second, "Ready", func(u *upv1.UserPackageUpload) bool {
+		return conditionIs(u, upv1.ConditionReady, metav1.ConditionTrue)
 	})
 	assertEachPartOnce(t, h, u.Status.Upload.PartCount)
 	if merged, _ := h.sandbox.MergedFile(u.Status.Upload.ID); !bytes.Equal(merged, data) {
@@ -68,19 +68,19 @@ func TestAnObjectChangedMidUploadStalls(t *testing.T) {
 	h.startManager(nil)
 	h.put("vip.csv", phoneFile(0, 10_000))
 	h.create(h.object("vip", "vip.csv"))
-	h.waitFor("vip", 30*time.Second, "uploading", func(u *v1.UserPackageUpload) bool {
+	h.waitFor("vip", 30*time.Second, "uploading", func(u *upv1.UserPackageUpload) bool {
 		return u.Status.Upload != nil && u.Status.Upload.PartsDone >= 2
 	})
 	h.put("vip.csv", phoneFile(1, 10_000))
 
-	u := h.waitStalled("vip", v1.ReasonSourceChanged)
+	u := h.waitStalled("vip", upv1.ReasonSourceChanged)
 	if u.Status.Upload.MergedAt != nil {
 		t.Error("a changed object was merged")
 	}
 	if n := h.sandbox.CountSucceeded(sandbox.EndpointMerge); n != 0 {
 		t.Errorf("merge called %d times", n)
 	}
-	h.waitEvent("vip", corev1.EventTypeWarning, v1.ReasonSourceChanged)
+	h.waitEvent("vip", corev1.EventTypeWarning, upv1.ReasonSourceChanged)
 }
 
 // stopPartway uploads a 21-part file (parts must be slow) and calls stop
@@ -91,7 +91,7 @@ func (h *harness) stopPartway(stop func()) (data []byte, stoppedAt int64) {
 	data = phoneFile(0, 10_000) // 330,000 bytes: 21 parts of 16 KiB
 	h.put("vip.csv", data)
 	h.create(h.object("vip", "vip.csv"))
-	h.waitFor("vip", 30*time.Second, "partway uploaded", func(u *v1.UserPackageUpload) bool {
+	h.waitFor("vip", 30*time.Second, "partway uploaded", func(u *upv1.UserPackageUpload) bool {
 		return u.Status.Upload != nil && u.Status.Upload.PartsDone >= 4
 	})
 	stop()

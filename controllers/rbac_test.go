@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/testutil/repo"
 )
 
@@ -65,7 +65,7 @@ func setupManagerUser(ctx context.Context) error {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		err := c.List(ctx, &v1.UserPackageUploadList{})
+		err := c.List(ctx, &upv1.UserPackageUploadList{})
 		if err == nil {
 			return nil
 		}
@@ -148,7 +148,7 @@ func TestManagersRunWithLeastPrivilege(t *testing.T) {
 			return c.Update(ctx, s)
 		}},
 		{"update a UserPackageUpload's spec", func() error {
-			u := &v1.UserPackageUpload{}
+			u := &upv1.UserPackageUpload{}
 			if err := c.Get(ctx, client.ObjectKey{Namespace: h.ns, Name: "vip"}, u); err != nil {
 				return err
 			}
@@ -175,8 +175,8 @@ func TestManagersRunWithLeastPrivilege(t *testing.T) {
 			return c.Update(ctx, ns)
 		}},
 		{"create a WeChatPayBrand", func() error {
-			return c.Create(ctx, &v1.WeChatPayBrand{ObjectMeta: metav1.ObjectMeta{Name: "planted-" + h.ns},
-				Spec: v1.WeChatPayBrandSpec{CredentialsSecretRef: v1.SecretReference{Name: "x"}}})
+			return c.Create(ctx, &upv1.WeChatPayBrand{ObjectMeta: metav1.ObjectMeta{Name: "planted-" + h.ns},
+				Spec: upv1.WeChatPayBrandSpec{CredentialsSecretRef: upv1.SecretReference{Name: "x"}}})
 		}},
 		{"list ClusterRoles", func() error { return c.List(ctx, &rbacv1.ClusterRoleList{}) }},
 	}
@@ -187,7 +187,7 @@ func TestManagersRunWithLeastPrivilege(t *testing.T) {
 	}
 	// And what role.yaml grants works.
 	must(t, c.Get(ctx, client.ObjectKey{Namespace: h.ns, Name: "wechatpay-brand"}, &corev1.Secret{}))
-	must(t, c.List(ctx, &v1.UserPackageUploadList{}))
+	must(t, c.List(ctx, &upv1.UserPackageUploadList{}))
 	// Namespace metadata (labels decide which WeChatPayBrands a namespace may use).
 	must(t, c.List(ctx, &corev1.NamespaceList{}))
 }

@@ -8,7 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
@@ -36,14 +36,14 @@ func getFromServer(ctx context.Context, reader client.Reader, key client.ObjectK
 // readSecret reads a Secret of the object's namespace from the API server
 // (never a cache: Secrets are not cached cluster-wide). field names the spec
 // field that refers to it, for the message a missing one gives.
-func (r *UserPackageUploadReconciler) readSecret(ctx context.Context, u *v1.UserPackageUpload, name, field string) (*corev1.Secret, error) {
+func (r *UserPackageUploadReconciler) readSecret(ctx context.Context, u *upv1.UserPackageUpload, name, field string) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
 	err := getFromServer(ctx, r.APIReader, client.ObjectKey{Namespace: u.Namespace, Name: name}, secret)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil, stall(v1.ReasonSecretNotFound, "Secret %s/%s named by %s not found; create it", u.Namespace, name, field)
+		return nil, stall(upv1.ReasonSecretNotFound, "Secret %s/%s named by %s not found; create it", u.Namespace, name, field)
 	case err != nil:
-		return nil, retry(v1.ReasonAPIServerUnavailable, 0, "read Secret %s named by %s: %v; retrying", name, field, err)
+		return nil, retry(upv1.ReasonAPIServerUnavailable, 0, "read Secret %s named by %s: %v; retrying", name, field, err)
 	}
 	return secret, nil
 }
@@ -52,13 +52,13 @@ func (r *UserPackageUploadReconciler) readSecret(ctx context.Context, u *v1.User
 func secretValue(s *corev1.Secret, key, field string, required bool) ([]byte, error) {
 	v, ok := s.Data[key]
 	if !ok && required {
-		return nil, stall(v1.ReasonInvalidCredentials, "Secret %s named by %s has no key %q; add it", s.Name, field, key)
+		return nil, stall(upv1.ReasonInvalidCredentials, "Secret %s named by %s has no key %q; add it", s.Name, field, key)
 	}
 	return v, nil
 }
 
 // caBundle reads ca.crt from the Secret ref names, if any.
-func (r *UserPackageUploadReconciler) caBundle(ctx context.Context, u *v1.UserPackageUpload, ref *v1.SecretReference, field string) ([]byte, error) {
+func (r *UserPackageUploadReconciler) caBundle(ctx context.Context, u *upv1.UserPackageUpload, ref *upv1.SecretReference, field string) ([]byte, error) {
 	if ref == nil {
 		return nil, nil
 	}
@@ -71,7 +71,7 @@ func (r *UserPackageUploadReconciler) caBundle(ctx context.Context, u *v1.UserPa
 
 // openSource returns the object storage the spec points at, with its
 // credentials read live.
-func (r *UserPackageUploadReconciler) openSource(ctx context.Context, u *v1.UserPackageUpload) (source.Source, error) {
+func (r *UserPackageUploadReconciler) openSource(ctx context.Context, u *upv1.UserPackageUpload) (source.Source, error) {
 	var src source.Source
 	var err error
 	switch spec := u.Spec.Source; {
@@ -80,7 +80,7 @@ func (r *UserPackageUploadReconciler) openSource(ctx context.Context, u *v1.User
 	case spec.HTTP != nil:
 		src, err = r.openHTTP(ctx, u, spec.HTTP)
 	default:
-		return nil, stall(v1.ReasonInvalidSpec, "spec.source names no source kind; set s3 or http")
+		return nil, stall(upv1.ReasonInvalidSpec, "spec.source names no source kind; set s3 or http")
 	}
 	if err != nil && !isClassified(err) {
 		return nil, sourceError(err)
@@ -88,7 +88,7 @@ func (r *UserPackageUploadReconciler) openSource(ctx context.Context, u *v1.User
 	return src, err
 }
 
-func (r *UserPackageUploadReconciler) openS3(ctx context.Context, u *v1.UserPackageUpload, s3 *v1.S3Source) (source.Source, error) {
+func (r *UserPackageUploadReconciler) openS3(ctx context.Context, u *upv1.UserPackageUpload, s3 *upv1.S3Source) (source.Source, error) {
 	cfg := source.S3Config{
 		Endpoint:     s3.Endpoint,
 		Bucket:       s3.Bucket,
@@ -100,10 +100,10 @@ func (r *UserPackageUploadReconciler) openS3(ctx context.Context, u *v1.UserPack
 		Guard:        r.SourceGuard,
 	}
 	switch {
-	case s3.SecretRef == nil && s3.Provider != v1.S3ProviderAWS:
+	case s3.SecretRef == nil && s3.Provider != upv1.S3ProviderAWS:
 		cfg.Anonymous = true // never the operator's own identity unasked
 	case s3.SecretRef == nil && !r.AllowAmbientCredentials:
-		return nil, stall(v1.ReasonAmbientCredentialsDenied,
+		return nil, stall(upv1.ReasonAmbientCredentialsDenied,
 			"spec.source.s3.provider aws asks for the operator's own cloud identity, which this operator does not lend (it runs without --allow-ambient-credentials); set spec.source.s3.secretRef, or ask the platform team")
 	}
 	if ref := s3.SecretRef; ref != nil {
@@ -131,7 +131,7 @@ func (r *UserPackageUploadReconciler) openS3(ctx context.Context, u *v1.UserPack
 	return source.NewS3(cfg)
 }
 
-func (r *UserPackageUploadReconciler) openHTTP(ctx context.Context, u *v1.UserPackageUpload, h *v1.HTTPSource) (source.Source, error) {
+func (r *UserPackageUploadReconciler) openHTTP(ctx context.Context, u *upv1.UserPackageUpload, h *upv1.HTTPSource) (source.Source, error) {
 	cfg := source.HTTPConfig{URL: h.URL, Insecure: h.Insecure, Transport: r.StorageTransport, Guard: r.SourceGuard}
 	if ref := h.SecretRef; ref != nil {
 		const field = "spec.source.http.secretRef"
@@ -143,7 +143,7 @@ func (r *UserPackageUploadReconciler) openHTTP(ctx context.Context, u *v1.UserPa
 		user, _ := secretValue(secret, keyUsername, field, false)
 		password, _ := secretValue(secret, keyPassword, field, false)
 		if len(token) == 0 && len(user) == 0 {
-			return nil, stall(v1.ReasonInvalidCredentials, "Secret %s named by %s has neither %q nor %q; add one", ref.Name, field, keyToken, keyUsername)
+			return nil, stall(upv1.ReasonInvalidCredentials, "Secret %s named by %s has neither %q nor %q; add one", ref.Name, field, keyToken, keyUsername)
 		}
 		cfg.BearerToken, cfg.Username, cfg.Password = string(token), string(user), string(password)
 	}
@@ -158,12 +158,12 @@ func (r *UserPackageUploadReconciler) openHTTP(ctx context.Context, u *v1.UserPa
 // weChatPay returns a brand API client with the credentials of the Secret
 // spec.credentialsRef names, or of the WeChatPayBrand spec.brandRef names,
 // read live, and the brand they are of.
-func (r *UserPackageUploadReconciler) weChatPay(ctx context.Context, u *v1.UserPackageUpload) (wechatpay.API, string, error) {
+func (r *UserPackageUploadReconciler) weChatPay(ctx context.Context, u *upv1.UserPackageUpload) (wechatpay.API, string, error) {
 	if u.Spec.BrandRef != nil {
 		return r.brandClient(ctx, u)
 	}
 	if u.Spec.CredentialsRef == nil {
-		return nil, "", stall(v1.ReasonInvalidSpec, "spec names neither brandRef nor credentialsRef; set one")
+		return nil, "", stall(upv1.ReasonInvalidSpec, "spec names neither brandRef nor credentialsRef; set one")
 	}
 	const field = "spec.credentialsRef"
 	secret, err := r.readSecret(ctx, u, u.Spec.CredentialsRef.Name, field)
@@ -172,20 +172,20 @@ func (r *UserPackageUploadReconciler) weChatPay(ctx context.Context, u *v1.UserP
 	}
 	creds, err := wechatpay.CredentialsFromSecretData(secret.Data)
 	if err != nil {
-		return nil, "", stall(v1.ReasonInvalidCredentials, "Secret %s named by %s: %v; fix it", secret.Name, field, err)
+		return nil, "", stall(upv1.ReasonInvalidCredentials, "Secret %s named by %s: %v; fix it", secret.Name, field, err)
 	}
 	client, err := r.NewWeChatPay(creds)
 	if err != nil {
-		return nil, "", stall(v1.ReasonInvalidCredentials, "Secret %s named by %s: %v; fix it", secret.Name, field, err)
+		return nil, "", stall(upv1.ReasonInvalidCredentials, "Secret %s named by %s: %v; fix it", secret.Name, field, err)
 	}
 	return client, creds.BrandID, nil
 }
 
 // secretNames lists the Secrets an object refers to, for the watch that
 // re-triggers it when one of them changes.
-func secretNames(u *v1.UserPackageUpload) []string {
+func secretNames(u *upv1.UserPackageUpload) []string {
 	var names []string
-	add := func(ref *v1.SecretReference) {
+	add := func(ref *upv1.SecretReference) {
 		if ref != nil {
 			names = append(names, ref.Name)
 		}

@@ -12,7 +12,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/linecheck"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/source"
@@ -26,7 +26,7 @@ const digestPrefix = "sha256:"
 // through SHA-256 and the line checks; other edits judge the recorded
 // checks again. It sets SourceVerified; it stalls on a missing or forbidden
 // object and, with spec.validation Strict, on invalid lines.
-func (r *UserPackageUploadReconciler) reconcileSource(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
+func (r *UserPackageUploadReconciler) reconcileSource(ctx context.Context, u *upv1.UserPackageUpload, a *attempt) error {
 	if !needsRead(u) {
 		return checkContent(u)
 	}
@@ -40,7 +40,7 @@ func (r *UserPackageUploadReconciler) reconcileSource(ctx context.Context, u *v1
 	}
 	check, err := linecheck.New(linecheck.DataType(u.Spec.File.DataType))
 	if err != nil {
-		return stall(v1.ReasonInvalidSpec, "spec.file.dataType: %v", err)
+		return stall(upv1.ReasonInvalidSpec, "spec.file.dataType: %v", err)
 	}
 	start := time.Now()
 	result, err := source.Digest(ctx, src, check)
@@ -52,13 +52,13 @@ func (r *UserPackageUploadReconciler) reconcileSource(ctx context.Context, u *v1
 	u.Status.Source.Fingerprint = sourceFingerprint(u)
 	u.Status.Content = contentStatus(result.Report)
 	u.Status.LastHandledReconcileAt = requestedAt(u)
-	setCondition(u, v1.ConditionSourceVerified, metav1.ConditionTrue, v1.ReasonDigested, sourceMessage(u))
+	setCondition(u, upv1.ConditionSourceVerified, metav1.ConditionTrue, upv1.ReasonDigested, sourceMessage(u))
 	return checkContent(u)
 }
 
 // needsRead reports whether the file must be read (again): nothing was
 // read yet, a reconcile was requested, or what is read changed.
-func needsRead(u *v1.UserPackageUpload) bool {
+func needsRead(u *upv1.UserPackageUpload) bool {
 	s := u.Status.Source
 	if s == nil || reconcileRequested(u) {
 		return true
@@ -71,25 +71,25 @@ func needsRead(u *v1.UserPackageUpload) bool {
 
 // sourceFingerprint identifies what reading the file depends on: where it
 // is, how it is reached, and the data type its lines are checked against.
-func sourceFingerprint(u *v1.UserPackageUpload) string {
+func sourceFingerprint(u *upv1.UserPackageUpload) string {
 	data, _ := json.Marshal(struct {
-		Source   v1.Source   `json:"source"`
-		DataType v1.DataType `json:"dataType"`
+		Source   upv1.Source   `json:"source"`
+		DataType upv1.DataType `json:"dataType"`
 	}{u.Spec.Source, u.Spec.File.DataType})
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:8])
 }
 
 // progressingMessage says what a new generation's reconcile starts with.
-func progressingMessage(u *v1.UserPackageUpload) string {
+func progressingMessage(u *upv1.UserPackageUpload) string {
 	if needsRead(u) {
 		return "reading the file from object storage"
 	}
 	return "applying the spec to the upload in hand"
 }
 
-func sourceStatus(r source.Result, generation int64) *v1.SourceStatus {
-	s := &v1.SourceStatus{
+func sourceStatus(r source.Result, generation int64) *upv1.SourceStatus {
+	s := &upv1.SourceStatus{
 		Size:       r.Version.Size,
 		Digest:     digestPrefix + r.Digest,
 		ETag:       r.Version.ETag,
@@ -104,7 +104,7 @@ func sourceStatus(r source.Result, generation int64) *v1.SourceStatus {
 
 // pinnedVersion is the version of the file that was digested, which every
 // part must be read from.
-func pinnedVersion(s *v1.SourceStatus) source.Version {
+func pinnedVersion(s *upv1.SourceStatus) source.Version {
 	v := source.Version{Size: s.Size, ETag: s.ETag, VersionID: s.VersionID}
 	if s.LastModified != nil {
 		v.LastModified = s.LastModified.Time
@@ -113,23 +113,23 @@ func pinnedVersion(s *v1.SourceStatus) source.Version {
 }
 
 // failSource records why the file could not be read and passes the error on.
-func failSource(u *v1.UserPackageUpload, err error) error {
-	return failCondition(u, v1.ConditionSourceVerified, err)
+func failSource(u *upv1.UserPackageUpload, err error) error {
+	return failCondition(u, upv1.ConditionSourceVerified, err)
 }
 
 // checkContent stops a Strict upload whose file has invalid lines.
-func checkContent(u *v1.UserPackageUpload) error {
+func checkContent(u *upv1.UserPackageUpload) error {
 	c := u.Status.Content
-	if u.Spec.Validation != v1.ValidationStrict || c == nil || c.InvalidLines == 0 {
+	if u.Spec.Validation != upv1.ValidationStrict || c == nil || c.InvalidLines == 0 {
 		return nil
 	}
-	return stall(v1.ReasonInvalidLines,
+	return stall(upv1.ReasonInvalidLines,
 		"%d of %d lines are not valid %s values (first at line %s); fix the file, or set spec.validation to Report to upload it anyway (WeChat Pay drops such lines)",
 		c.InvalidLines, c.Lines, u.Spec.File.DataType, joinNumbers(c.InvalidLineNumbers))
 }
 
-func contentStatus(r linecheck.Report) *v1.ContentStatus {
-	return &v1.ContentStatus{
+func contentStatus(r linecheck.Report) *upv1.ContentStatus {
+	return &upv1.ContentStatus{
 		Lines:              r.Lines,
 		InvalidLines:       r.InvalidLines,
 		EmptyLines:         r.EmptyLines,
@@ -140,7 +140,7 @@ func contentStatus(r linecheck.Report) *v1.ContentStatus {
 	}
 }
 
-func sourceMessage(u *v1.UserPackageUpload) string {
+func sourceMessage(u *upv1.UserPackageUpload) string {
 	s, c := u.Status.Source, u.Status.Content
 	msg := fmt.Sprintf("read %d bytes, %s; %d lines, %d invalid", s.Size, s.Digest, c.Lines, c.InvalidLines)
 	var notes []string
@@ -169,7 +169,7 @@ func joinNumbers(ns []int64) string {
 
 // requestedFilename is spec.file.filename or, by default, the base name of
 // the source key or URL path (admission checks that one of them is valid).
-func requestedFilename(u *v1.UserPackageUpload) string {
+func requestedFilename(u *upv1.UserPackageUpload) string {
 	if u.Spec.File.Filename != "" {
 		return u.Spec.File.Filename
 	}
@@ -188,7 +188,7 @@ func requestedFilename(u *v1.UserPackageUpload) string {
 // filename it has seen, so a default name that an earlier upload of the
 // object used gets a number: vip.csv, then vip-2.csv. An explicit filename
 // is used as it is.
-func uploadFilename(u *v1.UserPackageUpload) string {
+func uploadFilename(u *upv1.UserPackageUpload) string {
 	base := requestedFilename(u)
 	if u.Spec.File.Filename != "" {
 		return base

@@ -6,7 +6,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/bound"
 )
 
@@ -15,7 +15,7 @@ import (
 // these decide what it looks like to kstatus, kubectl wait and Argo CD.
 
 // setCondition sets one condition for the object's current generation.
-func setCondition(u *v1.UserPackageUpload, typ string, status metav1.ConditionStatus, reason, message string) {
+func setCondition(u *upv1.UserPackageUpload, typ string, status metav1.ConditionStatus, reason, message string) {
 	apimeta.SetStatusCondition(&u.Status.Conditions, metav1.Condition{
 		Type:               typ,
 		Status:             status,
@@ -25,47 +25,47 @@ func setCondition(u *v1.UserPackageUpload, typ string, status metav1.ConditionSt
 	})
 }
 
-func removeCondition(u *v1.UserPackageUpload, typ string) {
+func removeCondition(u *upv1.UserPackageUpload, typ string) {
 	apimeta.RemoveStatusCondition(&u.Status.Conditions, typ)
 }
 
 // isNewGeneration reports whether no reconcile has yet said anything about
 // the object's current generation.
-func isNewGeneration(u *v1.UserPackageUpload) bool {
-	ready := apimeta.FindStatusCondition(u.Status.Conditions, v1.ConditionReady)
+func isNewGeneration(u *upv1.UserPackageUpload) bool {
+	ready := apimeta.FindStatusCondition(u.Status.Conditions, upv1.ConditionReady)
 	return ready == nil || ready.ObservedGeneration != u.Generation
 }
 
 // markProgressing says work on the current generation is under way. Used
 // first thing for a new generation, before any slow I/O.
-func markProgressing(u *v1.UserPackageUpload, message string) {
-	setCondition(u, v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonProgressing, message)
-	setCondition(u, v1.ConditionReady, metav1.ConditionUnknown, v1.ReasonProgressing, message)
-	removeCondition(u, v1.ConditionStalled)
+func markProgressing(u *upv1.UserPackageUpload, message string) {
+	setCondition(u, upv1.ConditionReconciling, metav1.ConditionTrue, upv1.ReasonProgressing, message)
+	setCondition(u, upv1.ConditionReady, metav1.ConditionUnknown, upv1.ReasonProgressing, message)
+	removeCondition(u, upv1.ConditionStalled)
 }
 
 // markRetrying says a transient error interrupted the work and that it is
 // retried with backoff; reason names the error.
-func markRetrying(u *v1.UserPackageUpload, reason, message string) {
-	setCondition(u, v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonRetrying, message)
-	setCondition(u, v1.ConditionReady, metav1.ConditionFalse, reason, message)
-	removeCondition(u, v1.ConditionStalled)
+func markRetrying(u *upv1.UserPackageUpload, reason, message string) {
+	setCondition(u, upv1.ConditionReconciling, metav1.ConditionTrue, upv1.ReasonRetrying, message)
+	setCondition(u, upv1.ConditionReady, metav1.ConditionFalse, reason, message)
+	removeCondition(u, upv1.ConditionStalled)
 }
 
 // markStalled says the work cannot go on until a human changes something.
 // The generation counts as observed: kstatus then reports Failed.
-func markStalled(u *v1.UserPackageUpload, reason, message string) {
-	setCondition(u, v1.ConditionStalled, metav1.ConditionTrue, reason, message)
-	setCondition(u, v1.ConditionReady, metav1.ConditionFalse, reason, message)
-	removeCondition(u, v1.ConditionReconciling)
+func markStalled(u *upv1.UserPackageUpload, reason, message string) {
+	setCondition(u, upv1.ConditionStalled, metav1.ConditionTrue, reason, message)
+	setCondition(u, upv1.ConditionReady, metav1.ConditionFalse, reason, message)
+	removeCondition(u, upv1.ConditionReconciling)
 	u.Status.ObservedGeneration = u.Generation
 }
 
 // markReady says everything the spec asks for is done.
-func markReady(u *v1.UserPackageUpload) {
-	setCondition(u, v1.ConditionReady, metav1.ConditionTrue, v1.ReasonSucceeded, readyMessage(u))
-	removeCondition(u, v1.ConditionReconciling)
-	removeCondition(u, v1.ConditionStalled)
+func markReady(u *upv1.UserPackageUpload) {
+	setCondition(u, upv1.ConditionReady, metav1.ConditionTrue, upv1.ReasonSucceeded, readyMessage(u))
+	removeCondition(u, upv1.ConditionReconciling)
+	removeCondition(u, upv1.ConditionStalled)
 	u.Status.ObservedGeneration = u.Generation
 }
 
@@ -74,16 +74,16 @@ func markReady(u *v1.UserPackageUpload) {
 // generation is not reconciled. Reconciling stays True, so that kstatus
 // never calls a suspended object Current (one created suspended has no
 // status.observedGeneration to tell it otherwise).
-func markSuspended(u *v1.UserPackageUpload) {
+func markSuspended(u *upv1.UserPackageUpload) {
 	const message = "reconciliation is suspended; set spec.suspend to false to resume"
-	setCondition(u, v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonSuspended, message)
-	setCondition(u, v1.ConditionReady, metav1.ConditionFalse, v1.ReasonSuspended, message)
-	removeCondition(u, v1.ConditionStalled)
+	setCondition(u, upv1.ConditionReconciling, metav1.ConditionTrue, upv1.ReasonSuspended, message)
+	setCondition(u, upv1.ConditionReady, metav1.ConditionFalse, upv1.ReasonSuspended, message)
+	removeCondition(u, upv1.ConditionStalled)
 }
 
 // readyMessage says how far the upload went, for the Ready condition and
 // the Status printer column.
-func readyMessage(u *v1.UserPackageUpload) string {
+func readyMessage(u *upv1.UserPackageUpload) string {
 	up := u.Status.Upload
 	switch {
 	case up == nil:
@@ -98,7 +98,7 @@ func readyMessage(u *v1.UserPackageUpload) string {
 }
 
 // setProgress keeps the human-readable parts column in step with the counters.
-func setProgress(up *v1.UploadStatus) {
+func setProgress(up *upv1.UploadStatus) {
 	if up.PartCount > 0 {
 		up.Progress = fmt.Sprintf("%d/%d", up.PartsDone, up.PartCount)
 	}

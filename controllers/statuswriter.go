@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 )
 
 // statusWriter persists an object's status in the three ways the reconcile
@@ -21,7 +21,7 @@ import (
 type statusWriter struct {
 	client client.Client
 	reader client.Reader // the API server itself, not the cache
-	before *v1.UserPackageUpload
+	before *upv1.UserPackageUpload
 	// current is true once this reconcile wrote the object: the answer to
 	// a write is its latest version, and nobody else writes it meanwhile.
 	current bool
@@ -31,13 +31,13 @@ type statusWriter struct {
 	unsaved bool
 }
 
-func newStatusWriter(c client.Client, reader client.Reader, u *v1.UserPackageUpload) *statusWriter {
+func newStatusWriter(c client.Client, reader client.Reader, u *upv1.UserPackageUpload) *statusWriter {
 	return &statusWriter{client: c, reader: reader, before: u.DeepCopy()}
 }
 
 // patch sends what changed since the last write. It takes no lock: only one
 // reconcile works on an object at a time, and a patch touches only changed fields.
-func (w *statusWriter) patch(ctx context.Context, u *v1.UserPackageUpload) error {
+func (w *statusWriter) patch(ctx context.Context, u *upv1.UserPackageUpload) error {
 	if equality.Semantic.DeepEqual(w.before.Status, u.Status) {
 		return nil
 	}
@@ -47,7 +47,7 @@ func (w *statusWriter) patch(ctx context.Context, u *v1.UserPackageUpload) error
 	}
 	// The answer goes into an empty object: decoded over u, fields the
 	// server has cleared would survive from a stale u.
-	latest := &v1.UserPackageUpload{ObjectMeta: metav1.ObjectMeta{Namespace: u.Namespace, Name: u.Name}}
+	latest := &upv1.UserPackageUpload{ObjectMeta: metav1.ObjectMeta{Namespace: u.Namespace, Name: u.Name}}
 	if err := w.client.Status().Patch(ctx, latest, client.RawPatch(types.MergePatchType, data)); err != nil {
 		return fmt.Errorf("patch status: %w", err)
 	}
@@ -57,7 +57,7 @@ func (w *statusWriter) patch(ctx context.Context, u *v1.UserPackageUpload) error
 }
 
 // wrote takes u, just written, as the base of the next patch.
-func (w *statusWriter) wrote(u *v1.UserPackageUpload) {
+func (w *statusWriter) wrote(u *upv1.UserPackageUpload) {
 	w.before, w.current, w.unsaved = u.DeepCopy(), true, false
 }
 
@@ -69,7 +69,7 @@ func (w *statusWriter) keep() { w.unsaved = true }
 // retried through short API server outages, even when the manager is
 // stopping: a merge patch does not conflict, and what it carries must not
 // be lost.
-func (w *statusWriter) finish(ctx context.Context, u *v1.UserPackageUpload) error {
+func (w *statusWriter) finish(ctx context.Context, u *upv1.UserPackageUpload) error {
 	if !w.unsaved {
 		return w.patch(ctx, u)
 	}
@@ -84,7 +84,7 @@ func (w *statusWriter) finish(ctx context.Context, u *v1.UserPackageUpload) erro
 // adoptStatus takes the status and version the API server answered with,
 // and nothing else: a spec edited meanwhile is the next reconcile's work,
 // never this one's.
-func adoptStatus(u, written *v1.UserPackageUpload) {
+func adoptStatus(u, written *upv1.UserPackageUpload) {
 	u.Status = written.Status
 	u.ResourceVersion = written.ResourceVersion
 }
@@ -93,7 +93,7 @@ func adoptStatus(u, written *v1.UserPackageUpload) {
 // version this reconcile read. It comes before every call that must happen
 // once: if the cache was stale, the write conflicts instead of the call
 // happening twice.
-func (w *statusWriter) claim(ctx context.Context, u *v1.UserPackageUpload) error {
+func (w *statusWriter) claim(ctx context.Context, u *upv1.UserPackageUpload) error {
 	if err := w.client.Status().Update(ctx, u); err != nil {
 		return &claimError{err: err}
 	}
@@ -103,7 +103,7 @@ func (w *statusWriter) claim(ctx context.Context, u *v1.UserPackageUpload) error
 
 // ensureCurrent makes sure u is the latest version before a call that must
 // happen once: a claim, unless this reconcile already wrote the object.
-func (w *statusWriter) ensureCurrent(ctx context.Context, u *v1.UserPackageUpload) error {
+func (w *statusWriter) ensureCurrent(ctx context.Context, u *upv1.UserPackageUpload) error {
 	if w.current {
 		return nil
 	}
@@ -115,7 +115,7 @@ func (w *statusWriter) ensureCurrent(ctx context.Context, u *v1.UserPackageUploa
 // retried on conflict (on a fresh read) and through a short outage of the
 // API server, even when the manager is stopping. u ends up as written, but
 // for its conditions, which the final patch sends.
-func (w *statusWriter) record(ctx context.Context, u *v1.UserPackageUpload, mutate func(*v1.UserPackageUpload)) error {
+func (w *statusWriter) record(ctx context.Context, u *upv1.UserPackageUpload, mutate func(*upv1.UserPackageUpload)) error {
 	mutate(u)
 	// First try the version in hand, which a claim just wrote; read the
 	// latest only after a conflict.
@@ -123,7 +123,7 @@ func (w *statusWriter) record(ctx context.Context, u *v1.UserPackageUpload, muta
 	var lastErr error
 	err := wait.ExponentialBackoffWithContext(context.WithoutCancel(ctx), outcomeBackoff, func(ctx context.Context) (bool, error) {
 		if stale {
-			fresh := &v1.UserPackageUpload{}
+			fresh := &upv1.UserPackageUpload{}
 			if lastErr = w.reader.Get(ctx, client.ObjectKeyFromObject(u), fresh); lastErr != nil {
 				return false, giveUpOn(lastErr)
 			}

@@ -30,7 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 	"github.com/crowdpack/crowdpack/internal/source"
@@ -325,34 +325,34 @@ func (h *harness) put(key string, data []byte) {
 }
 
 // object is a UserPackageUpload of key in the test's bucket.
-func (h *harness) object(name, key string) *v1.UserPackageUpload {
-	return &v1.UserPackageUpload{
+func (h *harness) object(name, key string) *upv1.UserPackageUpload {
+	return &upv1.UserPackageUpload{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns},
-		Spec: v1.UserPackageUploadSpec{
-			Source: v1.Source{S3: &v1.S3Source{
+		Spec: upv1.UserPackageUploadSpec{
+			Source: upv1.Source{S3: &upv1.S3Source{
 				Endpoint:  storage.Endpoint,
 				Bucket:    h.bucket,
 				Key:       key,
 				Insecure:  true,
-				SecretRef: &v1.SecretReference{Name: "storage"},
+				SecretRef: &upv1.SecretReference{Name: "storage"},
 			}},
-			File: v1.FileSpec{
-				PackageType: v1.PackageTypeExposure,
-				DataType:    v1.DataTypePhone,
+			File: upv1.FileSpec{
+				PackageType: upv1.PackageTypeExposure,
+				DataType:    upv1.DataTypePhone,
 				Description: "customers who bought twice in 90 days",
 			},
-			CredentialsRef: &v1.SecretReference{Name: "wechatpay-brand"},
+			CredentialsRef: &upv1.SecretReference{Name: "wechatpay-brand"},
 		},
 	}
 }
 
-func (h *harness) create(u *v1.UserPackageUpload) {
+func (h *harness) create(u *upv1.UserPackageUpload) {
 	h.t.Helper()
 	must(h.t, kube.Client.Create(h.ctx, u))
 }
 
 // update applies change to the latest version of the object.
-func (h *harness) update(name string, change func(*v1.UserPackageUpload)) {
+func (h *harness) update(name string, change func(*upv1.UserPackageUpload)) {
 	h.t.Helper()
 	for {
 		u := h.get(name)
@@ -367,16 +367,16 @@ func (h *harness) update(name string, change func(*v1.UserPackageUpload)) {
 	}
 }
 
-func (h *harness) get(name string) *v1.UserPackageUpload {
+func (h *harness) get(name string) *upv1.UserPackageUpload {
 	h.t.Helper()
-	u := &v1.UserPackageUpload{}
+	u := &upv1.UserPackageUpload{}
 	must(h.t, kube.Client.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: name}, u))
 	return u
 }
 
 // waitFor polls the object until ok says yes, failing after timeout with
 // the last status seen.
-func (h *harness) waitFor(name string, timeout time.Duration, what string, ok func(*v1.UserPackageUpload) bool) *v1.UserPackageUpload {
+func (h *harness) waitFor(name string, timeout time.Duration, what string, ok func(*upv1.UserPackageUpload) bool) *upv1.UserPackageUpload {
 	h.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -391,17 +391,17 @@ func (h *harness) waitFor(name string, timeout time.Duration, what string, ok fu
 	}
 }
 
-func (h *harness) waitReady(name string) *v1.UserPackageUpload {
+func (h *harness) waitReady(name string) *upv1.UserPackageUpload {
 	h.t.Helper()
-	return h.waitFor(name, 60*time.Second, "Ready", func(u *v1.UserPackageUpload) bool {
-		return conditionIs(u, v1.ConditionReady, metav1.ConditionTrue) && u.Status.ObservedGeneration == u.Generation
+	return h.waitFor(name, 60*time.Second, "Ready", func(u *upv1.UserPackageUpload) bool {
+		return conditionIs(u, upv1.ConditionReady, metav1.ConditionTrue) && u.Status.ObservedGeneration == u.Generation
 	})
 }
 
-func (h *harness) waitStalled(name, reason string) *v1.UserPackageUpload {
+func (h *harness) waitStalled(name, reason string) *upv1.UserPackageUpload {
 	h.t.Helper()
-	return h.waitFor(name, 60*time.Second, "Stalled/"+reason, func(u *v1.UserPackageUpload) bool {
-		c := findCondition(u, v1.ConditionStalled)
+	return h.waitFor(name, 60*time.Second, "Stalled/"+reason, func(u *upv1.UserPackageUpload) bool {
+		c := findCondition(u, upv1.ConditionStalled)
 		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == reason
 	})
 }
@@ -454,7 +454,7 @@ func (h *harness) waitEvent(name, eventType, reason string) eventsv1.Event {
 }
 
 // kstatus computes what Flux and kstatus-based tools see.
-func kstatus(t *testing.T, u *v1.UserPackageUpload) status.Status {
+func kstatus(t *testing.T, u *upv1.UserPackageUpload) status.Status {
 	t.Helper()
 	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(u)
 	must(t, err)
@@ -463,7 +463,7 @@ func kstatus(t *testing.T, u *v1.UserPackageUpload) status.Status {
 	return res.Status
 }
 
-func findCondition(u *v1.UserPackageUpload, typ string) *metav1.Condition {
+func findCondition(u *upv1.UserPackageUpload, typ string) *metav1.Condition {
 	for i := range u.Status.Conditions {
 		if u.Status.Conditions[i].Type == typ {
 			return &u.Status.Conditions[i]
@@ -472,12 +472,12 @@ func findCondition(u *v1.UserPackageUpload, typ string) *metav1.Condition {
 	return nil
 }
 
-func conditionIs(u *v1.UserPackageUpload, typ string, s metav1.ConditionStatus) bool {
+func conditionIs(u *upv1.UserPackageUpload, typ string, s metav1.ConditionStatus) bool {
 	c := findCondition(u, typ)
 	return c != nil && c.Status == s && c.ObservedGeneration == u.Generation
 }
 
-func describe(u *v1.UserPackageUpload) string {
+func describe(u *upv1.UserPackageUpload) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "  generation %d, observed %d\n", u.Generation, u.Status.ObservedGeneration)
 	for _, c := range u.Status.Conditions {

@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
 	"github.com/crowdpack/crowdpack/internal/testutil/repo"
 )
@@ -97,11 +97,11 @@ func TestAWatchNamespacesInstallWorksOnlyInItsNamespaces(t *testing.T) {
 	w := newTenants(t, tenancyOptions{})
 	w.put("vip.csv", phoneFile(0, 100))
 	w.brandSecret(identity.SecretData())
-	must(t, kube.Client.Create(w.ctx, &v1.WeChatPayBrand{
+	must(t, kube.Client.Create(w.ctx, &upv1.WeChatPayBrand{
 		ObjectMeta: metav1.ObjectMeta{Name: w.brand},
-		Spec: v1.WeChatPayBrandSpec{
-			CredentialsSecretRef: v1.SecretReference{Name: "wechatpay-brand-" + w.brand},
-			AllowedNamespaces:    v1.AllowedNamespaces{From: v1.NamespacesFromAll},
+		Spec: upv1.WeChatPayBrandSpec{
+			CredentialsSecretRef: upv1.SecretReference{Name: "wechatpay-brand-" + w.brand},
+			AllowedNamespaces:    upv1.AllowedNamespaces{From: upv1.NamespacesFromAll},
 		},
 	}))
 
@@ -129,7 +129,7 @@ func TestAWatchNamespacesInstallWorksOnlyInItsNamespaces(t *testing.T) {
 	must(t, err)
 	c, err := client.New(rest.CopyConfig(added.Config()), client.Options{Scheme: kube.Scheme})
 	must(t, err)
-	waitAllowed(t, func() error { return c.List(w.ctx, &v1.UserPackageUploadList{}, client.InNamespace(w.ns)) })
+	waitAllowed(t, func() error { return c.List(w.ctx, &upv1.UserPackageUploadList{}, client.InNamespace(w.ns)) })
 
 	// What the rendered Roles do not grant is refused.
 	for _, deny := range []struct {
@@ -137,12 +137,12 @@ func TestAWatchNamespacesInstallWorksOnlyInItsNamespaces(t *testing.T) {
 		do   func() error
 	}{
 		{"list UserPackageUploads of another namespace", func() error {
-			return c.List(w.ctx, &v1.UserPackageUploadList{}, client.InNamespace(w.otherNS))
+			return c.List(w.ctx, &upv1.UserPackageUploadList{}, client.InNamespace(w.otherNS))
 		}},
 		{"read a Secret of another namespace", func() error {
 			return c.Get(w.ctx, client.ObjectKey{Namespace: w.otherNS, Name: "storage"}, &corev1.Secret{})
 		}},
-		{"list UserPackageUploads cluster-wide", func() error { return c.List(w.ctx, &v1.UserPackageUploadList{}) }},
+		{"list UserPackageUploads cluster-wide", func() error { return c.List(w.ctx, &upv1.UserPackageUploadList{}) }},
 		{"list Secrets cluster-wide", func() error { return c.List(w.ctx, &corev1.SecretList{}) }},
 	} {
 		if err := deny.do(); !apierrors.IsForbidden(err) {
@@ -161,7 +161,7 @@ func TestAWatchNamespacesInstallWorksOnlyInItsNamespaces(t *testing.T) {
 	w.waitReadyIn(w.ns, "vip")
 	time.Sleep(time.Second) // time enough to touch the other namespace, if it would
 
-	other := &v1.UserPackageUpload{}
+	other := &upv1.UserPackageUpload{}
 	must(t, kube.Client.Get(w.ctx, client.ObjectKey{Namespace: w.otherNS, Name: "other"}, other))
 	if len(other.Status.Conditions) > 0 {
 		t.Errorf("the manager worked on an object outside its namespaces: %s", describe(other))
@@ -222,17 +222,17 @@ func TestTheEditRoleManagesUploadsButNeverTheirStatus(t *testing.T) {
 	must(t, err)
 	c, err := client.New(added.Config(), client.Options{Scheme: kube.Scheme})
 	must(t, err)
-	waitAllowed(t, func() error { return c.List(h.ctx, &v1.UserPackageUploadList{}, client.InNamespace(h.ns)) })
+	waitAllowed(t, func() error { return c.List(h.ctx, &upv1.UserPackageUploadList{}, client.InNamespace(h.ns)) })
 
 	u := h.object("vip", "vip.csv")
 	must(t, c.Create(h.ctx, u))
 	patch := client.MergeFrom(u.DeepCopy())
-	u.Status.Conditions = []metav1.Condition{{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1.ReasonSucceeded,
+	u.Status.Conditions = []metav1.Condition{{Type: upv1.ConditionReady, Status: metav1.ConditionTrue, Reason: upv1.ReasonSucceeded,
 		Message: "forged", LastTransitionTime: metav1.Now()}}
 	if err := c.Status().Patch(h.ctx, u, patch); !apierrors.IsForbidden(err) {
 		t.Errorf("a crowdpack-edit user patched an upload's status (error %v), want Forbidden", err)
 	}
-	if err := c.List(h.ctx, &v1.WeChatPayBrandList{}); !apierrors.IsForbidden(err) {
+	if err := c.List(h.ctx, &upv1.WeChatPayBrandList{}); !apierrors.IsForbidden(err) {
 		t.Errorf("a crowdpack-edit user listed WeChatPayBrands (error %v), want Forbidden", err)
 	}
 	must(t, c.Delete(h.ctx, u))

@@ -27,7 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	crsource "sigs.k8s.io/controller-runtime/pkg/source"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/bound"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/source"
@@ -114,11 +114,11 @@ func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr 
 	// The budget must hold the largest part, or that part would wait forever.
 	r.partMemory = semaphore.NewWeighted(max(r.PartMemory, wechatpay.MaxPartSize))
 	r.readSlots = newNamespaceSlots(fairShare(r.MaxConcurrentReconciles), fairShareOfMemory(r.PartMemory))
-	slotFreed := make(chan event.TypedGenericEvent[*v1.UserPackageUpload], 1024)
+	slotFreed := make(chan event.TypedGenericEvent[*upv1.UserPackageUpload], 1024)
 	r.readSlots.wake = func(namespace, name string) {
-		u := &v1.UserPackageUpload{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+		u := &upv1.UserPackageUpload{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
 		select {
-		case slotFreed <- event.TypedGenericEvent[*v1.UserPackageUpload]{Object: u}:
+		case slotFreed <- event.TypedGenericEvent[*upv1.UserPackageUpload]{Object: u}:
 		default: // full: the waiter's own retry comes soon enough
 		}
 	}
@@ -128,8 +128,8 @@ func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr 
 	if r.RetryMaxDelay <= 0 {
 		r.RetryMaxDelay = 5 * time.Minute
 	}
-	err := mgr.GetFieldIndexer().IndexField(ctx, &v1.UserPackageUpload{}, secretIndex, func(o client.Object) []string {
-		return secretNames(o.(*v1.UserPackageUpload))
+	err := mgr.GetFieldIndexer().IndexField(ctx, &upv1.UserPackageUpload{}, secretIndex, func(o client.Object) []string {
+		return secretNames(o.(*upv1.UserPackageUpload))
 	})
 	if err != nil {
 		return err
@@ -138,16 +138,16 @@ func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr 
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1.UserPackageUpload{}, builder.WithPredicates(
+		For(&upv1.UserPackageUpload{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.objectsUsingSecretOrBrand)).
 		// A brand that appears or changes, and a namespace whose labels
 		// change, may let stalled objects go on (or stop them).
-		Watches(&v1.WeChatPayBrand{}, handler.EnqueueRequestsFromMapFunc(r.objectsUsingBrand)).
+		Watches(&upv1.WeChatPayBrand{}, handler.EnqueueRequestsFromMapFunc(r.objectsUsingBrand)).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.objectsInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		// A freed read slot wakes the object whose turn it is.
-		WatchesRawSource(crsource.Channel(slotFreed, &handler.TypedEnqueueRequestForObject[*v1.UserPackageUpload]{})).
+		WatchesRawSource(crsource.Channel(slotFreed, &handler.TypedEnqueueRequestForObject[*upv1.UserPackageUpload]{})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](r.RetryBaseDelay, r.RetryMaxDelay),
@@ -157,7 +157,7 @@ func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr 
 
 // objectsUsingSecret maps a Secret to the objects of its namespace that refer to it.
 func (r *UserPackageUploadReconciler) objectsUsingSecret(ctx context.Context, secret client.Object) []reconcile.Request {
-	var list v1.UserPackageUploadList
+	var list upv1.UserPackageUploadList
 	if err := r.List(ctx, &list, client.InNamespace(secret.GetNamespace()),
 		client.MatchingFields{secretIndex: secret.GetName()}); err != nil {
 		log.FromContext(ctx).Error(err, "list objects using Secret", "secret", secret.GetName())
@@ -190,11 +190,11 @@ type attempt struct {
 // step is one stage of taking a file into WeChat Pay. It returns nil when
 // its stage is done, so that the next one may run; otherwise a *stallError,
 // a *retryError or an error from the API server.
-type step func(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error
+type step func(ctx context.Context, u *upv1.UserPackageUpload, a *attempt) error
 
 // Reconcile brings one UserPackageUpload a stage further and says so in its status.
 func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	u := &v1.UserPackageUpload{}
+	u := &upv1.UserPackageUpload{}
 	if err := r.Get(ctx, req.NamespacedName, u); err != nil {
 		if apierrors.IsNotFound(err) {
 			metrics.ForgetUpload(req.Namespace, req.Name)
@@ -211,7 +211,7 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	defer metrics.ObserveUpload(u)
 	a := &attempt{status: newStatusWriter(r.Client, r.APIReader, u)}
 	defer a.releaseSlot()
-	readyBefore := apimeta.FindStatusCondition(u.Status.Conditions, v1.ConditionReady)
+	readyBefore := apimeta.FindStatusCondition(u.Status.Conditions, upv1.ConditionReady)
 	if readyBefore != nil {
 		readyBefore = readyBefore.DeepCopy()
 	}
@@ -262,7 +262,7 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 // waitForTurn takes the namespace's read slot before the first word about
 // a generation whose file must be read, so that an object that must wait
 // says so once and announces initiate only when it can go on.
-func (r *UserPackageUploadReconciler) waitForTurn(u *v1.UserPackageUpload, a *attempt) (after time.Duration, waiting bool) {
+func (r *UserPackageUploadReconciler) waitForTurn(u *upv1.UserPackageUpload, a *attempt) (after time.Duration, waiting bool) {
 	if !needsRead(u) {
 		return 0, false
 	}
@@ -274,12 +274,12 @@ func (r *UserPackageUploadReconciler) waitForTurn(u *v1.UserPackageUpload, a *at
 // under way. An object that never initiated an upload is about to: that
 // write is then also initiate's pending mark, conflict-checked, which
 // spares the call a write of its own (see callOnce).
-func (r *UserPackageUploadReconciler) sayProgressing(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
+func (r *UserPackageUploadReconciler) sayProgressing(ctx context.Context, u *upv1.UserPackageUpload, a *attempt) error {
 	markProgressing(u, progressingMessage(u))
 	if u.Status.Upload != nil {
 		return a.status.patch(ctx, u)
 	}
-	u.Status.Upload = &v1.UploadStatus{InitiatingSince: r.now()}
+	u.Status.Upload = &upv1.UploadStatus{InitiatingSince: r.now()}
 	if err := a.status.claim(ctx, u); err != nil {
 		return err
 	}
@@ -297,14 +297,14 @@ func (r *UserPackageUploadReconciler) claimFailed(err error) (ctrl.Result, error
 }
 
 // saveOutcomes writes the outcomes the object holds in memory, if any.
-func (r *UserPackageUploadReconciler) saveOutcomes(ctx context.Context, u *v1.UserPackageUpload, a *attempt) error {
+func (r *UserPackageUploadReconciler) saveOutcomes(ctx context.Context, u *upv1.UserPackageUpload, a *attempt) error {
 	if !a.status.unsaved {
 		return nil
 	}
 	return a.status.finish(ctx, u)
 }
 
-func (r *UserPackageUploadReconciler) runSteps(ctx context.Context, u *v1.UserPackageUpload, a *attempt, steps ...step) error {
+func (r *UserPackageUploadReconciler) runSteps(ctx context.Context, u *upv1.UserPackageUpload, a *attempt, steps ...step) error {
 	for _, s := range steps {
 		if err := s(ctx, u, a); err != nil {
 			return err
@@ -315,7 +315,7 @@ func (r *UserPackageUploadReconciler) runSteps(ctx context.Context, u *v1.UserPa
 
 // summarize turns the outcome of the steps into the kstatus conditions and
 // into what controller-runtime should do next.
-func (r *UserPackageUploadReconciler) summarize(u *v1.UserPackageUpload, err error) (ctrl.Result, error) {
+func (r *UserPackageUploadReconciler) summarize(u *upv1.UserPackageUpload, err error) (ctrl.Result, error) {
 	var stalled *stallError
 	var retrying *retryError
 	switch {
@@ -342,20 +342,20 @@ func (r *UserPackageUploadReconciler) summarize(u *v1.UserPackageUpload, err err
 // stall or a retry, and one Normal event when a reconcile that made calls
 // to WeChat Pay ends Ready: what the calls achieved, in a word. Routine
 // reconciles say nothing.
-func (r *UserPackageUploadReconciler) announce(u *v1.UserPackageUpload, before *metav1.Condition, called bool) {
-	now := apimeta.FindStatusCondition(u.Status.Conditions, v1.ConditionReady)
+func (r *UserPackageUploadReconciler) announce(u *upv1.UserPackageUpload, before *metav1.Condition, called bool) {
+	now := apimeta.FindStatusCondition(u.Status.Conditions, upv1.ConditionReady)
 	switch {
 	case now == nil:
 	case now.Status == metav1.ConditionTrue && called:
-		r.event(u, corev1.EventTypeNormal, v1.ReasonSucceeded, now.Message)
-	case now.Status != metav1.ConditionFalse || now.Reason == v1.ReasonSuspended ||
+		r.event(u, corev1.EventTypeNormal, upv1.ReasonSucceeded, now.Message)
+	case now.Status != metav1.ConditionFalse || now.Reason == upv1.ReasonSuspended ||
 		(before != nil && before.Status == now.Status && before.Reason == now.Reason && before.Message == now.Message):
 	default:
 		r.event(u, corev1.EventTypeWarning, now.Reason, now.Message)
 	}
 }
 
-func (r *UserPackageUploadReconciler) event(u *v1.UserPackageUpload, eventType, reason, message string) {
+func (r *UserPackageUploadReconciler) event(u *upv1.UserPackageUpload, eventType, reason, message string) {
 	if r.Recorder != nil {
 		r.Recorder.Eventf(u, nil, eventType, reason, "Reconcile", "%s", bound.Text(message, bound.EventNote))
 	}
@@ -368,19 +368,19 @@ func (r *UserPackageUploadReconciler) now() *metav1.Time {
 }
 
 // requestedAt is the reconcile.fluxcd.io/requestedAt annotation, if any.
-func requestedAt(u *v1.UserPackageUpload) string {
-	return u.GetAnnotations()[v1.ReconcileRequestAnnotation]
+func requestedAt(u *upv1.UserPackageUpload) string {
+	return u.GetAnnotations()[upv1.ReconcileRequestAnnotation]
 }
 
 // reconcileRequested reports whether a reconcile was asked for since the
 // last one was handled.
-func reconcileRequested(u *v1.UserPackageUpload) bool {
+func reconcileRequested(u *upv1.UserPackageUpload) bool {
 	at := requestedAt(u)
 	return at != "" && at != u.Status.LastHandledReconcileAt
 }
 
 // clientFor returns (once per attempt) the brand API client.
-func (a *attempt) clientFor(ctx context.Context, r *UserPackageUploadReconciler, u *v1.UserPackageUpload) (wechatpay.API, error) {
+func (a *attempt) clientFor(ctx context.Context, r *UserPackageUploadReconciler, u *upv1.UserPackageUpload) (wechatpay.API, error) {
 	if a.wechat == nil {
 		c, brandID, err := r.weChatPay(ctx, u)
 		if err != nil {
@@ -392,7 +392,7 @@ func (a *attempt) clientFor(ctx context.Context, r *UserPackageUploadReconciler,
 }
 
 // sourceFor returns (once per attempt) the object storage of the spec.
-func (a *attempt) sourceFor(ctx context.Context, r *UserPackageUploadReconciler, u *v1.UserPackageUpload) (source.Source, error) {
+func (a *attempt) sourceFor(ctx context.Context, r *UserPackageUploadReconciler, u *upv1.UserPackageUpload) (source.Source, error) {
 	if a.source == nil {
 		s, err := r.openSource(ctx, u)
 		if err != nil {

@@ -11,7 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
 )
 
@@ -29,27 +29,27 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func validObject() *v1.UserPackageUpload {
-	return &v1.UserPackageUpload{
+func validObject() *upv1.UserPackageUpload {
+	return &upv1.UserPackageUpload{
 		ObjectMeta: metav1.ObjectMeta{Name: "vip-2026-11", Namespace: "default"},
-		Spec: v1.UserPackageUploadSpec{
-			Source: v1.Source{S3: &v1.S3Source{
+		Spec: upv1.UserPackageUploadSpec{
+			Source: upv1.Source{S3: &upv1.S3Source{
 				Endpoint: "cos.ap-shanghai.myqcloud.com",
 				Bucket:   "crowd-packages",
 				Key:      "exports/2026-11/vip.csv",
 			}},
-			File: v1.FileSpec{
-				PackageType: v1.PackageTypeExposure,
-				DataType:    v1.DataTypePhone,
+			File: upv1.FileSpec{
+				PackageType: upv1.PackageTypeExposure,
+				DataType:    upv1.DataTypePhone,
 				Description: "2026-11 VIP customers who bought twice",
 			},
-			CredentialsRef: &v1.SecretReference{Name: "wechatpay-brand"},
+			CredentialsRef: &upv1.SecretReference{Name: "wechatpay-brand"},
 		},
 	}
 }
 
-func httpSource(url string, insecure bool) v1.Source {
-	return v1.Source{HTTP: &v1.HTTPSource{URL: url, Insecure: insecure}}
+func httpSource(url string, insecure bool) upv1.Source {
+	return upv1.Source{HTTP: &upv1.HTTPSource{URL: url, Insecure: insecure}}
 }
 
 // TestAdmission applies each object to the real API server (dry run) and
@@ -57,176 +57,180 @@ func httpSource(url string, insecure bool) v1.Source {
 func TestAdmission(t *testing.T) {
 	tests := []struct {
 		name   string
-		mutate func(u *v1.UserPackageUpload)
+		mutate func(u *upv1.UserPackageUpload)
 		// wantField is the field the refusal names; empty: accepted.
 		wantField string
 		wantText  string
 	}{
-		{name: "a complete s3 object is accepted", mutate: func(*v1.UserPackageUpload) {}},
+		{name: "a complete s3 object is accepted", mutate: func(*upv1.UserPackageUpload) {}},
 		{
 			name:      "an object with no source kind is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.Source = v1.Source{} },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.Source = upv1.Source{} },
 			wantField: "spec.source", wantText: "exactly one of s3 or http must be set",
 		},
 		{
 			name: "an object with both s3 and http is refused",
-			mutate: func(u *v1.UserPackageUpload) {
-				u.Spec.Source.HTTP = &v1.HTTPSource{URL: "https://files.example.com/vip.csv"}
+			mutate: func(u *upv1.UserPackageUpload) {
+				u.Spec.Source.HTTP = &upv1.HTTPSource{URL: "https://files.example.com/vip.csv"}
 			},
 			wantField: "spec.source", wantText: "exactly one of s3 or http must be set",
 		},
 		{
 			name:   "an s3 endpoint with a port is accepted",
-			mutate: func(u *v1.UserPackageUpload) { u.Spec.Source.S3.Endpoint = "minio.storage.svc:9000" },
+			mutate: func(u *upv1.UserPackageUpload) { u.Spec.Source.S3.Endpoint = "minio.storage.svc:9000" },
 		},
 		{
 			name:      "an s3 endpoint with a scheme is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.Source.S3.Endpoint = "https://s3.amazonaws.com" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.Source.S3.Endpoint = "https://s3.amazonaws.com" },
 			wantField: "spec.source.s3.endpoint",
 		},
 		{
 			name:      "an s3 source without an endpoint is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.Source.S3.Endpoint = "" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.Source.S3.Endpoint = "" },
 			wantField: "spec.source.s3.endpoint",
 		},
 		{
 			name:      "a bucket with upper-case letters is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.Source.S3.Bucket = "Crowd-Packages" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.Source.S3.Bucket = "Crowd-Packages" },
 			wantField: "spec.source.s3.bucket",
 		},
 		{
 			name:      "a bucket name of two characters is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.Source.S3.Bucket = "ab" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.Source.S3.Bucket = "ab" },
 			wantField: "spec.source.s3.bucket",
 		},
 		{
 			name:      "a bucket with two adjacent dots is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.Source.S3.Bucket = "crowd..packages" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.Source.S3.Bucket = "crowd..packages" },
 			wantField: "spec.source.s3.bucket", wantText: "adjacent dots",
 		},
 		{
 			name:      "an s3 source without a key is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.Source.S3.Key = "" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.Source.S3.Key = "" },
 			wantField: "spec.source.s3.key",
 		},
 		{
 			name:      "a bucket lookup other than auto, path or dns is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.Source.S3.BucketLookup = "virtual" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.Source.S3.BucketLookup = "virtual" },
 			wantField: "spec.source.s3.bucketLookup",
 		},
 		{
-			name:   "an https url is accepted",
-			mutate: func(u *v1.UserPackageUpload) { u.Spec.Source = httpSource("https://files.example.com/vip.csv", false) },
+			name: "an https url is accepted",
+			mutate: func(u *upv1.UserPackageUpload) {
+				u.Spec.Source = httpSource("https://files.example.com/vip.csv", false)
+			},
 		},
 		{
 			name:      "an http url without insecure is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.Source = httpSource("http://files.example.com/vip.csv", false) },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.Source = httpSource("http://files.example.com/vip.csv", false) },
 			wantField: "spec.source.http.url", wantText: "https://",
 		},
 		{
 			name:   "an http url with insecure is accepted",
-			mutate: func(u *v1.UserPackageUpload) { u.Spec.Source = httpSource("http://files.example.com/vip.csv", true) },
+			mutate: func(u *upv1.UserPackageUpload) { u.Spec.Source = httpSource("http://files.example.com/vip.csv", true) },
 		},
 		{
 			name:      "an ftp url is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.Source = httpSource("ftp://files.example.com/vip.csv", true) },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.Source = httpSource("ftp://files.example.com/vip.csv", true) },
 			wantField: "spec.source.http.url",
 		},
 		{
 			name:   "a filename of letters, digits, _ . - ending in .csv is accepted",
-			mutate: func(u *v1.UserPackageUpload) { u.Spec.File.Filename = "vip_2026-11.v2.csv" },
+			mutate: func(u *upv1.UserPackageUpload) { u.Spec.File.Filename = "vip_2026-11.v2.csv" },
 		},
 		{
 			name:      "a filename not ending in .csv is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.File.Filename = "vip.txt" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.File.Filename = "vip.txt" },
 			wantField: "spec.file.filename",
 		},
 		{
 			name:      "a filename with a space is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.File.Filename = "vip list.csv" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.File.Filename = "vip list.csv" },
 			wantField: "spec.file.filename",
 		},
 		{
 			name:   "a filename of 128 characters is accepted",
-			mutate: func(u *v1.UserPackageUpload) { u.Spec.File.Filename = strings.Repeat("a", 124) + ".csv" },
+			mutate: func(u *upv1.UserPackageUpload) { u.Spec.File.Filename = strings.Repeat("a", 124) + ".csv" },
 		},
 		{
 			name:      "a filename of 129 characters is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.File.Filename = strings.Repeat("a", 125) + ".csv" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.File.Filename = strings.Repeat("a", 125) + ".csv" },
 			wantField: "spec.file.filename",
 		},
 		{
 			name:      "no filename and a key whose base name is not a csv name is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.Source.S3.Key = "exports/vip list.txt" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.Source.S3.Key = "exports/vip list.txt" },
 			wantField: "spec.file.filename", wantText: "file.filename is required",
 		},
 		{
 			name: "no filename and a url whose path ends in a csv name is accepted",
-			mutate: func(u *v1.UserPackageUpload) {
+			mutate: func(u *upv1.UserPackageUpload) {
 				u.Spec.Source = httpSource("https://files.example.com/exports/vip.csv?X-Amz-Signature=abc", false)
 			},
 		},
 		{
 			name: "a description of 15 Chinese characters is accepted",
-			mutate: func(u *v1.UserPackageUpload) {
+			mutate: func(u *upv1.UserPackageUpload) {
 				u.Spec.File.Description = "二零二六年十一月高价值会员人群"
 			},
 		},
 		{
-			name:      "a description of 14 Chinese characters is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.File.Description = "二零二六年十一月高价值会员人" },
+			name: "a description of 14 Chinese characters is refused",
+			mutate: func(u *upv1.UserPackageUpload) {
+				u.Spec.File.Description = "二零二六年十一月高价值会员人"
+			},
 			wantField: "spec.file.description",
 		},
 		{
 			name:      "a description of 129 characters is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.File.Description = strings.Repeat("x", 129) },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.File.Description = strings.Repeat("x", 129) },
 			wantField: "spec.file.description",
 		},
 		{
 			name:      "a description with an emoji is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.File.Description = "VIP customers of November 🎉" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.File.Description = "VIP customers of November 🎉" },
 			wantField: "spec.file.description", wantText: "4-byte",
 		},
 		{
 			name:   "the Risk package type is accepted",
-			mutate: func(u *v1.UserPackageUpload) { u.Spec.File.PackageType = v1.PackageTypeRisk },
+			mutate: func(u *upv1.UserPackageUpload) { u.Spec.File.PackageType = upv1.PackageTypeRisk },
 		},
 		{
 			name:      "an unknown package type is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.File.PackageType = "USER_PACKAGE_TYPE_EXPOSURE" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.File.PackageType = "USER_PACKAGE_TYPE_EXPOSURE" },
 			wantField: "spec.file.packageType",
 		},
 		{
 			name:   "the OpenID data type is accepted",
-			mutate: func(u *v1.UserPackageUpload) { u.Spec.File.DataType = v1.DataTypeOpenID },
+			mutate: func(u *upv1.UserPackageUpload) { u.Spec.File.DataType = upv1.DataTypeOpenID },
 		},
 		{
 			name:      "an unknown data type is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.File.DataType = "Email" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.File.DataType = "Email" },
 			wantField: "spec.file.dataType",
 		},
 		{
 			name:      "a credentials reference without a name is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.CredentialsRef.Name = "" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.CredentialsRef.Name = "" },
 			wantField: "spec.credentialsRef.name",
 		},
 		{
 			name:      "a secret reference that is not a valid name is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.Source.S3.SecretRef = &v1.SecretReference{Name: "other/cos"} },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.Source.S3.SecretRef = &upv1.SecretReference{Name: "other/cos"} },
 			wantField: "spec.source.s3.secretRef.name",
 		},
 		{
 			name:   "a 20-digit user package id is accepted",
-			mutate: func(u *v1.UserPackageUpload) { u.Spec.UserPackageID = "01000100010000000007" },
+			mutate: func(u *upv1.UserPackageUpload) { u.Spec.UserPackageID = "01000100010000000007" },
 		},
 		{
 			name:      "a 19-digit user package id is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.UserPackageID = "0100010001000000007" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.UserPackageID = "0100010001000000007" },
 			wantField: "spec.userPackageID",
 		},
 		{
 			name:      "a validation mode other than Report or Strict is refused",
-			mutate:    func(u *v1.UserPackageUpload) { u.Spec.Validation = "Lenient" },
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.Validation = "Lenient" },
 			wantField: "spec.validation",
 		},
 	}
@@ -260,13 +264,13 @@ func TestAdmissionDefaults(t *testing.T) {
 	if err := k8s.Create(context.Background(), u, client.DryRunAll); err != nil {
 		t.Fatal(err)
 	}
-	if u.Spec.Validation != v1.ValidationReport {
+	if u.Spec.Validation != upv1.ValidationReport {
 		t.Errorf("validation defaults to %q, want Report", u.Spec.Validation)
 	}
 	if !ptr.Deref(u.Spec.UploadParts, false) {
 		t.Errorf("uploadParts defaults to %v, want true", u.Spec.UploadParts)
 	}
-	if u.Spec.Source.S3.BucketLookup != v1.BucketLookupAuto {
+	if u.Spec.Source.S3.BucketLookup != upv1.BucketLookupAuto {
 		t.Errorf("bucketLookup defaults to %q, want auto", u.Spec.Source.S3.BucketLookup)
 	}
 }

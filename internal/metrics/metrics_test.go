@@ -12,7 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
@@ -44,8 +44,8 @@ func TestPhase(t *testing.T) {
 	cond := func(typ string, status metav1.ConditionStatus, gen int64) metav1.Condition {
 		return metav1.Condition{Type: typ, Status: status, ObservedGeneration: gen, Reason: "R"}
 	}
-	obj := func(suspend bool, up *v1.UploadStatus, cs ...metav1.Condition) *v1.UserPackageUpload {
-		u := &v1.UserPackageUpload{}
+	obj := func(suspend bool, up *upv1.UploadStatus, cs ...metav1.Condition) *upv1.UserPackageUpload {
+		u := &upv1.UserPackageUpload{}
 		u.Generation = 2
 		u.Spec.Suspend = suspend
 		u.Status.Conditions = cs
@@ -55,21 +55,21 @@ func TestPhase(t *testing.T) {
 	T, F, U := metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown
 	cases := []struct {
 		name string
-		u    *v1.UserPackageUpload
+		u    *upv1.UserPackageUpload
 		want string
 	}{
 		{"an object without conditions is pending", obj(false, nil), PhasePending},
-		{"a new generation being read is reading", obj(false, nil, cond(v1.ConditionReady, U, 2)), PhaseReading},
-		{"a digested file not yet initiated is reading", obj(false, nil, cond(v1.ConditionReady, F, 2), cond(v1.ConditionSourceVerified, T, 2)), PhaseReading},
-		{"an initiated upload with no part sent is initiated", obj(false, &v1.UploadStatus{}, cond(v1.ConditionReady, U, 2), cond(v1.ConditionInitiated, T, 2)), PhaseInitiated},
-		{"an upload with parts sent is uploading", obj(false, &v1.UploadStatus{PartsDone: 1}, cond(v1.ConditionReady, U, 2), cond(v1.ConditionInitiated, T, 2)), PhaseUploading},
-		{"a merged upload waiting to expand is merged", obj(false, nil, cond(v1.ConditionReady, F, 2), cond(v1.ConditionMerged, T, 2)), PhaseMerged},
-		{"an expanded upload not yet summarised is expanded", obj(false, nil, cond(v1.ConditionReady, U, 2), cond(v1.ConditionExpanded, T, 2)), PhaseExpanded},
-		{"Ready=True for the generation is ready", obj(false, nil, cond(v1.ConditionReady, T, 2)), PhaseReady},
-		{"Ready=True for an older generation is not ready", obj(false, nil, cond(v1.ConditionReady, T, 1), cond(v1.ConditionMerged, T, 1)), PhaseReading},
-		{"Stalled=True is stalled", obj(false, nil, cond(v1.ConditionReady, F, 2), cond(v1.ConditionStalled, T, 2)), PhaseStalled},
-		{"a suspended object that is not ready is suspended", obj(true, nil, cond(v1.ConditionReady, F, 2)), PhaseSuspended},
-		{"a suspended object that is ready stays ready", obj(true, nil, cond(v1.ConditionReady, T, 2)), PhaseReady},
+		{"a new generation being read is reading", obj(false, nil, cond(upv1.ConditionReady, U, 2)), PhaseReading},
+		{"a digested file not yet initiated is reading", obj(false, nil, cond(upv1.ConditionReady, F, 2), cond(upv1.ConditionSourceVerified, T, 2)), PhaseReading},
+		{"an initiated upload with no part sent is initiated", obj(false, &upv1.UploadStatus{}, cond(upv1.ConditionReady, U, 2), cond(upv1.ConditionInitiated, T, 2)), PhaseInitiated},
+		{"an upload with parts sent is uploading", obj(false, &upv1.UploadStatus{PartsDone: 1}, cond(upv1.ConditionReady, U, 2), cond(upv1.ConditionInitiated, T, 2)), PhaseUploading},
+		{"a merged upload waiting to expand is merged", obj(false, nil, cond(upv1.ConditionReady, F, 2), cond(upv1.ConditionMerged, T, 2)), PhaseMerged},
+		{"an expanded upload not yet summarised is expanded", obj(false, nil, cond(upv1.ConditionReady, U, 2), cond(upv1.ConditionExpanded, T, 2)), PhaseExpanded},
+		{"Ready=True for the generation is ready", obj(false, nil, cond(upv1.ConditionReady, T, 2)), PhaseReady},
+		{"Ready=True for an older generation is not ready", obj(false, nil, cond(upv1.ConditionReady, T, 1), cond(upv1.ConditionMerged, T, 1)), PhaseReading},
+		{"Stalled=True is stalled", obj(false, nil, cond(upv1.ConditionReady, F, 2), cond(upv1.ConditionStalled, T, 2)), PhaseStalled},
+		{"a suspended object that is not ready is suspended", obj(true, nil, cond(upv1.ConditionReady, F, 2)), PhaseSuspended},
+		{"a suspended object that is ready stays ready", obj(true, nil, cond(upv1.ConditionReady, T, 2)), PhaseReady},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,9 +109,9 @@ func TestInstrumentSourceCountsEveryByteRead(t *testing.T) {
 }
 
 func TestTheUploadsGaugeCountsObjectsByPhase(t *testing.T) {
-	ready := &v1.UserPackageUpload{}
+	ready := &upv1.UserPackageUpload{}
 	ready.Namespace, ready.Name = "ns", "a"
-	ready.Status.Conditions = []metav1.Condition{{Type: v1.ConditionReady, Status: metav1.ConditionTrue}}
+	ready.Status.Conditions = []metav1.Condition{{Type: upv1.ConditionReady, Status: metav1.ConditionTrue}}
 	ObserveUpload(ready)
 	ObserveUpload(ready) // once per object, however often reconciled
 	want := map[string]float64{}

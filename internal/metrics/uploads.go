@@ -7,7 +7,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 )
 
 // Phases of a UserPackageUpload, derived from its conditions by Phase. They
@@ -43,28 +43,28 @@ var Phases = []string{PhasePending, PhaseReading, PhaseInitiated, PhaseUploading
 
 // Phase derives an object's phase from its conditions (only conditions of
 // its current generation count).
-func Phase(u *v1.UserPackageUpload) string {
+func Phase(u *upv1.UserPackageUpload) string {
 	is := func(typ string) bool {
 		c := apimeta.FindStatusCondition(u.Status.Conditions, typ)
 		return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == u.Generation
 	}
 	switch {
-	case apimeta.FindStatusCondition(u.Status.Conditions, v1.ConditionReady) == nil:
+	case apimeta.FindStatusCondition(u.Status.Conditions, upv1.ConditionReady) == nil:
 		return PhasePending
-	case is(v1.ConditionReady):
+	case is(upv1.ConditionReady):
 		return PhaseReady
-	case is(v1.ConditionStalled):
+	case is(upv1.ConditionStalled):
 		return PhaseStalled
 	case u.Spec.Suspend:
 		return PhaseSuspended
-	case is(v1.ConditionExpanded):
+	case is(upv1.ConditionExpanded):
 		return PhaseExpanded
-	case is(v1.ConditionMerged):
+	case is(upv1.ConditionMerged):
 		return PhaseMerged
-	case is(v1.ConditionPartsUploaded),
-		is(v1.ConditionInitiated) && u.Status.Upload != nil && u.Status.Upload.PartsDone > 0:
+	case is(upv1.ConditionPartsUploaded),
+		is(upv1.ConditionInitiated) && u.Status.Upload != nil && u.Status.Upload.PartsDone > 0:
 		return PhaseUploading
-	case is(v1.ConditionInitiated):
+	case is(upv1.ConditionInitiated):
 		return PhaseInitiated
 	default:
 		return PhaseReading
@@ -94,7 +94,7 @@ type uploadsCollector struct {
 }
 
 // ObserveUpload records the object's phase as of now.
-func ObserveUpload(u *v1.UserPackageUpload) {
+func ObserveUpload(u *upv1.UserPackageUpload) {
 	Uploads.mu.Lock()
 	defer Uploads.mu.Unlock()
 	Uploads.phases[u.Namespace+"/"+u.Name] = Phase(u)

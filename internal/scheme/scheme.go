@@ -6,7 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
-	wechatpayv1alpha1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 )
 
 // New returns a scheme that knows the built-in types and the crowdpack API.
@@ -15,7 +15,7 @@ func New() *runtime.Scheme {
 	if err := clientgoscheme.AddToScheme(s); err != nil {
 		panic(err)
 	}
-	if err := wechatpayv1alpha1.AddToScheme(s); err != nil {
+	if err := upv1.AddToScheme(s); err != nil {
 		panic(err)
 	}
 	return s
