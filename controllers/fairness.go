@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
-	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -150,22 +149,22 @@ func (e *slotWait) Error() string {
 // the reconcile (the digest and the parts share it, so that an object
 // does not queue twice), or says to wait when the namespace already has
 // its share. Reconcile gives it back when it ends (releaseSlot).
-func (a *attempt) readSlot(r *UserPackageUploadReconciler, u *upv1.UserPackageUpload) (memory *semaphore.Weighted, err error) {
-	if a.slotRelease != nil {
-		return a.slotMemory, nil
+func (s *scope) readSlot() (memory *semaphore.Weighted, err error) {
+	if s.slotRelease != nil {
+		return s.slotMemory, nil
 	}
-	memory, release, ok := r.readSlots.tryAcquire(u.Namespace, u.Name, time.Now())
+	memory, release, ok := s.slots.tryAcquire(s.obj.Namespace, s.obj.Name, time.Now())
 	if !ok {
 		return nil, &slotWait{after: readSlotDelay + rand.N(readSlotDelay/2)}
 	}
-	a.slotMemory, a.slotRelease = memory, release
+	s.slotMemory, s.slotRelease = memory, release
 	return memory, nil
 }
 
 // releaseSlot gives back the read slot the reconcile held, if any.
-func (a *attempt) releaseSlot() {
-	if a.slotRelease != nil {
-		a.slotRelease()
+func (s *scope) releaseSlot() {
+	if s.slotRelease != nil {
+		s.slotRelease()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,8 @@ import (
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
+
+const digestPrefix = "sha256:"
 
 // maxHistory bounds status.history, so status stays small.
 const maxHistory = 10
@@ -32,11 +35,12 @@ const renameDelay = time.Second
 // instead of calling twice; the answer is written with a write that retries
 // on conflict. A marker found without an answer is a call whose outcome is
 // unknown (a lost answer, a restart): it is counted, announced and made again.
-func (r *UserPackageUploadReconciler) reconcileInitiate(ctx context.Context, u *upv1.UserPackageUpload, a *attempt) error {
-	if _, err := a.clientFor(ctx, r, u); err != nil {
+func reconcileInitiate(ctx context.Context, s *scope) error {
+	u := s.obj
+	if _, err := s.weChatPay(ctx); err != nil {
 		return failInitiate(u, err)
 	}
-	up := r.currentUpload(u, a.brandID)
+	up := s.currentUpload()
 	if up.ID != "" {
 		setCondition(u, upv1.ConditionInitiated, metav1.ConditionTrue, upv1.ReasonInitiated, initiatedMessage(up))
 		return nil
@@ -45,18 +49,18 @@ func (r *UserPackageUploadReconciler) reconcileInitiate(ctx context.Context, u *
 	if err := req.Validate(); err != nil {
 		return failInitiate(u, stall(upv1.ReasonInvalidSpec, "initiate upload: %v; fix spec.file", err))
 	}
-	retried := up.InitiatingSince != nil && !a.preclaimed
+	retried := up.InitiatingSince != nil && !s.preclaimed
 	setCondition(u, upv1.ConditionInitiated, metav1.ConditionUnknown, upv1.ReasonProgressing, "calling initiate upload")
-	err := r.callOnce(ctx, u, a, initiateMarker, func(wc wechatpay.API, _ bool) (func(*upv1.UploadStatus), error) {
+	err := s.callOnce(ctx, initiateMarker, func(wc wechatpay.API, _ bool) (func(*upv1.UploadStatus), error) {
 		resp, err := wc.InitiateUpload(ctx, req)
 		if err != nil {
 			return nil, err
 		}
-		at := r.now()
+		at := s.now()
 		return func(up *upv1.UploadStatus) { recordPlan(up, resp, at) }, nil
 	})
 	if err != nil {
-		return r.initiateFailed(ctx, u, a, err, retried)
+		return s.initiateFailed(ctx, err, retried)
 	}
 	up = u.Status.Upload
 	setCondition(u, upv1.ConditionInitiated, metav1.ConditionTrue, upv1.ReasonInitiated, initiatedMessage(up))
@@ -66,8 +70,9 @@ func (r *UserPackageUploadReconciler) reconcileInitiate(ctx context.Context, u *
 // currentUpload returns the upload of what WeChat Pay is to receive,
 // starting a new one (and moving an earlier one to the history) only when
 // the upload key changed: every other edit continues the upload in hand.
-func (r *UserPackageUploadReconciler) currentUpload(u *upv1.UserPackageUpload, brandID string) *upv1.UploadStatus {
-	key := uploadKey(u, brandID)
+func (s *scope) currentUpload() *upv1.UploadStatus {
+	u := s.obj
+	key := uploadKey(u, s.brandID)
 	up := u.Status.Upload
 	switch {
 	case up != nil && up.Key == "" && up.Digest == "" && up.ID == "":
@@ -80,9 +85,8 @@ func (r *UserPackageUploadReconciler) currentUpload(u *upv1.UserPackageUpload, b
 		return up
 	}
 	if up != nil && up.ID != "" {
-		r.abandon(u, up.ID, up.Filename)
-		r.event(u, corev1.EventTypeNormal, "Superseded", fmt.Sprintf(
-			"upload %s is abandoned: the file or what WeChat Pay is told about it changed, a new upload starts", up.ID))
+		abandon(u, up.ID, up.Filename, s.now())
+		s.event(corev1.EventTypeNormal, "Superseded", supersededMessage(up.ID))
 	}
 	for _, c := range []string{upv1.ConditionInitiated, upv1.ConditionPartsUploaded, upv1.ConditionMerged, upv1.ConditionExpanded} {
 		removeCondition(u, c)
@@ -105,10 +109,10 @@ func dropInitiateMark(u *upv1.UserPackageUpload) {
 
 // abandon lists an upload session (or, with no id, a filename a lost call
 // took) in the history, newest first.
-func (r *UserPackageUploadReconciler) abandon(u *upv1.UserPackageUpload, id, filename string) {
+func abandon(u *upv1.UserPackageUpload, id, filename string, at *metav1.Time) {
 	up := u.Status.Upload
 	u.Status.History = append([]upv1.AbandonedUpload{{
-		ID: id, Generation: up.Generation, Digest: up.Digest, Filename: filename, At: *r.now(),
+		ID: id, Generation: up.Generation, Digest: up.Digest, Filename: filename, At: *at,
 	}}, u.Status.History...)
 	u.Status.History = u.Status.History[:min(len(u.Status.History), maxHistory)]
 }
@@ -131,7 +135,8 @@ func uploadKey(u *upv1.UserPackageUpload, brandID string) string {
 // initiateFailed sorts a failed initiate. A filename refused right after a
 // lost answer was most likely taken by that lost call: a default filename
 // then moves on to the next free one; an explicit one needs a human.
-func (r *UserPackageUploadReconciler) initiateFailed(ctx context.Context, u *upv1.UserPackageUpload, a *attempt, callErr error, retried bool) error {
+func (s *scope) initiateFailed(ctx context.Context, callErr error, retried bool) error {
+	u := s.obj
 	if !isClassified(callErr) {
 		return callErr // a claim or write that failed, a stopping manager: nothing to tell
 	}
@@ -144,9 +149,9 @@ func (r *UserPackageUploadReconciler) initiateFailed(ctx context.Context, u *upv
 			"WeChat Pay refused the filename %s (%v); it may be taken by an earlier upload whose answer was lost: set a new spec.file.filename",
 			up.Filename, errors.Unwrap(callErr)))
 	}
-	taken := up.Filename
-	err := a.status.record(ctx, u, func(x *upv1.UserPackageUpload) {
-		r.abandon(x, "", taken)
+	taken, at := up.Filename, s.now()
+	err := s.status.record(ctx, u, func(x *upv1.UserPackageUpload) {
+		abandon(x, "", taken, at)
 		x.Status.Upload.Filename = uploadFilename(x)
 	})
 	if err != nil {
@@ -195,6 +200,41 @@ func recordPlan(up *upv1.UploadStatus, resp *wechatpay.InitiateUploadResponse, a
 	setProgress(up)
 }
 
-func initiatedMessage(up *upv1.UploadStatus) string {
-	return fmt.Sprintf("upload %s initiated: %d parts of %d bytes", up.ID, up.PartCount, up.PartSize)
+// requestedFilename is spec.file.filename or, by default, the base name of
+// the source key or URL path (admission checks that one of them is valid).
+func requestedFilename(u *upv1.UserPackageUpload) string {
+	if u.Spec.File.Filename != "" {
+		return u.Spec.File.Filename
+	}
+	switch {
+	case u.Spec.Source.S3 != nil:
+		return path.Base(u.Spec.Source.S3.Key)
+	case u.Spec.Source.HTTP != nil:
+		p, _, _ := strings.Cut(u.Spec.Source.HTTP.URL, "?")
+		p, _, _ = strings.Cut(p, "#")
+		return path.Base(p)
+	}
+	return ""
+}
+
+// uploadFilename is the filename a new upload sends. WeChat Pay refuses a
+// filename it has seen, so a default name that an earlier upload of the
+// object used gets a number: vip.csv, then vip-2.csv. An explicit filename
+// is used as it is.
+func uploadFilename(u *upv1.UserPackageUpload) string {
+	base := requestedFilename(u)
+	if u.Spec.File.Filename != "" {
+		return base
+	}
+	used := map[string]bool{}
+	for _, h := range u.Status.History {
+		used[h.Filename] = true
+	}
+	name := base
+	for n := 2; used[name]; n++ {
+		suffix := fmt.Sprintf("-%d.csv", n)
+		stem := strings.TrimSuffix(base, ".csv")
+		name = stem[:min(len(stem), wechatpay.MaxFilenameLength-len(suffix))] + suffix
+	}
+	return name
 }

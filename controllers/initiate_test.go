@@ -108,7 +108,7 @@ func TestInitiateResolvesEveryOutcome(t *testing.T) {
 				return plan, nil
 			}}
 			u := readUpload(tt.filename, tt.initiating)
-			stored, err := runStep(t, api, u, (*UserPackageUploadReconciler).reconcileInitiate)
+			stored, err := runStep(t, api, u, reconcileInitiate)
 
 			if got := reasonOf(err); got != tt.wantReason {
 				t.Errorf("reason %q (%v), want %q", got, err, tt.wantReason)

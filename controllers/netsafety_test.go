@@ -257,7 +257,7 @@ func TestASlowTenantDoesNotHoldAnotherTenantsUpload(t *testing.T) {
 
 	// The slow tenant's parts hold part memory while they drip, but never
 	// more than half the budget.
-	budget := h.reconcilers[0].partMemory
+	budget := h.reconcilers[0].parts.memory
 	const total = 64 << 20
 	deadline := time.Now().Add(30 * time.Second)
 	for budget.TryAcquire(total) {

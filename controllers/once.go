@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -80,26 +79,25 @@ type onceCall func(wc wechatpay.API, lost bool) (outcome func(*upv1.UploadStatus
 //
 // It returns a *claimError, a write error, or the call's error classified
 // (a *stallError or *retryError with the client's error as cause).
-func (r *UserPackageUploadReconciler) callOnce(ctx context.Context, u *upv1.UserPackageUpload, a *attempt, m marker, call onceCall) error {
-	wc, err := a.clientFor(ctx, r, u)
+func (s *scope) callOnce(ctx context.Context, m marker, call onceCall) error {
+	wc, err := s.weChatPay(ctx)
 	if err != nil {
 		return err
 	}
-	retried, err := r.mark(ctx, u, a, m)
+	retried, err := s.mark(ctx, m)
 	if err != nil {
 		return err
 	}
-	up := u.Status.Upload // as the API server wrote it
+	up := s.obj.Status.Upload // as the API server wrote it
 	if retried {
-		r.event(u, corev1.EventTypeWarning, upv1.ReasonOutcomeUnknown, fmt.Sprintf(
-			"the answer to %s was lost (%d so far); calling it again", m.call, *m.unknown(up)))
+		s.event(corev1.EventTypeWarning, upv1.ReasonOutcomeUnknown, outcomeUnknownMessage(m.call, *m.unknown(up)))
 	}
 	outcome, callErr := call(wc, *m.unknown(up) > 0)
-	a.calledWeChatPay = a.calledWeChatPay || callErr == nil
+	s.calledWeChatPay = s.calledWeChatPay || callErr == nil
 	if callErr != nil && wechatpay.MayHaveReachedServer(callErr) {
 		return weChatPayError(callErr)
 	}
-	if err := r.resolve(ctx, u, a, m, outcome); err != nil {
+	if err := s.resolve(ctx, m, outcome); err != nil {
 		return err
 	}
 	if callErr != nil {
@@ -112,19 +110,20 @@ func (r *UserPackageUploadReconciler) callOnce(ctx context.Context, u *upv1.User
 // reports whether an earlier call's mark was found (its outcome unknown).
 // Initiate's mark may already be written, with the first word about a new
 // object (sayProgressing).
-func (r *UserPackageUploadReconciler) mark(ctx context.Context, u *upv1.UserPackageUpload, a *attempt, m marker) (retried bool, err error) {
-	if m.early && a.preclaimed {
-		a.preclaimed = false
+func (s *scope) mark(ctx context.Context, m marker) (retried bool, err error) {
+	if m.early && s.preclaimed {
+		s.preclaimed = false
 		return false, nil
 	}
+	u := s.obj
 	up := u.Status.Upload
 	before := up.DeepCopy()
 	retried = m.pending(up)
 	if retried {
 		*m.unknown(up)++
 	}
-	m.set(up, *r.now())
-	if err := a.status.claim(ctx, u); err != nil {
+	m.set(up, *s.now())
+	if err := s.status.claim(ctx, u); err != nil {
 		*u.Status.Upload = *before // the intent was not written: it must not be by anything else
 		return false, err
 	}
@@ -133,7 +132,8 @@ func (r *UserPackageUploadReconciler) mark(ctx context.Context, u *upv1.UserPack
 
 // resolve clears the pending mark of a call whose outcome is known, and
 // applies the outcome.
-func (r *UserPackageUploadReconciler) resolve(ctx context.Context, u *upv1.UserPackageUpload, a *attempt, m marker, outcome func(*upv1.UploadStatus)) error {
+func (s *scope) resolve(ctx context.Context, m marker, outcome func(*upv1.UploadStatus)) error {
+	u := s.obj
 	apply := func(up *upv1.UploadStatus) {
 		m.clear(up)
 		if outcome != nil {
@@ -142,11 +142,11 @@ func (r *UserPackageUploadReconciler) resolve(ctx context.Context, u *upv1.UserP
 	}
 	if !m.recordNow {
 		apply(u.Status.Upload)
-		a.status.keep()
+		s.status.keep()
 		return nil
 	}
 	up := u.Status.Upload
-	return a.status.record(ctx, u, func(x *upv1.UserPackageUpload) {
+	return s.status.record(ctx, u, func(x *upv1.UserPackageUpload) {
 		if x.Status.Upload == nil || x.Status.Upload.Key != up.Key {
 			x.Status.Upload = up.DeepCopy()
 		}

@@ -57,19 +57,21 @@ func (f *fakeWeChatPay) ExpandPackage(_ context.Context, userPackageID, uploadID
 	return f.expand(userPackageID, uploadID)
 }
 
-// unitReconciler is a reconciler on controller-runtime's fake client, for
-// the step branches where the API server adds nothing.
-func unitReconciler(t *testing.T, api wechatpay.API, u *upv1.UserPackageUpload) (*UserPackageUploadReconciler, client.Client) {
+// unitScope is the reconcile of u by a reconciler on controller-runtime's
+// fake client, for the step branches where the API server adds nothing.
+func unitScope(t *testing.T, api wechatpay.API, u *upv1.UserPackageUpload) (*scope, client.Client) {
 	t.Helper()
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: u.Namespace, Name: u.Spec.CredentialsRef.Name}, Data: identity.SecretData()}
 	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(u, secret).WithStatusSubresource(u).Build()
 	must(t, c.Get(context.Background(), client.ObjectKeyFromObject(u), u))
 	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
-	return &UserPackageUploadReconciler{
+	r := &UserPackageUploadReconciler{
 		Client: c, APIReader: c,
 		NewWeChatPay: func(*wechatpay.Credentials) (wechatpay.API, error) { return api, nil },
 		Now:          func() time.Time { return now },
-	}, c
+	}
+	r.setDefaults()
+	return r.newScope(u), c
 }
 
 func mergeableUpload(merging bool, unknown int32) *upv1.UserPackageUpload {
@@ -154,7 +156,7 @@ func TestMergeResolvesEveryOutcome(t *testing.T) {
 				return &wechatpay.MergeResult{ResourceID: "R1"}, nil
 			}}
 			u := mergeableUpload(tt.merging, 0)
-			stored, err := runStep(t, api, u, (*UserPackageUploadReconciler).reconcileMerge)
+			stored, err := runStep(t, api, u, reconcileMerge)
 
 			if got := reasonOf(err); got != tt.wantReason {
 				t.Errorf("reason %q (%v), want %q", got, err, tt.wantReason)
@@ -175,12 +177,11 @@ func TestMergeResolvesEveryOutcome(t *testing.T) {
 // runStep runs one step on u as Reconcile would (its last write
 // included), and returns the step's error and the object as stored.
 func runStep(t *testing.T, api wechatpay.API, u *upv1.UserPackageUpload,
-	step func(*UserPackageUploadReconciler, context.Context, *upv1.UserPackageUpload, *attempt) error) (*upv1.UserPackageUpload, error) {
+	step step) (*upv1.UserPackageUpload, error) {
 	t.Helper()
-	r, c := unitReconciler(t, api, u)
-	a := &attempt{status: newStatusWriter(c, c, u)}
-	err := step(r, context.Background(), u, a)
-	must(t, a.status.finish(context.Background(), u))
+	s, c := unitScope(t, api, u)
+	err := step(context.Background(), s)
+	must(t, s.status.finish(context.Background(), u))
 	stored := &upv1.UserPackageUpload{}
 	must(t, c.Get(context.Background(), client.ObjectKeyFromObject(u), stored))
 	return stored, err
@@ -219,15 +220,14 @@ func TestAnExpandedPackageIsNeverExpandedAgain(t *testing.T) {
 	at := metav1.Now()
 	u.Status.Upload.MergedAt = &at
 	u.Status.Upload.Expanded = []upv1.ExpandedPackage{{UserPackageID: packageA, At: at}}
-	r, c := unitReconciler(t, api, u)
-	a := &attempt{status: newStatusWriter(c, c, u)}
+	s, _ := unitScope(t, api, u)
 
-	must(t, r.reconcileExpand(context.Background(), u, a))
+	must(t, reconcileExpand(context.Background(), s))
 	if api.calls != 0 {
 		t.Fatalf("%d expand calls for a package already expanded", api.calls)
 	}
 	u.Spec.UserPackageID = packageB
-	must(t, r.reconcileExpand(context.Background(), u, a))
+	must(t, reconcileExpand(context.Background(), s))
 	if api.calls != 1 || !isExpanded(u.Status.Upload, packageB) || !isExpanded(u.Status.Upload, packageA) {
 		t.Errorf("%d calls; expanded %+v, want both packages after one call", api.calls, u.Status.Upload.Expanded)
 	}
@@ -241,21 +241,20 @@ func TestOutcomesInHandSurviveAClaimThatConflicts(t *testing.T) {
 		return &wechatpay.MergeResult{ResourceID: "R1"}, nil
 	}}
 	u := mergeableUpload(false, 0)
-	r, c := unitReconciler(t, api, u)
-	a := &attempt{status: newStatusWriter(c, c, u)}
+	s, c := unitScope(t, api, u)
 	ctx := context.Background()
 
-	must(t, r.reconcileMerge(ctx, u, a))
+	must(t, reconcileMerge(ctx, s))
 	edited := &upv1.UserPackageUpload{}
 	must(t, c.Get(ctx, client.ObjectKeyFromObject(u), edited))
 	edited.Labels = map[string]string{"edited": "meanwhile"}
 	must(t, c.Update(ctx, edited))
 
 	var claim *claimError
-	if err := r.reconcileExpand(ctx, u, a); !errors.As(err, &claim) {
+	if err := reconcileExpand(ctx, s); !errors.As(err, &claim) {
 		t.Fatalf("expand over a stale object returned %v, want a failed claim", err)
 	}
-	must(t, r.saveOutcomes(ctx, u, a))
+	must(t, s.saveOutcomes(ctx))
 
 	stored := &upv1.UserPackageUpload{}
 	must(t, c.Get(ctx, client.ObjectKeyFromObject(u), stored))

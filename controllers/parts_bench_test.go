@@ -115,7 +115,7 @@ func benchPartUploader(b *testing.B, h *harness, u *upv1.UserPackageUpload, wc w
 		upload:   *u.Status.Upload,
 		memory:   semaphore.NewWeighted(64 << 20),
 		nsMemory: semaphore.NewWeighted(32 << 20),
-		progress: &progress{u: u, status: w, acked: newPartSet(plan.FilePartCount), record: func(int64) {}},
+		progress: &progress{u: u, status: w, acked: newPartSet(plan.FilePartCount), remember: func(int64) {}},
 		backoff:  10 * time.Millisecond,
 	}
 }

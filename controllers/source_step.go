@@ -5,9 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"path"
-	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,25 +13,23 @@ import (
 	"github.com/crowdpack/crowdpack/internal/linecheck"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/source"
-	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
-
-const digestPrefix = "sha256:"
 
 // reconcileSource reads the file when what is read changes (spec.source,
 // spec.file.dataType) and when a reconcile is requested, streaming it
 // through SHA-256 and the line checks; other edits judge the recorded
 // checks again. It sets SourceVerified; it stalls on a missing or forbidden
 // object and, with spec.validation Strict, on invalid lines.
-func (r *UserPackageUploadReconciler) reconcileSource(ctx context.Context, u *upv1.UserPackageUpload, a *attempt) error {
+func reconcileSource(ctx context.Context, s *scope) error {
+	u := s.obj
 	if !needsRead(u) {
 		return checkContent(u)
 	}
 	// The slot first: an object waiting for its turn costs the API server nothing.
-	if _, err := a.readSlot(r, u); err != nil {
+	if _, err := s.readSlot(); err != nil {
 		return err
 	}
-	src, err := a.sourceFor(ctx, r, u)
+	src, err := s.storage(ctx)
 	if err != nil {
 		return failSource(u, err)
 	}
@@ -78,14 +73,6 @@ func sourceFingerprint(u *upv1.UserPackageUpload) string {
 	}{u.Spec.Source, u.Spec.File.DataType})
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:8])
-}
-
-// progressingMessage says what a new generation's reconcile starts with.
-func progressingMessage(u *upv1.UserPackageUpload) string {
-	if needsRead(u) {
-		return "reading the file from object storage"
-	}
-	return "applying the spec to the upload in hand"
 }
 
 func sourceStatus(r source.Result, generation int64) *upv1.SourceStatus {
@@ -138,70 +125,4 @@ func contentStatus(r linecheck.Report) *upv1.ContentStatus {
 		BOM:                r.BOM,
 		InvalidLineNumbers: r.FirstInvalidLineNumbers,
 	}
-}
-
-func sourceMessage(u *upv1.UserPackageUpload) string {
-	s, c := u.Status.Source, u.Status.Content
-	msg := fmt.Sprintf("read %d bytes, %s; %d lines, %d invalid", s.Size, s.Digest, c.Lines, c.InvalidLines)
-	var notes []string
-	if c.HeaderRow {
-		notes = append(notes, "line 1 looks like a header row")
-	}
-	if c.BOM {
-		notes = append(notes, "the file starts with a UTF-8 BOM")
-	}
-	if c.InvalidLines > 0 {
-		notes = append(notes, "invalid lines at "+joinNumbers(c.InvalidLineNumbers))
-	}
-	if len(notes) > 0 {
-		msg += " (" + strings.Join(notes, "; ") + ")"
-	}
-	return msg
-}
-
-func joinNumbers(ns []int64) string {
-	s := make([]string, len(ns))
-	for i, n := range ns {
-		s[i] = fmt.Sprint(n)
-	}
-	return strings.Join(s, ", ")
-}
-
-// requestedFilename is spec.file.filename or, by default, the base name of
-// the source key or URL path (admission checks that one of them is valid).
-func requestedFilename(u *upv1.UserPackageUpload) string {
-	if u.Spec.File.Filename != "" {
-		return u.Spec.File.Filename
-	}
-	switch {
-	case u.Spec.Source.S3 != nil:
-		return path.Base(u.Spec.Source.S3.Key)
-	case u.Spec.Source.HTTP != nil:
-		p, _, _ := strings.Cut(u.Spec.Source.HTTP.URL, "?")
-		p, _, _ = strings.Cut(p, "#")
-		return path.Base(p)
-	}
-	return ""
-}
-
-// uploadFilename is the filename a new upload sends. WeChat Pay refuses a
-// filename it has seen, so a default name that an earlier upload of the
-// object used gets a number: vip.csv, then vip-2.csv. An explicit filename
-// is used as it is.
-func uploadFilename(u *upv1.UserPackageUpload) string {
-	base := requestedFilename(u)
-	if u.Spec.File.Filename != "" {
-		return base
-	}
-	used := map[string]bool{}
-	for _, h := range u.Status.History {
-		used[h.Filename] = true
-	}
-	name := base
-	for n := 2; used[name]; n++ {
-		suffix := fmt.Sprintf("-%d.csv", n)
-		stem := strings.TrimSuffix(base, ".csv")
-		name = stem[:min(len(stem), wechatpay.MaxFilenameLength-len(suffix))] + suffix
-	}
-	return name
 }

@@ -81,22 +81,6 @@ func markSuspended(u *upv1.UserPackageUpload) {
 	removeCondition(u, upv1.ConditionStalled)
 }
 
-// readyMessage says how far the upload went, for the Ready condition and
-// the Status printer column.
-func readyMessage(u *upv1.UserPackageUpload) string {
-	up := u.Status.Upload
-	switch {
-	case up == nil:
-		return "no upload"
-	case u.Spec.UserPackageID != "" && isExpanded(up, u.Spec.UserPackageID):
-		return expandedMessage(u)
-	case up.MergedAt != nil:
-		return mergedMessage(up)
-	default:
-		return initiatedMessage(up) + "; the parts are sent by another system (spec.uploadParts: false)"
-	}
-}
-
 // setProgress keeps the human-readable parts column in step with the counters.
 func setProgress(up *upv1.UploadStatus) {
 	if up.PartCount > 0 {

@@ -28,7 +28,6 @@ import (
 	crsource "sigs.k8s.io/controller-runtime/pkg/source"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
-	"github.com/crowdpack/crowdpack/internal/bound"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
@@ -74,9 +73,8 @@ type UserPackageUploadReconciler struct {
 	// a secretRef). Off: they stall AmbientCredentialsDenied.
 	AllowAmbientCredentials bool
 
-	acks       ackJournal
-	partMemory *semaphore.Weighted
-	readSlots  *namespaceSlots
+	parts     partSettings
+	readSlots *namespaceSlots
 }
 
 // secretIndex indexes UserPackageUploads by the Secrets they refer to.
@@ -96,38 +94,8 @@ const staleCacheDelay = 200 * time.Millisecond
 // Secrets are watched by metadata only, stripped of annotations (see
 // CacheByObject), so their data is never cached.
 func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	if r.Now == nil {
-		r.Now = time.Now
-	}
-	if r.SourceGuard == nil {
-		r.SourceGuard = source.DefaultGuard()
-	}
-	if r.StorageTransport == nil {
-		r.StorageTransport = source.NewTransport(r.SourceGuard)
-	}
-	if r.PartConcurrency < 1 {
-		r.PartConcurrency = 4
-	}
-	if r.PartMemory <= 0 {
-		r.PartMemory = 64 << 20
-	}
-	// The budget must hold the largest part, or that part would wait forever.
-	r.partMemory = semaphore.NewWeighted(max(r.PartMemory, wechatpay.MaxPartSize))
-	r.readSlots = newNamespaceSlots(fairShare(r.MaxConcurrentReconciles), fairShareOfMemory(r.PartMemory))
-	slotFreed := make(chan event.TypedGenericEvent[*upv1.UserPackageUpload], 1024)
-	r.readSlots.wake = func(namespace, name string) {
-		u := &upv1.UserPackageUpload{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
-		select {
-		case slotFreed <- event.TypedGenericEvent[*upv1.UserPackageUpload]{Object: u}:
-		default: // full: the waiter's own retry comes soon enough
-		}
-	}
-	if r.RetryBaseDelay <= 0 {
-		r.RetryBaseDelay = time.Second
-	}
-	if r.RetryMaxDelay <= 0 {
-		r.RetryMaxDelay = 5 * time.Minute
-	}
+	r.setDefaults()
+	slotFreed := r.wakeOnFreedSlots()
 	err := mgr.GetFieldIndexer().IndexField(ctx, &upv1.UserPackageUpload{}, secretIndex, func(o client.Object) []string {
 		return secretNames(o.(*upv1.UserPackageUpload))
 	})
@@ -149,10 +117,58 @@ func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr 
 		// A freed read slot wakes the object whose turn it is.
 		WatchesRawSource(crsource.Channel(slotFreed, &handler.TypedEnqueueRequestForObject[*upv1.UserPackageUpload]{})).
 		WithOptions(controller.Options{
-			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
+			MaxConcurrentReconciles: r.MaxConcurrentReconciles,
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](r.RetryBaseDelay, r.RetryMaxDelay),
 		}).
 		Complete(r)
+}
+
+// setDefaults fills in what the reconciler was given no value for, and
+// makes its shared state.
+func (r *UserPackageUploadReconciler) setDefaults() {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.SourceGuard == nil {
+		r.SourceGuard = source.DefaultGuard()
+	}
+	if r.StorageTransport == nil {
+		r.StorageTransport = source.NewTransport(r.SourceGuard)
+	}
+	r.MaxConcurrentReconciles = orDefault(r.MaxConcurrentReconciles, 32)
+	r.PartConcurrency = orDefault(r.PartConcurrency, 4)
+	r.PartMemory = orDefault(r.PartMemory, 64<<20)
+	r.RetryBaseDelay = orDefault(r.RetryBaseDelay, time.Second)
+	r.RetryMaxDelay = orDefault(r.RetryMaxDelay, 5*time.Minute)
+	r.parts = partSettings{
+		concurrency: r.PartConcurrency,
+		backoff:     r.RetryBaseDelay,
+		// The budget must hold the largest part, or that part would wait forever.
+		memory: semaphore.NewWeighted(max(r.PartMemory, wechatpay.MaxPartSize)),
+	}
+	r.readSlots = newNamespaceSlots(fairShare(r.MaxConcurrentReconciles), fairShareOfMemory(r.PartMemory))
+}
+
+// orDefault is value, or def when value is not positive.
+func orDefault[T int | int64 | time.Duration](value, def T) T {
+	if value <= 0 {
+		return def
+	}
+	return value
+}
+
+// wakeOnFreedSlots returns the channel on which a freed read slot names
+// the waiting object whose turn it is.
+func (r *UserPackageUploadReconciler) wakeOnFreedSlots() chan event.TypedGenericEvent[*upv1.UserPackageUpload] {
+	slotFreed := make(chan event.TypedGenericEvent[*upv1.UserPackageUpload], 1024)
+	r.readSlots.wake = func(namespace, name string) {
+		u := &upv1.UserPackageUpload{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+		select {
+		case slotFreed <- event.TypedGenericEvent[*upv1.UserPackageUpload]{Object: u}:
+		default: // full: the waiter's own retry comes soon enough
+		}
+	}
+	return slotFreed
 }
 
 // objectsUsingSecret maps a Secret to the objects of its namespace that refer to it.
@@ -170,69 +186,66 @@ func (r *UserPackageUploadReconciler) objectsUsingSecret(ctx context.Context, se
 	return requests
 }
 
-// attempt is one reconcile of one object: what its steps share.
-type attempt struct {
-	status  *statusWriter
-	source  source.Source
-	wechat  wechatpay.API
-	brandID string // the brand of wechat
-	// preclaimed is true while initiate's pending mark, written with the
-	// first word about a new object, awaits the call it announced.
-	preclaimed bool
-	// calledWeChatPay is true once a call changed something at WeChat Pay.
-	calledWeChatPay bool
-	// slotMemory and slotRelease are the namespace's read slot, once taken
-	// (readSlot), and its share of the part memory.
-	slotMemory  *semaphore.Weighted
-	slotRelease func()
-}
-
 // step is one stage of taking a file into WeChat Pay. It returns nil when
 // its stage is done, so that the next one may run; otherwise a *stallError,
 // a *retryError or an error from the API server.
-type step func(ctx context.Context, u *upv1.UserPackageUpload, a *attempt) error
+type step func(ctx context.Context, s *scope) error
 
 // Reconcile brings one UserPackageUpload a stage further and says so in its status.
 func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	u := &upv1.UserPackageUpload{}
 	if err := r.Get(ctx, req.NamespacedName, u); err != nil {
 		if apierrors.IsNotFound(err) {
-			metrics.ForgetUpload(req.Namespace, req.Name)
-			r.acks.forget(req.NamespacedName)
+			r.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !u.DeletionTimestamp.IsZero() {
-		metrics.ForgetUpload(req.Namespace, req.Name)
-		r.acks.forget(req.NamespacedName)
+		r.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	// The crowdpack_uploads gauge counts objects by the phase this reconcile leaves them in.
 	defer metrics.ObserveUpload(u)
-	a := &attempt{status: newStatusWriter(r.Client, r.APIReader, u)}
-	defer a.releaseSlot()
+	s := r.newScope(u)
+	defer s.releaseSlot()
+	if u.Spec.Suspend {
+		markSuspended(u)
+		return ctrl.Result{}, s.status.patch(ctx, u)
+	}
+	// Say something about a new generation before any slow I/O.
+	if isNewGeneration(u) {
+		if after, waiting := s.waitForTurn(); waiting {
+			markProgressing(u, waitingForSlotMessage)
+			return ctrl.Result{RequeueAfter: after}, s.status.patch(ctx, u)
+		}
+		if err := s.sayProgressing(ctx); err != nil {
+			return claimFailed(err)
+		}
+	}
+	return s.run(ctx, reconcileSource, reconcileInitiate, reconcileParts, reconcileMerge, reconcileExpand)
+}
+
+// forget drops what the manager holds in memory for an object that is gone.
+func (r *UserPackageUploadReconciler) forget(key client.ObjectKey) {
+	metrics.ForgetUpload(key.Namespace, key.Name)
+	r.parts.journal.forget(key)
+}
+
+// run runs the steps in turn until one does not finish, and says in the
+// object's status how far they went.
+func (s *scope) run(ctx context.Context, steps ...step) (ctrl.Result, error) {
+	u := s.obj
 	readyBefore := apimeta.FindStatusCondition(u.Status.Conditions, upv1.ConditionReady)
 	if readyBefore != nil {
 		readyBefore = readyBefore.DeepCopy()
 	}
-
-	if u.Spec.Suspend {
-		markSuspended(u)
-		return ctrl.Result{}, a.status.patch(ctx, u)
-	}
-	// Say something about a new generation before any slow I/O.
-	if isNewGeneration(u) {
-		if after, waiting := r.waitForTurn(u, a); waiting {
-			markProgressing(u, "waiting for a read slot: other uploads of this namespace are being read")
-			return ctrl.Result{RequeueAfter: after}, a.status.patch(ctx, u)
-		}
-		if err := r.sayProgressing(ctx, u, a); err != nil {
-			return r.claimFailed(err)
+	var err error
+	for _, step := range steps {
+		if err = step(ctx, s); err != nil {
+			break
 		}
 	}
-
-	err := r.runSteps(ctx, u, a, r.reconcileSource, r.reconcileInitiate, r.reconcileParts, r.reconcileMerge, r.reconcileExpand)
-	if a.preclaimed {
+	if s.preclaimed {
 		dropInitiateMark(u) // initiate was not called after all
 	}
 	var claim *claimError
@@ -240,21 +253,28 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		// The intent that could not be recorded was taken back; outcomes
 		// already in hand are written all the same. The next reconcile
 		// starts again from what the API server holds.
-		if saveErr := r.saveOutcomes(ctx, u, a); saveErr != nil {
+		if saveErr := s.saveOutcomes(ctx); saveErr != nil {
 			return ctrl.Result{}, errors.Join(err, saveErr)
 		}
-		return r.claimFailed(err)
+		return claimFailed(err)
 	}
 	if after, ok := waitingForSlot(err); ok {
-		return ctrl.Result{RequeueAfter: after}, a.status.patch(ctx, u)
+		return ctrl.Result{RequeueAfter: after}, s.status.patch(ctx, u)
 	}
-	result, err := r.summarize(u, err)
-	r.announce(u, readyBefore, a.calledWeChatPay)
-	if finishErr := a.status.finish(ctx, u); finishErr != nil {
+	return s.finish(ctx, readyBefore, err)
+}
+
+// finish sums the steps' outcome up in the conditions, announces what
+// changed and writes the status.
+func (s *scope) finish(ctx context.Context, readyBefore *metav1.Condition, err error) (ctrl.Result, error) {
+	u := s.obj
+	result, err := summarize(u, err)
+	s.announce(readyBefore)
+	if finishErr := s.status.finish(ctx, u); finishErr != nil {
 		return ctrl.Result{}, errors.Join(err, finishErr)
 	}
 	if up := u.Status.Upload; up != nil && up.PartCount > 0 && up.PartsDone == up.PartCount {
-		r.acks.forget(req.NamespacedName) // every acknowledgement is in status
+		s.parts.journal.forget(client.ObjectKeyFromObject(u)) // every acknowledgement is in status
 	}
 	return result, err
 }
@@ -262,11 +282,11 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 // waitForTurn takes the namespace's read slot before the first word about
 // a generation whose file must be read, so that an object that must wait
 // says so once and announces initiate only when it can go on.
-func (r *UserPackageUploadReconciler) waitForTurn(u *upv1.UserPackageUpload, a *attempt) (after time.Duration, waiting bool) {
-	if !needsRead(u) {
+func (s *scope) waitForTurn() (after time.Duration, waiting bool) {
+	if !needsRead(s.obj) {
 		return 0, false
 	}
-	_, err := a.readSlot(r, u)
+	_, err := s.readSlot()
 	return waitingForSlot(err)
 }
 
@@ -274,22 +294,23 @@ func (r *UserPackageUploadReconciler) waitForTurn(u *upv1.UserPackageUpload, a *
 // under way. An object that never initiated an upload is about to: that
 // write is then also initiate's pending mark, conflict-checked, which
 // spares the call a write of its own (see callOnce).
-func (r *UserPackageUploadReconciler) sayProgressing(ctx context.Context, u *upv1.UserPackageUpload, a *attempt) error {
+func (s *scope) sayProgressing(ctx context.Context) error {
+	u := s.obj
 	markProgressing(u, progressingMessage(u))
 	if u.Status.Upload != nil {
-		return a.status.patch(ctx, u)
+		return s.status.patch(ctx, u)
 	}
-	u.Status.Upload = &upv1.UploadStatus{InitiatingSince: r.now()}
-	if err := a.status.claim(ctx, u); err != nil {
+	u.Status.Upload = &upv1.UploadStatus{InitiatingSince: s.now()}
+	if err := s.status.claim(ctx, u); err != nil {
 		return err
 	}
-	a.preclaimed = true
+	s.preclaimed = true
 	return nil
 }
 
 // claimFailed ends a reconcile whose conflict-checked write failed: after
 // a conflict (a stale cache), soon, once the cache caught up.
-func (r *UserPackageUploadReconciler) claimFailed(err error) (ctrl.Result, error) {
+func claimFailed(err error) (ctrl.Result, error) {
 	if apierrors.IsConflict(err) {
 		return ctrl.Result{RequeueAfter: staleCacheDelay}, nil
 	}
@@ -297,25 +318,16 @@ func (r *UserPackageUploadReconciler) claimFailed(err error) (ctrl.Result, error
 }
 
 // saveOutcomes writes the outcomes the object holds in memory, if any.
-func (r *UserPackageUploadReconciler) saveOutcomes(ctx context.Context, u *upv1.UserPackageUpload, a *attempt) error {
-	if !a.status.unsaved {
+func (s *scope) saveOutcomes(ctx context.Context) error {
+	if !s.status.unsaved {
 		return nil
 	}
-	return a.status.finish(ctx, u)
-}
-
-func (r *UserPackageUploadReconciler) runSteps(ctx context.Context, u *upv1.UserPackageUpload, a *attempt, steps ...step) error {
-	for _, s := range steps {
-		if err := s(ctx, u, a); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.status.finish(ctx, s.obj)
 }
 
 // summarize turns the outcome of the steps into the kstatus conditions and
 // into what controller-runtime should do next.
-func (r *UserPackageUploadReconciler) summarize(u *upv1.UserPackageUpload, err error) (ctrl.Result, error) {
+func summarize(u *upv1.UserPackageUpload, err error) (ctrl.Result, error) {
 	var stalled *stallError
 	var retrying *retryError
 	switch {
@@ -342,29 +354,17 @@ func (r *UserPackageUploadReconciler) summarize(u *upv1.UserPackageUpload, err e
 // stall or a retry, and one Normal event when a reconcile that made calls
 // to WeChat Pay ends Ready: what the calls achieved, in a word. Routine
 // reconciles say nothing.
-func (r *UserPackageUploadReconciler) announce(u *upv1.UserPackageUpload, before *metav1.Condition, called bool) {
-	now := apimeta.FindStatusCondition(u.Status.Conditions, upv1.ConditionReady)
+func (s *scope) announce(before *metav1.Condition) {
+	now := apimeta.FindStatusCondition(s.obj.Status.Conditions, upv1.ConditionReady)
 	switch {
 	case now == nil:
-	case now.Status == metav1.ConditionTrue && called:
-		r.event(u, corev1.EventTypeNormal, upv1.ReasonSucceeded, now.Message)
+	case now.Status == metav1.ConditionTrue && s.calledWeChatPay:
+		s.event(corev1.EventTypeNormal, upv1.ReasonSucceeded, now.Message)
 	case now.Status != metav1.ConditionFalse || now.Reason == upv1.ReasonSuspended ||
 		(before != nil && before.Status == now.Status && before.Reason == now.Reason && before.Message == now.Message):
 	default:
-		r.event(u, corev1.EventTypeWarning, now.Reason, now.Message)
+		s.event(corev1.EventTypeWarning, now.Reason, now.Message)
 	}
-}
-
-func (r *UserPackageUploadReconciler) event(u *upv1.UserPackageUpload, eventType, reason, message string) {
-	if r.Recorder != nil {
-		r.Recorder.Eventf(u, nil, eventType, reason, "Reconcile", "%s", bound.Text(message, bound.EventNote))
-	}
-}
-
-// now is the reconciler's clock, as status stores times.
-func (r *UserPackageUploadReconciler) now() *metav1.Time {
-	t := metav1.NewTime(r.Now())
-	return &t
 }
 
 // requestedAt is the reconcile.fluxcd.io/requestedAt annotation, if any.
@@ -377,28 +377,4 @@ func requestedAt(u *upv1.UserPackageUpload) string {
 func reconcileRequested(u *upv1.UserPackageUpload) bool {
 	at := requestedAt(u)
 	return at != "" && at != u.Status.LastHandledReconcileAt
-}
-
-// clientFor returns (once per attempt) the brand API client.
-func (a *attempt) clientFor(ctx context.Context, r *UserPackageUploadReconciler, u *upv1.UserPackageUpload) (wechatpay.API, error) {
-	if a.wechat == nil {
-		c, brandID, err := r.weChatPay(ctx, u)
-		if err != nil {
-			return nil, err
-		}
-		a.wechat, a.brandID = c, brandID
-	}
-	return a.wechat, nil
-}
-
-// sourceFor returns (once per attempt) the object storage of the spec.
-func (a *attempt) sourceFor(ctx context.Context, r *UserPackageUploadReconciler, u *upv1.UserPackageUpload) (source.Source, error) {
-	if a.source == nil {
-		s, err := r.openSource(ctx, u)
-		if err != nil {
-			return nil, err
-		}
-		a.source = metrics.InstrumentSource(s)
-	}
-	return a.source, nil
 }

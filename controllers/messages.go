@@ -1,0 +1,97 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+)
+
+// The messages of conditions and events: what a user reads in kubectl
+// describe, kubectl get's Status column and Argo CD. Stalls and retries
+// say what to fix where they are raised.
+
+// waitingForSlotMessage is the Ready message of an object whose namespace
+// has its share of reads in flight.
+const waitingForSlotMessage = "waiting for a read slot: other uploads of this namespace are being read"
+
+// progressingMessage says what a new generation's reconcile starts with.
+func progressingMessage(u *upv1.UserPackageUpload) string {
+	if needsRead(u) {
+		return "reading the file from object storage"
+	}
+	return "applying the spec to the upload in hand"
+}
+
+func sourceMessage(u *upv1.UserPackageUpload) string {
+	s, c := u.Status.Source, u.Status.Content
+	msg := fmt.Sprintf("read %d bytes, %s; %d lines, %d invalid", s.Size, s.Digest, c.Lines, c.InvalidLines)
+	var notes []string
+	if c.HeaderRow {
+		notes = append(notes, "line 1 looks like a header row")
+	}
+	if c.BOM {
+		notes = append(notes, "the file starts with a UTF-8 BOM")
+	}
+	if c.InvalidLines > 0 {
+		notes = append(notes, "invalid lines at "+joinNumbers(c.InvalidLineNumbers))
+	}
+	if len(notes) > 0 {
+		msg += " (" + strings.Join(notes, "; ") + ")"
+	}
+	return msg
+}
+
+func joinNumbers(ns []int64) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ", ")
+}
+
+func initiatedMessage(up *upv1.UploadStatus) string {
+	return fmt.Sprintf("upload %s initiated: %d parts of %d bytes", up.ID, up.PartCount, up.PartSize)
+}
+
+func partsMessage(up *upv1.UploadStatus) string {
+	return fmt.Sprintf("all %d parts acknowledged (%d bytes)", up.PartCount, up.BytesDone)
+}
+
+func mergedMessage(up *upv1.UploadStatus) string {
+	if up.ResourceID == "" {
+		return fmt.Sprintf("%d parts merged; merge's answer was lost and WeChat Pay refused the retry as already done, so the resource id is unknown", up.PartCount)
+	}
+	return fmt.Sprintf("%d parts merged into resource %s", up.PartCount, up.ResourceID)
+}
+
+func expandedMessage(u *upv1.UserPackageUpload) string {
+	return fmt.Sprintf("crowd package %s expanded with upload %s; the data takes effect after WeChat Pay's sync (usually T+2)",
+		u.Spec.UserPackageID, u.Status.Upload.ID)
+}
+
+// readyMessage says how far the upload went, for the Ready condition and
+// the Status printer column.
+func readyMessage(u *upv1.UserPackageUpload) string {
+	up := u.Status.Upload
+	switch {
+	case up == nil:
+		return "no upload"
+	case u.Spec.UserPackageID != "" && isExpanded(up, u.Spec.UserPackageID):
+		return expandedMessage(u)
+	case up.MergedAt != nil:
+		return mergedMessage(up)
+	default:
+		return initiatedMessage(up) + "; the parts are sent by another system (spec.uploadParts: false)"
+	}
+}
+
+// supersededMessage says an upload was left for a new one.
+func supersededMessage(uploadID string) string {
+	return fmt.Sprintf("upload %s is abandoned: the file or what WeChat Pay is told about it changed, a new upload starts", uploadID)
+}
+
+// outcomeUnknownMessage says a call is made again after its answer was lost.
+func outcomeUnknownMessage(call string, unknown int32) string {
+	return fmt.Sprintf("the answer to %s was lost (%d so far); calling it again", call, unknown)
+}

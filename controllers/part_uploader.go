@@ -1,0 +1,137 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/source"
+	"github.com/crowdpack/crowdpack/internal/wechatpay"
+)
+
+const (
+	// progressInterval is how often acknowledged parts are written to status
+	// while an upload runs (and once more when it stops).
+	progressInterval = time.Second
+	// partAttempts bounds the tries of one part within a reconcile before
+	// the reconcile backs off as a whole.
+	partAttempts = 3
+	// maxPartRetryWait is the longest Retry-After waited for in place; a
+	// longer one ends the reconcile, which requeues after it.
+	maxPartRetryWait = 10 * time.Second
+)
+
+// partUploader sends the missing parts of one upload.
+type partUploader struct {
+	wechat   wechatpay.API
+	source   source.Source
+	version  source.Version
+	upload   upv1.UploadStatus
+	memory   *semaphore.Weighted // bytes of parts held at once, by the whole manager
+	nsMemory *semaphore.Weighted // bytes of parts held at once, by the object's namespace
+	progress *progress
+	backoff  time.Duration
+}
+
+// run sends the missing parts. When all are acknowledged, the last of them
+// are left in the object for the caller's next write; when not, what was
+// acknowledged is written before run returns.
+func (p *partUploader) run(ctx context.Context, concurrency int) error {
+	stopPersisting := p.progress.persistEvery(ctx, progressInterval)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency)
+	for _, part := range p.progress.missing() {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			// Send no more parts once their acknowledgement cannot be written.
+			if err := p.progress.writeError(); err != nil {
+				return err
+			}
+			return p.sendWithRetries(gctx, part)
+		})
+	}
+	err := g.Wait()
+	if err == nil && len(p.progress.missing()) > 0 {
+		err = fmt.Errorf("stopped with parts left to send: %w", context.Cause(ctx))
+	}
+	if err == nil {
+		_ = stopPersisting(false)
+		p.progress.settle()
+		return nil
+	}
+	if flushErr := stopPersisting(true); flushErr != nil {
+		err = errors.Join(err, flushErr)
+	}
+	return err
+}
+
+// sendWithRetries tries a part a few times, so that one transient failure
+// among thousands of parts does not back the whole upload off. A long
+// Retry-After is left to the reconcile's own requeue.
+func (p *partUploader) sendWithRetries(ctx context.Context, part int64) error {
+	for try := 0; ; try++ {
+		err := p.send(ctx, part)
+		var rt *retryError
+		if !errors.As(err, &rt) || try == partAttempts-1 || rt.after > maxPartRetryWait {
+			return err
+		}
+		delay := max(rt.after, p.backoff<<try)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+	}
+}
+
+// send reads, digests and uploads one part. The part is held whole, because
+// its digest goes into the signed meta that precedes its bytes; the
+// manager-wide memory budget (and the namespace's share of it) bounds how
+// many bytes are held at once. Memory is taken once the ranged read's
+// response headers are in, so a source slow to answer holds none, and a
+// source that then drips is cut off by the guard's minimum rate.
+func (p *partUploader) send(ctx context.Context, part int64) error {
+	offset, size := wechatpay.PartBounds(p.version.Size, p.upload.PartSize, int(part))
+	body, err := p.source.OpenRange(ctx, p.version, offset, size)
+	if err != nil {
+		return sourceError(err)
+	}
+	defer body.Close()
+	release, err := takeMemory(ctx, p.nsMemory, p.memory, size)
+	if err != nil {
+		return err
+	}
+	defer release()
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		return sourceError(fmt.Errorf("read the part at byte %d: %w", offset, err))
+	}
+	sum := sha256.Sum256(buf)
+	// A part on its way is not cancelled by a stopping manager: the answer
+	// is awaited (the call has its own timeout) and recorded by the last
+	// write of progress, so that no acknowledged part is sent again.
+	_, err = p.wechat.UploadPart(context.WithoutCancel(ctx), wechatpay.Part{
+		UploadID: p.upload.ID,
+		Number:   int(part),
+		Filename: p.upload.Filename,
+		Size:     size,
+		Digest:   hex.EncodeToString(sum[:]),
+		Open:     func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil },
+	})
+	if err != nil {
+		return weChatPayError(err)
+	}
+	p.progress.ack(part)
+	return nil
+}
