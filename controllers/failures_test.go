@@ -130,7 +130,7 @@ func TestStalls(t *testing.T) {
 			h.waitEvent("vip", corev1.EventTypeWarning, tt.reason)
 			// No requeue: the sandbox sees nothing more.
 			seen := len(h.sandbox.Records())
-			time.Sleep(1500 * time.Millisecond)
+			h.waitIdle()
 			if now := len(h.sandbox.Records()); now != seen || (tt.reason != upv1.ReasonWeChatPayAuthFailed && tt.reason != upv1.ReasonFilenameTaken && now != calls) {
 				t.Errorf("the sandbox saw %d calls before, %d at the stall and %d later: a stalled object must not retry", calls, seen, now)
 			}

@@ -263,7 +263,7 @@ func TestSuspendStopsAllWorkAndSaysSo(t *testing.T) {
 	if !conditionIs(u, upv1.ConditionReconciling, metav1.ConditionTrue) || kstatus(t, u) == "Current" {
 		t.Errorf("an object created suspended reads %s to kstatus; want Reconciling=True, never Current:\n%s", kstatus(t, u), describe(u))
 	}
-	time.Sleep(time.Second)
+	h.waitIdle()
 	if n := len(h.sandbox.Records()); n != 0 || u.Status.Source != nil {
 		t.Fatalf("a suspended object was worked on: %d calls, source %+v", n, u.Status.Source)
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -118,7 +117,7 @@ func TestAMultiPartFileIsUploadedMergedAndExpandedOnce(t *testing.T) {
 	h.update("vip", func(u *upv1.UserPackageUpload) {
 		u.Annotations = map[string]string{"example.com/touched": "yes"}
 	})
-	time.Sleep(time.Second)
+	h.waitIdle()
 	if n := len(h.sandbox.Records()); n != int(up.PartCount)+3 {
 		t.Errorf("sandbox saw %d calls after a later reconcile, want %d", n, up.PartCount+3)
 	}

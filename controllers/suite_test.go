@@ -27,8 +27,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	dto "github.com/prometheus/client_model/go"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/metrics"
@@ -404,6 +407,54 @@ func (h *harness) waitStalled(name, reason string) *upv1.UserPackageUpload {
 		c := findCondition(u, upv1.ConditionStalled)
 		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == reason
 	})
+}
+
+// waitIdle waits until the manager has no object to work on: no worker
+// busy and nothing queued, over three looks 50 ms apart (the suite's
+// retry base delay: an object wrongly requeued after an error would be
+// queued again by then). A check that nothing more happens follows it,
+// instead of a guessed sleep.
+func (h *harness) waitIdle() {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for quiet := 0; quiet < 3; {
+		time.Sleep(50 * time.Millisecond)
+		quiet++
+		if managerBusy(h.t) {
+			quiet = 0
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatal("the manager did not become idle in 30 s")
+		}
+	}
+}
+
+// managerBusy reports whether the UserPackageUpload controller has a
+// worker busy or an object queued, from controller-runtime's own metrics.
+func managerBusy(t testing.TB) bool {
+	t.Helper()
+	fams, err := crmetrics.Registry.Gather()
+	must(t, err)
+	for _, f := range fams {
+		switch f.GetName() {
+		case "controller_runtime_active_workers", "workqueue_depth":
+			for _, m := range f.GetMetric() {
+				if labelIs(m, "controller", "userpackageupload") && m.GetGauge().GetValue() > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func labelIs(m *dto.Metric, name, value string) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue() == value
+		}
+	}
+	return false
 }
 
 // eventsOfNamespace returns the events of the test's namespace.

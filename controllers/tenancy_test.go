@@ -159,7 +159,7 @@ func TestAWatchNamespacesInstallWorksOnlyInItsNamespaces(t *testing.T) {
 	w.upload(w.ns, "vip")
 	w.upload(w.otherNS, "other")
 	w.waitReadyIn(w.ns, "vip")
-	time.Sleep(time.Second) // time enough to touch the other namespace, if it would
+	w.waitIdle() // the other namespace would have been touched by now, if it would
 
 	other := &upv1.UserPackageUpload{}
 	must(t, kube.Client.Get(w.ctx, client.ObjectKey{Namespace: w.otherNS, Name: "other"}, other))
