@@ -1,9 +1,7 @@
 package controllers
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -175,17 +173,4 @@ func waitingForSlot(err error) (time.Duration, bool) {
 		return wait.after, true
 	}
 	return 0, false
-}
-
-// takeMemory takes size bytes of the namespace's share and of the
-// manager's part memory budget; release gives both back.
-func takeMemory(ctx context.Context, namespace, manager *semaphore.Weighted, size int64) (release func(), err error) {
-	if err := namespace.Acquire(ctx, size); err != nil {
-		return nil, fmt.Errorf("wait for part memory: %w", err)
-	}
-	if err := manager.Acquire(ctx, size); err != nil {
-		namespace.Release(size)
-		return nil, fmt.Errorf("wait for part memory: %w", err)
-	}
-	return func() { manager.Release(size); namespace.Release(size) }, nil
 }

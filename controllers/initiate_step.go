@@ -57,7 +57,7 @@ func reconcileInitiate(ctx context.Context, s *scope) error {
 			return nil, err
 		}
 		at := s.now()
-		return func(up *upv1.UploadStatus) { recordPlan(up, resp, at) }, nil
+		return func(up *upv1.UploadStatus) { setPlan(up, resp, at) }, nil
 	})
 	if err != nil {
 		return s.initiateFailed(ctx, err, retried)
@@ -150,7 +150,7 @@ func (s *scope) initiateFailed(ctx context.Context, callErr error, retried bool)
 			up.Filename, errors.Unwrap(callErr)))
 	}
 	taken, at := up.Filename, s.now()
-	err := s.status.record(ctx, u, func(x *upv1.UserPackageUpload) {
+	err := s.status.writeOutcome(ctx, u, func(x *upv1.UserPackageUpload) {
 		abandon(x, "", taken, at)
 		x.Status.Upload.Filename = uploadFilename(x)
 	})
@@ -191,7 +191,7 @@ func initiateRequest(u *upv1.UserPackageUpload) wechatpay.InitiateUploadRequest 
 	}
 }
 
-func recordPlan(up *upv1.UploadStatus, resp *wechatpay.InitiateUploadResponse, at *metav1.Time) {
+func setPlan(up *upv1.UploadStatus, resp *wechatpay.InitiateUploadResponse, at *metav1.Time) {
 	up.ID = resp.UploadID
 	up.PartSize = resp.FilePartSize
 	up.PartCount = resp.FilePartCount

@@ -146,7 +146,7 @@ func (s *scope) resolve(ctx context.Context, m marker, outcome func(*upv1.Upload
 		return nil
 	}
 	up := u.Status.Upload
-	return s.status.record(ctx, u, func(x *upv1.UserPackageUpload) {
+	return s.status.writeOutcome(ctx, u, func(x *upv1.UserPackageUpload) {
 		if x.Status.Upload == nil || x.Status.Upload.Key != up.Key {
 			x.Status.Upload = up.DeepCopy()
 		}

@@ -135,3 +135,16 @@ func (p *partUploader) send(ctx context.Context, part int64) error {
 	p.progress.ack(part)
 	return nil
 }
+
+// takeMemory takes size bytes of the namespace's share and of the
+// manager's part memory budget; release gives both back.
+func takeMemory(ctx context.Context, namespace, manager *semaphore.Weighted, size int64) (release func(), err error) {
+	if err := namespace.Acquire(ctx, size); err != nil {
+		return nil, fmt.Errorf("wait for part memory: %w", err)
+	}
+	if err := manager.Acquire(ctx, size); err != nil {
+		namespace.Release(size)
+		return nil, fmt.Errorf("wait for part memory: %w", err)
+	}
+	return func() { manager.Release(size); namespace.Release(size) }, nil
+}

@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -103,4 +104,14 @@ func (s *scope) uploadParts(ctx context.Context, acked *partSet) error {
 	s.status.keep()
 	s.calledWeChatPay = true
 	return nil
+}
+
+// pinnedVersion is the version of the file that was digested, which every
+// part must be read from.
+func pinnedVersion(s *upv1.SourceStatus) source.Version {
+	v := source.Version{Size: s.Size, ETag: s.ETag, VersionID: s.VersionID}
+	if s.LastModified != nil {
+		v.LastModified = s.LastModified.Time
+	}
+	return v
 }

@@ -89,16 +89,6 @@ func sourceStatus(r source.Result, generation int64) *upv1.SourceStatus {
 	return s
 }
 
-// pinnedVersion is the version of the file that was digested, which every
-// part must be read from.
-func pinnedVersion(s *upv1.SourceStatus) source.Version {
-	v := source.Version{Size: s.Size, ETag: s.ETag, VersionID: s.VersionID}
-	if s.LastModified != nil {
-		v.LastModified = s.LastModified.Time
-	}
-	return v
-}
-
 // failSource records why the file could not be read and passes the error on.
 func failSource(u *upv1.UserPackageUpload, err error) error {
 	return failCondition(u, upv1.ConditionSourceVerified, err)

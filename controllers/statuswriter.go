@@ -110,12 +110,12 @@ func (w *statusWriter) ensureCurrent(ctx context.Context, u *upv1.UserPackageUpl
 	return w.claim(ctx, u)
 }
 
-// record applies mutate to the latest version of the object and writes it.
+// writeOutcome applies mutate to the latest version of the object and writes it.
 // The outcome of a call already made must not be lost: the write is
 // retried on conflict (on a fresh read) and through a short outage of the
 // API server, even when the manager is stopping. u ends up as written, but
 // for its conditions, which the final patch sends.
-func (w *statusWriter) record(ctx context.Context, u *upv1.UserPackageUpload, mutate func(*upv1.UserPackageUpload)) error {
+func (w *statusWriter) writeOutcome(ctx context.Context, u *upv1.UserPackageUpload, mutate func(*upv1.UserPackageUpload)) error {
 	mutate(u)
 	// First try the version in hand, which a claim just wrote; read the
 	// latest only after a conflict.
