@@ -25,6 +25,7 @@ type fakeWeChatPay struct {
 	initiate func(wechatpay.InitiateUploadRequest) (*wechatpay.InitiateUploadResponse, error)
 	merge    func(uploadID string) (*wechatpay.MergeResult, error)
 	expand   func(userPackageID, uploadID string) (*wechatpay.ExpandResult, error)
+	part     func(wechatpay.Part) (*wechatpay.PartResult, error)
 	calls    int
 }
 
@@ -36,9 +37,12 @@ func (f *fakeWeChatPay) InitiateUpload(_ context.Context, r wechatpay.InitiateUp
 	return f.initiate(r)
 }
 
-func (f *fakeWeChatPay) UploadPart(context.Context, wechatpay.Part) (*wechatpay.PartResult, error) {
-	f.t.Fatal("unexpected part upload")
-	return nil, nil
+func (f *fakeWeChatPay) UploadPart(_ context.Context, p wechatpay.Part) (*wechatpay.PartResult, error) {
+	f.calls++
+	if f.part == nil {
+		f.t.Fatal("unexpected part upload")
+	}
+	return f.part(p)
 }
 
 func (f *fakeWeChatPay) MergeParts(_ context.Context, uploadID string) (*wechatpay.MergeResult, error) {
@@ -177,9 +181,12 @@ func TestMergeResolvesEveryOutcome(t *testing.T) {
 // runStep runs one step on u as Reconcile would (its last write
 // included), and returns the step's error and the object as stored.
 func runStep(t *testing.T, api wechatpay.API, u *upv1.UserPackageUpload,
-	step step) (*upv1.UserPackageUpload, error) {
+	step step, prepare ...func(*scope)) (*upv1.UserPackageUpload, error) {
 	t.Helper()
 	s, c := unitScope(t, api, u)
+	for _, p := range prepare {
+		p(s)
+	}
 	err := step(context.Background(), s)
 	must(t, s.status.finish(context.Background(), u))
 	stored := &upv1.UserPackageUpload{}
