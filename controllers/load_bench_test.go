@@ -15,6 +15,10 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
@@ -44,12 +48,14 @@ func BenchmarkThousandUploads(b *testing.B) {
 
 	b.ResetTimer()
 	start := time.Now()
+	profiled := profileAPIServer(b, os.Getenv("CROWDPACK_LOAD_APISERVER_PROFILE"), 30*time.Second)
 	createConcurrently(b, h, n)
 	// The manager's own gauge says when all are Ready (a list of thousands
 	// of objects every second would load the API server more than the
 	// operator does); one list then confirms it.
 	waitGauge(b, metricsAddr, "crowdpack_uploads", map[string]string{"phase": "Ready"}, n, max(5*time.Minute, time.Duration(n)*50*time.Millisecond))
 	elapsed := time.Since(start)
+	<-profiled
 	waitAllReady(b, h, n, time.Minute)
 	b.StopTimer()
 	apiServerCPU = processCPU(b, apiServerPID(b)) - apiServerCPU
@@ -67,6 +73,39 @@ func BenchmarkThousandUploads(b *testing.B) {
 	b.ReportMetric(float64(writes)/float64(n), "writes/upload")
 	b.ReportMetric(apiServerCPU.Seconds(), "apiserver-cpu-s")
 	b.Logf("manager requests to the API server by method: %v", requests)
+}
+
+// profileAPIServer writes a CPU profile of the API server, taken over the
+// duration's first seconds of the run, to file (none when file is empty),
+// for go tool pprof. The channel closes when it is written.
+func profileAPIServer(b *testing.B, file string, duration time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	if file == "" {
+		close(done)
+		return done
+	}
+	c, err := rest.RESTClientFor(restConfigForRaw(kube.Config))
+	must(b, err)
+	go func() {
+		defer close(done)
+		data, err := c.Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(int(duration.Seconds()))).
+			Timeout(duration + time.Minute).DoRaw(b.Context())
+		if err == nil {
+			err = os.WriteFile(file, data, 0o644)
+		}
+		if err != nil {
+			b.Errorf("profile the API server: %v", err)
+		}
+	}()
+	return done
+}
+
+// restConfigForRaw is cfg for raw requests outside any API group.
+func restConfigForRaw(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.GroupVersion = &schema.GroupVersion{}
+	cfg.NegotiatedSerializer = serializer.NewCodecFactory(runtime.NewScheme()).WithoutConversion()
+	return cfg
 }
 
 // startManagerBinary builds and runs bin/manager against the test's
