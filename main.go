@@ -149,9 +149,6 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	api := wechatpay.Config{BaseURL: o.wechatpayEndpoint, BackupURL: o.wechatpayBackup, HTTPClient: httpClient, Timeout: o.wechatpayTimeout}
-	if api.BaseURL == wechatpay.DefaultBaseURL && api.BackupURL == "" {
-		api.BackupURL = wechatpay.DefaultBackupURL
-	}
 	r := &controllers.UserPackageUploadReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),

@@ -39,8 +39,9 @@ type Config struct {
 	BaseURL string
 	// BackupURL is tried only when BaseURL could not be connected to at all
 	// (DNS, dial, refused), never once a request may have reached a server.
-	// It defaults to DefaultBackupURL only when BaseURL is defaulted too, so
-	// a client aimed at a sandbox never fails over to production.
+	// It defaults to DefaultBackupURL only when BaseURL is DefaultBaseURL
+	// (or empty), so a client aimed at a sandbox never fails over to
+	// production.
 	BackupURL string
 	// HTTPClient is shared between Clients for keep-alive connection reuse;
 	// build it once per CA bundle with NewHTTPClient. When nil, a client is
@@ -127,9 +128,9 @@ func sharedOrNew(shared *http.Client, caBundle []byte) (*http.Client, error) {
 func hostList(base, backup string) ([]string, error) {
 	if base == "" {
 		base = DefaultBaseURL
-		if backup == "" {
-			backup = DefaultBackupURL
-		}
+	}
+	if base == DefaultBaseURL && backup == "" {
+		backup = DefaultBackupURL
 	}
 	var hosts []string
 	for _, raw := range []string{base, backup} {

@@ -221,7 +221,7 @@ func FuzzInitiateUploadResponse(f *testing.F) {
 				t.Fatalf("HTTP %d: error %v is not an *APIError of that status", status, err)
 			}
 			retryable := status == http.StatusTooManyRequests || status >= 500
-			if wechatpay.IsRetryable(err) != retryable {
+			if (wechatpay.Classify(err) == wechatpay.Retryable) != retryable {
 				t.Fatalf("HTTP %d: classified %s", status, wechatpay.Classify(err))
 			}
 		}
