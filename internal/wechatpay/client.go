@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/crowdpack/crowdpack/internal/bound"
+	"github.com/crowdpack/crowdpack/internal/certs"
 	"github.com/crowdpack/crowdpack/internal/version"
 )
 
@@ -95,12 +95,9 @@ func NewHTTPClient(caBundle []byte) (*http.Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if len(bytes.TrimSpace(caBundle)) > 0 {
-		pool, err := x509.SystemCertPool()
+		pool, err := certs.Pool(caBundle)
 		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(caBundle) {
-			return nil, errors.New("CA bundle holds no PEM certificate")
+			return nil, err
 		}
 		transport.TLSClientConfig.RootCAs = pool
 	}
