@@ -66,12 +66,12 @@ func parseFlags() (options, zap.Options) {
 		"Base URL tried when the endpoint cannot be connected to; with the default endpoint it defaults to "+wechatpay.DefaultBackupURL+".")
 	flag.StringVar(&o.wechatpayCAFile, "wechatpay-ca-file", "", "PEM file of extra CAs trusted for the WeChat Pay endpoint.")
 	flag.DurationVar(&o.wechatpayTimeout, "wechatpay-timeout", wechatpay.DefaultTimeout, "Timeout of one WeChat Pay API call.")
-	flag.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 32, "UserPackageUploads worked on at once; one namespace reads with at most half of them.")
-	flag.IntVar(&o.partConcurrency, "part-concurrency", 4, "Parts of one upload sent at once.")
-	flag.Int64Var(&o.partMemory, "max-part-memory", 64<<20,
+	flag.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", controllers.Defaults.MaxConcurrentReconciles, "UserPackageUploads worked on at once; one namespace reads with at most half of them.")
+	flag.IntVar(&o.partConcurrency, "part-concurrency", controllers.Defaults.PartConcurrency, "Parts of one upload sent at once.")
+	flag.Int64Var(&o.partMemory, "max-part-memory", controllers.Defaults.PartMemory,
 		"Bytes of parts held in memory at once, by all uploads together (at least 20 MB, the largest part).")
-	flag.DurationVar(&o.retryBaseDelay, "retry-base-delay", time.Second, "First delay after a transient error; it doubles on each further one.")
-	flag.DurationVar(&o.retryMaxDelay, "retry-max-delay", 5*time.Minute, "Longest delay after transient errors.")
+	flag.DurationVar(&o.retryBaseDelay, "retry-base-delay", controllers.Defaults.RetryBaseDelay, "First delay after a transient error; it doubles on each further one.")
+	flag.DurationVar(&o.retryMaxDelay, "retry-max-delay", controllers.Defaults.RetryMaxDelay, "Longest delay after transient errors.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica works at a time.")
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the manager's own).")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint; 0 disables it.")
