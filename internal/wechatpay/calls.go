@@ -222,13 +222,9 @@ func (cl *Client) MergeParts(ctx context.Context, uploadID string) (*MergeResult
 	if err := validateUploadID(uploadID); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	raw, err := cl.do(ctx, call{op: op, method: "POST", path: uploadsPath + "/" + url.PathEscape(uploadID)})
+	fields, err := cl.doObject(ctx, call{op: op, method: "POST", path: uploadsPath + "/" + url.PathEscape(uploadID)})
 	if err != nil {
 		return nil, err
-	}
-	fields, err := decodeObject(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	return &MergeResult{ResourceID: resourceID(fields), Raw: fields}, nil
 }
@@ -248,15 +244,25 @@ func (cl *Client) ExpandPackage(ctx context.Context, userPackageID, uploadID str
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	path := "/brand/marketing/user-package/user-packages/" + userPackageID + "/expand"
-	raw, err := cl.do(ctx, call{op: op, method: "POST", path: path, signedBody: body, contentType: "application/json"})
+	fields, err := cl.doObject(ctx, call{op: op, method: "POST", path: path, signedBody: body, contentType: "application/json"})
+	if err != nil {
+		return nil, err
+	}
+	return &ExpandResult{Raw: fields}, nil
+}
+
+// doObject sends c and reads its answer, which the API does not document,
+// as a JSON object.
+func (cl *Client) doObject(ctx context.Context, c call) (map[string]any, error) {
+	raw, err := cl.do(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	fields, err := decodeObject(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fmt.Errorf("%s: %w", c.op, err)
 	}
-	return &ExpandResult{Raw: fields}, nil
+	return fields, nil
 }
 
 // decodeObject reads an undocumented answer; an empty body (204) is an empty object.
