@@ -143,8 +143,8 @@ func run(ctx context.Context, o options) error {
 	return mgr.Start(ctx)
 }
 
-// newManager connects to the API server with the flags' rate limits and
-// cache scope.
+// newManager is the controller manager the flags describe: API rate
+// limits, cache scope, metrics, probes and leader election.
 func newManager(o options) (ctrl.Manager, error) {
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
