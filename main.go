@@ -66,12 +66,12 @@ func parseFlags() (options, zap.Options) {
 		"Base URL tried when the endpoint cannot be connected to; with the default endpoint it defaults to "+wechatpay.DefaultBackupURL+".")
 	flag.StringVar(&o.wechatpayCAFile, "wechatpay-ca-file", "", "PEM file of extra CAs trusted for the WeChat Pay endpoint.")
 	flag.DurationVar(&o.wechatpayTimeout, "wechatpay-timeout", wechatpay.DefaultTimeout, "Timeout of one WeChat Pay API call.")
-	flag.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 32, "UserPackageUploads worked on at once; one namespace reads with at most half of them.")
-	flag.IntVar(&o.partConcurrency, "part-concurrency", 4, "Parts of one upload sent at once.")
-	flag.Int64Var(&o.partMemory, "max-part-memory", 64<<20,
+	flag.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", controllers.Defaults.MaxConcurrentReconciles, "UserPackageUploads worked on at once; one namespace reads with at most half of them.")
+	flag.IntVar(&o.partConcurrency, "part-concurrency", controllers.Defaults.PartConcurrency, "Parts of one upload sent at once.")
+	flag.Int64Var(&o.partMemory, "max-part-memory", controllers.Defaults.PartMemory,
 		"Bytes of parts held in memory at once, by all uploads together (at least 20 MB, the largest part).")
-	flag.DurationVar(&o.retryBaseDelay, "retry-base-delay", time.Second, "First delay after a transient error; it doubles on each further one.")
-	flag.DurationVar(&o.retryMaxDelay, "retry-max-delay", 5*time.Minute, "Longest delay after transient errors.")
+	flag.DurationVar(&o.retryBaseDelay, "retry-base-delay", controllers.Defaults.RetryBaseDelay, "First delay after a transient error; it doubles on each further one.")
+	flag.DurationVar(&o.retryMaxDelay, "retry-max-delay", controllers.Defaults.RetryMaxDelay, "Longest delay after transient errors.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica works at a time.")
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the manager's own).")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint; 0 disables it.")
@@ -120,14 +120,32 @@ func main() {
 }
 
 func run(ctx context.Context, o options) error {
-	httpClient, err := wechatPayHTTPClient(o.wechatpayCAFile)
+	// Flags first: a mistake in them is reported before any connection.
+	uploads, err := uploadReconciler(o)
 	if err != nil {
 		return err
 	}
-	guard, err := sourceGuard(o)
+	mgr, err := newManager(o)
 	if err != nil {
 		return err
 	}
+	if err := setupControllers(ctx, mgr, uploads, o.brandSecretNamespace); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	ctrl.Log.Info("starting manager", "version", version.Version, "commit", version.Commit, "wechatpayEndpoint", o.wechatpayEndpoint,
+		"brandSecretNamespace", o.brandSecretNamespace, "watchNamespaces", o.watchNamespaces, "allowAmbientCredentials", o.allowAmbientCredentials)
+	return mgr.Start(ctx)
+}
+
+// newManager is the controller manager the flags describe: API rate
+// limits, cache scope, metrics, probes and leader election.
+func newManager(o options) (ctrl.Manager, error) {
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
 	// With --watch-namespaces, only those namespaces (and the brand Secrets).
@@ -146,24 +164,42 @@ func run(ctx context.Context, o options) error {
 		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
-		return fmt.Errorf("create manager: %w", err)
+		return nil, fmt.Errorf("create manager: %w", err)
 	}
-	api := wechatpay.Config{BaseURL: o.wechatpayEndpoint, BackupURL: o.wechatpayBackup, HTTPClient: httpClient, Timeout: o.wechatpayTimeout}
-	if api.BaseURL == wechatpay.DefaultBaseURL && api.BackupURL == "" {
-		api.BackupURL = wechatpay.DefaultBackupURL
+	return mgr, nil
+}
+
+// setupControllers adds the upload reconciler r and the brand reconciler
+// to mgr, through which both read and write.
+func setupControllers(ctx context.Context, mgr ctrl.Manager, r *controllers.UserPackageUploadReconciler, brandSecretNamespace string) error {
+	r.Client, r.APIReader, r.Recorder = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("crowdpack")
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("set up controller: %w", err)
 	}
-	r := &controllers.UserPackageUploadReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("crowdpack"),
-		NewWeChatPay: func(creds *wechatpay.Credentials) (wechatpay.API, error) {
-			c, err := wechatpay.New(creds, api)
-			if err != nil {
-				return nil, err
-			}
-			// Counted and timed in crowdpack_wechatpay_* (served on --metrics-bind-address).
-			return metrics.InstrumentWeChatPay(c), nil
-		},
+	brands := &controllers.WeChatPayBrandReconciler{
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		SecretNamespace: brandSecretNamespace,
+	}
+	if err := brands.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up brand controller: %w", err)
+	}
+	return nil
+}
+
+// uploadReconciler is the UserPackageUpload reconciler the flags describe,
+// still without the manager's clients.
+func uploadReconciler(o options) (*controllers.UserPackageUploadReconciler, error) {
+	newWeChatPay, err := weChatPayClients(o)
+	if err != nil {
+		return nil, err
+	}
+	guard, err := sourceGuard(o)
+	if err != nil {
+		return nil, err
+	}
+	return &controllers.UserPackageUploadReconciler{
+		NewWeChatPay:            newWeChatPay,
 		PartConcurrency:         o.partConcurrency,
 		PartMemory:              o.partMemory,
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
@@ -172,27 +208,25 @@ func run(ctx context.Context, o options) error {
 		BrandSecretNamespace:    o.brandSecretNamespace,
 		AllowAmbientCredentials: o.allowAmbientCredentials,
 		SourceGuard:             guard,
+	}, nil
+}
+
+// weChatPayClients returns what builds a brand's API client: on the flags'
+// endpoints, sharing one keep-alive HTTP client, instrumented.
+func weChatPayClients(o options) (func(*wechatpay.Credentials) (wechatpay.API, error), error) {
+	httpClient, err := wechatPayHTTPClient(o.wechatpayCAFile)
+	if err != nil {
+		return nil, err
 	}
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
-		return fmt.Errorf("set up controller: %w", err)
-	}
-	brands := &controllers.WeChatPayBrandReconciler{
-		Client:          mgr.GetClient(),
-		APIReader:       mgr.GetAPIReader(),
-		SecretNamespace: o.brandSecretNamespace,
-	}
-	if err := brands.SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("set up brand controller: %w", err)
-	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return err
-	}
-	ctrl.Log.Info("starting manager", "version", version.Version, "commit", version.Commit, "wechatpayEndpoint", o.wechatpayEndpoint,
-		"brandSecretNamespace", o.brandSecretNamespace, "watchNamespaces", o.watchNamespaces, "allowAmbientCredentials", o.allowAmbientCredentials)
-	return mgr.Start(ctx)
+	api := wechatpay.Config{BaseURL: o.wechatpayEndpoint, BackupURL: o.wechatpayBackup, HTTPClient: httpClient, Timeout: o.wechatpayTimeout}
+	return func(creds *wechatpay.Credentials) (wechatpay.API, error) {
+		c, err := wechatpay.New(creds, api)
+		if err != nil {
+			return nil, err
+		}
+		// Counted and timed in crowdpack_wechatpay_* (served on --metrics-bind-address).
+		return metrics.InstrumentWeChatPay(c), nil
+	}, nil
 }
 
 // metricsOptions serves metrics as kubebuilder v4 scaffolds it: HTTPS

@@ -1,7 +1,5 @@
 package v1alpha1
 
-import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 // Condition types. Ready, Reconciling and Stalled follow kstatus, so that
 // kubectl wait, Flux and Argo CD read progress without knowing this API.
 const (
@@ -24,12 +22,6 @@ const ReconcileRequestAnnotation = "reconcile.fluxcd.io/requestedAt"
 func (s *UserPackageUploadSpec) WantsParts() bool {
 	return s.UploadParts == nil || *s.UploadParts
 }
-
-// GetConditions returns the status conditions.
-func (u *UserPackageUpload) GetConditions() []metav1.Condition { return u.Status.Conditions }
-
-// SetConditions replaces the status conditions.
-func (u *UserPackageUpload) SetConditions(c []metav1.Condition) { u.Status.Conditions = c }
 
 // Condition reasons. A stalled object's Stalled and Ready conditions carry
 // the same reason, so `kubectl get upu` and `kubectl wait` both name it.

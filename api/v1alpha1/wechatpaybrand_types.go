@@ -102,12 +102,6 @@ type WeChatPayBrandList struct {
 	Items           []WeChatPayBrand `json:"items"`
 }
 
-// GetConditions returns the status conditions.
-func (b *WeChatPayBrand) GetConditions() []metav1.Condition { return b.Status.Conditions }
-
-// SetConditions replaces the status conditions.
-func (b *WeChatPayBrand) SetConditions(c []metav1.Condition) { b.Status.Conditions = c }
-
 func init() {
 	SchemeBuilder.Register(&WeChatPayBrand{}, &WeChatPayBrandList{})
 }

@@ -88,18 +88,9 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := sandbox.ListenOptions{Addr: *addr, WithAdmin: *adminAddr == ""}
-	if (*certFile == "") != (*keyFile == "") {
-		return errors.New("serve: give both --tls-cert and --tls-key, or neither")
-	}
-	if *certFile != "" {
-		if opts.CertPEM, err = os.ReadFile(*certFile); err != nil {
-			return err
-		}
-		if opts.KeyPEM, err = os.ReadFile(*keyFile); err != nil {
-			return err
-		}
-		opts.TLS = true
+	opts, err := listenOptions(*addr, *certFile, *keyFile, *adminAddr == "")
+	if err != nil {
+		return err
 	}
 	api, err := srv.Listen(opts)
 	if err != nil {
@@ -108,15 +99,47 @@ func serve(args []string) error {
 	fmt.Printf("wechatpay-sandbox listening on %s\n", api.URL)
 	var admin *http.Server
 	if *adminAddr != "" {
-		admin = &http.Server{Addr: *adminAddr, Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			if err := admin.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				fmt.Fprintln(os.Stderr, "wechatpay-sandbox: admin:", err)
-			}
-		}()
-		fmt.Printf("wechatpay-sandbox admin on http://%s/sandbox/\n", *adminAddr)
+		admin = serveAdmin(*adminAddr, srv.AdminHandler())
 	}
+	return shutdownOnSignal(api, admin)
+}
 
+// listenOptions serves the API on addr, over HTTPS when given a
+// certificate and key, with the admin endpoints beside it when withAdmin.
+func listenOptions(addr, certFile, keyFile string, withAdmin bool) (sandbox.ListenOptions, error) {
+	opts := sandbox.ListenOptions{Addr: addr, WithAdmin: withAdmin}
+	if (certFile == "") != (keyFile == "") {
+		return opts, errors.New("serve: give both --tls-cert and --tls-key, or neither")
+	}
+	if certFile == "" {
+		return opts, nil
+	}
+	var err error
+	if opts.CertPEM, err = os.ReadFile(certFile); err != nil {
+		return opts, err
+	}
+	if opts.KeyPEM, err = os.ReadFile(keyFile); err != nil {
+		return opts, err
+	}
+	opts.TLS = true
+	return opts, nil
+}
+
+// serveAdmin serves the admin endpoints on their own plain-HTTP listener.
+func serveAdmin(addr string, h http.Handler) *http.Server {
+	admin := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := admin.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, "wechatpay-sandbox: admin:", err)
+		}
+	}()
+	fmt.Printf("wechatpay-sandbox admin on http://%s/sandbox/\n", addr)
+	return admin
+}
+
+// shutdownOnSignal waits for SIGINT or SIGTERM, then shuts the listeners
+// down, giving calls in flight 10 seconds.
+func shutdownOnSignal(api *sandbox.Instance, admin *http.Server) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()

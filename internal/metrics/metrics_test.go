@@ -17,7 +17,7 @@ import (
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
-func TestClassify(t *testing.T) {
+func TestStatusAndCode(t *testing.T) {
 	cases := []struct {
 		name         string
 		err          error
@@ -32,9 +32,9 @@ func TestClassify(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			status, code := Classify(tc.err)
+			status, code := statusAndCode(tc.err)
 			if status != tc.status || code != tc.code {
-				t.Errorf("Classify = %q, %q; want %q, %q", status, code, tc.status, tc.code)
+				t.Errorf("statusAndCode = %q, %q; want %q, %q", status, code, tc.status, tc.code)
 			}
 		})
 	}

@@ -48,7 +48,7 @@ func (i *instrumentedWeChatPay) ExpandPackage(ctx context.Context, userPackageID
 
 func recordCall(endpoint string, start time.Time, err error) {
 	WeChatPayDuration.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
-	status, code := Classify(err)
+	status, code := statusAndCode(err)
 	WeChatPayRequests.WithLabelValues(endpoint, status, code).Inc()
 }
 
@@ -57,13 +57,13 @@ func recordCall(endpoint string, start time.Time, err error) {
 // code): such an answer is an error, never a success.
 const CodeUnverified = "UNVERIFIED"
 
-// Classify returns the status and code labels of a call's outcome: "200"
+// statusAndCode returns the status and code labels of a call's outcome: "200"
 // and "" on success (the brand API answers 200; the client does not expose
 // other 2xx codes), the HTTP status and WeChat Pay error code of an
 // *wechatpay.APIError (including a verified 202), the status and
 // CodeUnverified of an answer that failed verification, and "error" and ""
 // when no answer came back.
-func Classify(err error) (status, code string) {
+func statusAndCode(err error) (status, code string) {
 	if err == nil {
 		return "200", ""
 	}

@@ -30,55 +30,69 @@ func (s *Server) HandlerWithAdmin() http.Handler {
 }
 
 func (s *Server) registerAdmin(mux *http.ServeMux) {
-	mux.HandleFunc("GET /sandbox/records", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Records())
-	})
-	mux.HandleFunc("GET /sandbox/uploads/{id}/file", func(w http.ResponseWriter, r *http.Request) {
-		data, ok := s.MergedFile(r.PathValue("id"))
-		if !ok {
-			writeJSON(w, http.StatusNotFound, map[string]string{"message": "no merged upload with this id"})
-			return
-		}
-		w.Header().Set("Content-Type", "text/csv")
-		_, _ = w.Write(data)
-	})
-	mux.HandleFunc("GET /sandbox/faults", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		faults := map[Endpoint]Faults{}
-		for e, f := range s.faults.random {
-			faults[e] = f
-		}
-		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, faults)
-	})
-	mux.HandleFunc("PUT /sandbox/faults/{endpoint}", func(w http.ResponseWriter, r *http.Request) {
-		var f Faults
-		if !decodeAdmin(w, r, &f) {
-			return
-		}
-		answerAdmin(w, s.SetFaults(Endpoint(r.PathValue("endpoint")), f))
-	})
-	mux.HandleFunc("POST /sandbox/faults/{endpoint}/next", func(w http.ResponseWriter, r *http.Request) {
-		var next struct {
-			Count int   `json:"count"`
-			Fault Fault `json:"fault"`
-		}
-		if !decodeAdmin(w, r, &next) {
-			return
-		}
-		answerAdmin(w, s.FailNext(Endpoint(r.PathValue("endpoint")), next.Count, next.Fault))
-	})
-	mux.HandleFunc("GET /sandbox/idempotency", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Idempotency())
-	})
-	mux.HandleFunc("PUT /sandbox/idempotency", func(w http.ResponseWriter, r *http.Request) {
-		var i Idempotency
-		if !decodeAdmin(w, r, &i) {
-			return
-		}
-		s.SetIdempotency(i)
-		answerAdmin(w, nil)
-	})
+	mux.HandleFunc("GET /sandbox/records", s.adminRecords)
+	mux.HandleFunc("GET /sandbox/uploads/{id}/file", s.adminMergedFile)
+	mux.HandleFunc("GET /sandbox/faults", s.adminFaults)
+	mux.HandleFunc("PUT /sandbox/faults/{endpoint}", s.adminSetFaults)
+	mux.HandleFunc("POST /sandbox/faults/{endpoint}/next", s.adminFailNext)
+	mux.HandleFunc("GET /sandbox/idempotency", s.adminIdempotency)
+	mux.HandleFunc("PUT /sandbox/idempotency", s.adminSetIdempotency)
+}
+
+func (s *Server) adminRecords(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Records())
+}
+
+func (s *Server) adminMergedFile(w http.ResponseWriter, r *http.Request) {
+	data, ok := s.MergedFile(r.PathValue("id"))
+	if !ok {
+		writeJSON(w, http.StatusNotFound, map[string]string{"message": "no merged upload with this id"})
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv")
+	_, _ = w.Write(data)
+}
+
+func (s *Server) adminFaults(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	faults := map[Endpoint]Faults{}
+	for e, f := range s.faults.random {
+		faults[e] = f
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, faults)
+}
+
+func (s *Server) adminSetFaults(w http.ResponseWriter, r *http.Request) {
+	var f Faults
+	if !decodeAdmin(w, r, &f) {
+		return
+	}
+	answerAdmin(w, s.SetFaults(Endpoint(r.PathValue("endpoint")), f))
+}
+
+func (s *Server) adminFailNext(w http.ResponseWriter, r *http.Request) {
+	var next struct {
+		Count int   `json:"count"`
+		Fault Fault `json:"fault"`
+	}
+	if !decodeAdmin(w, r, &next) {
+		return
+	}
+	answerAdmin(w, s.FailNext(Endpoint(r.PathValue("endpoint")), next.Count, next.Fault))
+}
+
+func (s *Server) adminIdempotency(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Idempotency())
+}
+
+func (s *Server) adminSetIdempotency(w http.ResponseWriter, r *http.Request) {
+	var i Idempotency
+	if !decodeAdmin(w, r, &i) {
+		return
+	}
+	s.SetIdempotency(i)
+	answerAdmin(w, nil)
 }
 
 func decodeAdmin(w http.ResponseWriter, r *http.Request, v any) bool {

@@ -202,6 +202,16 @@ type fields struct {
 	err    *reply
 }
 
+// jsonFields reads the fields of raw, a JSON object that may hold only
+// names, under prefix (e.g. "file_meta."); a body that is no such object
+// is its first problem.
+func jsonFields(raw []byte, prefix string, names ...string) *fields {
+	obj, bad := decodeJSON(raw)
+	f := &fields{obj: obj, prefix: prefix, err: bad}
+	f.only(names...)
+	return f
+}
+
 func (f *fields) value(name string) (any, bool) {
 	if f.err != nil {
 		return nil, false

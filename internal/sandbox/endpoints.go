@@ -62,50 +62,23 @@ func (u *upload) assemble() []byte {
 
 // initiate: POST /brand/marketing/user-package/uploads
 func (s *Server) initiate(c *call) reply {
-	obj, bad := decodeJSON(c.body)
+	info, bad := readFileInfo(c.body)
 	if bad != nil {
 		return *bad
 	}
-	top := &fields{obj: obj}
-	top.only("user_package_file_info")
-	info := top.object("user_package_file_info")
-	info.only("filename", "digest", "package_type", "data_type", "description", "file_size")
-	filename, digest := info.str("filename"), info.str("digest")
-	packageType, dataType := info.str("package_type"), info.str("data_type")
-	description, size := info.str("description"), info.integer("file_size")
-	if info.err != nil {
-		return *info.err
-	}
-	if top.err != nil {
-		return *top.err
-	}
-	switch n := utf8.RuneCountInString(description); {
-	case len(filename) > 128 || !filenameRule.MatchString(filename):
-		return paramError("filename must be at most 128 letters, digits, '_', '.' or '-' and end in .csv")
-	case !digestRule.MatchString(digest):
-		return paramError("digest must be 64 lowercase hex digits")
-	case !packageTypes[packageType]:
-		return paramError("package_type %q is not a known package type", packageType)
-	case !dataTypes[dataType]:
-		return paramError("data_type %q is not a known data type", dataType)
-	case n < 15 || n > 128:
-		return paramError("description must be 15 to 128 characters, got %d", n)
-	case size <= 0:
-		return paramError("file_size must be greater than 0")
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.filenames[c.brandID][filename] {
-		return invalidRequest("filename %s was already used by an upload of this brand", filename)
+	if s.filenames[c.brandID][info.filename] {
+		return invalidRequest("filename %s was already used by an upload of this brand", info.filename)
 	}
 	if s.filenames[c.brandID] == nil {
 		s.filenames[c.brandID] = map[string]bool{}
 	}
-	s.filenames[c.brandID][filename] = true
+	s.filenames[c.brandID][info.filename] = true
 	u := &upload{
 		id: newUploadID(s.now()), brandID: c.brandID,
-		filename: filename, digest: digest, size: size, partSize: s.partSize,
-		partCount: int((size + s.partSize - 1) / s.partSize), parts: map[int][]byte{}, expandedInto: map[string]bool{},
+		filename: info.filename, digest: info.digest, size: info.size, partSize: s.partSize,
+		partCount: int((info.size + s.partSize - 1) / s.partSize), parts: map[int][]byte{}, expandedInto: map[string]bool{},
 	}
 	s.uploads[u.id] = u
 	c.rec.UploadID = u.id
@@ -113,6 +86,46 @@ func (s *Server) initiate(c *call) reply {
 		"return_message": "success", "upload_id": u.id,
 		"file_part_size": u.partSize, "file_part_count": u.partCount,
 	})
+}
+
+// fileInfo is initiate's user_package_file_info.
+type fileInfo struct {
+	filename, digest, packageType, dataType, description string
+	size                                                 int64
+}
+
+// readFileInfo reads initiate's body and checks it against the documented
+// field rules.
+func readFileInfo(body []byte) (fileInfo, *reply) {
+	top := jsonFields(body, "", "user_package_file_info")
+	info := top.object("user_package_file_info")
+	info.only("filename", "digest", "package_type", "data_type", "description", "file_size")
+	fi := fileInfo{
+		filename: info.str("filename"), digest: info.str("digest"),
+		packageType: info.str("package_type"), dataType: info.str("data_type"),
+		description: info.str("description"), size: info.integer("file_size"),
+	}
+	if info.err != nil {
+		return fi, info.err
+	}
+	if top.err != nil {
+		return fi, top.err
+	}
+	switch n := utf8.RuneCountInString(fi.description); {
+	case len(fi.filename) > 128 || !filenameRule.MatchString(fi.filename):
+		return fi, ptr(paramError("filename must be at most 128 letters, digits, '_', '.' or '-' and end in .csv"))
+	case !digestRule.MatchString(fi.digest):
+		return fi, ptr(paramError("digest must be 64 lowercase hex digits"))
+	case !packageTypes[fi.packageType]:
+		return fi, ptr(paramError("package_type %q is not a known package type", fi.packageType))
+	case !dataTypes[fi.dataType]:
+		return fi, ptr(paramError("data_type %q is not a known data type", fi.dataType))
+	case n < 15 || n > 128:
+		return fi, ptr(paramError("description must be 15 to 128 characters, got %d", n))
+	case fi.size <= 0:
+		return fi, ptr(paramError("file_size must be greater than 0"))
+	}
+	return fi, nil
 }
 
 // newUploadID has the documented shape: 10 digits of Unix seconds, then 64
@@ -135,30 +148,10 @@ func (s *Server) ownedUpload(c *call, id string) (*upload, *reply) {
 
 // uploadPart: PUT /brand/marketing/user-package/uploads/{upload_id}/{part_number}
 func (s *Server) uploadPart(c *call) reply {
-	obj, bad := decodeJSON(c.part.meta)
+	n, digest, bad := readPartMeta(c)
 	if bad != nil {
 		return *bad
 	}
-	meta := &fields{obj: obj, prefix: "file_meta."}
-	meta.only("filename", "digest")
-	filename, digest := meta.str("filename"), meta.str("digest")
-	if meta.err != nil {
-		return *meta.err
-	}
-	// The part's filename is checked against the documented character
-	// rules only: the documentation does not say it must repeat the upload's.
-	if len(filename) > 128 || !filenameRule.MatchString(filename) {
-		return paramError("file_meta.filename must be at most 128 letters, digits, '_', '.' or '-' and end in .csv")
-	}
-	if !digestRule.MatchString(digest) {
-		return paramError("file_meta.digest must be 64 lowercase hex digits")
-	}
-	number := c.r.PathValue("part_number")
-	if !partNumberRule.MatchString(number) {
-		return paramError("part_number must be a number from 1")
-	}
-	n, _ := strconv.Atoi(number)
-
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, bad := s.ownedUpload(c, c.r.PathValue("upload_id"))
@@ -184,6 +177,30 @@ func (s *Server) uploadPart(c *call) reply {
 	}
 	u.parts[n] = c.part.file
 	return success(map[string]string{"return_message": "success"})
+}
+
+// readPartMeta reads a part's number from its path and the digest from its
+// file_meta, checked against the documented field rules.
+func readPartMeta(c *call) (n int, digest string, bad *reply) {
+	meta := jsonFields(c.part.meta, "file_meta.", "filename", "digest")
+	filename, digest := meta.str("filename"), meta.str("digest")
+	if meta.err != nil {
+		return 0, "", meta.err
+	}
+	// The part's filename is checked against the documented character
+	// rules only: the documentation does not say it must repeat the upload's.
+	if len(filename) > 128 || !filenameRule.MatchString(filename) {
+		return 0, "", ptr(paramError("file_meta.filename must be at most 128 letters, digits, '_', '.' or '-' and end in .csv"))
+	}
+	if !digestRule.MatchString(digest) {
+		return 0, "", ptr(paramError("file_meta.digest must be 64 lowercase hex digits"))
+	}
+	number := c.r.PathValue("part_number")
+	if !partNumberRule.MatchString(number) {
+		return 0, "", ptr(paramError("part_number must be a number from 1"))
+	}
+	n, _ = strconv.Atoi(number)
+	return n, digest, nil
 }
 
 // merge: POST /brand/marketing/user-package/uploads/{upload_id}
@@ -224,12 +241,7 @@ func (s *Server) expand(c *call) reply {
 	if !userPackageIDRule.MatchString(packageID) {
 		return paramError("user_package_id must be exactly 20 digits")
 	}
-	obj, bad := decodeJSON(c.body)
-	if bad != nil {
-		return *bad
-	}
-	body := &fields{obj: obj}
-	body.only("upload_id")
+	body := jsonFields(c.body, "", "upload_id")
 	uploadID := body.str("upload_id")
 	if body.err != nil {
 		return *body.err

@@ -40,7 +40,7 @@ func TestInjectedFaults(t *testing.T) {
 			req := initiateFor(fmt.Sprintf("fault_%d.csv", i), csvFile(10))
 			_, err := client.InitiateUpload(context.Background(), req)
 			var api *wechatpay.APIError
-			if !errors.As(err, &api) || api.StatusCode != tc.wantStatus || !wechatpay.IsRetryable(err) || wechatpay.RetryAfter(err) != tc.wantRetryAfter {
+			if !errors.As(err, &api) || api.StatusCode != tc.wantStatus || wechatpay.Classify(err) != wechatpay.Retryable || wechatpay.RetryAfter(err) != tc.wantRetryAfter {
 				t.Fatalf("error %v (retry after %v), want retryable HTTP %d after %v", err, wechatpay.RetryAfter(err), tc.wantStatus, tc.wantRetryAfter)
 			}
 			if _, err := client.InitiateUpload(context.Background(), req); err != nil {
@@ -63,8 +63,8 @@ func TestLostResponse(t *testing.T) {
 			client := newClient(t, inst, credsA(t))
 			req := initiateFor("lost.csv", csvFile(10))
 			_, err := client.InitiateUpload(context.Background(), req)
-			if !wechatpay.IsRetryable(err) || !wechatpay.MayHaveReachedServer(err) {
-				t.Fatalf("error %v: retryable %v, may have reached %v", err, wechatpay.IsRetryable(err), wechatpay.MayHaveReachedServer(err))
+			if wechatpay.Classify(err) != wechatpay.Retryable || !wechatpay.MayHaveReachedServer(err) {
+				t.Fatalf("error %v: class %v, may have reached %v", err, wechatpay.Classify(err), wechatpay.MayHaveReachedServer(err))
 			}
 			if n := srv.CountSucceeded(sandbox.EndpointInitiate); n != 1 {
 				t.Fatalf("%d initiates processed, want 1", n)
@@ -114,7 +114,7 @@ func TestLatencyMakesTheClientTimeOut(t *testing.T) {
 	client := newClient(t, inst, credsA(t), func(c *wechatpay.Config) { c.Timeout = 50 * time.Millisecond })
 	_, err := client.MergeParts(context.Background(), "unknown-upload")
 	var transport *wechatpay.TransportError
-	if !errors.As(err, &transport) || !wechatpay.IsRetryable(err) {
+	if !errors.As(err, &transport) || wechatpay.Classify(err) != wechatpay.Retryable {
 		t.Fatalf("error %v, want a retryable timeout", err)
 	}
 }

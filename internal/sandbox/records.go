@@ -70,7 +70,8 @@ func (s *Server) MergedFile(uploadID string) ([]byte, bool) {
 	return u.assemble(), true
 }
 
-func (s *Server) record(r Record) {
+// appendRecord adds r to the calls Records returns.
+func (s *Server) appendRecord(r Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.records = append(s.records, r)

@@ -186,7 +186,8 @@ type call struct {
 }
 
 // endpoint runs the common pipeline: read the body, authenticate, inject a
-// fault, process, record, then answer (or drop the connection).
+// fault, process, append the call to Records, then answer (or drop the
+// connection).
 func (s *Server) endpoint(e Endpoint, read bodyReader, process func(*call) reply) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := Record{
@@ -198,7 +199,7 @@ func (s *Server) endpoint(e Endpoint, read bodyReader, process func(*call) reply
 		rep, fault := s.handle(e, w, r, read, process, &rec)
 		rec.Status, rec.Code, rec.Duplicate, rec.Fault = rep.status, rep.code, rep.duplicate, fault
 		rec.RequestID = requestID(rec.RequestID, rep.status)
-		s.record(rec)
+		s.appendRecord(rec)
 		if fault == FaultLostResponse {
 			panic(http.ErrAbortHandler) // closes the connection (HTTP/1) or resets the stream (HTTP/2) unanswered
 		}

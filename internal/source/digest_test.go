@@ -56,7 +56,7 @@ func TestDigestFailsOnATornRead(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Digest(context.Background(), tc.src, nil)
-			if err == nil || IsTerminal(err) {
+			if err == nil || isTerminal(err) {
 				t.Fatalf("Digest error = %v, want a transient error", err)
 			}
 		})

@@ -33,10 +33,11 @@ var (
 	ErrTooSlow = errors.New("source too slow")
 )
 
-// IsTerminal reports whether retrying err cannot help until something
+// isTerminal reports whether retrying err cannot help until something
 // changes: the spec, the credentials or the object. Other errors are
-// transient.
-func IsTerminal(err error) bool {
+// transient. Callers tell the errors apart themselves (each has its own
+// reason); the tests hold every error to this classification.
+func isTerminal(err error) bool {
 	for _, terminal := range []error{ErrNotFound, ErrAccessDenied, ErrChanged, ErrInvalidConfig, ErrAddressDenied, ErrInsecureDenied, ErrTooLarge} {
 		if errors.Is(err, terminal) {
 			return true

@@ -23,8 +23,8 @@ func TestIsTerminal(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := IsTerminal(tc.err); got != tc.want {
-				t.Errorf("IsTerminal(%v) = %t, want %t", tc.err, got, tc.want)
+			if got := isTerminal(tc.err); got != tc.want {
+				t.Errorf("isTerminal(%v) = %t, want %t", tc.err, got, tc.want)
 			}
 		})
 	}

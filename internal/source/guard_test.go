@@ -279,7 +279,7 @@ func TestSlowReadsFailAsTransient(t *testing.T) {
 			tc.guard(g)
 			start := time.Now()
 			_, err := Digest(context.Background(), mustNewHTTP(t, HTTPConfig{URL: srv.URL, Insecure: true, Guard: g}), nil)
-			if !errors.Is(err, ErrTooSlow) || IsTerminal(err) {
+			if !errors.Is(err, ErrTooSlow) || isTerminal(err) {
 				t.Fatalf("error %v, want a transient ErrTooSlow", err)
 			}
 			if !strings.Contains(err.Error(), tc.want) {

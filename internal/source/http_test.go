@@ -270,7 +270,7 @@ func assertClassified(t testing.TB, err, want error) {
 	switch {
 	case err == nil:
 		t.Fatalf("no error, want %v", want)
-	case want == nil && IsTerminal(err):
+	case want == nil && isTerminal(err):
 		t.Errorf("error %q is terminal, want transient", err)
 	case want != nil && !errors.Is(err, want):
 		t.Errorf("error %q, want %v", err, want)

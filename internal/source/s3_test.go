@@ -95,7 +95,7 @@ func TestS3ErrorsAreClassifiedAndKeepSecretsOut(t *testing.T) {
 			tc.modify(&cfg)
 			_, _, err := mustNewS3(t, cfg).Open(context.Background())
 			t.Logf("error: %v", err)
-			if !errors.Is(err, tc.want) || !IsTerminal(err) {
+			if !errors.Is(err, tc.want) || !isTerminal(err) {
 				t.Fatalf("Open error = %v, want %v (terminal)", err, tc.want)
 			}
 			for _, secret := range []string{cfg.SecretKey, s.SecretKey, cfg.SessionToken} {
@@ -112,7 +112,7 @@ func TestS3AnUnreachableEndpointIsTransient(t *testing.T) {
 		AccessKey: "access", SecretKey: "secret-0123456789"})
 	_, _, err := src.Open(context.Background())
 	t.Logf("error: %v", err)
-	if err == nil || IsTerminal(err) {
+	if err == nil || isTerminal(err) {
 		t.Fatalf("Open error = %v, want a transient error", err)
 	}
 	if strings.Contains(err.Error(), "secret-0123456789") {

@@ -8,8 +8,9 @@
 // later describe the same bytes.
 //
 // Errors are classified with errors.Is against ErrNotFound, ErrAccessDenied,
-// ErrChanged and ErrInvalidConfig (IsTerminal reports any of them); anything
-// else (network, timeouts, 5xx) is transient. Error messages never contain
+// ErrChanged, ErrInvalidConfig, ErrAddressDenied, ErrInsecureDenied and
+// ErrTooLarge, which retrying cannot help; anything else (network, timeouts,
+// 5xx, ErrTooSlow) is transient. Error messages never contain
 // credentials, tokens, URL query strings or userinfo.
 package source
 

@@ -2,10 +2,11 @@ package source
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/crowdpack/crowdpack/internal/certs"
 )
 
 // responseHeaderTimeout bounds the wait for a server that accepted a request
@@ -47,25 +48,13 @@ func newTransport(base http.RoundTripper, caBundle []byte, g *Guard) (http.Round
 	if len(caBundle) == 0 {
 		return t, nil
 	}
-	pool, err := certPool(caBundle)
+	pool, err := certs.Pool(caBundle)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: the %w", ErrInvalidConfig, err)
 	}
 	if t.TLSClientConfig == nil {
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	t.TLSClientConfig.RootCAs = pool
 	return t, nil
-}
-
-// certPool returns the system roots plus the PEM certificates in caBundle.
-func certPool(caBundle []byte) (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(caBundle) {
-		return nil, fmt.Errorf("%w: the CA bundle holds no PEM certificate", ErrInvalidConfig)
-	}
-	return pool, nil
 }

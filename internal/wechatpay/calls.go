@@ -28,6 +28,10 @@ const (
 	MaxUploadIDLength    = 128
 	UserPackageIDLength  = 20
 	MaxPartSize          = 20 << 20 // a part is at most 20 MB
+	// MaxPartCount bounds the parts of one upload: a caller allocates its
+	// set of acknowledged parts from the count, so a plan (an answer, or one
+	// edited into status) must not make it allocate at will.
+	MaxPartCount = 10_000
 )
 
 const uploadsPath = "/brand/marketing/user-package/uploads"
@@ -180,21 +184,34 @@ func (cl *Client) InitiateUpload(ctx context.Context, r InitiateUploadRequest) (
 	return &resp, nil
 }
 
-// checkPlan refuses an answer whose part plan cannot describe a file of
-// fileSize bytes: parts of file_part_size bytes (at most MaxPartSize), only
-// the last one shorter, file_part_count of them, and an upload_id that later
-// calls accept.
+// checkPlan refuses an answer that later calls could not use: one without
+// an upload_id they accept, or whose part plan CheckPlan refuses.
 func (r *InitiateUploadResponse) checkPlan(fileSize int64) error {
 	switch {
 	case r.UploadID == "" || r.FilePartSize <= 0 || r.FilePartCount <= 0:
 		return errors.New("answer lacks upload_id, file_part_size or file_part_count")
 	case len(r.UploadID) > MaxUploadIDLength:
 		return fmt.Errorf("answer's upload_id has %d characters, more than %d", len(r.UploadID), MaxUploadIDLength)
-	case r.FilePartSize > MaxPartSize:
-		return fmt.Errorf("answer's file_part_size %d is larger than %d", r.FilePartSize, MaxPartSize)
-	case r.FilePartCount != (fileSize-1)/r.FilePartSize+1:
-		return fmt.Errorf("answer's part plan of %d parts of %d bytes does not fit the file's %d bytes",
-			r.FilePartCount, r.FilePartSize, fileSize)
+	}
+	if err := CheckPlan(r.FilePartSize, r.FilePartCount, fileSize); err != nil {
+		return fmt.Errorf("answer's %w", err)
+	}
+	return nil
+}
+
+// CheckPlan refuses a part plan that cannot describe a file of fileSize
+// bytes: partCount parts (1 to MaxPartCount) of partSize bytes (1 to
+// MaxPartSize), only the last one shorter.
+func CheckPlan(partSize, partCount, fileSize int64) error {
+	switch {
+	case partSize <= 0 || partCount <= 0 || fileSize <= 0:
+		return fmt.Errorf("part plan of %d parts of %d bytes for a file of %d bytes is empty", partCount, partSize, fileSize)
+	case partSize > MaxPartSize:
+		return fmt.Errorf("part plan of %d parts of %d bytes has parts larger than %d bytes", partCount, partSize, MaxPartSize)
+	case partCount > MaxPartCount:
+		return fmt.Errorf("part plan of %d parts of %d bytes has more than %d parts", partCount, partSize, MaxPartCount)
+	case partCount != (fileSize-1)/partSize+1:
+		return fmt.Errorf("part plan of %d parts of %d bytes does not fit the file's %d bytes", partCount, partSize, fileSize)
 	}
 	return nil
 }
@@ -205,13 +222,9 @@ func (cl *Client) MergeParts(ctx context.Context, uploadID string) (*MergeResult
 	if err := validateUploadID(uploadID); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	raw, err := cl.do(ctx, call{op: op, method: "POST", path: uploadsPath + "/" + url.PathEscape(uploadID)})
+	fields, err := cl.doObject(ctx, call{op: op, method: "POST", path: uploadsPath + "/" + url.PathEscape(uploadID)})
 	if err != nil {
 		return nil, err
-	}
-	fields, err := decodeObject(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	return &MergeResult{ResourceID: resourceID(fields), Raw: fields}, nil
 }
@@ -231,15 +244,25 @@ func (cl *Client) ExpandPackage(ctx context.Context, userPackageID, uploadID str
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	path := "/brand/marketing/user-package/user-packages/" + userPackageID + "/expand"
-	raw, err := cl.do(ctx, call{op: op, method: "POST", path: path, signedBody: body, contentType: "application/json"})
+	fields, err := cl.doObject(ctx, call{op: op, method: "POST", path: path, signedBody: body, contentType: "application/json"})
+	if err != nil {
+		return nil, err
+	}
+	return &ExpandResult{Raw: fields}, nil
+}
+
+// doObject sends c and reads its answer, which the API does not document,
+// as a JSON object.
+func (cl *Client) doObject(ctx context.Context, c call) (map[string]any, error) {
+	raw, err := cl.do(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	fields, err := decodeObject(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fmt.Errorf("%s: %w", c.op, err)
 	}
-	return &ExpandResult{Raw: fields}, nil
+	return fields, nil
 }
 
 // decodeObject reads an undocumented answer; an empty body (204) is an empty object.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/crowdpack/crowdpack/internal/bound"
+	"github.com/crowdpack/crowdpack/internal/certs"
 	"github.com/crowdpack/crowdpack/internal/version"
 )
 
@@ -39,8 +39,9 @@ type Config struct {
 	BaseURL string
 	// BackupURL is tried only when BaseURL could not be connected to at all
 	// (DNS, dial, refused), never once a request may have reached a server.
-	// It defaults to DefaultBackupURL only when BaseURL is defaulted too, so
-	// a client aimed at a sandbox never fails over to production.
+	// It defaults to DefaultBackupURL only when BaseURL is DefaultBaseURL
+	// (or empty), so a client aimed at a sandbox never fails over to
+	// production.
 	BackupURL string
 	// HTTPClient is shared between Clients for keep-alive connection reuse;
 	// build it once per CA bundle with NewHTTPClient. When nil, a client is
@@ -94,12 +95,9 @@ func NewHTTPClient(caBundle []byte) (*http.Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if len(bytes.TrimSpace(caBundle)) > 0 {
-		pool, err := x509.SystemCertPool()
+		pool, err := certs.Pool(caBundle)
 		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(caBundle) {
-			return nil, errors.New("CA bundle holds no PEM certificate")
+			return nil, err
 		}
 		transport.TLSClientConfig.RootCAs = pool
 	}
@@ -127,9 +125,9 @@ func sharedOrNew(shared *http.Client, caBundle []byte) (*http.Client, error) {
 func hostList(base, backup string) ([]string, error) {
 	if base == "" {
 		base = DefaultBaseURL
-		if backup == "" {
-			backup = DefaultBackupURL
-		}
+	}
+	if base == DefaultBaseURL && backup == "" {
+		backup = DefaultBackupURL
 	}
 	var hosts []string
 	for _, raw := range []string{base, backup} {

@@ -481,6 +481,18 @@ func TestNew(t *testing.T) {
 			t.Fatalf("New = %v, %v", c, err)
 		}
 	})
+	t.Run("the default endpoint named explicitly keeps its backup host", func(t *testing.T) {
+		c, err := New(creds, Config{BaseURL: DefaultBaseURL})
+		if err != nil || !cmp.Equal(c.hosts, []string{DefaultBaseURL, DefaultBackupURL}) {
+			t.Fatalf("New = %v, %v", c, err)
+		}
+	})
+	t.Run("a backup given with the default endpoint replaces the default backup", func(t *testing.T) {
+		c, err := New(creds, Config{BaseURL: DefaultBaseURL, BackupURL: "https://backup.example"})
+		if err != nil || !cmp.Equal(c.hosts, []string{DefaultBaseURL, "https://backup.example"}) {
+			t.Fatalf("New = %v, %v", c, err)
+		}
+	})
 	t.Run("a client aimed at a sandbox never fails over to production", func(t *testing.T) {
 		c, err := New(creds, Config{BaseURL: "https://127.0.0.1:8443/"})
 		if err != nil || !cmp.Equal(c.hosts, []string{"https://127.0.0.1:8443"}) {

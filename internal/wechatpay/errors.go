@@ -9,16 +9,11 @@ import (
 	"time"
 )
 
-// Error codes of the brand API.
+// Error codes of the brand API that callers tell apart.
 const (
-	CodeParamError         = "PARAM_ERROR"
-	CodeInvalidRequest     = "INVALID_REQUEST"
-	CodeSignError          = "SIGN_ERROR"
-	CodeNoAuth             = "NO_AUTH"
-	CodeNotFound           = "NOT_FOUND"
-	CodeRateLimitExceeded  = "RATELIMIT_EXCEEDED"
-	CodeSystemError        = "SYSTEM_ERROR"
-	CodeServiceUnavailable = "SERVICE_UNAVAILABLE"
+	CodeParamError        = "PARAM_ERROR"
+	CodeInvalidRequest    = "INVALID_REQUEST"
+	CodeRateLimitExceeded = "RATELIMIT_EXCEEDED"
 )
 
 // APIError is a non-2xx answer, or a verified 202 ("accepted, not processed
@@ -132,9 +127,6 @@ func Classify(err error) Class {
 		return Terminal
 	}
 }
-
-// IsRetryable is Classify(err) == Retryable.
-func IsRetryable(err error) bool { return Classify(err) == Retryable }
 
 // RetryAfter is the delay WeChat Pay asked for with Retry-After, or 0.
 func RetryAfter(err error) time.Duration {

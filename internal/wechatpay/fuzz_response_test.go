@@ -128,7 +128,7 @@ func validPlan(body []byte, fileSize int64) (*wechatpay.InitiateUploadResponse, 
 		return nil, false
 	}
 	ok := r.UploadID != "" && len(r.UploadID) <= wechatpay.MaxUploadIDLength &&
-		r.FilePartSize > 0 && r.FilePartSize <= wechatpay.MaxPartSize && r.FilePartCount > 0 &&
+		r.FilePartSize > 0 && r.FilePartSize <= wechatpay.MaxPartSize && r.FilePartCount > 0 && r.FilePartCount <= wechatpay.MaxPartCount &&
 		// the parts cover the file, and none is empty
 		r.FilePartCount-1 < (fileSize+r.FilePartSize-1)/r.FilePartSize &&
 		r.FilePartCount >= (fileSize-1)/r.FilePartSize+1
@@ -221,7 +221,7 @@ func FuzzInitiateUploadResponse(f *testing.F) {
 				t.Fatalf("HTTP %d: error %v is not an *APIError of that status", status, err)
 			}
 			retryable := status == http.StatusTooManyRequests || status >= 500
-			if wechatpay.IsRetryable(err) != retryable {
+			if (wechatpay.Classify(err) == wechatpay.Retryable) != retryable {
 				t.Fatalf("HTTP %d: classified %s", status, wechatpay.Classify(err))
 			}
 		}
@@ -247,6 +247,8 @@ func TestInitiateUploadRefusesAPlanThatDoesNotFitTheFile(t *testing.T) {
 			`{"upload_id":"u","file_part_size":10240,"file_part_count":26}`, "does not fit"},
 		{"a plan of parts larger than 20 MB is refused",
 			`{"upload_id":"u","file_part_size":20971521,"file_part_count":1}`, "larger than 20971520"},
+		{"a plan of more than 10000 parts is refused",
+			`{"upload_id":"u","file_part_size":25,"file_part_count":10240}`, "more than 10000 parts"},
 		{"an upload_id of 129 characters is refused",
 			`{"upload_id":"` + strings.Repeat("x", 129) + `","file_part_size":10240,"file_part_count":25}`, "more than 128"},
 		{"an empty upload_id is refused",

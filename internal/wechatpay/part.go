@@ -58,7 +58,7 @@ func (cl *Client) UploadPart(ctx context.Context, p Part) (*PartResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	raw, err := cl.do(ctx, call{
+	fields, err := cl.doObject(ctx, call{
 		op:          op,
 		method:      "PUT",
 		path:        uploadsPath + "/" + url.PathEscape(p.UploadID) + "/" + strconv.Itoa(p.Number),
@@ -74,10 +74,6 @@ func (cl *Client) UploadPart(ctx context.Context, p Part) (*PartResult, error) {
 	})
 	if err != nil {
 		return nil, err
-	}
-	fields, err := decodeObject(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	return &PartResult{Raw: fields}, nil
 }
