@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
-	"github.com/crowdpack/crowdpack/internal/bound"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -55,18 +54,28 @@ func (r *WeChatPayBrandReconciler) brandsUsingSecret(ctx context.Context, secret
 	if secret.GetNamespace() != r.SecretNamespace {
 		return nil
 	}
+	var requests []reconcile.Request
+	for _, b := range brandsNaming(ctx, r.Client, secret) {
+		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKey{Name: b.Name}})
+	}
+	return requests
+}
+
+// brandsNaming lists the brands whose credentials are in secret (a Secret
+// of the brand-secret namespace).
+func brandsNaming(ctx context.Context, c client.Reader, secret client.Object) []*upv1.WeChatPayBrand {
 	var brands upv1.WeChatPayBrandList // a few per cluster: no index needed
-	if err := r.List(ctx, &brands); err != nil {
+	if err := c.List(ctx, &brands); err != nil {
 		log.FromContext(ctx).Error(err, "list brands using Secret", "secret", secret.GetName())
 		return nil
 	}
-	var requests []reconcile.Request
-	for _, b := range brands.Items {
+	var naming []*upv1.WeChatPayBrand
+	for i, b := range brands.Items {
 		if b.Spec.CredentialsSecretRef.Name == secret.GetName() {
-			requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKey{Name: b.Name}})
+			naming = append(naming, &brands.Items[i])
 		}
 	}
-	return requests
+	return naming
 }
 
 // Reconcile checks one brand's Secret and says what it found.
@@ -123,11 +132,5 @@ func markBrandStalled(b *upv1.WeChatPayBrand, reason, message string) {
 }
 
 func setBrandCondition(b *upv1.WeChatPayBrand, typ string, status metav1.ConditionStatus, reason, message string) {
-	apimeta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
-		Type:               typ,
-		Status:             status,
-		Reason:             reason,
-		Message:            bound.Text(message, bound.Condition),
-		ObservedGeneration: b.Generation,
-	})
+	apimeta.SetStatusCondition(&b.Status.Conditions, condition(b.Generation, typ, status, reason, message))
 }

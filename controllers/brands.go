@@ -175,15 +175,8 @@ func (r *UserPackageUploadReconciler) objectsUsingSecretOrBrand(ctx context.Cont
 	if secret.GetNamespace() != r.BrandSecretNamespace {
 		return requests
 	}
-	var brands upv1.WeChatPayBrandList // a few per cluster: no index needed
-	if err := r.List(ctx, &brands); err != nil {
-		log.FromContext(ctx).Error(err, "list brands using Secret", "secret", secret.GetName())
-		return requests
-	}
-	for i, b := range brands.Items {
-		if b.Spec.CredentialsSecretRef.Name == secret.GetName() {
-			requests = append(requests, r.objectsUsingBrand(ctx, &brands.Items[i])...)
-		}
+	for _, b := range brandsNaming(ctx, r.Client, secret) {
+		requests = append(requests, r.objectsUsingBrand(ctx, b)...)
 	}
 	return requests
 }

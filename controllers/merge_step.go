@@ -15,8 +15,7 @@ import (
 // records the merged file's resource ID. Sets Merged.
 func reconcileMerge(ctx context.Context, s *scope) error {
 	u := s.obj
-	if !u.Spec.WantsParts() {
-		removeCondition(u, upv1.ConditionMerged)
+	if !wantsParts(u, upv1.ConditionMerged) {
 		return nil
 	}
 	if u.Status.Upload.MergedAt == nil {

@@ -12,13 +12,6 @@ import (
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
-const (
-	// maxPartCount bounds the parts of one upload: the set of acknowledged
-	// parts is allocated from it, so a plan edited into status must not
-	// make the manager allocate at will.
-	maxPartCount = 10_000
-)
-
 // reconcileParts sends every part WeChat Pay has not acknowledged yet, at
 // most PartConcurrency at a time. Each part is read with a ranged GET
 // pinned to the digested version, digested and sent; acknowledgements are
@@ -26,8 +19,7 @@ const (
 // stopped and never sends an acknowledged part again. Sets PartsUploaded.
 func reconcileParts(ctx context.Context, s *scope) error {
 	u := s.obj
-	if !u.Spec.WantsParts() {
-		removeCondition(u, upv1.ConditionPartsUploaded)
+	if !wantsParts(u, upv1.ConditionPartsUploaded) {
 		return nil
 	}
 	up := u.Status.Upload
@@ -51,12 +43,11 @@ func reconcileParts(ctx context.Context, s *scope) error {
 // anything is allocated from it. Initiate's answer was checked when it
 // came, so a bad plan here was written into status by someone else.
 func checkPlan(up *upv1.UploadStatus, size int64) error {
-	if up.PartSize <= 0 || up.PartSize > wechatpay.MaxPartSize || up.PartCount < 1 || up.PartCount > maxPartCount ||
-		size <= 0 || up.PartCount != (size-1)/up.PartSize+1 {
+	if wechatpay.CheckPlan(up.PartSize, up.PartCount, size) != nil {
 		return stall(upv1.ReasonInvalidPlan,
 			"status.upload holds a part plan of %d parts of %d bytes, which cannot describe the file's %d bytes (at most %d parts of at most %d bytes); "+
 				"it was not acted upon. Change the spec (e.g. spec.file.filename) to start a new upload",
-			up.PartCount, up.PartSize, size, maxPartCount, wechatpay.MaxPartSize)
+			up.PartCount, up.PartSize, size, wechatpay.MaxPartCount, wechatpay.MaxPartSize)
 	}
 	return nil
 }

@@ -16,13 +16,29 @@ import (
 
 // setCondition sets one condition for the object's current generation.
 func setCondition(u *upv1.UserPackageUpload, typ string, status metav1.ConditionStatus, reason, message string) {
-	apimeta.SetStatusCondition(&u.Status.Conditions, metav1.Condition{
+	apimeta.SetStatusCondition(&u.Status.Conditions, condition(u.Generation, typ, status, reason, message))
+}
+
+// condition is one condition of an object's generation, its message cut to
+// what a condition may hold.
+func condition(generation int64, typ string, status metav1.ConditionStatus, reason, message string) metav1.Condition {
+	return metav1.Condition{
 		Type:               typ,
 		Status:             status,
 		Reason:             reason,
 		Message:            bound.Text(message, bound.Condition),
-		ObservedGeneration: u.Generation,
-	})
+		ObservedGeneration: generation,
+	}
+}
+
+// wantsParts reports whether the spec asks for the parts to be sent (and
+// so merged and expanded); when not, the condition typ does not apply.
+func wantsParts(u *upv1.UserPackageUpload, typ string) bool {
+	if !u.Spec.WantsParts() {
+		removeCondition(u, typ)
+		return false
+	}
+	return true
 }
 
 func removeCondition(u *upv1.UserPackageUpload, typ string) {

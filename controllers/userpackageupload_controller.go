@@ -55,7 +55,8 @@ type UserPackageUploadReconciler struct {
 	// PartConcurrency bounds the parts of one upload sent at once.
 	PartConcurrency int
 	// PartMemory bounds the bytes of parts held in memory at once, by all
-	// uploads together; default 64 MiB, at least 20 MB (the largest part).
+	// uploads together; at least 20 MB (the largest part). Zero values of
+	// these five take Defaults.
 	PartMemory int64
 	// MaxConcurrentReconciles bounds the objects worked on at once.
 	MaxConcurrentReconciles int
@@ -135,11 +136,11 @@ func (r *UserPackageUploadReconciler) setDefaults() {
 	if r.StorageTransport == nil {
 		r.StorageTransport = source.NewTransport(r.SourceGuard)
 	}
-	r.MaxConcurrentReconciles = orDefault(r.MaxConcurrentReconciles, 32)
-	r.PartConcurrency = orDefault(r.PartConcurrency, 4)
-	r.PartMemory = orDefault(r.PartMemory, 64<<20)
-	r.RetryBaseDelay = orDefault(r.RetryBaseDelay, time.Second)
-	r.RetryMaxDelay = orDefault(r.RetryMaxDelay, 5*time.Minute)
+	r.MaxConcurrentReconciles = orDefault(r.MaxConcurrentReconciles, Defaults.MaxConcurrentReconciles)
+	r.PartConcurrency = orDefault(r.PartConcurrency, Defaults.PartConcurrency)
+	r.PartMemory = orDefault(r.PartMemory, Defaults.PartMemory)
+	r.RetryBaseDelay = orDefault(r.RetryBaseDelay, Defaults.RetryBaseDelay)
+	r.RetryMaxDelay = orDefault(r.RetryMaxDelay, Defaults.RetryMaxDelay)
 	r.parts = partSettings{
 		concurrency: r.PartConcurrency,
 		backoff:     r.RetryBaseDelay,
