@@ -410,18 +410,21 @@ func (h *harness) waitStalled(name, reason string) *upv1.UserPackageUpload {
 }
 
 // waitIdle waits until the manager has no object to work on: no worker
-// busy and nothing queued, over three looks 50 ms apart (the suite's
+// busy and no reconcile finished over three looks 50 ms apart (the suite's
 // retry base delay: an object wrongly requeued after an error would be
-// queued again by then). A check that nothing more happens follows it,
-// instead of a guessed sleep.
+// reconciled again by then). A check that nothing more happens follows
+// it, instead of a guessed sleep. (Queue depth is not looked at: a stopped
+// manager of an earlier test may have left it non-zero.)
 func (h *harness) waitIdle() {
 	h.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	last := -1.0
 	for quiet := 0; quiet < 3; {
 		time.Sleep(50 * time.Millisecond)
+		busy, reconciles := managerActivity(h.t)
 		quiet++
-		if managerBusy(h.t) {
-			quiet = 0
+		if busy || reconciles != last {
+			quiet, last = 0, reconciles
 		}
 		if time.Now().After(deadline) {
 			h.t.Fatal("the manager did not become idle in 30 s")
@@ -429,23 +432,27 @@ func (h *harness) waitIdle() {
 	}
 }
 
-// managerBusy reports whether the UserPackageUpload controller has a
-// worker busy or an object queued, from controller-runtime's own metrics.
-func managerBusy(t testing.TB) bool {
+// managerActivity reports whether the UserPackageUpload controller has a
+// worker busy, and how many reconciles it finished, from controller-runtime's
+// own metrics.
+func managerActivity(t testing.TB) (busy bool, reconciles float64) {
 	t.Helper()
 	fams, err := crmetrics.Registry.Gather()
 	must(t, err)
 	for _, f := range fams {
-		switch f.GetName() {
-		case "controller_runtime_active_workers", "workqueue_depth":
-			for _, m := range f.GetMetric() {
-				if labelIs(m, "controller", "userpackageupload") && m.GetGauge().GetValue() > 0 {
-					return true
-				}
+		for _, m := range f.GetMetric() {
+			if !labelIs(m, "controller", "userpackageupload") {
+				continue
+			}
+			switch f.GetName() {
+			case "controller_runtime_active_workers":
+				busy = busy || m.GetGauge().GetValue() > 0
+			case "controller_runtime_reconcile_total":
+				reconciles += m.GetCounter().GetValue()
 			}
 		}
 	}
-	return false
+	return busy, reconciles
 }
 
 func labelIs(m *dto.Metric, name, value string) bool {
