@@ -53,9 +53,8 @@ tools: ## Build (or reuse) controller-gen, etcd, kube-apiserver (newest and olde
 test: tools ## Everything CI runs: generated files current, vet, all tests, brief fuzzing.
 	hack/check-generated.sh
 	go vet ./...
-	go test ./... -count=1 -timeout 30m
+	go test ./... -count=1 -timeout 30m -bench . -benchtime 1x -skip ThousandUploads
 	$(MAKE) test-oldest
-	go test ./... -run '^$$' -bench . -benchtime 1x -skip ThousandUploads
 	$(MAKE) fuzz
 
 # The oldest Kubernetes minor the CRD works on (hack/tools.sh

@@ -32,7 +32,7 @@ import (
 // CROWDPACK_LOAD_FLAGS) against the sandbox. It reports the seconds, the
 // initiate calls (exactly one per object), the manager's peak RSS, the API
 // server writes per upload (from the manager's own client metrics) and the
-// CPU time the API server spent. Run it with `make load`.
+// CPU time the API server, etcd and the manager spent. Run it with `make load`.
 func BenchmarkThousandUploads(b *testing.B) {
 	n := 1000
 	if v, err := strconv.Atoi(os.Getenv("CROWDPACK_LOAD_OBJECTS")); err == nil {
@@ -44,7 +44,8 @@ func BenchmarkThousandUploads(b *testing.B) {
 	}
 	metricsAddr := freeAddress(b)
 	manager := startManagerBinary(b, h, "--metrics-bind-address", metricsAddr)
-	apiServerCPU := processCPU(b, apiServerPID(b))
+	apiServer, etcd := childProcess(b, "kube-apiserver"), childProcess(b, "etcd")
+	apiServerCPU, etcdCPU, managerCPU := processCPU(b, apiServer), processCPU(b, etcd), processCPU(b, manager.Process.Pid)
 
 	b.ResetTimer()
 	start := time.Now()
@@ -58,7 +59,9 @@ func BenchmarkThousandUploads(b *testing.B) {
 	<-profiled
 	waitAllReady(b, h, n, time.Minute)
 	b.StopTimer()
-	apiServerCPU = processCPU(b, apiServerPID(b)) - apiServerCPU
+	apiServerCPU = processCPU(b, apiServer) - apiServerCPU
+	etcdCPU = processCPU(b, etcd) - etcdCPU
+	managerCPU = processCPU(b, manager.Process.Pid) - managerCPU
 	time.Sleep(time.Second) // the last events are sent asynchronously
 	requests := clientRequests(b, metricsAddr)
 	writes := requests["POST"] + requests["PUT"] + requests["PATCH"] + requests["DELETE"]
@@ -72,6 +75,8 @@ func BenchmarkThousandUploads(b *testing.B) {
 	b.ReportMetric(float64(peakRSS(b, manager.Process.Pid))/(1<<20), "MiB-peak-rss")
 	b.ReportMetric(float64(writes)/float64(n), "writes/upload")
 	b.ReportMetric(apiServerCPU.Seconds(), "apiserver-cpu-s")
+	b.ReportMetric(etcdCPU.Seconds(), "etcd-cpu-s")
+	b.ReportMetric(managerCPU.Seconds(), "manager-cpu-s")
 	b.Logf("manager requests to the API server by method: %v", requests)
 }
 
@@ -233,8 +238,9 @@ func clientRequests(b *testing.B, metricsAddr string) map[string]int {
 	return byMethod
 }
 
-// apiServerPID finds the kube-apiserver this test process started.
-func apiServerPID(b *testing.B) int {
+// childProcess finds the process named name (kube-apiserver, etcd) that
+// this test process started.
+func childProcess(b *testing.B, name string) int {
 	entries, err := os.ReadDir("/proc")
 	must(b, err)
 	for _, e := range entries {
@@ -243,14 +249,15 @@ func apiServerPID(b *testing.B) int {
 			continue
 		}
 		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil || !strings.Contains(string(cmdline), "kube-apiserver") {
+		command, _, _ := strings.Cut(string(cmdline), "\x00")
+		if err != nil || filepath.Base(command) != name {
 			continue
 		}
 		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && parentPID(string(stat)) == os.Getpid() {
 			return pid
 		}
 	}
-	b.Fatal("no kube-apiserver started by this process")
+	b.Fatalf("no %s started by this process", name)
 	return 0
 }
 

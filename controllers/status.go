@@ -52,6 +52,14 @@ func isNewGeneration(u *upv1.UserPackageUpload) bool {
 	return ready == nil || ready.ObservedGeneration != u.Generation
 }
 
+// isWaitingForSlot reports whether the object's last word was that it waits
+// for a read slot: when its turn comes, its first word is written again,
+// and with it initiate's mark (sayProgressing).
+func isWaitingForSlot(u *upv1.UserPackageUpload) bool {
+	ready := apimeta.FindStatusCondition(u.Status.Conditions, upv1.ConditionReady)
+	return ready != nil && ready.Reason == upv1.ReasonProgressing && ready.Message == waitingForSlotMessage
+}
+
 // markProgressing says work on the current generation is under way. Used
 // first thing for a new generation, before any slow I/O.
 func markProgressing(u *upv1.UserPackageUpload, message string) {

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -213,11 +214,12 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		markSuspended(u)
 		return ctrl.Result{}, s.status.patch(ctx, u)
 	}
-	// Say something about a new generation before any slow I/O.
-	if isNewGeneration(u) {
+	// Say something about a new generation before any slow I/O; an object
+	// that waited for its turn says it again when the turn comes.
+	if isNewGeneration(u) || isWaitingForSlot(u) {
 		if after, waiting := s.waitForTurn(); waiting {
 			markProgressing(u, waitingForSlotMessage)
-			return ctrl.Result{RequeueAfter: after}, s.status.patch(ctx, u)
+			return waitForSlot(after), s.status.patch(ctx, u)
 		}
 		if err := s.sayProgressing(ctx); err != nil {
 			return claimFailed(err)
@@ -260,7 +262,7 @@ func (s *scope) run(ctx context.Context, steps ...step) (ctrl.Result, error) {
 		return claimFailed(err)
 	}
 	if after, ok := waitingForSlot(err); ok {
-		return ctrl.Result{RequeueAfter: after}, s.status.patch(ctx, u)
+		return waitForSlot(after), s.status.patch(ctx, u)
 	}
 	return s.finish(ctx, readyBefore, err)
 }
@@ -307,6 +309,13 @@ func (s *scope) sayProgressing(ctx context.Context) error {
 	}
 	s.preclaimed = true
 	return nil
+}
+
+// waitForSlot requeues an object waiting for a read slot behind the other
+// work of the queue: its turn comes with a wake-up when a slot frees, and
+// the requeue is only the fallback.
+func waitForSlot(after time.Duration) ctrl.Result {
+	return ctrl.Result{RequeueAfter: after, Priority: ptr.To(handler.LowPriority)}
 }
 
 // claimFailed ends a reconcile whose conflict-checked write failed: after
