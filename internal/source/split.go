@@ -65,9 +65,9 @@ type cutter struct {
 	lineStart int64 // offset of the current line
 
 	current  Chunk
-	nonEmpty int64     // non-empty lines of the current chunk
-	sum      chunkSum  // of the current chunk's uploaded bytes
-	chunks   []Chunk   // the chunks done
+	nonEmpty int64    // non-empty lines of the current chunk
+	sum      chunkSum // of the current chunk's uploaded bytes
+	chunks   []Chunk  // the chunks done
 	hasher   *rawphone.Hasher
 	hashed   *rawphone.Writer // hashes into sum, with HashMD5
 	hashedAt int64            // hasher.Uploaded() when the current chunk began

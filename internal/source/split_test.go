@@ -259,8 +259,8 @@ func TestChunkReaderFailsWhenTheBytesAreNotTheDigested(t *testing.T) {
 			wantErr: ErrChanged, wantAtEOF: true,
 		},
 		{
-			name: "a range that yields too few bytes is a torn read, not a change",
-			src:  memSource{data: content, etag: "v1", read: func(r io.Reader) io.Reader { return io.LimitReader(r, 20) }},
+			name:  "a range that yields too few bytes is a torn read, not a change",
+			src:   memSource{data: content, etag: "v1", read: func(r io.Reader) io.Reader { return io.LimitReader(r, 20) }},
 			spoil: func(*Chunk) {}, wantAtEOF: true,
 		},
 	}
