@@ -92,7 +92,7 @@ func (r *Reader) fill() {
 	nDst, nSrc := r.h.Transform(r.out[:], r.in[r.inStart:r.inEnd], r.srcEOF)
 	r.inStart += nSrc
 	r.outStart, r.outEnd = 0, nDst
-	if r.srcEOF && r.inStart == r.inEnd && !r.h.partial {
+	if r.srcEOF && r.inStart == r.inEnd && r.h.carried == 0 {
 		clear(r.in[:]) // no raw number outlives the stream
 		r.err = io.EOF
 	}

@@ -19,13 +19,11 @@ type Hasher struct {
 	report linecheck.Report
 	lineNo int64
 
-	// The start of an unfinished line, up to MaxRawLineLen bytes and a "\r";
-	// of a longer line only that it was longer, and its last byte (to see a
-	// trailing "\r").
+	// An unfinished line: its length so far, its start (up to MaxRawLineLen
+	// bytes and a "\r": a longer line is invalid whatever the rest holds) and
+	// its last byte (to see a trailing "\r").
+	carried  int
 	carry    [MaxRawLineLen + 1]byte
-	carryLen int
-	partial  bool
-	overlong bool
 	lastByte byte
 }
 
@@ -43,7 +41,7 @@ func NewHasher(firstLine int64) *Hasher {
 // call; atEOF says src is the end of the stream, so a last line without a
 // newline is a line too.
 func (h *Hasher) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int) {
-	for nSrc < len(src) || atEOF && h.partial {
+	for nSrc < len(src) || atEOF && h.carried > 0 {
 		if len(dst)-nDst < LineLen {
 			return nDst, nSrc
 		}
@@ -76,27 +74,25 @@ func (h *Hasher) Uploaded() int64 {
 
 // carryOver keeps the start of an unfinished line.
 func (h *Hasher) carryOver(p []byte) {
-	if len(p) == 0 {
-		return
+	if len(p) > 0 {
+		copy(h.carry[min(h.carried, len(h.carry)):], p)
+		h.carried += len(p)
+		h.lastByte = p[len(p)-1]
 	}
-	n := copy(h.carry[h.carryLen:], p)
-	h.carryLen += n
-	h.overlong = h.overlong || n < len(p)
-	h.lastByte = p[len(p)-1]
-	h.partial = true
 }
 
 // finishLine counts the line that ends here, the carried start of it (if
 // any) followed by tail, and writes its uploaded line to dst if it is a
 // number. It returns the bytes written to dst.
 func (h *Hasher) finishLine(dst, tail []byte) int {
-	if !h.partial {
-		return h.countLine(dst, tail, bytes.HasSuffix(tail, []byte{'\r'}), false)
+	if h.carried == 0 {
+		return h.countLine(dst, tail, len(tail) > 0 && tail[len(tail)-1] == '\r', false)
 	}
 	h.carryOver(tail)
-	n := h.countLine(dst, h.carry[:h.carryLen], h.lastByte == '\r', h.overlong)
+	overlong := h.carried > len(h.carry)
+	n := h.countLine(dst, h.carry[:min(h.carried, len(h.carry))], h.lastByte == '\r', overlong)
 	clear(h.carry[:]) // a raw number is kept no longer than its line
-	h.carryLen, h.partial, h.overlong = 0, false, false
+	h.carried = 0
 	return n
 }
 

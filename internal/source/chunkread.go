@@ -3,8 +3,6 @@ package source
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -64,7 +62,7 @@ func (r *ChunkReader) Read(p []byte) (int, error) {
 func (r *ChunkReader) ReadPart(part []byte) (int, error) {
 	n, err := io.ReadFull(r, part)
 	switch {
-	case errors.Is(err, io.ErrUnexpectedEOF):
+	case err == io.ErrUnexpectedEOF:
 		return n, nil // the short last part, verified by Read at EOF
 	case err == nil && r.sum.size == r.chunk.Size:
 		return n, r.expectEnd()
@@ -94,7 +92,7 @@ func (r *ChunkReader) verify() error {
 	if want := r.chunk.End - r.chunk.Start; r.source.n != want {
 		return fmt.Errorf("torn read: chunk %d's range yielded %d of its %d bytes", r.chunk.Index, r.source.n, want)
 	}
-	got := hex.EncodeToString(r.sum.hash.Sum(nil))
+	got := r.sum.digest()
 	if r.sum.size != r.chunk.Size || got != r.chunk.Digest {
 		return fmt.Errorf("%w: chunk %d re-read as %d bytes with SHA-256 %s, digested as %d bytes with SHA-256 %s",
 			ErrChanged, r.chunk.Index, r.sum.size, got, r.chunk.Size, r.chunk.Digest)

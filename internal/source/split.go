@@ -57,12 +57,17 @@ const (
 // where the non-empty line that would exceed MaxLines starts, so whether a
 // line is empty ("" or "\r") is decided at its first bytes, before any of
 // it is given to a chunk: a leading "\r" is held back until the next byte.
+// The bytes of one Write a chunk takes are given to it in one run, not line
+// by line: hashing and SHA-256 work best on long runs.
 type cutter struct {
 	opts      SplitOptions
 	state     cutState
-	offset    int64 // in the file, of the next byte written
+	offset    int64 // in the file, of the next byte to look at
 	lineNo    int64 // lines begun so far
 	lineStart int64 // offset of the current line
+
+	p        []byte // being written
+	at, from int    // in p: the next byte to look at; the first not yet given to a chunk
 
 	current  Chunk
 	nonEmpty int64    // non-empty lines of the current chunk
@@ -88,89 +93,111 @@ func newCutter(opts SplitOptions) *cutter {
 
 // Write cuts p into chunks; it never fails.
 func (c *cutter) Write(p []byte) (int, error) {
-	for rest := p; len(rest) > 0; {
-		var used int
+	c.p, c.at, c.from = p, 0, 0
+	for c.at < len(p) {
 		switch c.state {
 		case inHeader:
-			used = c.skipHeader(rest)
+			c.skipHeader()
 		case atLineStart:
-			used = c.startLine(rest)
+			c.startLine()
 		case afterCR:
-			used = c.decideCR(rest)
+			c.decideCR()
 		default:
-			used = c.continueLine(rest)
+			c.continueLine()
 		}
-		rest = rest[used:]
 	}
+	c.flush()
+	c.p = nil
 	return len(p), nil
 }
 
-// skipHeader drops the bytes of line 1 and returns how many of p it took.
-func (c *cutter) skipHeader(p []byte) int {
-	i := bytes.IndexByte(p, '\n')
-	if i < 0 {
-		c.offset += int64(len(p))
-		return len(p)
-	}
-	c.offset += int64(i + 1)
-	c.state, c.lineNo, c.current.Start = atLineStart, 1, c.offset
-	return i + 1
+// advance moves past n bytes that the current chunk takes.
+func (c *cutter) advance(n int) {
+	c.at += n
+	c.offset += int64(n)
 }
 
-// startLine looks at the first byte of a line and returns how many bytes of
-// p it took.
-func (c *cutter) startLine(p []byte) int {
+// skip moves past n bytes that no chunk takes (yet).
+func (c *cutter) skip(n int) {
+	c.flush()
+	c.advance(n)
+	c.from = c.at
+}
+
+// flush gives the bytes moved past since the last flush to the current chunk.
+func (c *cutter) flush() {
+	if c.at > c.from {
+		c.take(c.p[c.from:c.at])
+	}
+	c.from = c.at
+}
+
+// toLineEnd returns how many bytes of p from at belong to the current
+// line, its "\n" included, and whether the line ends in p.
+func (c *cutter) toLineEnd() (int, bool) {
+	if i := bytes.IndexByte(c.p[c.at:], '\n'); i >= 0 {
+		return i + 1, true
+	}
+	return len(c.p) - c.at, false
+}
+
+// skipHeader moves past the bytes of line 1.
+func (c *cutter) skipHeader() {
+	n, ends := c.toLineEnd()
+	c.skip(n)
+	if ends {
+		c.state, c.lineNo, c.current.Start = atLineStart, 1, c.offset
+	}
+}
+
+// startLine looks at the first byte of a line.
+func (c *cutter) startLine() {
 	c.lineNo++
 	c.lineStart = c.offset
-	switch p[0] {
+	switch c.p[c.at] {
 	case '\n':
-		c.take(p[:1]) // an empty line
-		c.offset++
-		return 1
+		c.advance(1) // an empty line
 	case '\r':
-		c.offset++ // held back: given to a chunk once the line is known
+		c.skip(1) // held back: taken once the line is known
 		c.state = afterCR
-		return 1
+	default:
+		c.beginNonEmptyLine()
+		c.state = inLine
 	}
-	c.beginNonEmptyLine()
-	c.state = inLine
-	return 0
 }
 
 // decideCR gives the "\r" a line began with to a chunk once the next byte
-// says whether the line is empty, and returns how many bytes of p it took.
-func (c *cutter) decideCR(p []byte) int {
-	if p[0] == '\n' {
-		c.take(crlf) // an empty line
-		c.offset++
-		c.state = atLineStart
-		return 1
+// says whether the line is empty.
+func (c *cutter) decideCR() {
+	empty := c.p[c.at] == '\n'
+	if !empty {
+		c.beginNonEmptyLine()
 	}
-	c.beginNonEmptyLine()
-	c.take(crlf[:1])
+	c.flush()
+	c.take(cr)
 	c.state = inLine
-	return 0
+	if empty {
+		c.advance(1)
+		c.state = atLineStart
+	}
 }
 
-var crlf = []byte("\r\n")
+var cr = []byte("\r")
 
-// continueLine gives the rest of a non-empty line to the current chunk and
-// returns how many bytes of p it took.
-func (c *cutter) continueLine(p []byte) int {
-	n := len(p)
-	if i := bytes.IndexByte(p, '\n'); i >= 0 {
-		n = i + 1
+// continueLine moves past the rest of a non-empty line.
+func (c *cutter) continueLine() {
+	n, ends := c.toLineEnd()
+	c.advance(n)
+	if ends {
 		c.state = atLineStart
 	}
-	c.take(p[:n])
-	c.offset += int64(n)
-	return n
 }
 
 // beginNonEmptyLine counts the line that starts at lineStart, first cutting
 // the chunk if it is full.
 func (c *cutter) beginNonEmptyLine() {
 	if c.opts.MaxLines > 0 && c.nonEmpty == c.opts.MaxLines {
+		c.flush()
 		c.closeChunk(c.lineStart, c.lineNo-1)
 		c.current = Chunk{Index: c.current.Index + 1, FirstLine: c.lineNo, Start: c.lineStart}
 		c.nonEmpty = 0
@@ -192,7 +219,7 @@ func (c *cutter) take(p []byte) {
 func (c *cutter) closeChunk(end, lastLine int64) {
 	chunk := c.current
 	chunk.End, chunk.LastLine = end, lastLine
-	chunk.Size, chunk.Digest = c.sum.size, hex.EncodeToString(c.sum.hash.Sum(nil))
+	chunk.Size, chunk.Digest = c.sum.size, c.sum.digest()
 	chunk.Lines = c.nonEmpty
 	if c.hasher != nil {
 		chunk.Lines = c.hasher.Uploaded() - c.hashedAt
@@ -207,7 +234,7 @@ func (c *cutter) closeChunk(end, lastLine int64) {
 func (c *cutter) finish() ([]Chunk, linecheck.Report) {
 	switch c.state {
 	case afterCR:
-		c.take(crlf[:1]) // a last line of only "\r" is empty
+		c.take(cr) // a last line of only "\r" is empty
 	case inHeader:
 		c.current.Start = c.offset
 	}
@@ -229,6 +256,11 @@ type chunkSum struct {
 func (s *chunkSum) Write(p []byte) (int, error) {
 	s.size += int64(len(p))
 	return s.hash.Write(p)
+}
+
+// digest is the SHA-256 so far, in lowercase hex.
+func (s *chunkSum) digest() string {
+	return hex.EncodeToString(s.hash.Sum(nil))
 }
 
 func (s *chunkSum) reset() {

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/crowdpack/crowdpack/internal/linecheck"
+	"github.com/crowdpack/crowdpack/internal/rawphone"
 )
 
 // memSource serves data as the version with ETag etag; OpenRange fails with
@@ -90,6 +91,10 @@ func TestDigestChunksCutsAtLineBoundaries(t *testing.T) {
 			want: []wantChunk{{1, 2, 0, 4, 2, "a\nb\n"}},
 		},
 		{
+			name: "trailing empty lines stay in the last chunk", content: "a\nb\n\n\r", opts: SplitOptions{MaxLines: 2},
+			want: []wantChunk{{1, 4, 0, 6, 2, "a\nb\n\n\r"}},
+		},
+		{
 			name: "the line beyond the limit starts the next chunk", content: "a\nb\nc\n", opts: SplitOptions{MaxLines: 2},
 			want: []wantChunk{{1, 2, 0, 4, 2, "a\nb\n"}, {3, 3, 4, 6, 1, "c\n"}},
 		},
@@ -98,12 +103,12 @@ func TestDigestChunksCutsAtLineBoundaries(t *testing.T) {
 			want: []wantChunk{{1, 4, 0, 7, 2, "a\nb\n\n\r\n"}, {5, 5, 7, 9, 1, "c\n"}},
 		},
 		{
-			name: "trailing empty lines stay in the last chunk", content: "a\nb\n\n\r", opts: SplitOptions{MaxLines: 2},
-			want: []wantChunk{{1, 4, 0, 6, 2, "a\nb\n\n\r"}},
-		},
-		{
 			name: "a line that starts with CR and goes on is not empty", content: "a\nb\n\rc\n", opts: SplitOptions{MaxLines: 2},
 			want: []wantChunk{{1, 2, 0, 4, 2, "a\nb\n"}, {3, 3, 4, 7, 1, "\rc\n"}},
+		},
+		{
+			name: "an empty file is one chunk of nothing", content: "", opts: SplitOptions{MaxLines: 2},
+			want: []wantChunk{{1, 0, 0, 0, 0, ""}},
 		},
 		{
 			name: "a last line without newline is counted", content: "a\nb\nc", opts: SplitOptions{MaxLines: 2},
@@ -120,10 +125,6 @@ func TestDigestChunksCutsAtLineBoundaries(t *testing.T) {
 		{
 			name: "a header row alone leaves one chunk of nothing", content: "phone", opts: SplitOptions{MaxLines: 2, SkipHeaderRow: true},
 			want: []wantChunk{{2, 1, 5, 5, 0, ""}},
-		},
-		{
-			name: "an empty file is one chunk of nothing", content: "", opts: SplitOptions{MaxLines: 2},
-			want: []wantChunk{{1, 0, 0, 0, 0, ""}},
 		},
 		{
 			name:    "hashing uploads MD5 lines and leaves invalid and empty lines out",
@@ -349,4 +350,79 @@ func TestReadPartCutsTheStreamInOrder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzDigestChunks checks the cutting against the rules, whatever the
+// bytes and however the store delivers them: the chunks cover the file after
+// a skipped header without gap, each full one but the last holds MaxLines
+// non-empty lines, and re-read chunks are the source bytes, or with hashing
+// the MD5 lines of the numbers, line by line.
+func FuzzDigestChunks(f *testing.F) {
+	for _, seed := range []string{"", "\n", "\r", "a\r\n\rb\n\r", n1 + "\n\n+86 " + n2 + "\r\nbad\n" + n3, "h\n1\n2\n\r\n3"} {
+		f.Add([]byte(seed), uint8(2), false, false)
+		f.Add([]byte(seed), uint8(1), true, true)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, maxLines uint8, skipHeader, hashMD5 bool) {
+		opts := SplitOptions{MaxLines: int64(maxLines % 8), SkipHeaderRow: skipHeader, HashMD5: hashMD5}
+		src := memSource{data: string(data), etag: "v1"}
+		got, err := DigestChunks(context.Background(), src, nil, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bytewise, _ := DigestChunks(context.Background(), memSource{data: string(data), read: iotest.OneByteReader}, nil, opts)
+		if diff := cmp.Diff(got.Chunks, bytewise.Chunks); diff != "" {
+			t.Fatalf("chunks depend on how the bytes arrive (-whole +bytewise):\n%s", diff)
+		}
+		body := data[bodyStart(data, skipHeader):]
+		var uploaded strings.Builder
+		for i, c := range got.Chunks {
+			lines := nonEmptyLines(data[c.Start:c.End])
+			if last := i == len(got.Chunks)-1; opts.MaxLines > 0 && (lines > opts.MaxLines || !last && lines != opts.MaxLines) {
+				t.Errorf("chunk %d holds %d non-empty lines, limit %d", c.Index, lines, opts.MaxLines)
+			}
+			uploaded.WriteString(readChunk(t, src, got.Version, c, opts))
+		}
+		if first, last := got.Chunks[0], got.Chunks[len(got.Chunks)-1]; first.Start != int64(len(data)-len(body)) || last.End != int64(len(data)) {
+			t.Errorf("chunks cover [%d, %d), want [%d, %d)", first.Start, last.End, len(data)-len(body), len(data))
+		}
+		if want := uploadedBytes(body, hashMD5); uploaded.String() != want {
+			t.Errorf("re-read chunks are %q, want %q", uploaded.String(), want)
+		}
+	})
+}
+
+// bodyStart is the offset after a skipped header row.
+func bodyStart(data []byte, skipHeader bool) int {
+	if !skipHeader {
+		return 0
+	}
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1
+	}
+	return len(data)
+}
+
+func nonEmptyLines(data []byte) int64 {
+	var n int64
+	for _, line := range strings.SplitAfter(string(data), "\n") {
+		if line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r"); line != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// uploadedBytes is what the chunks of body upload, computed line by line.
+func uploadedBytes(body []byte, hashMD5 bool) string {
+	if !hashMD5 {
+		return string(body)
+	}
+	var out strings.Builder
+	for _, line := range strings.SplitAfter(string(body), "\n") {
+		var hashedLine [rawphone.LineLen]byte
+		if rawphone.HashLine(&hashedLine, []byte(strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r"))) {
+			out.Write(hashedLine[:])
+		}
+	}
+	return out.String()
 }
