@@ -72,100 +72,104 @@ func TestHashLine(t *testing.T) {
 	}
 }
 
+// n1 and n2 are the uploaded lines of two numbers.
+var n1, n2 = md5Line("13800138000"), md5Line("13912345678")
+
+// hasherCases are streams of raw lines with what they hash to.
+var hasherCases = []struct {
+	name       string
+	firstLine  int64
+	input      string
+	want       string
+	wantReport linecheck.Report
+}{
+	{
+		name:       "an empty stream has no lines",
+		firstLine:  1,
+		input:      "",
+		wantReport: linecheck.Report{},
+	},
+	{
+		name:       "every line becomes its MD5 line",
+		firstLine:  1,
+		input:      "13800138000\n+86 139-1234-5678\n",
+		want:       n1 + n2,
+		wantReport: linecheck.Report{Lines: 2},
+	},
+	{
+		name:       "CRLF endings are flagged and the lines stay numbers",
+		firstLine:  1,
+		input:      "13800138000\r\n8613912345678\r\n",
+		want:       n1 + n2,
+		wantReport: linecheck.Report{Lines: 2, CRLF: true},
+	},
+	{
+		name:       "a last line without newline is hashed",
+		firstLine:  1,
+		input:      "13800138000\n0086 13912345678",
+		want:       n1 + n2,
+		wantReport: linecheck.Report{Lines: 2},
+	},
+	{
+		name:       "a last line without newline ending in CR is hashed",
+		firstLine:  1,
+		input:      "13800138000\r",
+		want:       n1,
+		wantReport: linecheck.Report{Lines: 1, CRLF: true},
+	},
+	{
+		name:       "empty lines are skipped, not invalid",
+		firstLine:  1,
+		input:      "\n13800138000\n\r\n\n13912345678\n\n",
+		want:       n1 + n2,
+		wantReport: linecheck.Report{Lines: 2, EmptyLines: 4, CRLF: true},
+	},
+	{
+		name:       "invalid lines are left out and reported by number",
+		firstLine:  1,
+		input:      "13800138000\n1380013800\nabc\n13912345678\n+1 555 0100\n",
+		want:       n1 + n2,
+		wantReport: linecheck.Report{Lines: 5, InvalidLines: 3, FirstInvalidLineNumbers: []int64{2, 3, 5}},
+	},
+	{
+		name:       "only the first five invalid line numbers are listed",
+		firstLine:  1,
+		input:      "13800138000\n" + strings.Repeat("0\n", 7),
+		want:       n1,
+		wantReport: linecheck.Report{Lines: 8, InvalidLines: 7, FirstInvalidLineNumbers: []int64{2, 3, 4, 5, 6}},
+	},
+	{
+		name:       "a header row on line 1 is flagged and left out",
+		firstLine:  1,
+		input:      "手机号\r\n13800138000\r\n",
+		want:       n1,
+		wantReport: linecheck.Report{Lines: 2, InvalidLines: 1, HeaderRow: true, CRLF: true, FirstInvalidLineNumbers: []int64{1}},
+	},
+	{
+		name:       "a byte order mark is flagged and makes line 1 invalid",
+		firstLine:  1,
+		input:      "\ufeff13800138000\n13912345678\n",
+		want:       n2,
+		wantReport: linecheck.Report{Lines: 2, InvalidLines: 1, BOM: true, FirstInvalidLineNumbers: []int64{1}},
+	},
+	{
+		name:       "a very long line is one invalid line",
+		firstLine:  1,
+		input:      strings.Repeat("1", 10_000) + "\r\n13800138000\n",
+		want:       n1,
+		wantReport: linecheck.Report{Lines: 2, InvalidLines: 1, CRLF: true, FirstInvalidLineNumbers: []int64{1}},
+	},
+	{
+		name:       "lines are numbered from the first line given",
+		firstLine:  1001,
+		input:      "13800138000\nphone\n",
+		want:       n1,
+		wantReport: linecheck.Report{Lines: 2, InvalidLines: 1, FirstInvalidLineNumbers: []int64{1002}},
+	},
+}
+
 func TestHasher(t *testing.T) {
-	n1, n2 := md5Line("13800138000"), md5Line("13912345678")
-	cases := []struct {
-		name       string
-		firstLine  int64
-		input      string
-		want       string
-		wantReport linecheck.Report
-	}{
-		{
-			name:       "an empty stream has no lines",
-			firstLine:  1,
-			input:      "",
-			wantReport: linecheck.Report{},
-		},
-		{
-			name:       "every line becomes its MD5 line",
-			firstLine:  1,
-			input:      "13800138000\n+86 139-1234-5678\n",
-			want:       n1 + n2,
-			wantReport: linecheck.Report{Lines: 2},
-		},
-		{
-			name:       "CRLF endings are flagged and the lines stay numbers",
-			firstLine:  1,
-			input:      "13800138000\r\n8613912345678\r\n",
-			want:       n1 + n2,
-			wantReport: linecheck.Report{Lines: 2, CRLF: true},
-		},
-		{
-			name:       "a last line without newline is hashed",
-			firstLine:  1,
-			input:      "13800138000\n0086 13912345678",
-			want:       n1 + n2,
-			wantReport: linecheck.Report{Lines: 2},
-		},
-		{
-			name:       "a last line without newline ending in CR is hashed",
-			firstLine:  1,
-			input:      "13800138000\r",
-			want:       n1,
-			wantReport: linecheck.Report{Lines: 1, CRLF: true},
-		},
-		{
-			name:       "empty lines are skipped, not invalid",
-			firstLine:  1,
-			input:      "\n13800138000\n\r\n\n13912345678\n\n",
-			want:       n1 + n2,
-			wantReport: linecheck.Report{Lines: 2, EmptyLines: 4, CRLF: true},
-		},
-		{
-			name:       "invalid lines are left out and reported by number",
-			firstLine:  1,
-			input:      "13800138000\n1380013800\nabc\n13912345678\n+1 555 0100\n",
-			want:       n1 + n2,
-			wantReport: linecheck.Report{Lines: 5, InvalidLines: 3, FirstInvalidLineNumbers: []int64{2, 3, 5}},
-		},
-		{
-			name:       "only the first five invalid line numbers are listed",
-			firstLine:  1,
-			input:      "13800138000\n" + strings.Repeat("0\n", 7),
-			want:       n1,
-			wantReport: linecheck.Report{Lines: 8, InvalidLines: 7, FirstInvalidLineNumbers: []int64{2, 3, 4, 5, 6}},
-		},
-		{
-			name:       "a header row on line 1 is flagged and left out",
-			firstLine:  1,
-			input:      "手机号\r\n13800138000\r\n",
-			want:       n1,
-			wantReport: linecheck.Report{Lines: 2, InvalidLines: 1, HeaderRow: true, CRLF: true, FirstInvalidLineNumbers: []int64{1}},
-		},
-		{
-			name:       "a byte order mark is flagged and makes line 1 invalid",
-			firstLine:  1,
-			input:      "\ufeff13800138000\n13912345678\n",
-			want:       n2,
-			wantReport: linecheck.Report{Lines: 2, InvalidLines: 1, BOM: true, FirstInvalidLineNumbers: []int64{1}},
-		},
-		{
-			name:       "a very long line is one invalid line",
-			firstLine:  1,
-			input:      strings.Repeat("1", 10_000) + "\r\n13800138000\n",
-			want:       n1,
-			wantReport: linecheck.Report{Lines: 2, InvalidLines: 1, CRLF: true, FirstInvalidLineNumbers: []int64{1}},
-		},
-		{
-			name:       "lines are numbered from the first line given",
-			firstLine:  1001,
-			input:      "13800138000\nphone\n",
-			want:       n1,
-			wantReport: linecheck.Report{Lines: 2, InvalidLines: 1, FirstInvalidLineNumbers: []int64{1002}},
-		},
-	}
-	for _, tc := range cases {
+	for _, tc := range hasherCases {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, size := range []int{len(tc.input) + 1, 1, 3, 13, 33} {
 				out, report := hashByWriter(tc.input, tc.firstLine, size)

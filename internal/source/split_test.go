@@ -75,74 +75,76 @@ const (
 	n1, n2, n3 = "13800138000", "13912345678", "15000000001"
 )
 
+// cuttingCases are files with the chunks they are cut into.
+var cuttingCases = []struct {
+	name    string
+	content string
+	opts    SplitOptions
+	want    []wantChunk
+}{
+	{
+		name: "a file under the limit is one chunk", content: "a\nb\n", opts: SplitOptions{MaxLines: 3},
+		want: []wantChunk{{1, 2, 0, 4, 2, "a\nb\n"}},
+	},
+	{
+		name: "a file of exactly the limit is one chunk", content: "a\nb\n", opts: SplitOptions{MaxLines: 2},
+		want: []wantChunk{{1, 2, 0, 4, 2, "a\nb\n"}},
+	},
+	{
+		name: "trailing empty lines stay in the last chunk", content: "a\nb\n\n\r", opts: SplitOptions{MaxLines: 2},
+		want: []wantChunk{{1, 4, 0, 6, 2, "a\nb\n\n\r"}},
+	},
+	{
+		name: "the line beyond the limit starts the next chunk", content: "a\nb\nc\n", opts: SplitOptions{MaxLines: 2},
+		want: []wantChunk{{1, 2, 0, 4, 2, "a\nb\n"}, {3, 3, 4, 6, 1, "c\n"}},
+	},
+	{
+		name: "empty lines after a full chunk stay in it", content: "a\nb\n\n\r\nc\n", opts: SplitOptions{MaxLines: 2},
+		want: []wantChunk{{1, 4, 0, 7, 2, "a\nb\n\n\r\n"}, {5, 5, 7, 9, 1, "c\n"}},
+	},
+	{
+		name: "a line that starts with CR and goes on is not empty", content: "a\nb\n\rc\n", opts: SplitOptions{MaxLines: 2},
+		want: []wantChunk{{1, 2, 0, 4, 2, "a\nb\n"}, {3, 3, 4, 7, 1, "\rc\n"}},
+	},
+	{
+		name: "an empty file is one chunk of nothing", content: "", opts: SplitOptions{MaxLines: 2},
+		want: []wantChunk{{1, 0, 0, 0, 0, ""}},
+	},
+	{
+		name: "a last line without newline is counted", content: "a\nb\nc", opts: SplitOptions{MaxLines: 2},
+		want: []wantChunk{{1, 2, 0, 4, 2, "a\nb\n"}, {3, 3, 4, 5, 1, "c"}},
+	},
+	{
+		name: "a limit of 0 never splits", content: strings.Repeat("a\n", 5000),
+		want: []wantChunk{{1, 5000, 0, 10000, 5000, strings.Repeat("a\n", 5000)}},
+	},
+	{
+		name: "a skipped header row is in no chunk", content: "phone\na\nb\nc\n", opts: SplitOptions{MaxLines: 2, SkipHeaderRow: true},
+		want: []wantChunk{{2, 3, 6, 10, 2, "a\nb\n"}, {4, 4, 10, 12, 1, "c\n"}},
+	},
+	{
+		name: "a header row alone leaves one chunk of nothing", content: "phone", opts: SplitOptions{MaxLines: 2, SkipHeaderRow: true},
+		want: []wantChunk{{2, 1, 5, 5, 0, ""}},
+	},
+	{
+		name:    "hashing uploads MD5 lines and leaves invalid and empty lines out",
+		content: n1 + "\n\nbad\n+86 139 1234 5678\r\n", opts: SplitOptions{HashMD5: true},
+		want: []wantChunk{{1, 4, 0, 36, 2, hashed(n1, n2)}},
+	},
+	{
+		name:    "hashing cuts by non-empty lines, invalid ones included",
+		content: n1 + "\nbad\n" + n2 + "\n", opts: SplitOptions{MaxLines: 2, HashMD5: true},
+		want: []wantChunk{{1, 2, 0, 16, 1, hashed(n1)}, {3, 3, 16, 28, 1, hashed(n2)}},
+	},
+	{
+		name:    "hashing after a skipped header row",
+		content: "mobile\r\n" + n1 + "\r\n0086" + n2 + "\r\n86" + n3, opts: SplitOptions{MaxLines: 2, SkipHeaderRow: true, HashMD5: true},
+		want: []wantChunk{{2, 3, 8, 38, 2, hashed(n1, n2)}, {4, 4, 38, 51, 1, hashed(n3)}},
+	},
+}
+
 func TestDigestChunksCutsAtLineBoundaries(t *testing.T) {
-	cases := []struct {
-		name    string
-		content string
-		opts    SplitOptions
-		want    []wantChunk
-	}{
-		{
-			name: "a file under the limit is one chunk", content: "a\nb\n", opts: SplitOptions{MaxLines: 3},
-			want: []wantChunk{{1, 2, 0, 4, 2, "a\nb\n"}},
-		},
-		{
-			name: "a file of exactly the limit is one chunk", content: "a\nb\n", opts: SplitOptions{MaxLines: 2},
-			want: []wantChunk{{1, 2, 0, 4, 2, "a\nb\n"}},
-		},
-		{
-			name: "trailing empty lines stay in the last chunk", content: "a\nb\n\n\r", opts: SplitOptions{MaxLines: 2},
-			want: []wantChunk{{1, 4, 0, 6, 2, "a\nb\n\n\r"}},
-		},
-		{
-			name: "the line beyond the limit starts the next chunk", content: "a\nb\nc\n", opts: SplitOptions{MaxLines: 2},
-			want: []wantChunk{{1, 2, 0, 4, 2, "a\nb\n"}, {3, 3, 4, 6, 1, "c\n"}},
-		},
-		{
-			name: "empty lines after a full chunk stay in it", content: "a\nb\n\n\r\nc\n", opts: SplitOptions{MaxLines: 2},
-			want: []wantChunk{{1, 4, 0, 7, 2, "a\nb\n\n\r\n"}, {5, 5, 7, 9, 1, "c\n"}},
-		},
-		{
-			name: "a line that starts with CR and goes on is not empty", content: "a\nb\n\rc\n", opts: SplitOptions{MaxLines: 2},
-			want: []wantChunk{{1, 2, 0, 4, 2, "a\nb\n"}, {3, 3, 4, 7, 1, "\rc\n"}},
-		},
-		{
-			name: "an empty file is one chunk of nothing", content: "", opts: SplitOptions{MaxLines: 2},
-			want: []wantChunk{{1, 0, 0, 0, 0, ""}},
-		},
-		{
-			name: "a last line without newline is counted", content: "a\nb\nc", opts: SplitOptions{MaxLines: 2},
-			want: []wantChunk{{1, 2, 0, 4, 2, "a\nb\n"}, {3, 3, 4, 5, 1, "c"}},
-		},
-		{
-			name: "a limit of 0 never splits", content: strings.Repeat("a\n", 5000),
-			want: []wantChunk{{1, 5000, 0, 10000, 5000, strings.Repeat("a\n", 5000)}},
-		},
-		{
-			name: "a skipped header row is in no chunk", content: "phone\na\nb\nc\n", opts: SplitOptions{MaxLines: 2, SkipHeaderRow: true},
-			want: []wantChunk{{2, 3, 6, 10, 2, "a\nb\n"}, {4, 4, 10, 12, 1, "c\n"}},
-		},
-		{
-			name: "a header row alone leaves one chunk of nothing", content: "phone", opts: SplitOptions{MaxLines: 2, SkipHeaderRow: true},
-			want: []wantChunk{{2, 1, 5, 5, 0, ""}},
-		},
-		{
-			name:    "hashing uploads MD5 lines and leaves invalid and empty lines out",
-			content: n1 + "\n\nbad\n+86 139 1234 5678\r\n", opts: SplitOptions{HashMD5: true},
-			want: []wantChunk{{1, 4, 0, 36, 2, hashed(n1, n2)}},
-		},
-		{
-			name:    "hashing cuts by non-empty lines, invalid ones included",
-			content: n1 + "\nbad\n" + n2 + "\n", opts: SplitOptions{MaxLines: 2, HashMD5: true},
-			want: []wantChunk{{1, 2, 0, 16, 1, hashed(n1)}, {3, 3, 16, 28, 1, hashed(n2)}},
-		},
-		{
-			name:    "hashing after a skipped header row",
-			content: "mobile\r\n" + n1 + "\r\n0086" + n2 + "\r\n86" + n3, opts: SplitOptions{MaxLines: 2, SkipHeaderRow: true, HashMD5: true},
-			want: []wantChunk{{2, 3, 8, 38, 2, hashed(n1, n2)}, {4, 4, 38, 51, 1, hashed(n3)}},
-		},
-	}
-	for _, tc := range cases {
+	for _, tc := range cuttingCases {
 		t.Run(tc.name, func(t *testing.T) {
 			var want []Chunk
 			for i, w := range tc.want {
@@ -275,13 +277,8 @@ func TestChunkReaderFailsWhenTheBytesAreNotTheDigested(t *testing.T) {
 			tc.spoil(&c)
 			err := readAllOfChunk(tc.src, digested.Version, c, opts, tc.wantAtEOF)
 			t.Logf("error: %v", err)
-			switch {
-			case err == nil:
-				t.Fatal("the chunk re-read without error")
-			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
-				t.Errorf("error = %v, want %v", err, tc.wantErr)
-			case tc.wantErr == nil && IsTerminal(err):
-				t.Errorf("error = %v, want a transient error", err)
+			if err == nil || tc.wantErr != nil && !errors.Is(err, tc.wantErr) || tc.wantErr == nil && IsTerminal(err) {
+				t.Errorf("error = %v, want %v (nil: a transient error)", err, tc.wantErr)
 			}
 		})
 	}
@@ -330,26 +327,34 @@ func TestReadPartCutsTheStreamInOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			var got bytes.Buffer
-			for k, size := range tc.wantParts {
-				part := make([]byte, tc.partSize)
-				n, err := r.ReadPart(part)
-				last := k == len(tc.wantParts)-1
-				if n != size || (err != nil) != (last && tc.spoil) || err != nil && !errors.Is(err, ErrChanged) {
-					t.Fatalf("part %d: %d bytes, %v; want %d bytes, failing: %v", k, n, err, size, last && tc.spoil)
-				}
-				got.Write(part[:n])
-			}
+			got := readParts(t, r, tc.partSize, tc.wantParts, tc.spoil)
 			if !tc.spoil {
 				if n, err := r.ReadPart(make([]byte, tc.partSize)); n != 0 || err != io.EOF {
 					t.Errorf("after the last part: %d bytes, %v; want io.EOF", n, err)
 				}
-				if got.String() != want {
+				if got != want {
 					t.Errorf("parts concatenated differ from the MD5 lines")
 				}
 			}
 		})
 	}
+}
+
+// readParts reads parts of partSize as the controller does; they must be
+// of the sizes wanted and, when spoilt, the last must fail with ErrChanged.
+func readParts(t *testing.T, r *ChunkReader, partSize int, wantParts []int, spoilt bool) string {
+	t.Helper()
+	var got bytes.Buffer
+	for k, size := range wantParts {
+		part := make([]byte, partSize)
+		n, err := r.ReadPart(part)
+		failing := spoilt && k == len(wantParts)-1
+		if n != size || (err != nil) != failing || err != nil && !errors.Is(err, ErrChanged) {
+			t.Fatalf("part %d: %d bytes, %v; want %d bytes, failing: %v", k, n, err, size, failing)
+		}
+		got.Write(part[:n])
+	}
+	return got.String()
 }
 
 // FuzzDigestChunks checks the cutting against the rules, whatever the
