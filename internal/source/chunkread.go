@@ -22,8 +22,9 @@ type ChunkReader struct {
 	sum    chunkSum        // of the bytes yielded so far
 }
 
-// OpenChunk opens the chunk c of version v of src, digested with opts, for
-// reading. Nothing is read before the first Read.
+// OpenChunk opens a ranged read of chunk c of version v of src, digested
+// with opts; it fails with ErrChanged if the object is no longer v. A chunk
+// of no bytes reads nothing from src.
 func OpenChunk(ctx context.Context, src Source, v Version, c Chunk, opts SplitOptions) (*ChunkReader, error) {
 	body := io.ReadCloser(http.NoBody)
 	if c.End > c.Start {
