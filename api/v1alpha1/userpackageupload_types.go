@@ -173,6 +173,7 @@ type SecretReference struct {
 }
 
 // FileSpec describes the file to WeChat Pay.
+// +kubebuilder:validation:XValidation:rule="!has(self.hashing) || self.hashing != 'MD5' || self.dataType == 'Phone'",message="hashing: MD5 turns raw mobile numbers into MD5 lines, so it needs dataType: Phone; set dataType: Phone or hashing: None",fieldPath=".hashing"
 type FileSpec struct {
 	// Filename WeChat Pay records for the file; it must be unique among the
 	// uploads of a crowd package. Default: the base name of the source key
@@ -196,7 +197,41 @@ type FileSpec struct {
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\x{10000}-\\\\x{10FFFF}]')",message="description must not contain emoji or other 4-byte UTF-8 characters"
 	Description string `json:"description"`
+
+	// MaxLinesPerUpload cuts a file with more non-empty lines into
+	// consecutive uploads of at most this many lines, at line boundaries:
+	// WeChat Pay recommends at most 500,000 lines per file. 0 never splits.
+	// +kubebuilder:default=500000
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:XValidation:rule="self == 0 || self >= 1000",message="maxLinesPerUpload must be at least 1000, or 0 to never split the file"
+	// +optional
+	MaxLinesPerUpload *int32 `json:"maxLinesPerUpload,omitempty"`
+
+	// SkipHeaderRow leaves the first line of the file out of every upload;
+	// line counts, splitting and digests start at the second line. Without
+	// it a header row is reported as an invalid line.
+	// +optional
+	SkipHeaderRow bool `json:"skipHeaderRow,omitempty"`
+
+	// Hashing transforms each line before it is uploaded. MD5 (only with
+	// dataType: Phone) reads raw mobile numbers such as "+86 138-0013-8000"
+	// and uploads the lowercase hex MD5 of their 11 digits, computed in the
+	// cluster; lines that are no mobile number are reported and left out.
+	// +kubebuilder:default=None
+	// +optional
+	Hashing Hashing `json:"hashing,omitempty"`
 }
+
+// Hashing is the transform applied to each line before it is uploaded.
+// +kubebuilder:validation:Enum=None;MD5
+type Hashing string
+
+const (
+	// HashingNone uploads the lines as they are.
+	HashingNone Hashing = "None"
+	// HashingMD5 uploads the MD5 of the raw mobile number on each line.
+	HashingMD5 Hashing = "MD5"
+)
 
 // PackageType is the kind of crowd package.
 // +kubebuilder:validation:Enum=Exposure;Risk
