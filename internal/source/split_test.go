@@ -277,7 +277,7 @@ func TestChunkReaderFailsWhenTheBytesAreNotTheDigested(t *testing.T) {
 			tc.spoil(&c)
 			err := readAllOfChunk(tc.src, digested.Version, c, opts, tc.wantAtEOF)
 			t.Logf("error: %v", err)
-			if err == nil || tc.wantErr != nil && !errors.Is(err, tc.wantErr) || tc.wantErr == nil && IsTerminal(err) {
+			if err == nil || tc.wantErr != nil && !errors.Is(err, tc.wantErr) || tc.wantErr == nil && isTerminal(err) {
 				t.Errorf("error = %v, want %v (nil: a transient error)", err, tc.wantErr)
 			}
 		})
