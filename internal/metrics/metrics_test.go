@@ -49,7 +49,9 @@ func TestPhase(t *testing.T) {
 		u.Generation = 2
 		u.Spec.Suspend = suspend
 		u.Status.Conditions = cs
-		u.Status.Upload = up
+		if up != nil {
+			u.Status.Uploads = []upv1.UploadStatus{*up}
+		}
 		return u
 	}
 	T, F, U := metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown
