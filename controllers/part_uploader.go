@@ -34,10 +34,10 @@ const (
 // partUploader sends the missing parts of one upload: the parts of its
 // chunk, [upload.Start, upload.End) of the file.
 type partUploader struct {
-	wechat   wechatpay.API
-	source   source.Source
-	version  source.Version
-	upload   upv1.UploadStatus
+	wechat  wechatpay.API
+	source  source.Source
+	version source.Version
+	upload  upv1.UploadStatus
 	// stream, when set, makes the chunk's uploaded bytes (hashed lines),
 	// which are read in order rather than by ranged reads of the file.
 	stream   func(context.Context) (*source.ChunkReader, error)

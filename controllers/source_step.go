@@ -142,4 +142,3 @@ func contentStatus(r linecheck.Report) *upv1.ContentStatus {
 		InvalidLineNumbers: r.FirstInvalidLineNumbers,
 	}
 }
-

@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
@@ -91,10 +90,11 @@ func assertEachPartOnceOfEach(t *testing.T, h *harness, u *upv1.UserPackageUploa
 
 func TestAFileOverTheLinesLimitIsUploadedAsOneUploadPerChunkAndResumesAfterARestart(t *testing.T) {
 	h := newHarness(t, harnessOptions{partSize: 1 << 20, noManager: true})
-	must(t, h.sandbox.SetFaults(sandbox.EndpointUploadPart, sandbox.Faults{LatencyMillis: 800}))
-	h.startManager(nil)
 	data := phoneFile(0, 1_200_000)
 	h.put("vip.csv", data)
+	// Slow parts, so that the manager is stopped in the second upload.
+	must(t, h.sandbox.SetFaults(sandbox.EndpointUploadPart, sandbox.Faults{LatencyMillis: 800}))
+	h.startManager(nil)
 	u := h.object("vip", "vip.csv")
 	u.Spec.UserPackageID = packageA
 	h.create(u)
@@ -182,7 +182,7 @@ func TestSplitHashAndHeaderRowTogether(t *testing.T) {
 	u := h.object("crm", "crm.csv")
 	u.Spec.File.Hashing = upv1.HashingMD5
 	u.Spec.File.SkipHeaderRow = true
-	u.Spec.File.MaxLinesPerUpload = ptr.To[int32](1000)
+	u.Spec.File.MaxLinesPerUpload = ptrTo[int32](1000)
 	h.create(u)
 
 	u = h.waitReady("crm")
@@ -224,7 +224,7 @@ func TestStrictWithOneInvalidRawLineMakesNoCall(t *testing.T) {
 	u := h.object("crm", "crm.csv")
 	u.Spec.File.Hashing = upv1.HashingMD5
 	u.Spec.File.SkipHeaderRow = true
-	u.Spec.File.MaxLinesPerUpload = ptr.To[int32](1000)
+	u.Spec.File.MaxLinesPerUpload = ptrTo[int32](1000)
 	u.Spec.Validation = upv1.ValidationStrict
 	h.create(u)
 
@@ -279,8 +279,8 @@ func TestAFileNeverSplitOverTheRecommendedLinesSaysSoOnce(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	h.put("big.csv", phoneFile(0, 500_001))
 	u := h.object("big", "big.csv")
-	u.Spec.File.MaxLinesPerUpload = ptr.To[int32](0)
-	u.Spec.UploadParts = ptr.To(false)
+	u.Spec.File.MaxLinesPerUpload = ptrTo[int32](0)
+	u.Spec.UploadParts = ptrTo(false)
 	h.create(u)
 
 	u = h.waitReady("big")

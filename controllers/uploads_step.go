@@ -108,6 +108,7 @@ func setSummary(u *upv1.UserPackageUpload) {
 		sum.Lines += up.Lines
 		sum.Size += up.Size
 	}
+	compactUploads(u)
 	sum.Merged = int32(countUploads(u, stages[2].done))
 	sum.Expanded = int32(countUploads(u, stages[3].done))
 	sum.UploadsProgress = fmt.Sprintf("%d/%d", countUploads(u, finished), sum.Uploads)
@@ -115,6 +116,29 @@ func setSummary(u *upv1.UserPackageUpload) {
 		sum.PartsProgress = fmt.Sprintf("%d/%d", sum.PartsDone, sum.Parts)
 	}
 	u.Status.Summary = sum
+}
+
+// compactUploads keeps the status of a file in several uploads small (under
+// 64 KiB for 100 uploads of 10,000 parts): an upload of a set keeps no
+// progress column nor initiate's return message (the summary has the
+// progress), and no expandedAt beside its expanded list; once merged it
+// keeps what identifies it and its outcome, not its generation, initiatedAt
+// and bytesDone (its size). A file in one upload keeps the layout it
+// always had.
+func compactUploads(u *upv1.UserPackageUpload) {
+	if len(u.Status.Uploads) <= 1 {
+		return
+	}
+	for i := range u.Status.Uploads {
+		up := &u.Status.Uploads[i]
+		up.Progress, up.ReturnMessage = "", ""
+		if len(up.Expanded) > 0 {
+			up.ExpandedAt = nil
+		}
+		if up.MergedAt != nil {
+			up.Generation, up.InitiatedAt, up.BytesDone = 0, nil, 0
+		}
+	}
 }
 
 // finished reports whether an upload did all the spec asks of it.

@@ -62,7 +62,8 @@ func TestTheStatusOf100ChunksOf10000PartsStaysUnder64KiB(t *testing.T) {
 	u := largestSet()
 	raw, err := json.Marshal(u.Status)
 	must(t, err)
-	t.Logf("status of 100 uploads of 10,000 parts each, 99 merged and expanded: %d bytes (%.1f KiB)", len(raw), float64(len(raw))/1024)
+	t.Logf("status of 100 uploads of 10,000 parts each, 99 merged and expanded, 10 abandoned uploads in history: %d bytes (%.1f KiB)",
+		len(raw), float64(len(raw))/1024)
 	if len(raw) > 64<<10 {
 		t.Errorf("status takes %d bytes, more than 64 KiB", len(raw))
 	}
@@ -82,7 +83,8 @@ func largestSet() *upv1.UserPackageUpload {
 			Index: int32(i + 1), FirstLine: int64(i)*500_000 + 1, LastLine: int64(i+1) * 500_000,
 			Start: int64(i) * size, End: int64(i+1) * size, Lines: 500_000, Size: size,
 			Key: fmt.Sprintf("%032x", i), Generation: 1, Digest: digestPrefix + fmt.Sprintf("%064x", i),
-			Filename: chunkFilename(u, int32(i+1)), ID: fmt.Sprintf("upload-%028d", i), InitiatedAt: &at,
+			// WeChat Pay's upload ids take 76 characters.
+			Filename: chunkFilename(u, int32(i+1)), ID: fmt.Sprintf("%076d", i), InitiatedAt: &at, ReturnMessage: "success",
 			PartSize: size / 10_000, PartCount: 10_000,
 		}
 		acked := newPartSet(up.PartCount)
@@ -93,12 +95,22 @@ func largestSet() *upv1.UserPackageUpload {
 		}
 		setPartsDone(up, acked)
 		if i < 99 {
-			up.ResourceID, up.MergedAt, up.ExpandedAt = fmt.Sprintf("resource-%026d", i), &at, &at
+			up.ResourceID, up.MergedAt, up.ExpandedAt = fmt.Sprintf("%032d", i), &at, &at
 			up.Expanded = []upv1.ExpandedPackage{{UserPackageID: u.Spec.UserPackageID, At: at}}
 		}
 	}
 	u.Status.Source = &upv1.SourceStatus{Size: 100 * size, Digest: digestPrefix + fmt.Sprintf("%064x", 1), Generation: 1, ETag: fmt.Sprintf("%032x", 1)}
 	u.Status.Content = &upv1.ContentStatus{Lines: 50_000_000}
+	for range maxHistory {
+		abandon(u, &u.Status.Uploads[0], fmt.Sprintf("%076d", 1), "customers-2026-10-001.csv", &at)
+	}
+	// The conditions as the reconciler words them, half way through the last upload.
+	setCondition(u, upv1.ConditionSourceVerified, metav1.ConditionTrue, upv1.ReasonDigested, sourceMessage(u))
+	markProgressing(u, progressingMessage(u))
+	for _, st := range stages {
+		setCondition(u, st.condition, metav1.ConditionTrue, upv1.ReasonSucceeded, "")
+	}
+	setStageConditions(u)
 	setSummary(u)
 	return u
 }

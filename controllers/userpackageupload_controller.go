@@ -207,9 +207,8 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 	// The crowdpack_uploads gauge counts objects by the phase this reconcile leaves them in.
 	defer metrics.ObserveUpload(u)
-	migrateUpload(u) // written by the previous release: a one-chunk set
-
 	s := r.newScope(u)
+	migrateUpload(u) // written by the previous release: a one-chunk set, which the next write carries
 	defer s.releaseSlot()
 	if u.Spec.Suspend {
 		markSuspended(u)

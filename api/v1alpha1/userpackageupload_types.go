@@ -423,8 +423,10 @@ type UploadStatus struct {
 	// it changes; any other edit continues this one.
 	// +optional
 	Key string `json:"key,omitempty"`
-	// Generation of the spec when this session started.
-	Generation int64 `json:"generation"`
+	// Generation of the spec when this session started; a merged upload of
+	// a file in several uploads leaves it out, to keep status small.
+	// +optional
+	Generation int64 `json:"generation,omitempty"`
 	// Digest is sha256:<hex> of the uploaded bytes.
 	Digest string `json:"digest"`
 	// Filename sent to WeChat Pay.
