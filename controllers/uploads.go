@@ -160,25 +160,39 @@ func chunkSuffix(index int32, count int) string {
 
 // chunkFilename is the filename a new upload of chunk index sends. A file
 // in one chunk is named as it always was (uploadFilename). Several chunks
-// number their names; a default stem whose name an earlier upload used
-// gets a number first: vip-001.csv, then vip-2-001.csv.
+// number their names; a default stem that an earlier upload's name used
+// gets a number first: vip-001.csv, then vip-2-001.csv. The stem is judged
+// by any of its numbered names, not only this chunk's: the history keeps
+// only the last 10 names of an abandoned set.
 func chunkFilename(u *upv1.UserPackageUpload, index int32) string {
 	count := len(u.Status.Uploads)
 	if count <= 1 {
 		return uploadFilename(u)
 	}
-	stem := strings.TrimSuffix(requestedFilename(u), ".csv")
-	name := chunkName(stem, index, count)
+	base := strings.TrimSuffix(requestedFilename(u), ".csv")
+	room := wechatpay.MaxFilenameLength - len(chunkSuffix(index, count))
+	stem := base[:min(len(base), room)]
 	if u.Spec.File.Filename != "" {
-		return name
+		return stem + chunkSuffix(index, count)
 	}
 	used := usedFilenames(u)
-	for n := 2; used[name]; n++ {
+	for n := 2; stemUsed(used, stem); n++ {
 		number := fmt.Sprintf("-%d", n)
-		room := wechatpay.MaxFilenameLength - len(chunkSuffix(index, count)) - len(number)
-		name = chunkName(stem[:min(len(stem), room)]+number, index, count)
+		stem = base[:min(len(base), room-len(number))] + number
 	}
-	return name
+	return stem + chunkSuffix(index, count)
+}
+
+// stemUsed reports whether a used filename is a numbered name of stem.
+func stemUsed(used map[string]bool, stem string) bool {
+	for name := range used {
+		number, ok := strings.CutPrefix(name, stem+"-")
+		number, csv := strings.CutSuffix(number, ".csv")
+		if ok && csv && len(number) >= 3 && strings.Trim(number, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // usedFilenames are the filenames of earlier uploads of the object.

@@ -62,7 +62,8 @@ func Phase(u *upv1.UserPackageUpload) string {
 	case is(upv1.ConditionMerged):
 		return PhaseMerged
 	case is(upv1.ConditionPartsUploaded),
-		is(upv1.ConditionInitiated) && partsSent(u):
+		partsSent(u) && (is(upv1.ConditionInitiated) || len(u.Status.Uploads) > 1):
+		// A file in several uploads is Initiated only once every upload is.
 		return PhaseUploading
 	case is(upv1.ConditionInitiated):
 		return PhaseInitiated
