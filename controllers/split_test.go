@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
@@ -275,31 +274,28 @@ func TestAnUploadOfThePreviousReleaseBecomesAOneChunkSetWithoutACallOrARead(t *t
 	}
 }
 
-func TestAFileNeverSplitOverTheRecommendedLinesSaysSoOnce(t *testing.T) {
-	h := newHarness(t, harnessOptions{})
-	h.put("big.csv", phoneFile(0, 500_001))
-	u := h.object("big", "big.csv")
-	u.Spec.File.MaxLinesPerUpload = ptrTo[int32](0)
-	u.Spec.UploadParts = ptrTo(false)
+func TestAHashedUploadResumesAfterARestartWithoutResendingAnAcknowledgedPart(t *testing.T) {
+	h := newHarness(t, harnessOptions{partSize: 16 << 10, noManager: true})
+	file, want := rawExportWithHeader(10_000) // 330,000 hashed bytes: 21 parts of 16 KiB
+	h.put("crm.csv", file)
+	must(t, h.sandbox.SetFaults(sandbox.EndpointUploadPart, sandbox.Faults{LatencyMillis: 500}))
+	h.startManager(nil)
+	u := h.object("crm", "crm.csv")
+	u.Spec.File.Hashing = upv1.HashingMD5
+	u.Spec.File.SkipHeaderRow = true
 	h.create(u)
-
-	u = h.waitReady("big")
-	want := "500001 lines in one upload, more than the 500000 WeChat Pay recommends"
-	if msg := findCondition(u, upv1.ConditionSourceVerified).Message; !strings.Contains(msg, want) {
-		t.Errorf("SourceVerified says %q, want it to say %q", msg, want)
-	}
-	h.waitEvent("big", corev1.EventTypeWarning, upv1.ReasonTooManyLines)
-	h.update("big", func(u *upv1.UserPackageUpload) { u.Spec.File.Description = "customers who bought three times" })
-	h.waitFor("big", 30*time.Second, "Ready again", func(u *upv1.UserPackageUpload) bool {
-		return conditionIs(u, upv1.ConditionReady, metav1.ConditionTrue) && u.Status.ObservedGeneration == u.Generation
+	h.waitFor("crm", 30*time.Second, "partway uploaded", func(u *upv1.UserPackageUpload) bool {
+		return firstUpload(u) != nil && firstUpload(u).PartsDone >= 4
 	})
-	warnings := 0
-	for _, e := range h.events("big") {
-		if e.Reason == upv1.ReasonTooManyLines {
-			warnings++
-		}
+	h.stopManager()
+	stoppedAt := firstUpload(h.get("crm")).PartsDone
+	must(t, h.sandbox.SetFaults(sandbox.EndpointUploadPart, sandbox.Faults{}))
+	h.startManager(nil)
+
+	u = h.waitReady("crm")
+	assertEachPartOnceOfEach(t, h, u)
+	if got := mergedFiles(t, h, u); !bytes.Equal(got, want) {
+		t.Error("the reassembled file differs from the MD5 lines")
 	}
-	if warnings != 1 || len(u.Status.Uploads) != 1 {
-		t.Errorf("%d TooManyLines events, %d uploads; want one event, one upload", warnings, len(u.Status.Uploads))
-	}
+	t.Logf("stopped after %d of %d parts; the parts before were read again, not sent", stoppedAt, firstUpload(u).PartCount)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
@@ -170,5 +171,83 @@ func TestAFinishedUploadDropsItsPartsBitmap(t *testing.T) {
 	setPartsDone(up, acked)
 	if up.PartsAcked != "" || up.PartsDone != 3 || up.BytesDone != 25 {
 		t.Errorf("finished: bitmap %q, %d parts, %d bytes, want no bitmap, 3 parts, 25 bytes", up.PartsAcked, up.PartsDone, up.BytesDone)
+	}
+}
+
+// settledSet is an object whose three chunks were uploaded under their keys.
+func settledSet() (*scope, *upv1.UserPackageUpload) {
+	u := withUploads("exports/vip.csv", "", 3)
+	u.Generation = 1
+	u.Spec.File.Description = "customers who bought twice in 90 days"
+	for i := range u.Status.Uploads {
+		u.Status.Uploads[i] = upv1.UploadStatus{Index: int32(i + 1), Generation: 1, Digest: fmt.Sprintf("sha256:%064x", i), Size: 330}
+	}
+	s := &scope{obj: u, clock: time.Now, brandID: "1900000109"}
+	s.settleUploads()
+	for i := range u.Status.Uploads {
+		u.Status.Uploads[i].ID = fmt.Sprint("U", i+1)
+	}
+	return s, u
+}
+
+var settleTests = []struct {
+	name         string
+	edit         func(*upv1.UserPackageUpload)
+	wantHistory  int
+	wantFilename string
+}{
+	{"an edit WeChat Pay is not told about continues every upload", func(u *upv1.UserPackageUpload) { u.Spec.Suspend = true }, 0, "vip-001.csv"},
+	{"a new description starts every upload again, under new names", func(u *upv1.UserPackageUpload) { u.Spec.File.Description += " or more" }, 3, "vip-2-001.csv"},
+	{"a new brand starts every upload again", nil, 3, "vip-2-001.csv"},
+}
+
+func TestSettlingASetOfUploads(t *testing.T) {
+	for _, tt := range settleTests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, u := settledSet()
+			if names := []string{u.Status.Uploads[0].Filename, u.Status.Uploads[2].Filename}; names[0] != "vip-001.csv" || names[1] != "vip-003.csv" {
+				t.Fatalf("first names %v, want vip-001.csv … vip-003.csv", names)
+			}
+			u.Generation = 2
+			if tt.edit != nil {
+				tt.edit(u)
+			} else {
+				s.brandID = "1900000110"
+			}
+			s.settleUploads()
+			first := u.Status.Uploads[0]
+			if len(u.Status.History) != tt.wantHistory || first.Filename != tt.wantFilename || (tt.wantHistory > 0) != (first.ID == "") {
+				t.Errorf("history %d, first upload %q named %s; want history %d, named %s", len(u.Status.History), first.ID, first.Filename, tt.wantHistory, tt.wantFilename)
+			}
+		})
+	}
+}
+
+func TestAFileNeverSplitOverTheRecommendedLinesSaysSoOnce(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.put("big.csv", phoneFile(0, 500_001))
+	u := h.object("big", "big.csv")
+	u.Spec.File.MaxLinesPerUpload = ptrTo[int32](0)
+	u.Spec.UploadParts = ptrTo(false)
+	h.create(u)
+
+	u = h.waitReady("big")
+	want := "500001 lines in one upload, more than the 500000 WeChat Pay recommends"
+	if msg := findCondition(u, upv1.ConditionSourceVerified).Message; !strings.Contains(msg, want) {
+		t.Errorf("SourceVerified says %q, want it to say %q", msg, want)
+	}
+	h.waitEvent("big", corev1.EventTypeWarning, upv1.ReasonTooManyLines)
+	h.update("big", func(u *upv1.UserPackageUpload) { u.Spec.File.Description = "customers who bought three times" })
+	h.waitFor("big", 30*time.Second, "Ready again", func(u *upv1.UserPackageUpload) bool {
+		return conditionIs(u, upv1.ConditionReady, metav1.ConditionTrue) && u.Status.ObservedGeneration == u.Generation
+	})
+	warnings := 0
+	for _, e := range h.events("big") {
+		if e.Reason == upv1.ReasonTooManyLines {
+			warnings++
+		}
+	}
+	if warnings != 1 || len(u.Status.Uploads) != 1 {
+		t.Errorf("%d TooManyLines events, %d uploads; want one event, one upload", warnings, len(u.Status.Uploads))
 	}
 }
