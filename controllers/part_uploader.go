@@ -60,7 +60,9 @@ func (p *partUploader) run(ctx context.Context, concurrency int) error {
 	} else {
 		p.readParts(gctx, g)
 	}
-	err = cmp.Or(err, g.Wait())
+	// A failed send cancels gctx, which stops the stream: the send's error
+	// is the one to report.
+	err = cmp.Or(g.Wait(), err)
 	if err == nil && len(p.progress.missing()) > 0 {
 		err = fmt.Errorf("stopped with parts left to send: %w", context.Cause(ctx))
 	}

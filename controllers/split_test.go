@@ -42,8 +42,7 @@ func rawExport() (file, hashed []byte, invalidAt []int64) {
 	for i, n := range rawNumbers {
 		f.WriteString(n.line + "\n")
 		line++
-		sum := md5.Sum([]byte(n.digits))
-		want.WriteString(hex.EncodeToString(sum[:]) + "\n")
+		want.Write(md5Lines(n.digits))
 		if i%2 == 1 && len(invalidAt) < len(rawInvalid) {
 			f.WriteString(rawInvalid[len(invalidAt)] + "\n")
 			line++
@@ -51,6 +50,17 @@ func rawExport() (file, hashed []byte, invalidAt []int64) {
 		}
 	}
 	return f.Bytes(), want.Bytes(), invalidAt
+}
+
+// md5Lines are the lines WeChat Pay wants for mobile numbers, computed
+// here independently of rawphone: the lowercase hex MD5 of each, and "\n".
+func md5Lines(numbers ...string) []byte {
+	var b bytes.Buffer
+	for _, n := range numbers {
+		sum := md5.Sum([]byte(n))
+		b.WriteString(hex.EncodeToString(sum[:]) + "\n")
+	}
+	return b.Bytes()
 }
 
 // mergedFiles is the concatenation of the files the sandbox reassembled
@@ -209,8 +219,7 @@ func rawExportWithHeader(n int) (file, hashed []byte) {
 	for i := range n {
 		digits := fmt.Sprintf("1%010d", 3_800_000_000+i)
 		fmt.Fprintf(&f, forms[i%len(forms)]+"\n", digits)
-		sum := md5.Sum([]byte(digits))
-		want.WriteString(hex.EncodeToString(sum[:]) + "\n")
+		want.Write(md5Lines(digits))
 	}
 	return f.Bytes(), want.Bytes()
 }
