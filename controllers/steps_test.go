@@ -185,7 +185,8 @@ func TestPartsStepSendsOnlyWhatIsMissing(t *testing.T) {
 			u := readUpload("", false)
 			v := src.version()
 			u.Status.Source = &upv1.SourceStatus{Size: v.Size, ETag: v.ETag, Digest: "sha256:ab", Generation: 1}
-			u.Status.Upload = &upv1.UploadStatus{ID: "U1", Filename: "vip.csv", PartSize: tt.partSize, PartCount: tt.partCount, PartsAcked: tt.acked}
+			u.Status.Uploads = []upv1.UploadStatus{{Index: 1, ID: "U1", Filename: "vip.csv", PartSize: tt.partSize, PartCount: tt.partCount, PartsAcked: tt.acked,
+				End: v.Size, Size: v.Size}}
 			api := &fakeWeChatPay{t: t, part: func(p wechatpay.Part) (*wechatpay.PartResult, error) {
 				if tt.answer != nil {
 					return nil, tt.answer
@@ -197,7 +198,7 @@ func TestPartsStepSendsOnlyWhatIsMissing(t *testing.T) {
 			if got := reasonOf(err); got != tt.wantReason {
 				t.Errorf("reason %q (%v), want %q", got, err, tt.wantReason)
 			}
-			got := partsOutcome{Calls: api.calls, PartsDone: stored.Status.Upload.PartsDone}
+			got := partsOutcome{Calls: api.calls, PartsDone: firstUpload(stored).PartsDone}
 			if c := findCondition(u, upv1.ConditionPartsUploaded); c != nil {
 				got.Uploaded = c.Status
 			}
@@ -230,4 +231,44 @@ func newPartSetOf(total int64, parts ...int64) *partSet {
 		s.add(p)
 	}
 	return s
+}
+
+// TestAHashedChunkIsCheckedAgainstItsDigestBeforeItsLastPart streams a
+// chunk of raw numbers through the parts step: its last part goes only
+// when the re-read chunk hashes to the digest recorded.
+func TestAHashedChunkIsCheckedAgainstItsDigestBeforeItsLastPart(t *testing.T) {
+	raw := []byte("13800138000\n+86 138-0013-8001\n8613800138002\n0086 138 0013 8003\n")
+	hashed := bytes.NewBuffer(md5Lines("13800138000", "13800138001", "13800138002", "13800138003")) // 132 bytes: 3 parts of 50
+	tests := []struct {
+		name       string
+		digest     string
+		wantReason string
+		want       partsOutcome
+	}{
+		{"a chunk that hashes to its digest is sent whole", sha256Hex(hashed.Bytes()), "",
+			partsOutcome{Calls: 3, PartsDone: 3, Uploaded: metav1.ConditionTrue}},
+		{"a chunk that no longer does stalls before its last part", sha256Hex([]byte("other")), upv1.ReasonSourceChanged,
+			partsOutcome{Calls: 2, PartsDone: 2, Uploaded: metav1.ConditionFalse}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &fakeSource{data: raw}
+			u := readUpload("", false)
+			u.Spec.File.Hashing = upv1.HashingMD5
+			v := src.version()
+			u.Status.Source = &upv1.SourceStatus{Size: v.Size, ETag: v.ETag, Digest: "sha256:ab", Generation: 1}
+			u.Status.Uploads = []upv1.UploadStatus{{Index: 1, ID: "U1", Filename: "vip.csv", PartSize: 50, PartCount: 3,
+				FirstLine: 1, LastLine: 4, End: v.Size, Lines: 4, Size: int64(hashed.Len()), Digest: digestPrefix + tt.digest}}
+			api := &fakeWeChatPay{t: t, part: func(p wechatpay.Part) (*wechatpay.PartResult, error) { return checkPart(p, hashed.Bytes(), 50) }}
+			oneAtATime := func(s *scope) { s.parts.concurrency = 1 }
+			stored, err := runStep(t, api, u, reconcileParts, func(s *scope) { withSource(s, src) }, oneAtATime)
+			if got := reasonOf(err); got != tt.wantReason {
+				t.Errorf("reason %q (%v), want %q", got, err, tt.wantReason)
+			}
+			got := partsOutcome{Calls: api.calls, PartsDone: firstUpload(stored).PartsDone, Uploaded: findCondition(u, upv1.ConditionPartsUploaded).Status}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("outcome (-want +got):\n%s", diff)
+			}
+		})
+	}
 }

@@ -229,6 +229,50 @@ func TestAdmission(t *testing.T) {
 			wantField: "spec.userPackageID",
 		},
 		{
+			name:   "a limit of 1000 lines per upload is accepted",
+			mutate: func(u *upv1.UserPackageUpload) { u.Spec.File.MaxLinesPerUpload = ptr.To[int32](1000) },
+		},
+		{
+			name:   "a limit of 0 lines per upload, never splitting, is accepted",
+			mutate: func(u *upv1.UserPackageUpload) { u.Spec.File.MaxLinesPerUpload = ptr.To[int32](0) },
+		},
+		{
+			name:      "a limit of 999 lines per upload is refused",
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.File.MaxLinesPerUpload = ptr.To[int32](999) },
+			wantField: "spec.file.maxLinesPerUpload", wantText: "at least 1000, or 0 to never split",
+		},
+		{
+			name:      "a negative limit of lines per upload is refused",
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.File.MaxLinesPerUpload = ptr.To[int32](-1) },
+			wantField: "spec.file.maxLinesPerUpload",
+		},
+		{
+			name:   "a file whose header row is skipped is accepted",
+			mutate: func(u *upv1.UserPackageUpload) { u.Spec.File.SkipHeaderRow = true },
+		},
+		{
+			name:   "MD5 hashing of a Phone file is accepted",
+			mutate: func(u *upv1.UserPackageUpload) { u.Spec.File.Hashing = upv1.HashingMD5 },
+		},
+		{
+			name: "no hashing of an OpenID file is accepted",
+			mutate: func(u *upv1.UserPackageUpload) {
+				u.Spec.File.DataType, u.Spec.File.Hashing = upv1.DataTypeOpenID, upv1.HashingNone
+			},
+		},
+		{
+			name: "MD5 hashing of an OpenID file is refused",
+			mutate: func(u *upv1.UserPackageUpload) {
+				u.Spec.File.DataType, u.Spec.File.Hashing = upv1.DataTypeOpenID, upv1.HashingMD5
+			},
+			wantField: "spec.file.hashing", wantText: "needs dataType: Phone; set dataType: Phone or hashing: None",
+		},
+		{
+			name:      "a hashing other than None or MD5 is refused",
+			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.File.Hashing = "SHA256" },
+			wantField: "spec.file.hashing",
+		},
+		{
 			name:      "a validation mode other than Report or Strict is refused",
 			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.Validation = "Lenient" },
 			wantField: "spec.validation",
@@ -269,6 +313,12 @@ func TestAdmissionDefaults(t *testing.T) {
 	}
 	if !ptr.Deref(u.Spec.UploadParts, false) {
 		t.Errorf("uploadParts defaults to %v, want true", u.Spec.UploadParts)
+	}
+	if got := ptr.Deref(u.Spec.File.MaxLinesPerUpload, -1); got != 500000 {
+		t.Errorf("maxLinesPerUpload defaults to %d, want 500000", got)
+	}
+	if u.Spec.File.Hashing != upv1.HashingNone {
+		t.Errorf("hashing defaults to %q, want None", u.Spec.File.Hashing)
 	}
 	if u.Spec.Source.S3.BucketLookup != upv1.BucketLookupAuto {
 		t.Errorf("bucketLookup defaults to %q, want auto", u.Spec.Source.S3.BucketLookup)

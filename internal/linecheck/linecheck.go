@@ -82,6 +82,9 @@ type Checker struct {
 	partial  bool
 	overlong bool
 	lastByte byte
+
+	// skipFirstLine leaves line 1, a header row the upload leaves out, unchecked.
+	skipFirstLine bool
 }
 
 // New returns a Checker for dataType, or an error for an unknown data type.
@@ -92,12 +95,19 @@ func New(dataType DataType) (*Checker, error) {
 	return &Checker{dataType: dataType}, nil
 }
 
+// SkipHeaderRow leaves line 1 out of the checks and counts, as an upload
+// that skips the header row does; later lines keep their numbers in the
+// file. Call it before the first Write.
+func (c *Checker) SkipHeaderRow() {
+	c.skipFirstLine = true
+}
+
 // Write checks the complete lines in p and carries an unfinished last line
 // over to the next write. It always returns len(p), nil.
 func (c *Checker) Write(p []byte) (int, error) {
 	n := len(p)
 	for {
-		if c.dataType == Phone && !c.partial {
+		if c.dataType == Phone && !c.partial && !c.skipsLine(c.lineNo+1) {
 			p = c.skipValidPhoneLines(p)
 		}
 		i := bytes.IndexByte(p, '\n')
@@ -195,9 +205,17 @@ func (c *Checker) finishLine(tail []byte) {
 	c.carryLen, c.partial, c.overlong = 0, false, false
 }
 
+// skipsLine tells whether line number n is a skipped header row.
+func (c *Checker) skipsLine(n int64) bool {
+	return c.skipFirstLine && n == 1
+}
+
 // checkLine counts one complete line.
 func (c *Checker) checkLine(line []byte) {
 	c.lineNo++
+	if c.skipsLine(c.lineNo) {
+		return
+	}
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 		c.report.CRLF = true
@@ -220,6 +238,9 @@ func (c *Checker) checkLine(line []byte) {
 // is known. It is invalid (and no header) whatever the rest holds.
 func (c *Checker) countLongLine(start []byte, endsCR bool) {
 	c.lineNo++
+	if c.skipsLine(c.lineNo) {
+		return
+	}
 	c.report.CRLF = c.report.CRLF || endsCR
 	c.countNonEmpty(start)
 	c.countInvalid()
@@ -256,6 +277,13 @@ func (c *Checker) valid(line []byte) bool {
 		return all&idChar != 0 && some&(digit|upper) != 0
 	}
 	return false
+}
+
+// LooksLikeHeader tells whether line, the first of a file of dataType, reads
+// like a column name rather than data (see looksLikeHeader). A stream that
+// transforms lines instead of checking them uses it to flag a header row.
+func LooksLikeHeader(dataType DataType, line []byte) bool {
+	return (&Checker{dataType: dataType}).looksLikeHeader(line)
 }
 
 // looksLikeHeader tells whether line 1 reads like a column name rather than

@@ -19,10 +19,11 @@ const (
 
 func TestChecker(t *testing.T) {
 	cases := []struct {
-		name     string
-		dataType DataType
-		input    string
-		want     Report
+		name       string
+		dataType   DataType
+		skipHeader bool
+		input      string
+		want       Report
 	}{
 		{
 			name:     "an empty file has no lines",
@@ -163,6 +164,34 @@ func TestChecker(t *testing.T) {
 			want:     Report{Lines: 1},
 		},
 		{
+			name:       "a skipped header row is neither counted nor flagged",
+			dataType:   Phone,
+			skipHeader: true,
+			input:      "\ufeffphone\r\n" + md5Line + "\r\n",
+			want:       Report{Lines: 1, CRLF: true},
+		},
+		{
+			name:       "a skipped line 1 is not checked even when it is a valid MD5 line",
+			dataType:   Phone,
+			skipHeader: true,
+			input:      md5Line + "\nbad\n",
+			want:       Report{Lines: 1, InvalidLines: 1, FirstInvalidLineNumbers: []int64{2}},
+		},
+		{
+			name:       "a very long skipped line is not counted",
+			dataType:   OpenID,
+			skipHeader: true,
+			input:      strings.Repeat("x", 1000) + "\n" + openIDLine + "\n",
+			want:       Report{Lines: 1},
+		},
+		{
+			name:       "after a skipped header row lines keep their numbers in the file",
+			dataType:   Phone,
+			skipHeader: true,
+			input:      "phone\n" + md5Line + "\n\nbad\n",
+			want:       Report{Lines: 2, InvalidLines: 1, EmptyLines: 1, FirstInvalidLineNumbers: []int64{4}},
+		},
+		{
 			name:     "a very long line is one invalid line and no header",
 			dataType: OpenID,
 			input:    strings.Repeat("a", 10_000) + "\r\n" + openIDLine + "\n",
@@ -173,12 +202,28 @@ func TestChecker(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, chunk := range []int{len(tc.input) + 1, 1, 3, 33} {
 				c := mustNew(t, tc.dataType)
+				if tc.skipHeader {
+					c.SkipHeaderRow()
+				}
 				writeInChunks(c, []byte(tc.input), chunk)
 				if diff := cmp.Diff(tc.want, c.Report()); diff != "" {
 					t.Errorf("written in chunks of %d: report mismatch (-want +got):\n%s", chunk, diff)
 				}
 			}
 		})
+	}
+}
+
+func TestLooksLikeHeaderAgreesWithTheChecker(t *testing.T) {
+	lines := []string{"phone", "手机号", "+86 138-0013-8000", md5Line, "openid", "OpenID", openIDLine, ""}
+	for _, dataType := range []DataType{Phone, OpenID} {
+		for _, line := range lines {
+			c := mustNew(t, dataType)
+			writeString(c, line+"\n")
+			if got, want := LooksLikeHeader(dataType, []byte(line)), c.Report().HeaderRow; got != want {
+				t.Errorf("LooksLikeHeader(%s, %q) = %v, but the checker flags a header row: %v", dataType, line, got, want)
+			}
+		}
 	}
 }
 

@@ -15,7 +15,8 @@ import (
 // A digest streams through a small ring of fixed buffers, so memory stays
 // flat whatever the size of the file: one goroutine reads into a free
 // buffer while the SHA-256 and the line checks, each in a goroutine of its
-// own, consume the buffers read before; a buffer is free again once every
+// own, consume the buffers read before (and, when the file is cut into chunks,
+// the cutter: see DigestChunks); a buffer is free again once every
 // consumer is done with it. Reading, hashing and checking thus overlap.
 const (
 	digestBufferSize = 256 << 10
@@ -28,7 +29,10 @@ type Result struct {
 	// Digest is the SHA-256 of the file, 64 lowercase hex characters.
 	Digest string
 	// Report holds the line checks; it is zero when no checker was given.
+	// With hashing it is the hashing's report on the raw lines.
 	Report linecheck.Report
+	// Chunks are the uploads the file is cut into; only DigestChunks sets it.
+	Chunks []Chunk
 }
 
 // Digest streams the current version of src once through SHA-256 and check
@@ -37,6 +41,48 @@ type Result struct {
 // The body src opens must end a blocked read when ctx ends (an HTTP body
 // does): that is how cancellation stops the reading goroutine.
 func Digest(ctx context.Context, src Source, check *linecheck.Checker) (Result, error) {
+	var sinks []io.Writer
+	if check != nil {
+		sinks = append(sinks, check)
+	}
+	result, err := digestWith(ctx, src, sinks)
+	if err == nil && check != nil {
+		result.Report = check.Report()
+	}
+	return result, err
+}
+
+// DigestChunks is Digest that also cuts the file into the chunks opts asks
+// for, in the same single read, and records each chunk's uploaded lines,
+// size and SHA-256 (see Chunk). With opts.HashMD5 the hashing checks the
+// lines and check is not used: raw numbers would all fail the Phone check.
+// With opts.SkipHeaderRow, check leaves line 1 out.
+func DigestChunks(ctx context.Context, src Source, check *linecheck.Checker, opts SplitOptions) (Result, error) {
+	if opts.HashMD5 {
+		check = nil
+	}
+	cut := newCutter(opts)
+	sinks := []io.Writer{cut}
+	if check != nil {
+		if opts.SkipHeaderRow {
+			check.SkipHeaderRow()
+		}
+		sinks = append(sinks, check)
+	}
+	result, err := digestWith(ctx, src, sinks)
+	if err != nil {
+		return Result{}, err
+	}
+	result.Chunks, result.Report = cut.finish()
+	if check != nil {
+		result.Report = check.Report()
+	}
+	return result, nil
+}
+
+// digestWith streams the current version of src once through SHA-256 and
+// sinks, and returns the version and its digest.
+func digestWith(ctx context.Context, src Source, sinks []io.Writer) (Result, error) {
 	body, v, err := src.Open(ctx)
 	if err != nil {
 		return Result{}, err
@@ -44,22 +90,14 @@ func Digest(ctx context.Context, src Source, check *linecheck.Checker) (Result, 
 	defer body.Close()
 
 	hash := sha256.New()
-	sinks := []io.Writer{hash}
-	if check != nil {
-		sinks = append(sinks, check)
-	}
-	n, err := fanOut(ctx, body, sinks)
+	n, err := fanOut(ctx, body, append([]io.Writer{hash}, sinks...))
 	if err != nil {
 		return Result{}, fmt.Errorf("read the object: %w", err)
 	}
 	if n != v.Size {
 		return Result{}, fmt.Errorf("torn read: the object did not yield its %d bytes", v.Size)
 	}
-	result := Result{Version: v, Digest: hex.EncodeToString(hash.Sum(nil))}
-	if check != nil {
-		result.Report = check.Report()
-	}
-	return result, nil
+	return Result{Version: v, Digest: hex.EncodeToString(hash.Sum(nil))}, nil
 }
 
 // chunk is one buffer of the ring with the bytes read into it.

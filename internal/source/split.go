@@ -1,0 +1,269 @@
+package source
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+
+	"github.com/crowdpack/crowdpack/internal/linecheck"
+	"github.com/crowdpack/crowdpack/internal/rawphone"
+)
+
+// SplitOptions says how a file becomes uploads.
+type SplitOptions struct {
+	// MaxLines is the most non-empty lines of one chunk; 0 never splits.
+	MaxLines int64
+	// SkipHeaderRow leaves line 1 out of every chunk.
+	SkipHeaderRow bool
+	// HashMD5 reads each line as a raw mobile number and uploads its MD5
+	// line (see rawphone); lines that hold no number are reported and left
+	// out, empty lines are left out.
+	HashMD5 bool
+}
+
+// Chunk is one upload cut from a file at line boundaries. Consecutive
+// chunks cover the file (after a skipped header row) without gap: empty
+// lines after a chunk's last non-empty line belong to it.
+type Chunk struct {
+	// Index numbers the chunks from 1, as the uploads' file names do.
+	Index int
+	// FirstLine and LastLine are the chunk's first and last lines in the
+	// file, numbered from 1; LastLine is FirstLine-1 for a chunk of no line.
+	FirstLine, LastLine int64
+	// Start and End are the byte range [Start, End) of the chunk in the file.
+	Start, End int64
+	// Lines counts the lines uploaded: the non-empty lines of the range, or
+	// with hashing the numbers hashed.
+	Lines int64
+	// Size is the length of the uploaded bytes: End-Start, or with hashing
+	// Lines*rawphone.LineLen.
+	Size int64
+	// Digest is the SHA-256 of the uploaded bytes, 64 lowercase hex characters.
+	Digest string
+}
+
+// The states of a cutter between two bytes of the file.
+type cutState int
+
+const (
+	inHeader    cutState = iota // in line 1, which is skipped
+	atLineStart                 // no byte of the next line seen yet
+	afterCR                     // the line began with a "\r" held back: empty if "\n" follows
+	inLine                      // in a non-empty line
+)
+
+// cutter is the digest's sink that cuts the file into chunks. A chunk ends
+// where the non-empty line that would exceed MaxLines starts, so whether a
+// line is empty ("" or "\r") is decided at its first bytes, before any of
+// it is given to a chunk: a leading "\r" is held back until the next byte.
+// The bytes of one Write a chunk takes are given to it in one run, not line
+// by line: hashing and SHA-256 work best on long runs.
+type cutter struct {
+	opts      SplitOptions
+	state     cutState
+	offset    int64 // in the file, of the next byte to look at
+	lineNo    int64 // lines begun so far
+	lineStart int64 // offset of the current line
+
+	p        []byte // being written
+	at, from int    // in p: the next byte to look at; the first not yet given to a chunk
+
+	current  Chunk
+	nonEmpty int64    // non-empty lines of the current chunk
+	sum      chunkSum // of the current chunk's uploaded bytes
+	chunks   []Chunk  // the chunks done
+	hasher   *rawphone.Hasher
+	hashed   *rawphone.Writer // hashes into sum, with HashMD5
+	hashedAt int64            // hasher.Uploaded() when the current chunk began
+}
+
+func newCutter(opts SplitOptions) *cutter {
+	c := &cutter{opts: opts, state: atLineStart, current: Chunk{Index: 1, FirstLine: 1}}
+	c.sum.hash = sha256.New()
+	if opts.SkipHeaderRow {
+		c.state, c.current.FirstLine = inHeader, 2
+	}
+	if opts.HashMD5 {
+		c.hasher = rawphone.NewHasher(c.current.FirstLine)
+		c.hashed = rawphone.NewWriter(&c.sum, c.hasher)
+	}
+	return c
+}
+
+// Write cuts p into chunks; it never fails.
+func (c *cutter) Write(p []byte) (int, error) {
+	c.p, c.at, c.from = p, 0, 0
+	for c.at < len(p) {
+		switch c.state {
+		case inHeader:
+			c.skipHeader()
+		case atLineStart:
+			c.startLine()
+		case afterCR:
+			c.decideCR()
+		default:
+			c.continueLine()
+		}
+	}
+	c.flush()
+	c.p = nil
+	return len(p), nil
+}
+
+// advance moves past n bytes that the current chunk takes.
+func (c *cutter) advance(n int) {
+	c.at += n
+	c.offset += int64(n)
+}
+
+// skip moves past n bytes that no chunk takes (yet).
+func (c *cutter) skip(n int) {
+	c.flush()
+	c.advance(n)
+	c.from = c.at
+}
+
+// flush gives the bytes moved past since the last flush to the current chunk.
+func (c *cutter) flush() {
+	if c.at > c.from {
+		c.take(c.p[c.from:c.at])
+	}
+	c.from = c.at
+}
+
+// toLineEnd returns how many bytes of p from at belong to the current
+// line, its "\n" included, and whether the line ends in p.
+func (c *cutter) toLineEnd() (int, bool) {
+	if i := bytes.IndexByte(c.p[c.at:], '\n'); i >= 0 {
+		return i + 1, true
+	}
+	return len(c.p) - c.at, false
+}
+
+// skipHeader moves past the bytes of line 1.
+func (c *cutter) skipHeader() {
+	n, ends := c.toLineEnd()
+	c.skip(n)
+	if ends {
+		c.state, c.lineNo, c.current.Start = atLineStart, 1, c.offset
+	}
+}
+
+// startLine looks at the first byte of a line.
+func (c *cutter) startLine() {
+	c.lineNo++
+	c.lineStart = c.offset
+	switch c.p[c.at] {
+	case '\n':
+		c.advance(1) // an empty line
+	case '\r':
+		c.skip(1) // held back: taken once the line is known
+		c.state = afterCR
+	default:
+		c.beginNonEmptyLine()
+		c.state = inLine
+	}
+}
+
+// decideCR gives the "\r" a line began with to a chunk once the next byte
+// says whether the line is empty.
+func (c *cutter) decideCR() {
+	empty := c.p[c.at] == '\n'
+	if !empty {
+		c.beginNonEmptyLine()
+	}
+	c.flush()
+	c.take(cr)
+	c.state = inLine
+	if empty {
+		c.advance(1)
+		c.state = atLineStart
+	}
+}
+
+var cr = []byte("\r")
+
+// continueLine moves past the rest of a non-empty line.
+func (c *cutter) continueLine() {
+	n, ends := c.toLineEnd()
+	c.advance(n)
+	if ends {
+		c.state = atLineStart
+	}
+}
+
+// beginNonEmptyLine counts the line that starts at lineStart, first cutting
+// the chunk if it is full.
+func (c *cutter) beginNonEmptyLine() {
+	if c.opts.MaxLines > 0 && c.nonEmpty == c.opts.MaxLines {
+		c.flush()
+		c.closeChunk(c.lineStart, c.lineNo-1)
+		c.current = Chunk{Index: c.current.Index + 1, FirstLine: c.lineNo, Start: c.lineStart}
+		c.nonEmpty = 0
+	}
+	c.nonEmpty++
+}
+
+// take gives bytes of the file to the current chunk.
+func (c *cutter) take(p []byte) {
+	if c.hashed != nil {
+		_, _ = c.hashed.Write(p) // into sum: never fails
+		return
+	}
+	_, _ = c.sum.Write(p)
+}
+
+// closeChunk records the current chunk, ending at end and lastLine, and
+// starts the sum of the next.
+func (c *cutter) closeChunk(end, lastLine int64) {
+	chunk := c.current
+	chunk.End, chunk.LastLine = end, lastLine
+	chunk.Size, chunk.Digest = c.sum.size, c.sum.digest()
+	chunk.Lines = c.nonEmpty
+	if c.hasher != nil {
+		chunk.Lines = c.hasher.Uploaded() - c.hashedAt
+		c.hashedAt = c.hasher.Uploaded()
+	}
+	c.chunks = append(c.chunks, chunk)
+	c.sum.reset()
+}
+
+// finish closes the last chunk at the end of the file and returns the
+// chunks and, with hashing, the report on the lines.
+func (c *cutter) finish() ([]Chunk, linecheck.Report) {
+	switch c.state {
+	case afterCR:
+		c.take(cr) // a last line of only "\r" is empty
+	case inHeader:
+		c.current.Start = c.offset
+	}
+	var report linecheck.Report
+	if c.hashed != nil {
+		_ = c.hashed.Close() // a last line without newline
+		report = c.hasher.Report()
+	}
+	c.closeChunk(c.offset, max(c.lineNo, c.current.FirstLine-1))
+	return c.chunks, report
+}
+
+// chunkSum is the SHA-256 and length of the bytes written to it.
+type chunkSum struct {
+	hash hash.Hash
+	size int64
+}
+
+func (s *chunkSum) Write(p []byte) (int, error) {
+	s.size += int64(len(p))
+	return s.hash.Write(p)
+}
+
+// digest is the SHA-256 so far, in lowercase hex.
+func (s *chunkSum) digest() string {
+	return hex.EncodeToString(s.hash.Sum(nil))
+}
+
+func (s *chunkSum) reset() {
+	s.hash.Reset()
+	s.size = 0
+}
