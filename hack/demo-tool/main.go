@@ -64,7 +64,7 @@ func run(args []string) error {
 			return err
 		}
 		return putRawExport(args[0], args[1], args[2], n)
-	case cmd == "merged" && len(args) >= 3:
+	case cmd == "merged" && len(args) >= 2:
 		n, err := strconv.Atoi(args[1])
 		if err != nil {
 			return err
@@ -187,6 +187,9 @@ func (c *byteCounter) Write(p []byte) (int, error) {
 // would hold. The MD5 lines are computed here, independently of the
 // operator's hashing.
 func checkMerged(adminURL string, lines int, ids []string) error {
+	if len(ids) == 0 {
+		return errors.New("no upload to check: status.uploads holds no upload id")
+	}
 	next := 0 // the export's next number
 	for i, id := range ids {
 		got, err := mergedLines(adminURL, id, next, lines)

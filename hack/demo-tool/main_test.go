@@ -125,6 +125,7 @@ func TestCheckMerged(t *testing.T) {
 		{"the MD5 lines of every number, cut into uploads, pass", []string{md5Lines(0, 4), md5Lines(4, 8), md5Lines(8, 10)}, true},
 		{"uploads in the wrong order fail", []string{md5Lines(4, 8), md5Lines(0, 4), md5Lines(8, 10)}, false},
 		{"a missing number fails", []string{md5Lines(0, 4), md5Lines(5, 10)}, false},
+		{"no upload at all fails", nil, false},
 		{"a missing last upload fails", []string{md5Lines(0, 4), md5Lines(4, 8)}, false},
 		{"raw numbers instead of their MD5 fail", []string{demoNumber(0) + "\n"}, false},
 		{"an MD5 not of the number fails", []string{fmt.Sprintf("%x\n", sha256.Sum256([]byte(demoNumber(0))))[:32] + "\n"}, false},
