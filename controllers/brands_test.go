@@ -180,7 +180,7 @@ func TestABrandServesTheNamespacesItAllowsByLabel(t *testing.T) {
 	w.upload(w.ns, "vip")
 	u := w.waitReadyIn(w.ns, "vip")
 	w.noKeyMaterialIn(w.ns)
-	if u.Status.Upload == nil || u.Status.Upload.ID == "" {
+	if firstUpload(u) == nil || firstUpload(u).ID == "" {
 		t.Fatalf("Ready without an upload id: %s", describe(u))
 	}
 
@@ -352,7 +352,7 @@ func TestMovingToABrandOfTheSameBrandIDIsNoNewUpload(t *testing.T) {
 	u := w.object("vip", "vip.csv")
 	u.Spec.CredentialsRef.Name = "own-keys"
 	w.create(u)
-	before := w.waitReady("vip").Status.Upload.ID
+	before := firstUpload(w.waitReady("vip")).ID
 	initiates := w.sandbox.CountSucceeded(sandbox.EndpointInitiate)
 
 	w.update("vip", func(u *upv1.UserPackageUpload) {
@@ -360,8 +360,8 @@ func TestMovingToABrandOfTheSameBrandIDIsNoNewUpload(t *testing.T) {
 		u.Spec.BrandRef = &upv1.BrandReference{Name: w.brand}
 	})
 	after := w.waitReady("vip")
-	if after.Status.Upload.ID != before || w.sandbox.CountSucceeded(sandbox.EndpointInitiate) != initiates {
+	if firstUpload(after).ID != before || w.sandbox.CountSucceeded(sandbox.EndpointInitiate) != initiates {
 		t.Errorf("upload %s → %s, initiates %d → %d: the same brand_id must continue the upload",
-			before, after.Status.Upload.ID, initiates, w.sandbox.CountSucceeded(sandbox.EndpointInitiate))
+			before, firstUpload(after).ID, initiates, w.sandbox.CountSucceeded(sandbox.EndpointInitiate))
 	}
 }

@@ -108,11 +108,11 @@ func TestALeaderStoppedMidUploadIsReplacedAndTheUploadFinishesOnce(t *testing.T)
 	if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != 1 {
 		t.Errorf("initiate succeeded %d times, want once", n)
 	}
-	assertEachPartOnce(t, h, u.Status.Upload.PartCount)
-	if merged, _ := h.sandbox.MergedFile(u.Status.Upload.ID); !bytes.Equal(merged, data) {
+	assertEachPartOnce(t, h, firstUpload(u).PartCount)
+	if merged, _ := h.sandbox.MergedFile(firstUpload(u).ID); !bytes.Equal(merged, data) {
 		t.Error("the reassembled file differs from the source")
 	}
-	t.Logf("leader stopped after %d of %d parts; %s took over from %s", stoppedAt, u.Status.Upload.PartCount, h.leaseHolder(), firstHolder)
+	t.Logf("leader stopped after %d of %d parts; %s took over from %s", stoppedAt, firstUpload(u).PartCount, h.leaseHolder(), firstHolder)
 }
 
 // TestAnAPIServerRestartMidReconcileLosesNothing restarts kube-apiserver
@@ -135,7 +135,7 @@ func TestAnAPIServerRestartMidReconcileLosesNothing(t *testing.T) {
 		h.create(h.object(name, name+".csv"))
 	}
 	h.waitFor("vip-0", 30*time.Second, "uploading", func(u *upv1.UserPackageUpload) bool {
-		return u.Status.Upload != nil && u.Status.Upload.PartsDone >= 2
+		return firstUpload(u) != nil && firstUpload(u).PartsDone >= 2
 	})
 	start := time.Now()
 	killed, err := kube.RestartAPIServer(time.Second)
@@ -147,7 +147,7 @@ func TestAnAPIServerRestartMidReconcileLosesNothing(t *testing.T) {
 		u := h.waitFor(name, 120*time.Second, "Ready", func(u *upv1.UserPackageUpload) bool {
 			return conditionIs(u, upv1.ConditionReady, metav1.ConditionTrue) && u.Status.ObservedGeneration == u.Generation
 		})
-		up := u.Status.Upload
+		up := firstUpload(u)
 		uploads[up.ID] = true
 		if got := countSucceeded(h, sandbox.EndpointInitiate, up.ID); got != 1 {
 			t.Errorf("%s: initiate of %s succeeded %d times, want once", name, up.ID, got)

@@ -121,7 +121,7 @@ func TestStalls(t *testing.T) {
 			if findCondition(u, upv1.ConditionReconciling) != nil {
 				t.Error("a stalled object is still Reconciling")
 			}
-			if up := u.Status.Upload; up != nil && up.InitiatingSince != nil && up.ID == "" && calls == len(h.sandbox.Records()) {
+			if up := firstUpload(u); up != nil && up.InitiatingSince != nil && up.ID == "" && calls == len(h.sandbox.Records()) {
 				t.Errorf("initiate's pending mark was left with no call made: a later reconcile would count a lost answer")
 			}
 			if s := kstatus(t, u); s != status.FailedStatus {
@@ -180,8 +180,8 @@ func TestTransientErrorsAreRetriedUntilReady(t *testing.T) {
 			if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != tt.sessions {
 				t.Errorf("sandbox created %d sessions, want %d", n, tt.sessions)
 			}
-			if got := lastInitiate(h).UploadID; got != u.Status.Upload.ID {
-				t.Errorf("status upload id %q, want the last session %q", u.Status.Upload.ID, got)
+			if got := lastInitiate(h).UploadID; got != firstUpload(u).ID {
+				t.Errorf("status upload id %q, want the last session %q", firstUpload(u).ID, got)
 			}
 		})
 	}
@@ -206,8 +206,8 @@ func TestALostInitiateAnswerIsRetriedOnceAndCounted(t *testing.T) {
 	if !strings.Contains(findCondition(u, upv1.ConditionReady).Message, "vip.csv") {
 		t.Errorf("the stall does not name the filename: %s", findCondition(u, upv1.ConditionReady).Message)
 	}
-	if u.Status.Upload.UnknownOutcomes != 1 {
-		t.Errorf("unknownOutcomes = %d, want 1", u.Status.Upload.UnknownOutcomes)
+	if firstUpload(u).UnknownOutcomes != 1 {
+		t.Errorf("unknownOutcomes = %d, want 1", firstUpload(u).UnknownOutcomes)
 	}
 	h.waitEvent("vip", corev1.EventTypeWarning, upv1.ReasonOutcomeUnknown)
 
@@ -216,8 +216,8 @@ func TestALostInitiateAnswerIsRetriedOnceAndCounted(t *testing.T) {
 	if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != 2 {
 		t.Errorf("sandbox created %d sessions, want 2 (the orphan and the final one)", n)
 	}
-	if got := lastInitiate(h).UploadID; got != u.Status.Upload.ID {
-		t.Errorf("status upload id %q, want the last session %q", u.Status.Upload.ID, got)
+	if got := lastInitiate(h).UploadID; got != firstUpload(u).ID {
+		t.Errorf("status upload id %q, want the last session %q", firstUpload(u).ID, got)
 	}
 }
 
@@ -247,10 +247,10 @@ func TestRetryingSaysSoInReconciling(t *testing.T) {
 func TestAFailedStatusWriteCausesNoSecondInitiate(t *testing.T) {
 	gr := schema.GroupResource{Group: upv1.GroupVersion.Group, Resource: "userpackageuploads"}
 	onMarker := func(u *upv1.UserPackageUpload) bool {
-		up := u.Status.Upload
+		up := firstUpload(u)
 		return up != nil && up.InitiatingSince != nil
 	}
-	onAnswer := func(u *upv1.UserPackageUpload) bool { up := u.Status.Upload; return up != nil && up.ID != "" }
+	onAnswer := func(u *upv1.UserPackageUpload) bool { up := firstUpload(u); return up != nil && up.ID != "" }
 	tests := []struct {
 		name string
 		// on picks the status updates to refuse, times times, with err.
@@ -296,8 +296,8 @@ func TestAFailedStatusWriteCausesNoSecondInitiate(t *testing.T) {
 			if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != 1 {
 				t.Errorf("initiate called %d times, want once", n)
 			}
-			if u.Status.Upload.UnknownOutcomes != 0 {
-				t.Errorf("unknownOutcomes = %d, want 0", u.Status.Upload.UnknownOutcomes)
+			if firstUpload(u).UnknownOutcomes != 0 {
+				t.Errorf("unknownOutcomes = %d, want 0", firstUpload(u).UnknownOutcomes)
 			}
 		})
 	}

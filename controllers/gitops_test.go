@@ -89,8 +89,8 @@ func TestRoutineGitOpsEditsNeverRepeatAFinishedCall(t *testing.T) {
 			if diff := cmp.Diff(want, h.calls()); diff != "" {
 				t.Errorf("calls at the sandbox (-want +got):\n%s", diff)
 			}
-			if last.Status.Upload.ID != first.Status.Upload.ID || len(last.Status.History) != 0 {
-				t.Errorf("upload %s (history %+v), want still %s", last.Status.Upload.ID, last.Status.History, first.Status.Upload.ID)
+			if firstUpload(last).ID != firstUpload(first).ID || len(last.Status.History) != 0 {
+				t.Errorf("upload %s (history %+v), want still %s", firstUpload(last).ID, last.Status.History, firstUpload(first).ID)
 			}
 			succeeded := 0
 			for _, e := range h.events("vip") {
@@ -191,8 +191,8 @@ func TestEachEditCausesOnlyTheCallsItNeeds(t *testing.T) {
 			if diff := cmp.Diff(tt.want, h.callsSince(before)); diff != "" {
 				t.Errorf("calls the edit caused (-want +got):\n%s", diff)
 			}
-			if renewed := last.Status.Upload.ID != first.Status.Upload.ID; renewed != tt.newUpload {
-				t.Errorf("upload %s after %s: new upload %v, want %v", last.Status.Upload.ID, first.Status.Upload.ID, renewed, tt.newUpload)
+			if renewed := firstUpload(last).ID != firstUpload(first).ID; renewed != tt.newUpload {
+				t.Errorf("upload %s after %s: new upload %v, want %v", firstUpload(last).ID, firstUpload(first).ID, renewed, tt.newUpload)
 			}
 		})
 	}
@@ -212,7 +212,7 @@ func TestAChangedUserPackageIDListsBothExpandedPackages(t *testing.T) {
 	u = h.waitReady("vip")
 
 	var got []string
-	for _, e := range u.Status.Upload.Expanded {
+	for _, e := range firstUpload(u).Expanded {
 		got = append(got, e.UserPackageID)
 	}
 	if diff := cmp.Diff([]string{packageA, packageB}, got); diff != "" {
@@ -235,13 +235,13 @@ func TestASpecChangeStartsANewUploadWithTheNewDigest(t *testing.T) {
 	h.update("vip", func(u *upv1.UserPackageUpload) { u.Spec.Source.S3.Key = "b.csv" })
 	second := h.waitReady("vip")
 
-	if second.Status.Upload.ID == first.Status.Upload.ID || second.Status.Source.Digest == first.Status.Source.Digest {
-		t.Fatalf("no new upload: %s/%s then %s/%s", first.Status.Upload.ID, first.Status.Source.Digest, second.Status.Upload.ID, second.Status.Source.Digest)
+	if firstUpload(second).ID == firstUpload(first).ID || second.Status.Source.Digest == first.Status.Source.Digest {
+		t.Fatalf("no new upload: %s/%s then %s/%s", firstUpload(first).ID, first.Status.Source.Digest, firstUpload(second).ID, second.Status.Source.Digest)
 	}
-	if second.Status.Upload.Generation != second.Generation || second.Status.Upload.Filename != "b.csv" {
-		t.Errorf("upload belongs to generation %d (%s), want %d (b.csv)", second.Status.Upload.Generation, second.Status.Upload.Filename, second.Generation)
+	if firstUpload(second).Generation != second.Generation || firstUpload(second).Filename != "b.csv" {
+		t.Errorf("upload belongs to generation %d (%s), want %d (b.csv)", firstUpload(second).Generation, firstUpload(second).Filename, second.Generation)
 	}
-	if h := second.Status.History; len(h) != 1 || h[0].ID != first.Status.Upload.ID {
+	if h := second.Status.History; len(h) != 1 || h[0].ID != firstUpload(first).ID {
 		t.Errorf("history %+v, want the first upload", h)
 	}
 	if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != 2 {
@@ -281,18 +281,18 @@ func TestARequestedReconcileIsEchoedAndReadsTheFileAgain(t *testing.T) {
 
 	// Same bytes: the request is handled, and no new upload starts.
 	u = h.requestReconcile("vip", "2026-11-26T10:00:00Z")
-	if u.Status.Upload.ID != first.Status.Upload.ID {
-		t.Errorf("a reconcile request over the same bytes started upload %s", u.Status.Upload.ID)
+	if firstUpload(u).ID != firstUpload(first).ID {
+		t.Errorf("a reconcile request over the same bytes started upload %s", firstUpload(u).ID)
 	}
 
 	// New bytes: the request reads them and starts a new upload.
 	h.put("vip.csv", phoneFile(1000, 100))
 	u = h.requestReconcile("vip", "2026-11-26T11:00:00Z")
-	if u.Status.Upload.ID == first.Status.Upload.ID || u.Status.Source.Digest == first.Status.Source.Digest {
+	if firstUpload(u).ID == firstUpload(first).ID || u.Status.Source.Digest == first.Status.Source.Digest {
 		t.Error("new bytes did not start a new upload with a new digest")
 	}
-	if u.Status.Upload.Filename != "vip-2.csv" {
-		t.Errorf("the second upload is named %q, want vip-2.csv (WeChat Pay refuses a filename twice)", u.Status.Upload.Filename)
+	if firstUpload(u).Filename != "vip-2.csv" {
+		t.Errorf("the second upload is named %q, want vip-2.csv (WeChat Pay refuses a filename twice)", firstUpload(u).Filename)
 	}
 }
 
@@ -312,25 +312,25 @@ func TestEveryLostAnswerConverges(t *testing.T) {
 			h.create(u)
 
 			u = h.waitReady("vip")
-			if merged, _ := h.sandbox.MergedFile(u.Status.Upload.ID); !bytes.Equal(merged, data) {
+			if merged, _ := h.sandbox.MergedFile(firstUpload(u).ID); !bytes.Equal(merged, data) {
 				t.Error("WeChat Pay's reassembled file differs from the source")
 			}
 			expands := 0
 			for _, r := range h.sandbox.Records() {
-				if r.Endpoint == sandbox.EndpointExpand && r.Succeeded() && r.UploadID == u.Status.Upload.ID {
+				if r.Endpoint == sandbox.EndpointExpand && r.Succeeded() && r.UploadID == firstUpload(u).ID {
 					expands++
 				}
 			}
 			if expands != 1 {
-				t.Errorf("the package was expanded %d times with upload %s, want once", expands, u.Status.Upload.ID)
+				t.Errorf("the package was expanded %d times with upload %s, want once", expands, firstUpload(u).ID)
 			}
 			if n := h.calls()[sandbox.EndpointMerge]; n != 1 {
 				t.Errorf("%d merges processed, want 1", n)
 			}
 			unknown := map[sandbox.Endpoint]int32{
-				sandbox.EndpointInitiate: u.Status.Upload.UnknownOutcomes + int32(len(u.Status.History)),
-				sandbox.EndpointMerge:    u.Status.Upload.MergeUnknownOutcomes,
-				sandbox.EndpointExpand:   u.Status.Upload.ExpandUnknownOutcomes,
+				sandbox.EndpointInitiate: firstUpload(u).UnknownOutcomes + int32(len(u.Status.History)),
+				sandbox.EndpointMerge:    firstUpload(u).MergeUnknownOutcomes,
+				sandbox.EndpointExpand:   firstUpload(u).ExpandUnknownOutcomes,
 			}
 			if e != sandbox.EndpointUploadPart && unknown[e] == 0 {
 				t.Errorf("the lost answer of %s is not counted in status: %+v", e, unknown)

@@ -29,7 +29,7 @@ func TestAFileServedWithoutAnETagIsPinnedByItsLastModifiedTime(t *testing.T) {
 	if got := u.Status.Source.LastModified; got == nil || !got.Time.Equal(modified) {
 		t.Errorf("status.source.lastModified %v, want %v", got, modified)
 	}
-	if merged, _ := h.sandbox.MergedFile(u.Status.Upload.ID); !bytes.Equal(merged, data) {
+	if merged, _ := h.sandbox.MergedFile(firstUpload(u).ID); !bytes.Equal(merged, data) {
 		t.Error("the reassembled file differs from the source")
 	}
 }

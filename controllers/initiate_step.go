@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
@@ -27,10 +26,10 @@ const maxHistory = 10
 // filename, after a lost answer left the old one taken.
 const renameDelay = time.Second
 
-// reconcileInitiate calls initiate upload once per upload key and records
-// the upload_id and part plan. Sets Initiated.
+// reconcileInitiate calls initiate upload once per upload key, for the
+// chunk's upload, and records the upload_id and part plan. Sets Initiated.
 //
-// Exactly once: a marker (upload.initiatingSince) is written with a
+// Exactly once: a marker (initiatingSince) is written with a
 // conflict-checked update before the call, so a stale cache conflicts
 // instead of calling twice; the answer is written with a write that retries
 // on conflict. A marker found without an answer is a call whose outcome is
@@ -40,12 +39,15 @@ func reconcileInitiate(ctx context.Context, s *scope) error {
 	if _, err := s.weChatPay(ctx); err != nil {
 		return failInitiate(u, err)
 	}
-	up := s.currentUpload()
+	if s.chunk == 0 {
+		s.settleUploads() // the brand is known: the upload keys are
+	}
+	up := s.upload()
 	if up.ID != "" {
 		setCondition(u, upv1.ConditionInitiated, metav1.ConditionTrue, upv1.ReasonInitiated, initiatedMessage(up))
 		return nil
 	}
-	req := initiateRequest(u)
+	req := initiateRequest(u, up)
 	if err := req.Validate(); err != nil {
 		return failInitiate(u, stall(upv1.ReasonInvalidSpec, "initiate upload: %v; fix spec.file", err))
 	}
@@ -62,55 +64,30 @@ func reconcileInitiate(ctx context.Context, s *scope) error {
 	if err != nil {
 		return s.initiateFailed(ctx, err, retried)
 	}
-	up = u.Status.Upload
-	setCondition(u, upv1.ConditionInitiated, metav1.ConditionTrue, upv1.ReasonInitiated, initiatedMessage(up))
+	setCondition(u, upv1.ConditionInitiated, metav1.ConditionTrue, upv1.ReasonInitiated, initiatedMessage(s.upload()))
 	return nil
-}
-
-// currentUpload returns the upload of what WeChat Pay is to receive,
-// starting a new one (and moving an earlier one to the history) only when
-// the upload key changed: every other edit continues the upload in hand.
-func (s *scope) currentUpload() *upv1.UploadStatus {
-	u := s.obj
-	key := uploadKey(u, s.brandID)
-	up := u.Status.Upload
-	switch {
-	case up != nil && up.Key == "" && up.Digest == "" && up.ID == "":
-		// Written before the file was read, to hold initiate's mark.
-		up.Key, up.Generation, up.Digest, up.Filename = key, u.Generation, u.Status.Source.Digest, uploadFilename(u)
-	case up != nil && up.Key == "" && up.Generation == u.Generation && up.Digest == u.Status.Source.Digest:
-		up.Key = key // written before upload keys existed, for this very spec
-	}
-	if up != nil && up.Key == key {
-		return up
-	}
-	if up != nil && up.ID != "" {
-		abandon(u, up.ID, up.Filename, s.now())
-		s.event(corev1.EventTypeNormal, "Superseded", supersededMessage(up.ID))
-	}
-	for _, c := range []string{upv1.ConditionInitiated, upv1.ConditionPartsUploaded, upv1.ConditionMerged, upv1.ConditionExpanded} {
-		removeCondition(u, c)
-	}
-	u.Status.Upload = &upv1.UploadStatus{Key: key, Generation: u.Generation, Digest: u.Status.Source.Digest, Filename: uploadFilename(u)}
-	return u.Status.Upload
 }
 
 // dropInitiateMark takes back initiate's pending mark when the call it
 // announced was not made (the file could not be read, the spec is invalid).
+// It is the first chunk's: a mark written before the file was read goes
+// with it; the chunks of a file read stay, for the next reconcile.
 func dropInitiateMark(u *upv1.UserPackageUpload) {
-	switch up := u.Status.Upload; {
-	case up == nil || up.ID != "":
-	case up.Key == "":
-		u.Status.Upload = nil
+	if len(u.Status.Uploads) == 0 {
+		return
+	}
+	switch up := &u.Status.Uploads[0]; {
+	case up.ID != "":
+	case up.Digest == "":
+		u.Status.Uploads = nil
 	default:
 		up.InitiatingSince = nil
 	}
 }
 
 // abandon lists an upload session (or, with no id, a filename a lost call
-// took) in the history, newest first.
-func abandon(u *upv1.UserPackageUpload, id, filename string, at *metav1.Time) {
-	up := u.Status.Upload
+// took) of up's chunk in the history, newest first.
+func abandon(u *upv1.UserPackageUpload, up *upv1.UploadStatus, id, filename string, at *metav1.Time) {
 	u.Status.History = append([]upv1.AbandonedUpload{{
 		ID: id, Generation: up.Generation, Digest: up.Digest, Filename: filename, At: *at,
 	}}, u.Status.History...)
@@ -118,13 +95,14 @@ func abandon(u *upv1.UserPackageUpload, id, filename string, at *metav1.Time) {
 }
 
 // uploadKey identifies an upload by exactly what WeChat Pay receives: the
-// bytes (digest and size), the initiate fields and the brand.
-func uploadKey(u *upv1.UserPackageUpload, brandID string) string {
+// chunk's bytes (digest and size), the initiate fields and the brand. For a
+// file in one chunk, without hashing or header row, these are the file's.
+func uploadKey(u *upv1.UserPackageUpload, up *upv1.UploadStatus, brandID string) string {
 	f := u.Spec.File
 	h := sha256.New()
 	for _, field := range []string{
-		u.Status.Source.Digest, strconv.FormatInt(u.Status.Source.Size, 10),
-		requestedFilename(u), string(f.PackageType), string(f.DataType), f.Description, brandID,
+		up.Digest, strconv.FormatInt(up.Size, 10),
+		requestedChunkName(u, up.Index), string(f.PackageType), string(f.DataType), f.Description, brandID,
 	} {
 		h.Write([]byte(field))
 		h.Write([]byte{0})
@@ -140,7 +118,7 @@ func (s *scope) initiateFailed(ctx context.Context, callErr error, retried bool)
 	if !isClassified(callErr) {
 		return callErr // a claim or write that failed, a stopping manager: nothing to tell
 	}
-	up := u.Status.Upload
+	up := s.upload()
 	if !filenameRefused(callErr, up.Filename) {
 		return failInitiate(u, callErr)
 	}
@@ -150,15 +128,17 @@ func (s *scope) initiateFailed(ctx context.Context, callErr error, retried bool)
 			up.Filename, errors.Unwrap(callErr)))
 	}
 	taken, at := up.Filename, s.now()
+	index, key, set := up.Index, up.Key, deepCopyUploads(u.Status.Uploads)
 	err := s.status.writeOutcome(ctx, u, func(x *upv1.UserPackageUpload) {
-		abandon(x, "", taken, at)
-		x.Status.Upload.Filename = uploadFilename(x)
+		mine := uploadAt(x, index, key, set)
+		abandon(x, mine, "", taken, at)
+		mine.Filename = chunkFilename(x, index)
 	})
 	if err != nil {
 		return err
 	}
 	return failInitiate(u, retry(upv1.ReasonOutcomeUnknown, renameDelay,
-		"the filename %s was taken by an initiate call whose answer was lost; initiating again as %s", taken, u.Status.Upload.Filename))
+		"the filename %s was taken by an initiate call whose answer was lost; initiating again as %s", taken, s.upload().Filename))
 }
 
 // filenameRefused reports whether WeChat Pay refused the call for its filename.
@@ -172,7 +152,7 @@ func failInitiate(u *upv1.UserPackageUpload, err error) error {
 	return failCondition(u, upv1.ConditionInitiated, err)
 }
 
-func initiateRequest(u *upv1.UserPackageUpload) wechatpay.InitiateUploadRequest {
+func initiateRequest(u *upv1.UserPackageUpload, up *upv1.UploadStatus) wechatpay.InitiateUploadRequest {
 	packageType := wechatpay.PackageTypeExposure
 	if u.Spec.File.PackageType == upv1.PackageTypeRisk {
 		packageType = wechatpay.PackageTypeRisk
@@ -182,12 +162,12 @@ func initiateRequest(u *upv1.UserPackageUpload) wechatpay.InitiateUploadRequest 
 		dataType = wechatpay.DataTypeOpenID
 	}
 	return wechatpay.InitiateUploadRequest{
-		Filename:    u.Status.Upload.Filename,
-		Digest:      strings.TrimPrefix(u.Status.Upload.Digest, digestPrefix),
+		Filename:    up.Filename,
+		Digest:      strings.TrimPrefix(up.Digest, digestPrefix),
 		PackageType: packageType,
 		DataType:    dataType,
 		Description: u.Spec.File.Description,
-		FileSize:    u.Status.Source.Size,
+		FileSize:    up.Size,
 	}
 }
 
@@ -226,10 +206,7 @@ func uploadFilename(u *upv1.UserPackageUpload) string {
 	if u.Spec.File.Filename != "" {
 		return base
 	}
-	used := map[string]bool{}
-	for _, h := range u.Status.History {
-		used[h.Filename] = true
-	}
+	used := usedFilenames(u)
 	name := base
 	for n := 2; used[name]; n++ {
 		suffix := fmt.Sprintf("-%d.csv", n)

@@ -26,9 +26,12 @@ func readUpload(filename string, initiating bool) *upv1.UserPackageUpload {
 		},
 	}
 	u.Status.Source = &upv1.SourceStatus{Size: 25, Digest: "sha256:" + fmt.Sprintf("%064x", 1)}
+	// The one chunk the source step recorded.
+	u.Status.Uploads = []upv1.UploadStatus{{Index: 1, Generation: 1, Digest: u.Status.Source.Digest, End: 25, Size: 25}}
 	if initiating {
-		u.Status.Upload = &upv1.UploadStatus{Key: uploadKey(u, brandID), Generation: 1, Digest: u.Status.Source.Digest,
-			Filename: uploadFilename(u), InitiatingSince: &metav1.Time{Time: time.Date(2026, 11, 30, 11, 0, 0, 0, time.UTC)}}
+		up := &u.Status.Uploads[0]
+		up.Key, up.Filename = uploadKey(u, up, brandID), uploadFilename(u)
+		up.InitiatingSince = &metav1.Time{Time: time.Date(2026, 11, 30, 11, 0, 0, 0, time.UTC)}
 	}
 	return u
 }
@@ -137,7 +140,7 @@ type initiateOutcome struct {
 }
 
 func outcomeOf(u *upv1.UserPackageUpload) initiateOutcome {
-	up := u.Status.Upload
+	up := firstUpload(u)
 	o := initiateOutcome{Mark: up.InitiatingSince != nil, Unknown: up.UnknownOutcomes, ID: up.ID, PartCount: up.PartCount, Filename: up.Filename}
 	for _, h := range u.Status.History {
 		o.Abandoned = append(o.Abandoned, h.Filename)

@@ -7,42 +7,40 @@ import (
 )
 
 // ackJournal remembers, in memory, the parts WeChat Pay acknowledged for
-// each object's upload: when status cannot be written (the API server is
-// down), the next reconcile of this process still knows not to send them.
+// each upload of each object: when status cannot be written (the API
+// server is down), the next reconcile of this process still knows not to
+// send them.
 type ackJournal struct {
 	mu      sync.Mutex
-	entries map[client.ObjectKey]journalEntry
+	entries map[journalKey]map[int64]struct{}
 }
 
-type journalEntry struct {
+// journalKey is one upload of one object.
+type journalKey struct {
+	object   client.ObjectKey
 	uploadID string
-	parts    map[int64]struct{}
 }
 
 func (j *ackJournal) add(key client.ObjectKey, uploadID string, part int64) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.entries == nil {
-		j.entries = map[client.ObjectKey]journalEntry{}
+		j.entries = map[journalKey]map[int64]struct{}{}
 	}
-	e := j.entries[key]
-	if e.uploadID != uploadID {
-		e = journalEntry{uploadID: uploadID, parts: map[int64]struct{}{}}
-		j.entries[key] = e
+	k := journalKey{key, uploadID}
+	if j.entries[k] == nil {
+		j.entries[k] = map[int64]struct{}{}
 	}
-	e.parts[part] = struct{}{}
+	j.entries[k][part] = struct{}{}
 }
 
 // parts lists what the journal holds for the object's upload.
 func (j *ackJournal) parts(key client.ObjectKey, uploadID string) []int64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	e := j.entries[key]
-	if e.uploadID != uploadID {
-		return nil
-	}
-	parts := make([]int64, 0, len(e.parts))
-	for part := range e.parts {
+	e := j.entries[journalKey{key, uploadID}]
+	parts := make([]int64, 0, len(e))
+	for part := range e {
 		parts = append(parts, part)
 	}
 	return parts
@@ -53,5 +51,9 @@ func (j *ackJournal) parts(key client.ObjectKey, uploadID string) []int64 {
 func (j *ackJournal) forget(key client.ObjectKey) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	delete(j.entries, key)
+	for k := range j.entries {
+		if k.object == key {
+			delete(j.entries, k)
+		}
+	}
 }

@@ -79,13 +79,13 @@ func TestAPresignedHTTPSSourceIsUploadedWithoutShowingItsQueryOrToken(t *testing
 	h.create(h.httpObject("vip", srv, "/exports/vip.csv"))
 
 	u := h.waitReady("vip")
-	if merged, _ := h.sandbox.MergedFile(u.Status.Upload.ID); !bytes.Equal(merged, data) {
+	if merged, _ := h.sandbox.MergedFile(firstUpload(u).ID); !bytes.Equal(merged, data) {
 		t.Error("the reassembled file differs from the source")
 	}
 	if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != 1 {
 		t.Errorf("initiate succeeded %d times, want once", n)
 	}
-	if got := u.Status.Upload.Filename; got != "vip.csv" {
+	if got := firstUpload(u).Filename; got != "vip.csv" {
 		t.Errorf("filename %q, want vip.csv (the URL path's base name, without the query)", got)
 	}
 	assertShowsNoSecret(t, h, "vip")
@@ -131,7 +131,7 @@ const secretWindow = 32
 
 // leakNeedles are the strings nothing visible may contain, with what they are.
 func leakNeedles() map[string]string {
-	return map[string]string{
+	needles := map[string]string{
 		storage.SecretKey:                "the MinIO secret key",
 		httpBearerToken:                  "the HTTP source's bearer token",
 		"WECHATPAY-BRAND-SHA256-RSA2048": "an Authorization header",
@@ -143,6 +143,14 @@ func leakNeedles() map[string]string {
 		"sig=":                           "a SAS signature",
 		"deadbeefcafe0123456789":         "a presigned URL's signature value",
 	}
+	// The raw numbers of the hashing tests (split_test.go): personal data.
+	for _, n := range rawNumbers {
+		needles[n.line], needles[n.digits] = "a raw mobile number", "a raw mobile number's digits"
+	}
+	for _, line := range rawInvalid {
+		needles[line] = "an invalid raw line"
+	}
+	return needles
 }
 
 // keyWindows are the secretWindow-long runs of the brand private key's
@@ -234,6 +242,8 @@ func TestTheLeakCheckFindsEachSecret(t *testing.T) {
 		"the bearer token":              "token " + httpBearerToken,
 		"the MinIO secret key":          `{"secretkey":"` + storage.SecretKey + `"}`,
 		"an Authorization header":       `Authorization: WECHATPAY-BRAND-SHA256-RSA2048 brand_id="1",signature="abc"`,
+		"a raw mobile number":           "invalid line: " + rawNumbers[1].line,
+		"an invalid raw line":           "line 3 is " + rawInvalid[0],
 	}
 	for name, text := range cases {
 		if findSecret(text) == "" {

@@ -46,7 +46,7 @@ func TestAnUploadReachesReadyWithTheSandboxsUploadIDAndPlan(t *testing.T) {
 	if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != 1 {
 		t.Fatalf("initiate calls = %d, want exactly 1", n)
 	}
-	if got, want := u.Status.Upload.ID, records[0].UploadID; got != want {
+	if got, want := firstUpload(u).ID, records[0].UploadID; got != want {
 		t.Errorf("status upload id %q, sandbox recorded %q", got, want)
 	}
 	if got, want := u.Status.Source.Digest, "sha256:"+sha256Hex(data); got != want {
@@ -58,13 +58,13 @@ func TestAnUploadReachesReadyWithTheSandboxsUploadIDAndPlan(t *testing.T) {
 	if u.Status.Source.ETag == "" {
 		t.Error("status.source.etag is empty")
 	}
-	if got, want := u.Status.Upload.PartCount, (int64(len(data))+(64<<10)-1)/(64<<10); got != want || u.Status.Upload.PartSize != 64<<10 {
-		t.Errorf("plan %d parts of %d, want %d of %d", got, u.Status.Upload.PartSize, want, 64<<10)
+	if got, want := firstUpload(u).PartCount, (int64(len(data))+(64<<10)-1)/(64<<10); got != want || firstUpload(u).PartSize != 64<<10 {
+		t.Errorf("plan %d parts of %d, want %d of %d", got, firstUpload(u).PartSize, want, 64<<10)
 	}
 	if c := u.Status.Content; c == nil || c.Lines != 10_000 || c.InvalidLines != 0 {
 		t.Errorf("content %+v, want 10000 lines, none invalid", c)
 	}
-	if got := u.Status.Upload.Filename; got != "vip.csv" {
+	if got := firstUpload(u).Filename; got != "vip.csv" {
 		t.Errorf("filename %q, want the key's base name vip.csv", got)
 	}
 	if s := kstatus(t, u); s != status.CurrentStatus {
@@ -86,7 +86,7 @@ func TestAMultiPartFileIsUploadedMergedAndExpandedOnce(t *testing.T) {
 	h.create(u)
 
 	u = h.waitReady("vip")
-	up := u.Status.Upload
+	up := firstUpload(u)
 	if up.ExpandedAt == nil || up.MergedAt == nil || up.ResourceID == "" {
 		t.Fatalf("want merged and expanded, got %+v", *up)
 	}

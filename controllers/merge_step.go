@@ -18,17 +18,17 @@ func reconcileMerge(ctx context.Context, s *scope) error {
 	if !wantsParts(u, upv1.ConditionMerged) {
 		return nil
 	}
-	if u.Status.Upload.MergedAt == nil {
+	if s.upload().MergedAt == nil {
 		if err := s.merge(ctx); err != nil {
 			return failCondition(u, upv1.ConditionMerged, err)
 		}
 	}
-	setCondition(u, upv1.ConditionMerged, metav1.ConditionTrue, upv1.ReasonMerged, mergedMessage(u.Status.Upload))
+	setCondition(u, upv1.ConditionMerged, metav1.ConditionTrue, upv1.ReasonMerged, mergedMessage(s.upload()))
 	return nil
 }
 
 func (s *scope) merge(ctx context.Context) error {
-	up := s.obj.Status.Upload
+	up := s.upload()
 	if up.PartsDone != up.PartCount {
 		return fmt.Errorf("merge: %d of %d parts acknowledged", up.PartsDone, up.PartCount)
 	}
@@ -64,18 +64,18 @@ func reconcileExpand(ctx context.Context, s *scope) error {
 		removeCondition(u, upv1.ConditionExpanded)
 		return nil
 	}
-	adoptExpandedAt(u.Status.Upload, pkg)
-	if !isExpanded(u.Status.Upload, pkg) {
+	adoptExpandedAt(s.upload(), pkg)
+	if !isExpanded(s.upload(), pkg) {
 		if err := s.expand(ctx, pkg); err != nil {
 			return failCondition(u, upv1.ConditionExpanded, err)
 		}
 	}
-	setCondition(u, upv1.ConditionExpanded, metav1.ConditionTrue, upv1.ReasonExpanded, expandedMessage(u))
+	setCondition(u, upv1.ConditionExpanded, metav1.ConditionTrue, upv1.ReasonExpanded, expandedMessage(u, s.upload()))
 	return nil
 }
 
 func (s *scope) expand(ctx context.Context, pkg string) error {
-	id := s.obj.Status.Upload.ID
+	id := s.upload().ID
 	return s.callOnce(ctx, expandMarker(pkg), func(wc wechatpay.API, lost bool) (func(*upv1.UploadStatus), error) {
 		_, err := wc.ExpandPackage(ctx, pkg, id)
 		if err != nil && !(lost && refusedAsDone(err)) {

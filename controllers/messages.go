@@ -36,6 +36,12 @@ func sourceMessage(u *upv1.UserPackageUpload) string {
 	if c.InvalidLines > 0 {
 		notes = append(notes, "invalid lines at "+joinNumbers(c.InvalidLineNumbers))
 	}
+	if n := len(u.Status.Uploads); n > 1 {
+		notes = append(notes, fmt.Sprintf("cut into %d uploads of at most %d lines", n, maxLines(u)))
+	}
+	if tooManyLines(u) {
+		notes = append(notes, tooManyLinesMessage(u))
+	}
 	if len(notes) > 0 {
 		msg += " (" + strings.Join(notes, "; ") + ")"
 	}
@@ -65,24 +71,56 @@ func mergedMessage(up *upv1.UploadStatus) string {
 	return fmt.Sprintf("%d parts merged into resource %s", up.PartCount, up.ResourceID)
 }
 
-func expandedMessage(u *upv1.UserPackageUpload) string {
+// tooManyLinesMessage says that a file that is never split is longer than
+// WeChat Pay recommends.
+func tooManyLinesMessage(u *upv1.UserPackageUpload) string {
+	return fmt.Sprintf("%d lines in one upload, more than the %d WeChat Pay recommends; spec.file.maxLinesPerUpload is 0, so the file is not split",
+		u.Status.Content.Lines, recommendedMaxLines)
+}
+
+func expandedMessage(u *upv1.UserPackageUpload, up *upv1.UploadStatus) string {
 	return fmt.Sprintf("crowd package %s expanded with upload %s; the data takes effect after WeChat Pay's sync (usually T+2)",
-		u.Spec.UserPackageID, u.Status.Upload.ID)
+		u.Spec.UserPackageID, up.ID)
 }
 
 // readyMessage says how far the upload went, for the Ready condition and
 // the Status printer column.
 func readyMessage(u *upv1.UserPackageUpload) string {
-	up := u.Status.Upload
+	if len(u.Status.Uploads) > 1 {
+		return setReadyMessage(u)
+	}
+	var up *upv1.UploadStatus
+	if len(u.Status.Uploads) == 1 {
+		up = &u.Status.Uploads[0]
+	}
 	switch {
 	case up == nil:
 		return "no upload"
 	case u.Spec.UserPackageID != "" && isExpanded(up, u.Spec.UserPackageID):
-		return expandedMessage(u)
+		return expandedMessage(u, up)
 	case up.MergedAt != nil:
 		return mergedMessage(up)
 	default:
 		return initiatedMessage(up) + "; the parts are sent by another system (spec.uploadParts: false)"
+	}
+}
+
+// setReadyMessage says how far a file in several uploads went.
+func setReadyMessage(u *upv1.UserPackageUpload) string {
+	var lines, parts int64
+	for i := range u.Status.Uploads {
+		lines += u.Status.Uploads[i].Lines
+		parts += u.Status.Uploads[i].PartCount
+	}
+	n := len(u.Status.Uploads)
+	switch {
+	case u.Spec.UserPackageID != "" && countUploads(u, stages[3].done) == n:
+		return fmt.Sprintf("crowd package %s expanded with %d uploads (%d lines); the data takes effect after WeChat Pay's sync (usually T+2)",
+			u.Spec.UserPackageID, n, lines)
+	case countUploads(u, stages[2].done) == n:
+		return fmt.Sprintf("%d uploads (%d lines, %d parts) merged", n, lines, parts)
+	default:
+		return fmt.Sprintf("%d uploads (%d lines) initiated: %d parts; the parts are sent by another system (spec.uploadParts: false)", n, lines, parts)
 	}
 }
 

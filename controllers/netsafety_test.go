@@ -311,9 +311,11 @@ func TestAPlanForgedIntoStatusIsNeverAllocated(t *testing.T) {
 	// An administrator (or anyone with status rights) writes a plan of
 	// 10^9 parts of a 10^15-byte file, consistent with itself.
 	u.Status.Source.Size = 1_000_000_000_000_000
-	u.Status.Upload.PartSize = 1_000_000
-	u.Status.Upload.PartCount = 1_000_000_000
-	u.Status.Upload.Key = uploadKey(u, brandID)
+	up := firstUpload(u)
+	up.End, up.Size = u.Status.Source.Size, u.Status.Source.Size
+	up.PartSize = 1_000_000
+	up.PartCount = 1_000_000_000
+	up.Key = uploadKey(u, up, brandID)
 	must(t, kube.Client.Status().Update(h.ctx, u))
 
 	var before, after runtime.MemStats

@@ -88,7 +88,7 @@ func (s *scope) callOnce(ctx context.Context, m marker, call onceCall) error {
 	if err != nil {
 		return err
 	}
-	up := s.obj.Status.Upload // as the API server wrote it
+	up := s.upload() // as the API server wrote it
 	if retried {
 		s.event(corev1.EventTypeWarning, upv1.ReasonOutcomeUnknown, outcomeUnknownMessage(m.call, *m.unknown(up)))
 	}
@@ -116,7 +116,7 @@ func (s *scope) mark(ctx context.Context, m marker) (retried bool, err error) {
 		return false, nil
 	}
 	u := s.obj
-	up := u.Status.Upload
+	up := s.upload()
 	before := up.DeepCopy()
 	retried = m.pending(up)
 	if retried {
@@ -124,7 +124,7 @@ func (s *scope) mark(ctx context.Context, m marker) (retried bool, err error) {
 	}
 	m.set(up, *s.now())
 	if err := s.status.claim(ctx, u); err != nil {
-		*u.Status.Upload = *before // the intent was not written: it must not be by anything else
+		*s.upload() = *before // the intent was not written: it must not be by anything else
 		return false, err
 	}
 	return retried, nil
@@ -141,16 +141,15 @@ func (s *scope) resolve(ctx context.Context, m marker, outcome func(*upv1.Upload
 		}
 	}
 	if !m.recordNow {
-		apply(u.Status.Upload)
+		apply(s.upload())
 		s.status.keep()
 		return nil
 	}
-	up := u.Status.Upload
+	// A fresh read finds the chunk's upload by its index and key.
+	up := s.upload()
+	index, key, set := up.Index, up.Key, deepCopyUploads(u.Status.Uploads)
 	return s.status.writeOutcome(ctx, u, func(x *upv1.UserPackageUpload) {
-		if x.Status.Upload == nil || x.Status.Upload.Key != up.Key {
-			x.Status.Upload = up.DeepCopy()
-		}
-		apply(x.Status.Upload)
+		apply(uploadAt(x, index, key, set))
 	})
 }
 

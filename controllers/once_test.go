@@ -87,9 +87,9 @@ func mergeableUpload(merging bool, unknown int32) *upv1.UserPackageUpload {
 		},
 	}
 	u.Status.Source = &upv1.SourceStatus{Size: 10, Digest: "sha256:ab"}
-	u.Status.Upload = &upv1.UploadStatus{ID: "U1", PartSize: 10, PartCount: 1, PartsDone: 1, MergeUnknownOutcomes: unknown}
+	u.Status.Uploads = []upv1.UploadStatus{{Index: 1, ID: "U1", PartSize: 10, PartCount: 1, PartsDone: 1, MergeUnknownOutcomes: unknown, End: 10, Size: 10}}
 	if merging {
-		u.Status.Upload.MergingSince = &metav1.Time{Time: time.Date(2026, 11, 30, 11, 0, 0, 0, time.UTC)}
+		firstUpload(u).MergingSince = &metav1.Time{Time: time.Date(2026, 11, 30, 11, 0, 0, 0, time.UTC)}
 	}
 	return u
 }
@@ -165,7 +165,7 @@ func TestMergeResolvesEveryOutcome(t *testing.T) {
 			if got := reasonOf(err); got != tt.wantReason {
 				t.Errorf("reason %q (%v), want %q", got, err, tt.wantReason)
 			}
-			up := stored.Status.Upload
+			up := firstUpload(stored)
 			got := mergeOutcome{Mark: up.MergingSince != nil, Unknown: up.MergeUnknownOutcomes, Merged: up.MergedAt != nil, Resource: up.ResourceID}
 			want := mergeOutcome{Mark: tt.wantMark, Unknown: tt.wantUnknown, Merged: tt.wantMerged, Resource: tt.wantResource}
 			if diff := cmp.Diff(want, got); diff != "" {
@@ -225,8 +225,8 @@ func TestAnExpandedPackageIsNeverExpandedAgain(t *testing.T) {
 	}}
 	u := mergeableUpload(false, 0)
 	at := metav1.Now()
-	u.Status.Upload.MergedAt = &at
-	u.Status.Upload.Expanded = []upv1.ExpandedPackage{{UserPackageID: packageA, At: at}}
+	firstUpload(u).MergedAt = &at
+	firstUpload(u).Expanded = []upv1.ExpandedPackage{{UserPackageID: packageA, At: at}}
 	s, _ := unitScope(t, api, u)
 
 	must(t, reconcileExpand(context.Background(), s))
@@ -235,8 +235,8 @@ func TestAnExpandedPackageIsNeverExpandedAgain(t *testing.T) {
 	}
 	u.Spec.UserPackageID = packageB
 	must(t, reconcileExpand(context.Background(), s))
-	if api.calls != 1 || !isExpanded(u.Status.Upload, packageB) || !isExpanded(u.Status.Upload, packageA) {
-		t.Errorf("%d calls; expanded %+v, want both packages after one call", api.calls, u.Status.Upload.Expanded)
+	if api.calls != 1 || !isExpanded(firstUpload(u), packageB) || !isExpanded(firstUpload(u), packageA) {
+		t.Errorf("%d calls; expanded %+v, want both packages after one call", api.calls, firstUpload(u).Expanded)
 	}
 }
 
@@ -265,7 +265,7 @@ func TestOutcomesInHandSurviveAClaimThatConflicts(t *testing.T) {
 
 	stored := &upv1.UserPackageUpload{}
 	must(t, c.Get(ctx, client.ObjectKeyFromObject(u), stored))
-	if up := stored.Status.Upload; up.MergedAt == nil || up.ResourceID != "R1" || up.MergingSince != nil || up.Expanding != nil {
+	if up := firstUpload(stored); up.MergedAt == nil || up.ResourceID != "R1" || up.MergingSince != nil || up.Expanding != nil {
 		t.Errorf("stored upload %+v: want merged into R1, no pending mark", *up)
 	}
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,12 +31,16 @@ const (
 	maxPartRetryWait = 10 * time.Second
 )
 
-// partUploader sends the missing parts of one upload.
+// partUploader sends the missing parts of one upload: the parts of its
+// chunk, [upload.Start, upload.End) of the file.
 type partUploader struct {
-	wechat   wechatpay.API
-	source   source.Source
-	version  source.Version
-	upload   upv1.UploadStatus
+	wechat  wechatpay.API
+	source  source.Source
+	version source.Version
+	upload  upv1.UploadStatus
+	// stream, when set, makes the chunk's uploaded bytes (hashed lines),
+	// which are read in order rather than by ranged reads of the file.
+	stream   func(context.Context) (*source.ChunkReader, error)
 	memory   *semaphore.Weighted // bytes of parts held at once, by the whole manager
 	nsMemory *semaphore.Weighted // bytes of parts held at once, by the object's namespace
 	progress *progress
@@ -49,19 +54,13 @@ func (p *partUploader) run(ctx context.Context, concurrency int) error {
 	stopPersisting := p.progress.persistEvery(ctx, progressInterval)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency)
-	for _, part := range p.progress.missing() {
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			// Send no more parts once their acknowledgement cannot be written.
-			if err := p.progress.writeError(); err != nil {
-				return err
-			}
-			return p.sendWithRetries(gctx, part)
-		})
+	var err error
+	if p.stream != nil {
+		err = p.streamParts(gctx, g)
+	} else {
+		p.readParts(gctx, g)
 	}
-	err := g.Wait()
+	err = cmp.Or(err, g.Wait())
 	if err == nil && len(p.progress.missing()) > 0 {
 		err = fmt.Errorf("stopped with parts left to send: %w", context.Cause(ctx))
 	}
@@ -76,17 +75,38 @@ func (p *partUploader) run(ctx context.Context, concurrency int) error {
 	return err
 }
 
-// sendWithRetries tries a part a few times, so that one transient failure
+// readParts sends each missing part, read by a ranged read, in g.
+func (p *partUploader) readParts(ctx context.Context, g *errgroup.Group) {
+	for _, part := range p.progress.missing() {
+		g.Go(func() error {
+			if err := p.mayGoOn(ctx); err != nil {
+				return err
+			}
+			return withRetries(ctx, p.backoff, func() error { return p.send(ctx, part) })
+		})
+	}
+}
+
+// mayGoOn says whether another part may be sent: not once the reconcile
+// stops, nor once acknowledgements cannot be written.
+func (p *partUploader) mayGoOn(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return p.progress.writeError()
+}
+
+// withRetries tries a part a few times, so that one transient failure
 // among thousands of parts does not back the whole upload off. A long
 // Retry-After is left to the reconcile's own requeue.
-func (p *partUploader) sendWithRetries(ctx context.Context, part int64) error {
+func withRetries(ctx context.Context, backoff time.Duration, send func() error) error {
 	for try := 0; ; try++ {
-		err := p.send(ctx, part)
+		err := send()
 		var rt *retryError
 		if !errors.As(err, &rt) || try == partAttempts-1 || rt.after > maxPartRetryWait {
 			return err
 		}
-		delay := max(rt.after, p.backoff<<try)
+		delay := max(rt.after, backoff<<try)
 		select {
 		case <-ctx.Done():
 			return err
@@ -102,7 +122,8 @@ func (p *partUploader) sendWithRetries(ctx context.Context, part int64) error {
 // response headers are in, so a source slow to answer holds none, and a
 // source that then drips is cut off by the guard's minimum rate.
 func (p *partUploader) send(ctx context.Context, part int64) error {
-	offset, size := wechatpay.PartBounds(p.version.Size, p.upload.PartSize, int(part))
+	offset, size := wechatpay.PartBounds(p.upload.Size, p.upload.PartSize, int(part))
+	offset += p.upload.Start
 	body, err := p.source.OpenRange(ctx, p.version, offset, size)
 	if err != nil {
 		return sourceError(err)
@@ -117,15 +138,20 @@ func (p *partUploader) send(ctx context.Context, part int64) error {
 	if _, err := io.ReadFull(body, buf); err != nil {
 		return sourceError(fmt.Errorf("read the part at byte %d: %w", offset, err))
 	}
+	return p.deliver(ctx, part, buf)
+}
+
+// deliver uploads one part held in buf.
+func (p *partUploader) deliver(ctx context.Context, part int64, buf []byte) error {
 	sum := sha256.Sum256(buf)
 	// A part on its way is not cancelled by a stopping manager: the answer
 	// is awaited (the call has its own timeout) and recorded by the last
 	// write of progress, so that no acknowledged part is sent again.
-	_, err = p.wechat.UploadPart(context.WithoutCancel(ctx), wechatpay.Part{
+	_, err := p.wechat.UploadPart(context.WithoutCancel(ctx), wechatpay.Part{
 		UploadID: p.upload.ID,
 		Number:   int(part),
 		Filename: p.upload.Filename,
-		Size:     size,
+		Size:     int64(len(buf)),
 		Digest:   hex.EncodeToString(sum[:]),
 		Open:     func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil },
 	})

@@ -103,8 +103,8 @@ func BenchmarkPartUpload(b *testing.B) {
 // with the object's status claimed as a reconcile would.
 func benchPartUploader(b *testing.B, h *harness, u *upv1.UserPackageUpload, wc wechatpay.API, src source.Source,
 	digested source.Result, filename string, plan *wechatpay.InitiateUploadResponse) *partUploader {
-	u.Status.Upload = &upv1.UploadStatus{ID: plan.UploadID, Filename: filename, Generation: 1, Digest: digested.Digest,
-		PartSize: plan.FilePartSize, PartCount: plan.FilePartCount}
+	u.Status.Uploads = []upv1.UploadStatus{{Index: 1, ID: plan.UploadID, Filename: filename, Generation: 1, Digest: digested.Digest,
+		PartSize: plan.FilePartSize, PartCount: plan.FilePartCount, End: benchFileSize, Size: benchFileSize}}
 	u.Status.Source = &upv1.SourceStatus{Size: benchFileSize, Digest: digestPrefix + digested.Digest, Generation: 1}
 	w := newStatusWriter(kube.Client, kube.Client, u)
 	must(b, w.claim(h.ctx, u))
@@ -112,7 +112,7 @@ func benchPartUploader(b *testing.B, h *harness, u *upv1.UserPackageUpload, wc w
 		wechat:   wc,
 		source:   src,
 		version:  digested.Version,
-		upload:   *u.Status.Upload,
+		upload:   *firstUpload(u),
 		memory:   semaphore.NewWeighted(64 << 20),
 		nsMemory: semaphore.NewWeighted(32 << 20),
 		progress: &progress{u: u, status: w, acked: newPartSet(plan.FilePartCount), remember: func(int64) {}},

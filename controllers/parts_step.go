@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,20 +23,22 @@ func reconcileParts(ctx context.Context, s *scope) error {
 	if !wantsParts(u, upv1.ConditionPartsUploaded) {
 		return nil
 	}
-	up := u.Status.Upload
-	if err := checkPlan(up, u.Status.Source.Size); err != nil {
+	up := s.upload()
+	if err := checkPlan(up, up.Size); err != nil {
 		return failCondition(u, upv1.ConditionPartsUploaded, err)
 	}
-	acked, err := decodePartSet(up.PartsAcked, up.PartCount)
-	if err != nil {
-		return failCondition(u, upv1.ConditionPartsUploaded, stall(upv1.ReasonInvalidSpec, "%v", err))
-	}
-	if acked.count() < up.PartCount {
-		if err := s.uploadParts(ctx, acked); err != nil {
-			return failCondition(u, upv1.ConditionPartsUploaded, err)
+	if !partsDone(up) {
+		acked, err := decodePartSet(up.PartsAcked, up.PartCount)
+		if err != nil {
+			return failCondition(u, upv1.ConditionPartsUploaded, stall(upv1.ReasonInvalidSpec, "%v", err))
+		}
+		if acked.count() < up.PartCount {
+			if err := s.uploadParts(ctx, acked); err != nil {
+				return failCondition(u, upv1.ConditionPartsUploaded, err)
+			}
 		}
 	}
-	setCondition(u, upv1.ConditionPartsUploaded, metav1.ConditionTrue, upv1.ReasonPartsUploaded, partsMessage(u.Status.Upload))
+	setCondition(u, upv1.ConditionPartsUploaded, metav1.ConditionTrue, upv1.ReasonPartsUploaded, partsMessage(s.upload()))
 	return nil
 }
 
@@ -64,7 +67,7 @@ func (s *scope) uploadParts(ctx context.Context, acked *partSet) error {
 		return err
 	}
 	setCondition(u, upv1.ConditionPartsUploaded, metav1.ConditionFalse, upv1.ReasonProgressing,
-		fmt.Sprintf("uploading %d parts", u.Status.Upload.PartCount))
+		fmt.Sprintf("uploading %d parts", s.upload().PartCount))
 	// A stale set of acknowledged parts would resend parts.
 	if err := s.status.ensureCurrent(ctx, u); err != nil {
 		return err
@@ -73,21 +76,26 @@ func (s *scope) uploadParts(ctx context.Context, acked *partSet) error {
 	if err != nil {
 		return err
 	}
-	key := client.ObjectKeyFromObject(u)
+	key, up := client.ObjectKeyFromObject(u), *s.upload()
 	p := &partUploader{
 		wechat:   wc,
 		source:   src,
 		version:  pinnedVersion(u.Status.Source),
-		upload:   *u.Status.Upload,
+		upload:   up,
 		memory:   s.parts.memory,
 		nsMemory: nsMemory,
 		backoff:  s.parts.backoff,
 		progress: &progress{
-			u: u, status: s.status, acked: acked,
-			remember: func(part int64) { s.parts.journal.add(key, u.Status.Upload.ID, part) },
+			u: u, chunk: s.chunk, status: s.status, acked: acked,
+			remember: func(part int64) { s.parts.journal.add(key, up.ID, part) },
 		},
 	}
-	p.progress.recall(s.parts.journal.parts(key, u.Status.Upload.ID))
+	if opts := splitOptions(u); opts.HashMD5 {
+		p.stream = func(ctx context.Context) (*source.ChunkReader, error) {
+			return source.OpenChunk(ctx, src, p.version, chunkOf(&up), opts)
+		}
+	}
+	p.progress.recall(s.parts.journal.parts(key, up.ID))
 	if err := p.run(ctx, s.parts.concurrency); err != nil {
 		return err
 	}
@@ -105,4 +113,13 @@ func pinnedVersion(s *upv1.SourceStatus) source.Version {
 		v.LastModified = s.LastModified.Time
 	}
 	return v
+}
+
+// chunkOf is the chunk an upload sends, as the source reads it again.
+func chunkOf(up *upv1.UploadStatus) source.Chunk {
+	return source.Chunk{
+		Index: int(up.Index), FirstLine: up.FirstLine, LastLine: up.LastLine,
+		Start: up.Start, End: up.End, Lines: up.Lines, Size: up.Size,
+		Digest: strings.TrimPrefix(up.Digest, digestPrefix),
+	}
 }

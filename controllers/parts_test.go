@@ -22,14 +22,14 @@ func TestARestartMidUploadResumesWithoutResendingParts(t *testing.T) {
 	h.startManager(nil)
 
 	u := h.waitReady("vip")
-	assertEachPartOnce(t, h, u.Status.Upload.PartCount)
-	if merged, _ := h.sandbox.MergedFile(u.Status.Upload.ID); !bytes.Equal(merged, data) {
+	assertEachPartOnce(t, h, firstUpload(u).PartCount)
+	if merged, _ := h.sandbox.MergedFile(firstUpload(u).ID); !bytes.Equal(merged, data) {
 		t.Error("the reassembled file differs from the source")
 	}
 	if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != 1 {
 		t.Errorf("initiate called %d times, want once", n)
 	}
-	t.Logf("stopped after %d of %d parts", stoppedAt, u.Status.Upload.PartCount)
+	t.Logf("stopped after %d of %d parts", stoppedAt, firstUpload(u).PartCount)
 }
 
 func TestFaultsOnPartsStillConvergeWithEachPartAcknowledgedOnce(t *testing.T) {
@@ -46,8 +46,8 @@ func TestFaultsOnPartsStillConvergeWithEachPartAcknowledgedOnce(t *testing.T) {
 	u := h.waitFor("vip", 120*time.Second, "Ready", func(u *upv1.UserPackageUpload) bool {
 		return conditionIs(u, upv1.ConditionReady, metav1.ConditionTrue)
 	})
-	assertEachPartOnce(t, h, u.Status.Upload.PartCount)
-	if merged, _ := h.sandbox.MergedFile(u.Status.Upload.ID); !bytes.Equal(merged, data) {
+	assertEachPartOnce(t, h, firstUpload(u).PartCount)
+	if merged, _ := h.sandbox.MergedFile(firstUpload(u).ID); !bytes.Equal(merged, data) {
 		t.Error("the reassembled file differs from the source")
 	}
 	faults := 0
@@ -69,12 +69,12 @@ func TestAnObjectChangedMidUploadStalls(t *testing.T) {
 	h.put("vip.csv", phoneFile(0, 10_000))
 	h.create(h.object("vip", "vip.csv"))
 	h.waitFor("vip", 30*time.Second, "uploading", func(u *upv1.UserPackageUpload) bool {
-		return u.Status.Upload != nil && u.Status.Upload.PartsDone >= 2
+		return firstUpload(u) != nil && firstUpload(u).PartsDone >= 2
 	})
 	h.put("vip.csv", phoneFile(1, 10_000))
 
 	u := h.waitStalled("vip", upv1.ReasonSourceChanged)
-	if u.Status.Upload.MergedAt != nil {
+	if firstUpload(u).MergedAt != nil {
 		t.Error("a changed object was merged")
 	}
 	if n := h.sandbox.CountSucceeded(sandbox.EndpointMerge); n != 0 {
@@ -92,10 +92,10 @@ func (h *harness) stopPartway(stop func()) (data []byte, stoppedAt int64) {
 	h.put("vip.csv", data)
 	h.create(h.object("vip", "vip.csv"))
 	h.waitFor("vip", 30*time.Second, "partway uploaded", func(u *upv1.UserPackageUpload) bool {
-		return u.Status.Upload != nil && u.Status.Upload.PartsDone >= 4
+		return firstUpload(u) != nil && firstUpload(u).PartsDone >= 4
 	})
 	stop()
-	stoppedAt = h.get("vip").Status.Upload.PartsDone
+	stoppedAt = firstUpload(h.get("vip")).PartsDone
 	if stoppedAt >= 21 {
 		h.t.Fatal("all parts were done before the stop; slow the parts down")
 	}

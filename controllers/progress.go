@@ -16,6 +16,7 @@ import (
 // only that goroutine touches the object.
 type progress struct {
 	u        *upv1.UserPackageUpload
+	chunk    int // the position of the upload in status.uploads
 	status   *statusWriter
 	remember func(part int64) // keeps an acknowledgement beyond this reconcile
 
@@ -40,6 +41,12 @@ func (p *progress) missing() []int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.acked.missing()
+}
+
+func (p *progress) has(part int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.acked.has(part)
 }
 
 func (p *progress) writeError() error {
@@ -96,7 +103,7 @@ func (p *progress) persistEvery(ctx context.Context, interval time.Duration) (st
 // settle puts every acknowledged part into the object, unwritten; the
 // senders have stopped.
 func (p *progress) settle() {
-	setPartsDone(p.u.Status.Upload, p.acked, p.u.Status.Source.Size)
+	setPartsDone(&p.u.Status.Uploads[p.chunk], p.acked)
 }
 
 // persist writes the acknowledged parts to status. The senders go on
@@ -111,7 +118,8 @@ func (p *progress) persist(ctx context.Context) error {
 	p.dirty = false
 	p.mu.Unlock()
 
-	setPartsDone(p.u.Status.Upload, acked, p.u.Status.Source.Size)
+	setPartsDone(&p.u.Status.Uploads[p.chunk], acked)
+	setSummary(p.u)
 	err := p.status.patch(ctx, p.u)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -125,16 +133,21 @@ func (p *progress) persist(ctx context.Context) error {
 }
 
 // setPartsDone writes the set of acknowledged parts into status, with the
-// counts derived from it.
-func setPartsDone(up *upv1.UploadStatus, acked *partSet, fileSize int64) {
+// counts derived from it. The parts cut the upload's chunk, of up.Size
+// bytes. Once every part is acknowledged the bitmap says nothing more
+// than the counts, and is dropped: status stays small for many chunks.
+func setPartsDone(up *upv1.UploadStatus, acked *partSet) {
 	up.PartsAcked = acked.encode()
 	up.PartsDone = acked.count()
 	up.BytesDone = 0
 	for part := int64(1); part <= up.PartCount; part++ {
 		if acked.has(part) {
-			_, size := wechatpay.PartBounds(fileSize, up.PartSize, int(part))
+			_, size := wechatpay.PartBounds(up.Size, up.PartSize, int(part))
 			up.BytesDone += size
 		}
+	}
+	if partsDone(up) {
+		up.PartsAcked = ""
 	}
 	setProgress(up)
 }

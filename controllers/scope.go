@@ -33,6 +33,9 @@ type scope struct {
 	brandID       string // the brand of wechat
 	source        source.Source
 
+	// chunk is the position in status.uploads of the upload the chunk
+	// steps work on (see upload).
+	chunk int
 	// preclaimed is true while initiate's pending mark, written with the
 	// first word about a new object, awaits the call it announced.
 	preclaimed bool

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
@@ -38,7 +39,7 @@ func reconcileSource(ctx context.Context, s *scope) error {
 		return stall(upv1.ReasonInvalidSpec, "spec.file.dataType: %v", err)
 	}
 	start := time.Now()
-	result, err := source.Digest(ctx, src, check)
+	result, err := source.DigestChunks(ctx, src, check, splitOptions(u))
 	if err != nil {
 		return failSource(u, sourceError(err))
 	}
@@ -47,15 +48,20 @@ func reconcileSource(ctx context.Context, s *scope) error {
 	u.Status.Source.Fingerprint = sourceFingerprint(u)
 	u.Status.Content = contentStatus(result.Report)
 	u.Status.LastHandledReconcileAt = requestedAt(u)
+	s.setChunks(result.Chunks)
 	setCondition(u, upv1.ConditionSourceVerified, metav1.ConditionTrue, upv1.ReasonDigested, sourceMessage(u))
+	if tooManyLines(u) {
+		s.event(corev1.EventTypeWarning, upv1.ReasonTooManyLines, tooManyLinesMessage(u))
+	}
 	return checkContent(u)
 }
 
 // needsRead reports whether the file must be read (again): nothing was
-// read yet, a reconcile was requested, or what is read changed.
+// read yet (or its chunks are not recorded), a reconcile was requested, or
+// what is read changed.
 func needsRead(u *upv1.UserPackageUpload) bool {
 	s := u.Status.Source
-	if s == nil || reconcileRequested(u) {
+	if s == nil || reconcileRequested(u) || !hasChunks(u) {
 		return true
 	}
 	if s.Fingerprint == "" && s.Generation == u.Generation {
@@ -65,12 +71,32 @@ func needsRead(u *upv1.UserPackageUpload) bool {
 }
 
 // sourceFingerprint identifies what reading the file depends on: where it
-// is, how it is reached, and the data type its lines are checked against.
+// is, how it is reached, the data type its lines are checked against and
+// how it is cut and hashed. The last three count only when they differ
+// from their defaults, so that objects read before they existed are not
+// read again.
 func sourceFingerprint(u *upv1.UserPackageUpload) string {
+	f := u.Spec.File
+	cut := struct {
+		MaxLines      *int64       `json:"maxLinesPerUpload,omitempty"`
+		SkipHeaderRow bool         `json:"skipHeaderRow,omitempty"`
+		Hashing       upv1.Hashing `json:"hashing,omitempty"`
+	}{SkipHeaderRow: f.SkipHeaderRow}
+	if m := maxLines(u); m != recommendedMaxLines {
+		cut.MaxLines = &m
+	}
+	if f.Hashing != "" && f.Hashing != upv1.HashingNone {
+		cut.Hashing = f.Hashing
+	}
+	var cutField any // nil for the default cut, which keeps the fingerprint as it was
+	if cut.MaxLines != nil || cut.SkipHeaderRow || cut.Hashing != "" {
+		cutField = cut
+	}
 	data, _ := json.Marshal(struct {
 		Source   upv1.Source   `json:"source"`
 		DataType upv1.DataType `json:"dataType"`
-	}{u.Spec.Source, u.Spec.File.DataType})
+		Cut      any           `json:"cut,omitempty"`
+	}{u.Spec.Source, u.Spec.File.DataType, cutField})
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:8])
 }

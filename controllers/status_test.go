@@ -121,7 +121,7 @@ func TestStatusSetters(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			u := tt.object
-			u.Status.Upload = &upv1.UploadStatus{ID: "U1", PartCount: 2, PartSize: 10}
+			u.Status.Uploads = []upv1.UploadStatus{{Index: 1, ID: "U1", PartCount: 2, PartSize: 10}}
 			tt.set(u)
 			if diff := cmp.Diff(tt.want, conds(u), cmpopts.SortSlices(func(a, b cond) bool { return a.Type < b.Type })); diff != "" {
 				t.Errorf("%s: conditions (-want +got):\n%s", tt.reason, diff)
@@ -177,7 +177,7 @@ func TestReadyMessageSaysHowFarTheUploadWent(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			u := &upv1.UserPackageUpload{}
 			u.Spec.UserPackageID = "01000100010000000007"
-			u.Status.Upload = &tt.upload
+			u.Status.Uploads = []upv1.UploadStatus{tt.upload}
 			if got := readyMessage(u); got != tt.want {
 				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}

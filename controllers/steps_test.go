@@ -185,7 +185,8 @@ func TestPartsStepSendsOnlyWhatIsMissing(t *testing.T) {
 			u := readUpload("", false)
 			v := src.version()
 			u.Status.Source = &upv1.SourceStatus{Size: v.Size, ETag: v.ETag, Digest: "sha256:ab", Generation: 1}
-			u.Status.Upload = &upv1.UploadStatus{ID: "U1", Filename: "vip.csv", PartSize: tt.partSize, PartCount: tt.partCount, PartsAcked: tt.acked}
+			u.Status.Uploads = []upv1.UploadStatus{{Index: 1, ID: "U1", Filename: "vip.csv", PartSize: tt.partSize, PartCount: tt.partCount, PartsAcked: tt.acked,
+				End: v.Size, Size: v.Size}}
 			api := &fakeWeChatPay{t: t, part: func(p wechatpay.Part) (*wechatpay.PartResult, error) {
 				if tt.answer != nil {
 					return nil, tt.answer
@@ -197,7 +198,7 @@ func TestPartsStepSendsOnlyWhatIsMissing(t *testing.T) {
 			if got := reasonOf(err); got != tt.wantReason {
 				t.Errorf("reason %q (%v), want %q", got, err, tt.wantReason)
 			}
-			got := partsOutcome{Calls: api.calls, PartsDone: stored.Status.Upload.PartsDone}
+			got := partsOutcome{Calls: api.calls, PartsDone: firstUpload(stored).PartsDone}
 			if c := findCondition(u, upv1.ConditionPartsUploaded); c != nil {
 				got.Uploaded = c.Status
 			}

@@ -541,7 +541,7 @@ func describe(u *upv1.UserPackageUpload) string {
 	for _, c := range u.Status.Conditions {
 		fmt.Fprintf(&b, "  %s=%s %s: %s\n", c.Type, c.Status, c.Reason, c.Message)
 	}
-	if up := u.Status.Upload; up != nil {
+	if up := firstUpload(u); up != nil {
 		fmt.Fprintf(&b, "  upload %+v\n", *up)
 	}
 	return b.String()
@@ -566,4 +566,13 @@ type tenancyOptions struct {
 	allowAmbientCredentials bool
 	// restConfig, when set, replaces the restricted manager user.
 	restConfig *rest.Config
+}
+
+// firstUpload is the upload of the file's first chunk (of the only one, for
+// a file under the lines limit), or nil before there is one.
+func firstUpload(u *upv1.UserPackageUpload) *upv1.UploadStatus {
+	if len(u.Status.Uploads) == 0 {
+		return nil
+	}
+	return &u.Status.Uploads[0]
 }

@@ -208,6 +208,7 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	// The crowdpack_uploads gauge counts objects by the phase this reconcile leaves them in.
 	defer metrics.ObserveUpload(u)
 	s := r.newScope(u)
+	migrateUpload(u) // written by the previous release: a one-chunk set, which the next write carries
 	defer s.releaseSlot()
 	if u.Spec.Suspend {
 		markSuspended(u)
@@ -223,7 +224,7 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 			return claimFailed(err)
 		}
 	}
-	return s.run(ctx, reconcileSource, reconcileInitiate, reconcileParts, reconcileMerge, reconcileExpand)
+	return s.run(ctx, reconcileSource, reconcileUploads)
 }
 
 // forget drops what the manager holds in memory for an object that is gone.
@@ -270,11 +271,12 @@ func (s *scope) run(ctx context.Context, steps ...step) (ctrl.Result, error) {
 func (s *scope) finish(ctx context.Context, readyBefore *metav1.Condition, err error) (ctrl.Result, error) {
 	u := s.obj
 	result, err := summarize(u, err)
+	setSummary(u)
 	s.announce(readyBefore)
 	if finishErr := s.status.finish(ctx, u); finishErr != nil {
 		return ctrl.Result{}, errors.Join(err, finishErr)
 	}
-	if up := u.Status.Upload; up != nil && up.PartCount > 0 && up.PartsDone == up.PartCount {
+	if len(u.Status.Uploads) > 0 && countUploads(u, func(_ *upv1.UserPackageUpload, up *upv1.UploadStatus) bool { return partsDone(up) }) == len(u.Status.Uploads) {
 		s.parts.journal.forget(client.ObjectKeyFromObject(u)) // every acknowledgement is in status
 	}
 	return result, err
@@ -298,10 +300,11 @@ func (s *scope) waitForTurn() (after time.Duration, waiting bool) {
 func (s *scope) sayProgressing(ctx context.Context) error {
 	u := s.obj
 	markProgressing(u, progressingMessage(u))
-	if u.Status.Upload != nil {
+	if len(u.Status.Uploads) > 0 {
 		return s.status.patch(ctx, u)
 	}
-	u.Status.Upload = &upv1.UploadStatus{InitiatingSince: s.now()}
+	// The first chunk's mark: the file is not read yet.
+	u.Status.Uploads = []upv1.UploadStatus{{Index: 1, InitiatingSince: s.now()}}
 	if err := s.status.claim(ctx, u); err != nil {
 		return err
 	}

@@ -66,6 +66,11 @@ const (
 	// (an edited status); it is never acted upon.
 	ReasonInvalidPlan = "InvalidPlan"
 
+	// ReasonTooManyLines (a Warning event): a file that is never split
+	// (spec.file.maxLinesPerUpload: 0) has more lines than WeChat Pay
+	// recommends for one upload.
+	ReasonTooManyLines = "TooManyLines"
+
 	// Retried with backoff (Reconciling=True, reason Retrying).
 	ReasonSourceUnavailable = "SourceUnavailable"
 	// ReasonSourceTooSlow: a read idled (--source-idle-timeout) or dripped

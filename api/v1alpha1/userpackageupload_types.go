@@ -291,9 +291,22 @@ type UserPackageUploadStatus struct {
 	// +optional
 	Content *ContentStatus `json:"content,omitempty"`
 
-	// Upload is the current WeChat Pay upload session.
+	// Upload is deprecated: the previous release's one upload session. An
+	// object that still has it is migrated on its first reconcile into
+	// uploads (one chunk), with no call and no new read, and it is cleared.
 	// +optional
 	Upload *UploadStatus `json:"upload,omitempty"`
+
+	// Uploads are the WeChat Pay upload sessions of the file, one per chunk
+	// (spec.file.maxLinesPerUpload), in order.
+	// +listType=map
+	// +listMapKey=index
+	// +optional
+	Uploads []UploadStatus `json:"uploads,omitempty"`
+
+	// Summary totals the uploads, for kubectl and dashboards.
+	// +optional
+	Summary *UploadSummary `json:"summary,omitempty"`
 
 	// History lists earlier upload sessions abandoned because the file or
 	// what WeChat Pay is told about it changed, newest first (at most 10).
@@ -355,17 +368,67 @@ type ContentStatus struct {
 	InvalidLineNumbers []int64 `json:"invalidLineNumbers,omitempty"`
 }
 
-// UploadStatus is one WeChat Pay upload session.
+// UploadSummary totals the uploads of a file.
+type UploadSummary struct {
+	// Uploads is the number of uploads (chunks) the file is cut into.
+	Uploads int32 `json:"uploads"`
+	// Merged counts the uploads whose parts are merged.
+	Merged int32 `json:"merged"`
+	// Expanded counts the uploads the crowd package was expanded with.
+	Expanded int32 `json:"expanded"`
+	// Parts and PartsDone count the parts of all uploads, and those
+	// WeChat Pay acknowledged.
+	Parts     int64 `json:"parts"`
+	PartsDone int64 `json:"partsDone"`
+	// Lines and Size count the lines and bytes uploaded, all uploads together.
+	Lines int64 `json:"lines"`
+	Size  int64 `json:"size"`
+	// UploadsProgress is finished/total uploads, e.g. 3/7: finished is
+	// expanded when spec.userPackageID is set, merged when the parts are
+	// sent, initiated otherwise.
+	// +optional
+	UploadsProgress string `json:"uploadsProgress,omitempty"`
+	// PartsProgress is done/total parts over all uploads.
+	// +optional
+	PartsProgress string `json:"partsProgress,omitempty"`
+}
+
+// UploadStatus is one WeChat Pay upload session: one chunk of the file.
 type UploadStatus struct {
+	// Index numbers the chunk from 1, as its filename does.
+	// +kubebuilder:default=1
+	// +optional
+	Index int32 `json:"index,omitempty"`
+	// FirstLine and LastLine are the chunk's first and last lines in the
+	// source file, numbered from 1.
+	// +optional
+	FirstLine int64 `json:"firstLine,omitempty"`
+	// +optional
+	LastLine int64 `json:"lastLine,omitempty"`
+	// Start and End are the chunk's byte range [start, end) in the source file.
+	// +optional
+	Start int64 `json:"start,omitempty"`
+	// +optional
+	End int64 `json:"end,omitempty"`
+	// Lines counts the lines uploaded.
+	// +optional
+	Lines int64 `json:"lines,omitempty"`
+	// Size counts the bytes uploaded (hashed, with spec.file.hashing MD5).
+	// +optional
+	Size int64 `json:"size,omitempty"`
+
 	// Key identifies what this session uploads: the file version read
 	// (digest, size), the initiate fields (filename asked for, packageType,
 	// dataType, description) and the brand. A new session starts only when
 	// it changes; any other edit continues this one.
 	// +optional
 	Key string `json:"key,omitempty"`
-	// Generation of the spec when this session started.
-	Generation int64  `json:"generation"`
-	Digest     string `json:"digest"`
+	// Generation of the spec when this session started; a merged upload of
+	// a file in several uploads leaves it out, to keep status small.
+	// +optional
+	Generation int64 `json:"generation,omitempty"`
+	// Digest is sha256:<hex> of the uploaded bytes.
+	Digest string `json:"digest"`
 	// Filename sent to WeChat Pay.
 	Filename string `json:"filename"`
 
@@ -401,7 +464,8 @@ type UploadStatus struct {
 	// +optional
 	BytesDone int64 `json:"bytesDone,omitempty"`
 	// PartsAcked is a bitmap of acknowledged parts (bit i-1 for part i),
-	// base64-encoded: 10,000 parts take 1.7 KB.
+	// base64-encoded: 10,000 parts take 1.7 KB. Dropped once every part
+	// is acknowledged (partsDone == partCount).
 	// +optional
 	PartsAcked string `json:"partsAcked,omitempty"`
 	// Progress is PartsDone/PartCount, for kubectl.
@@ -467,8 +531,8 @@ type AbandonedUpload struct {
 // +kubebuilder:resource:shortName=upu,categories=crowdpack
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
-// +kubebuilder:printcolumn:name="Upload ID",type=string,JSONPath=`.status.upload.id`
-// +kubebuilder:printcolumn:name="Parts",type=string,JSONPath=`.status.upload.progress`
+// +kubebuilder:printcolumn:name="Uploads",type=string,JSONPath=`.status.summary.uploadsProgress`
+// +kubebuilder:printcolumn:name="Parts",type=string,JSONPath=`.status.summary.partsProgress`
 // +kubebuilder:printcolumn:name="Brand",type=string,JSONPath=`.spec.brandRef.name`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.source.digest`,priority=1

@@ -49,7 +49,9 @@ func TestPhase(t *testing.T) {
 		u.Generation = 2
 		u.Spec.Suspend = suspend
 		u.Status.Conditions = cs
-		u.Status.Upload = up
+		if up != nil {
+			u.Status.Uploads = []upv1.UploadStatus{*up}
+		}
 		return u
 	}
 	T, F, U := metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown
@@ -63,6 +65,8 @@ func TestPhase(t *testing.T) {
 		{"a digested file not yet initiated is reading", obj(false, nil, cond(upv1.ConditionReady, F, 2), cond(upv1.ConditionSourceVerified, T, 2)), PhaseReading},
 		{"an initiated upload with no part sent is initiated", obj(false, &upv1.UploadStatus{}, cond(upv1.ConditionReady, U, 2), cond(upv1.ConditionInitiated, T, 2)), PhaseInitiated},
 		{"an upload with parts sent is uploading", obj(false, &upv1.UploadStatus{PartsDone: 1}, cond(upv1.ConditionReady, U, 2), cond(upv1.ConditionInitiated, T, 2)), PhaseUploading},
+		{"a file in several uploads with parts sent is uploading before every upload is initiated", several(obj(false, &upv1.UploadStatus{PartsDone: 1},
+			cond(upv1.ConditionReady, U, 2), cond(upv1.ConditionInitiated, F, 2))), PhaseUploading},
 		{"a merged upload waiting to expand is merged", obj(false, nil, cond(upv1.ConditionReady, F, 2), cond(upv1.ConditionMerged, T, 2)), PhaseMerged},
 		{"an expanded upload not yet summarised is expanded", obj(false, nil, cond(upv1.ConditionReady, U, 2), cond(upv1.ConditionExpanded, T, 2)), PhaseExpanded},
 		{"Ready=True for the generation is ready", obj(false, nil, cond(upv1.ConditionReady, T, 2)), PhaseReady},
@@ -163,4 +167,10 @@ func phases(t *testing.T) map[string]float64 {
 		out[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
 	}
 	return out
+}
+
+// several gives u a second upload, not initiated yet.
+func several(u *upv1.UserPackageUpload) *upv1.UserPackageUpload {
+	u.Status.Uploads = append(u.Status.Uploads, upv1.UploadStatus{Index: 2})
+	return u
 }

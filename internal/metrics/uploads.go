@@ -62,13 +62,24 @@ func Phase(u *upv1.UserPackageUpload) string {
 	case is(upv1.ConditionMerged):
 		return PhaseMerged
 	case is(upv1.ConditionPartsUploaded),
-		is(upv1.ConditionInitiated) && u.Status.Upload != nil && u.Status.Upload.PartsDone > 0:
+		partsSent(u) && (is(upv1.ConditionInitiated) || len(u.Status.Uploads) > 1):
+		// A file in several uploads is Initiated only once every upload is.
 		return PhaseUploading
 	case is(upv1.ConditionInitiated):
 		return PhaseInitiated
 	default:
 		return PhaseReading
 	}
+}
+
+// partsSent reports whether WeChat Pay acknowledged a part of any upload.
+func partsSent(u *upv1.UserPackageUpload) bool {
+	for _, up := range u.Status.Uploads {
+		if up.PartsDone > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Uploads is the crowdpack_uploads{phase} gauge: how many objects are in
