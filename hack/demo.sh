@@ -253,7 +253,7 @@ k -n "$NS" get secrets
 echo; echo "\$ kubectl get upu $UPU -o jsonpath=... (status)"
 k -n "$NS" get upu "$UPU" -o jsonpath='source:   {.status.source.size} bytes, {.status.source.digest}
 content:  {.status.content.lines} raw numbers (header row skipped), {.status.content.invalidLines} invalid
-uploads:  {.status.summary.uploadsProgress} merged, {.status.summary.lines} MD5 lines, {.status.summary.size} bytes, {.status.summary.partsProgress} parts
+uploads:  {.status.summary.uploadsProgress} finished, {.status.summary.lines} MD5 lines, {.status.summary.size} bytes, {.status.summary.partsProgress} parts
 {range .status.uploads[*]}upload {.index}: {.filename}  lines {.firstLine}-{.lastLine} of the export -> {.lines} MD5 lines; id {.id}; merged {.mergedAt}, expanded into {.expanded[*].userPackageID} at {.expanded[*].at}
 {end}{range .status.conditions[*]}condition {.type}={.status} ({.reason}): {.message}
 {end}'

@@ -262,8 +262,9 @@ func records(url string) error {
 	var order []string
 	for _, r := range rs {
 		path := r.Path
-		if len(r.UploadID) > 12 { // WeChat Pay's upload IDs are long: keep the lines short
-			path = strings.ReplaceAll(path, r.UploadID, r.UploadID[:8]+"…")
+		if len(r.UploadID) > 16 { // WeChat Pay's upload IDs are long: keep the lines short
+			// Their start is a time, shared by the uploads of one file: keep the end too.
+			path = strings.ReplaceAll(path, r.UploadID, r.UploadID[:8]+"…"+r.UploadID[len(r.UploadID)-6:])
 		}
 		note := r.Code
 		if r.PartNumber > 0 {
