@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole system on this machine, with no cluster and no WeChat Pay account:
-# etcd + kube-apiserver, the CRD, the WeChat Pay sandbox, MinIO with a sample
-# file, and the manager, until a UserPackageUpload is Ready.
+# etcd + kube-apiserver, the CRD, the WeChat Pay sandbox, MinIO with a CRM
+# export of 1,200,000 raw mobile numbers, and the manager, until the
+# UserPackageUpload that hashes it and splits it into 3 uploads is Ready.
 #
 #   make demo              (builds bin/ first; or hack/demo.sh after make tools build)
 #   KEEP=1 make demo       leave everything running to explore with kubectl
@@ -22,9 +23,11 @@ OPERATOR_NS=crowdpack-system BRAND=demo
 # The manager reads brand Secrets from its own namespace, which a cluster
 # tells it through POD_NAMESPACE (--brand-secret-namespace's default).
 export POD_NAMESPACE=$OPERATOR_NS
-SAMPLE=config/samples/wechatpay_v1alpha1_userpackageupload_minio.yaml
-UPU=new-customers-2026-11
-BUCKET=crowd-packages KEY=exports/2026-11/new_customers.csv LINES=100000
+# The raw-export sample: a header row, raw numbers hashed (MD5) in the
+# cluster, at most 500,000 lines per upload, expanding a crowd package.
+SAMPLE=config/samples/wechatpay_v1alpha1_userpackageupload_raw_export.yaml
+UPU=crm-members-2026-12
+BUCKET=crowd-packages KEY=crm/2026-12/crm_members_2026_12.csv LINES=1200000
 export MINIO_ROOT_USER=crowdpack-demo MINIO_ROOT_PASSWORD=crowdpack-demo-secret MINIO_BROWSER=off
 export GOTOOLCHAIN=local
 
@@ -181,9 +184,8 @@ step crd "installing the UserPackageUpload and WeChatPayBrand CRDs" install_crd
 
 sandbox() {
   "$BIN/wechatpay-sandbox" gen-identity --out "$DEMO/identity" --namespace "$OPERATOR_NS" --secret-name "wechatpay-brand-$BRAND"
-  # 1 MiB parts (instead of 5 MiB) so the 3.3 MB sample file has a part plan of several parts.
+  # 5 MiB parts (the default): each upload of 500,000 MD5 lines (16.5 MB) has 4.
   local id=$DEMO/identity
-  sed 's/^partSize:.*/partSize: 1048576/' "$id/sandbox.yaml" >"$id/sandbox.yaml.new" && mv "$id/sandbox.yaml.new" "$id/sandbox.yaml"
   launch sandbox "$BIN/wechatpay-sandbox" serve --config "$id/sandbox.yaml" --addr "127.0.0.1:$SANDBOX_PORT" \
     --tls-cert "$id/tls.crt" --tls-key "$id/tls.key" --admin-addr "127.0.0.1:$SANDBOX_ADMIN_PORT"
   until_ok 30 curl -fsS "http://127.0.0.1:$SANDBOX_ADMIN_PORT/sandbox/records"
@@ -194,9 +196,9 @@ minio() {
   launch minio "$BIN/minio" server "$DEMO/minio" --address "127.0.0.1:$MINIO_PORT" \
     --console-address "127.0.0.1:$MINIO_CONSOLE_PORT"
   until_ok 60 curl -fsS "http://127.0.0.1:$MINIO_PORT/minio/health/live"
-  "$TOOL" put-csv "127.0.0.1:$MINIO_PORT" "$BUCKET" "$KEY" "$LINES"
+  "$TOOL" put-raw-export "127.0.0.1:$MINIO_PORT" "$BUCKET" "$KEY" "$LINES"
 }
-step start-minio "starting MinIO and uploading $LINES MD5-hashed mobile numbers" minio
+step start-minio "starting MinIO and uploading a CRM export: a header row and $LINES raw mobile numbers" minio
 
 create_objects() {
   # The platform: the brand's Secret in the operator's namespace, the
@@ -211,11 +213,13 @@ create_objects() {
   k label namespace "$NS" "crowdpack.io/brand=$BRAND"
   k -n "$NS" create secret generic minio-credentials \
     --from-literal=accesskey="$MINIO_ROOT_USER" --from-literal=secretkey="$MINIO_ROOT_PASSWORD"
-  # The generic MinIO sample, pointed at this MinIO, expanding a crowd
-  # package, for the brand instead of a Secret of its own.
+  # The raw-export sample (written for Tencent COS), pointed at this MinIO
+  # (path-style, plain HTTP, with its Secret), for the brand instead of a
+  # Secret of its own. Its file settings (header row, MD5, the default
+  # 500,000 lines per upload) and its userPackageID are kept.
   local patch
-  patch=$(printf '{"spec":{"source":{"s3":{"endpoint":"127.0.0.1:%s","bucket":"%s","key":"%s"}},"userPackageID":"%s","credentialsRef":null,"brandRef":{"name":"%s"}}}' \
-    "$MINIO_PORT" "$BUCKET" "$KEY" 01000100010000000007 "$BRAND")
+  patch=$(printf '{"spec":{"source":{"s3":{"endpoint":"127.0.0.1:%s","region":null,"bucketLookup":"path","insecure":true,"bucket":"%s","key":"%s","secretRef":{"name":"minio-credentials"}}},"credentialsRef":null,"brandRef":{"name":"%s"}}}' \
+    "$MINIO_PORT" "$BUCKET" "$KEY" "$BRAND")
   k patch --local -f "$SAMPLE" --type merge -p "$patch" -o yaml | k -n "$NS" apply -f -
 }
 step objects "creating the WeChatPayBrand $BRAND (keys in $OPERATOR_NS), namespace $NS and UserPackageUpload $UPU" create_objects
@@ -234,7 +238,7 @@ manager() {
 step start-manager "starting the manager" manager
 
 ready() {
-  k -n "$NS" wait --for=condition=Ready "upu/$UPU" --timeout=120s && return
+  k -n "$NS" wait --for=condition=Ready "upu/$UPU" --timeout=180s && return
   k -n "$NS" get upu "$UPU" -o yaml; tail -30 "$LOGS/manager.log"; return 1
 }
 step wait-ready "waiting for upu/$UPU to be Ready (manager log: $LOGS/manager.log)" ready
@@ -248,13 +252,15 @@ echo; echo "\$ kubectl get secrets -n $NS   (no brand key in the team's namespac
 k -n "$NS" get secrets
 echo; echo "\$ kubectl get upu $UPU -o jsonpath=... (status)"
 k -n "$NS" get upu "$UPU" -o jsonpath='source:   {.status.source.size} bytes, {.status.source.digest}
-content:  {.status.content.lines} lines, {.status.content.invalidLines} invalid
-upload:   id {.status.upload.id}, {.status.upload.partCount} parts of {.status.upload.partSize} bytes ({.status.upload.returnMessage})
-progress: {.status.upload.progress} parts, {.status.upload.bytesDone} bytes; resource {.status.upload.resourceID}
-merged:   {.status.upload.mergedAt}; expanded {.status.upload.expandedAt}
-{range .status.conditions[*]}condition {.type}={.status} ({.reason}): {.message}
+content:  {.status.content.lines} raw numbers (header row skipped), {.status.content.invalidLines} invalid
+uploads:  {.status.summary.uploadsProgress} finished, {.status.summary.lines} MD5 lines, {.status.summary.size} bytes, {.status.summary.partsProgress} parts
+{range .status.uploads[*]}upload {.index}: {.filename}  lines {.firstLine}-{.lastLine} of the export -> {.lines} MD5 lines; id {.id}; merged {.mergedAt}, expanded into {.expanded[*].userPackageID} at {.expanded[*].at}
+{end}{range .status.conditions[*]}condition {.type}={.status} ({.reason}): {.message}
 {end}'
 echo; echo "\$ kubectl events --for upu/$UPU"
 k -n "$NS" events --for "upu/$UPU"
 echo; echo "WeChat Pay sandbox: the calls it answered"
 "$TOOL" records "http://127.0.0.1:$SANDBOX_ADMIN_PORT/sandbox/records"
+echo; echo "WeChat Pay sandbox: the merged files, checked against the MD5 of the export's numbers (computed apart)"
+read -ra IDS <<<"$(k -n "$NS" get upu "$UPU" -o jsonpath='{.status.uploads[*].id}')"
+"$TOOL" merged "http://127.0.0.1:$SANDBOX_ADMIN_PORT" "$LINES" "${IDS[@]}"
