@@ -11,15 +11,11 @@ import (
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
-// readSlotDelay is how long the first objects waiting for a read slot of
-// their namespace wait before they ask again (plus up to half as much
-// jitter, so that a namespace's waiting objects do not ask together); one
-// further back in line asks less often, at most every maxSlotDelay. Both
-// are fallbacks: a freed slot wakes the next waiter at once (wake).
-const (
-	readSlotDelay = 5 * time.Second
-	maxSlotDelay  = 30 * time.Second
-)
+// readSlotDelay is how long an object whose namespace has its share of
+// reads in flight waits before it asks again (plus up to half as much
+// jitter, so that a namespace's waiting objects do not ask together). It
+// is a fallback: a freed slot wakes the next waiter at once (wake).
+const readSlotDelay = 5 * time.Second
 
 // namespaceSlots keeps one namespace (a tenant) from holding every worker
 // and all the part memory with reads: each namespace may have at most
@@ -54,7 +50,7 @@ type waiter struct {
 
 // waiterTimeout forgets a waiting object that stopped asking (deleted,
 // suspended, reconciled by another replica).
-const waiterTimeout = 2 * maxSlotDelay
+const waiterTimeout = 10 * readSlotDelay
 
 // fairShare is the number of workers one namespace may hold with reads:
 // half of them, so the other half always serves other namespaces.
@@ -92,19 +88,6 @@ func (s *namespaceSlots) tryAcquire(ns, name string, now time.Time) (memory *sem
 	reads.inFlight++
 	var once sync.Once
 	return reads.memory, func() { once.Do(func() { s.release(ns) }) }, true
-}
-
-// retryDelay is when a waiting object asks again: soon at the head of
-// the line, less often further back, where a slot is many reads away.
-func (s *namespaceSlots) retryDelay(ns, name string) time.Duration {
-	s.mu.Lock()
-	ahead := 0
-	if reads := s.namespaces[ns]; reads != nil {
-		ahead = max(0, reads.turn(name))
-	}
-	s.mu.Unlock()
-	delay := min(readSlotDelay*time.Duration(1+ahead/s.perNamespace), maxSlotDelay)
-	return delay + rand.N(readSlotDelay/2)
 }
 
 // turn is name's place among the waiting objects, or -1.
@@ -170,7 +153,7 @@ func (s *scope) readSlot() (memory *semaphore.Weighted, err error) {
 	}
 	memory, release, ok := s.slots.tryAcquire(s.obj.Namespace, s.obj.Name, time.Now())
 	if !ok {
-		return nil, &slotWait{after: s.slots.retryDelay(s.obj.Namespace, s.obj.Name)}
+		return nil, &slotWait{after: readSlotDelay + rand.N(readSlotDelay/2)}
 	}
 	s.slotMemory, s.slotRelease = memory, release
 	return memory, nil

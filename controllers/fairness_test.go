@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"fmt"
 	"testing"
 	"time"
 )
@@ -49,31 +48,6 @@ func TestNamespaceSlots(t *testing.T) {
 		release()
 		if _, _, ok := s.tryAcquire("a", "next", now.Add(waiterTimeout)); !ok {
 			t.Error("a deleted object's place in the queue blocks the namespace")
-		}
-	})
-	t.Run("a waiter far back in line asks again less often, never after more than maxSlotDelay", func(t *testing.T) {
-		s := newNamespaceSlots(2, 1<<20)
-		s.tryAcquire("a", "r1", now)
-		s.tryAcquire("a", "r2", now)
-		for i := range 100 {
-			s.tryAcquire("a", fmt.Sprint("w", i), now)
-		}
-		jitter := readSlotDelay / 2
-		for _, tc := range []struct {
-			name     string
-			min, max time.Duration
-		}{
-			{"w0", readSlotDelay, readSlotDelay + jitter},
-			{"w1", readSlotDelay, readSlotDelay + jitter},
-			{"w2", 2 * readSlotDelay, 2*readSlotDelay + jitter},
-			{"w99", maxSlotDelay, maxSlotDelay + jitter},
-		} {
-			if got := s.retryDelay("a", tc.name); got < tc.min || got > tc.max {
-				t.Errorf("%s asks again after %s, want %s to %s", tc.name, got, tc.min, tc.max)
-			}
-		}
-		if maxSlotDelay+jitter >= waiterTimeout {
-			t.Errorf("a waiter that asks again after %s is forgotten after %s", maxSlotDelay+jitter, waiterTimeout)
 		}
 	})
 	t.Run("the fair share is half the workers, at least one", func(t *testing.T) {

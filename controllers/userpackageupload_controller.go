@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -220,7 +219,7 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	if isNewGeneration(u) || isWaitingForSlot(u) {
 		if after, waiting := s.waitForTurn(); waiting {
 			markProgressing(u, waitingForSlotMessage)
-			return waitForSlot(after), s.status.patch(ctx, u)
+			return ctrl.Result{RequeueAfter: after}, s.status.patch(ctx, u)
 		}
 		if err := s.sayProgressing(ctx); err != nil {
 			return claimFailed(err)
@@ -263,7 +262,7 @@ func (s *scope) run(ctx context.Context, steps ...step) (ctrl.Result, error) {
 		return claimFailed(err)
 	}
 	if after, ok := waitingForSlot(err); ok {
-		return waitForSlot(after), s.status.patch(ctx, u)
+		return ctrl.Result{RequeueAfter: after}, s.status.patch(ctx, u)
 	}
 	return s.finish(ctx, readyBefore, err)
 }
@@ -312,13 +311,6 @@ func (s *scope) sayProgressing(ctx context.Context) error {
 	}
 	s.preclaimed = true
 	return nil
-}
-
-// waitForSlot requeues an object waiting for a read slot behind the other
-// work of the queue: its turn comes with a wake-up when a slot frees, and
-// the requeue is only the fallback.
-func waitForSlot(after time.Duration) ctrl.Result {
-	return ctrl.Result{RequeueAfter: after, Priority: ptr.To(handler.LowPriority)}
 }
 
 // claimFailed ends a reconcile whose conflict-checked write failed: after
