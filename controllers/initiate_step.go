@@ -207,11 +207,19 @@ func uploadFilename(u *upv1.UserPackageUpload) string {
 		return base
 	}
 	used := usedFilenames(u)
-	name := base
-	for n := 2; used[name]; n++ {
-		suffix := fmt.Sprintf("-%d.csv", n)
-		stem := strings.TrimSuffix(base, ".csv")
-		name = stem[:min(len(stem), wechatpay.MaxFilenameLength-len(suffix))] + suffix
+	stem := freeStem(strings.TrimSuffix(base, ".csv"), wechatpay.MaxFilenameLength-len(".csv"),
+		func(stem string) bool { return used[stem+".csv"] })
+	return stem + ".csv"
+}
+
+// freeStem is base, cut to room characters, or, when taken says an
+// earlier upload used it, the first of base-2, base-3, … that is free
+// (WeChat Pay takes a filename once per brand).
+func freeStem(base string, room int, taken func(stem string) bool) string {
+	stem := base[:min(len(base), room)]
+	for n := 2; taken(stem); n++ {
+		number := fmt.Sprintf("-%d", n)
+		stem = base[:min(len(base), room-len(number))] + number
 	}
-	return name
+	return stem
 }

@@ -170,16 +170,12 @@ func chunkFilename(u *upv1.UserPackageUpload, index int32) string {
 		return uploadFilename(u)
 	}
 	base := strings.TrimSuffix(requestedFilename(u), ".csv")
-	room := wechatpay.MaxFilenameLength - len(chunkSuffix(index, count))
-	stem := base[:min(len(base), room)]
 	if u.Spec.File.Filename != "" {
-		return stem + chunkSuffix(index, count)
+		return chunkName(base, index, count)
 	}
 	used := usedFilenames(u)
-	for n := 2; stemUsed(used, stem); n++ {
-		number := fmt.Sprintf("-%d", n)
-		stem = base[:min(len(base), room-len(number))] + number
-	}
+	room := wechatpay.MaxFilenameLength - len(chunkSuffix(index, count))
+	stem := freeStem(base, room, func(stem string) bool { return stemUsed(used, stem) })
 	return stem + chunkSuffix(index, count)
 }
 
