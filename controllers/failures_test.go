@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -322,7 +323,8 @@ func ptrTo[T any](v T) *T { return &v }
 
 func sandboxIdentity(brand string) (*sandbox.Identity, error) { return sandbox.NewIdentity(brand) }
 
-// statusHook lets a test refuse status updates before they reach the API server.
+// statusHook lets a test refuse status updates and patches before they
+// reach the API server; a patch is shown to the hook as the fields it sets.
 type statusHook struct {
 	client.Client
 	hook func(client.Object) error
@@ -342,4 +344,19 @@ func (w *statusUpdateHook) Update(ctx context.Context, obj client.Object, opts .
 		return err
 	}
 	return w.SubResourceWriter.Update(ctx, obj, opts...)
+}
+
+func (w *statusUpdateHook) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+	data, err := patch.Data(obj)
+	if err != nil {
+		return err
+	}
+	fields := obj.DeepCopyObject().(client.Object)
+	if err := json.Unmarshal(data, fields); err != nil {
+		return err
+	}
+	if err := w.hook(fields); err != nil {
+		return err
+	}
+	return w.SubResourceWriter.Patch(ctx, obj, patch, opts...)
 }

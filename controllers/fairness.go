@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/semaphore"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
@@ -164,6 +165,43 @@ func (s *scope) releaseSlot() {
 	if s.slotRelease != nil {
 		s.slotRelease()
 	}
+}
+
+// waitMarks remembers the objects whose word that they wait for a read
+// slot carried initiate's pending mark, by the resource version that word
+// wrote. When an object's turn comes and it is still at that version,
+// nobody wrote it since and the call the mark announced was not made: the
+// mark stands for the call, and the turn costs no write. A restarted
+// manager remembers none, and counts such a mark as an unknown outcome,
+// as it does a mark written before a read it did not finish.
+type waitMarks struct {
+	mu       sync.Mutex
+	versions map[types.NamespacedName]string
+}
+
+func (m *waitMarks) remember(key types.NamespacedName, resourceVersion string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.versions == nil {
+		m.versions = map[types.NamespacedName]string{}
+	}
+	m.versions[key] = resourceVersion
+}
+
+// take forgets key's mark, and reports whether it was written at
+// resourceVersion. A mark stands for one call: it is taken once.
+func (m *waitMarks) take(key types.NamespacedName, resourceVersion string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.versions[key]
+	delete(m.versions, key)
+	return ok && v == resourceVersion
+}
+
+func (m *waitMarks) forget(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.versions, key)
 }
 
 // waitingForSlot reports how long to wait when err is a slotWait.

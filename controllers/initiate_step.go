@@ -64,6 +64,7 @@ func reconcileInitiate(ctx context.Context, s *scope) error {
 	if err != nil {
 		return s.initiateFailed(ctx, err, retried)
 	}
+	s.initiated = s.upload().ID
 	setCondition(u, upv1.ConditionInitiated, metav1.ConditionTrue, upv1.ReasonInitiated, initiatedMessage(s.upload()))
 	return nil
 }

@@ -2,9 +2,12 @@ package controllers
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +35,8 @@ import (
 // CROWDPACK_LOAD_FLAGS) against the sandbox. It reports the seconds, the
 // initiate calls (exactly one per object), the manager's peak RSS, the API
 // server writes per upload (from the manager's own client metrics) and the
-// CPU time the API server, etcd and the manager spent. Run it with `make load`.
+// CPU time the API server, etcd, the manager, MinIO and this process (the
+// sandbox and the creator) spent. Run it with `make load`.
 func BenchmarkThousandUploads(b *testing.B) {
 	n := 1000
 	if v, err := strconv.Atoi(os.Getenv("CROWDPACK_LOAD_OBJECTS")); err == nil {
@@ -42,14 +46,16 @@ func BenchmarkThousandUploads(b *testing.B) {
 	for i := range n {
 		h.put(fmt.Sprintf("load-%04d.csv", i), phoneFile(i*10, 10))
 	}
-	metricsAddr := freeAddress(b)
-	manager := startManagerBinary(b, h, "--metrics-bind-address", metricsAddr)
-	apiServer, etcd := childProcess(b, "kube-apiserver"), childProcess(b, "etcd")
+	metricsAddr, pprofAddr := freeAddress(b), freeAddress(b)
+	manager := startManagerBinary(b, h, "--metrics-bind-address", metricsAddr, "--pprof-bind-address", pprofAddr)
+	apiServer, etcd, minio := childProcess(b, "kube-apiserver"), childProcess(b, "etcd"), childProcess(b, "minio")
 	apiServerCPU, etcdCPU, managerCPU := processCPU(b, apiServer), processCPU(b, etcd), processCPU(b, manager.Process.Pid)
+	minioCPU, selfCPU := processCPU(b, minio), processCPU(b, os.Getpid())
 
 	b.ResetTimer()
 	start := time.Now()
 	profiled := profileAPIServer(b, os.Getenv("CROWDPACK_LOAD_APISERVER_PROFILE"), 30*time.Second)
+	managerProfiled := profileManager(b, pprofAddr, os.Getenv("CROWDPACK_LOAD_MANAGER_PROFILE"), 30*time.Second)
 	createConcurrently(b, h, n)
 	// The manager's own gauge says when all are Ready (a list of thousands
 	// of objects every second would load the API server more than the
@@ -57,11 +63,14 @@ func BenchmarkThousandUploads(b *testing.B) {
 	waitGauge(b, metricsAddr, "crowdpack_uploads", map[string]string{"phase": "Ready"}, n, max(5*time.Minute, time.Duration(n)*50*time.Millisecond))
 	elapsed := time.Since(start)
 	<-profiled
-	waitAllReady(b, h, n, time.Minute)
+	<-managerProfiled
+	ready := waitAllReady(b, h, n, time.Minute)
 	b.StopTimer()
 	apiServerCPU = processCPU(b, apiServer) - apiServerCPU
 	etcdCPU = processCPU(b, etcd) - etcdCPU
 	managerCPU = processCPU(b, manager.Process.Pid) - managerCPU
+	minioCPU = processCPU(b, minio) - minioCPU
+	selfCPU = processCPU(b, os.Getpid()) - selfCPU
 	time.Sleep(time.Second) // the last events are sent asynchronously
 	requests := clientRequests(b, metricsAddr)
 	writes := requests["POST"] + requests["PUT"] + requests["PATCH"] + requests["DELETE"]
@@ -77,7 +86,12 @@ func BenchmarkThousandUploads(b *testing.B) {
 	b.ReportMetric(apiServerCPU.Seconds(), "apiserver-cpu-s")
 	b.ReportMetric(etcdCPU.Seconds(), "etcd-cpu-s")
 	b.ReportMetric(managerCPU.Seconds(), "manager-cpu-s")
+	b.ReportMetric(minioCPU.Seconds(), "minio-cpu-s")
+	b.ReportMetric(selfCPU.Seconds(), "sandbox-and-creator-cpu-s")
 	b.Logf("manager requests to the API server by method: %v", requests)
+	objectBytes, managedFieldsBytes := objectSize(b, ready)
+	b.ReportMetric(float64(objectBytes), "bytes/object")
+	b.Logf("a Ready object: %d bytes of JSON, %d of them managedFields", objectBytes, managedFieldsBytes)
 }
 
 // profileAPIServer writes a CPU profile of the API server, taken over the
@@ -100,6 +114,35 @@ func profileAPIServer(b *testing.B, file string, duration time.Duration) <-chan 
 		}
 		if err != nil {
 			b.Errorf("profile the API server: %v", err)
+		}
+	}()
+	return done
+}
+
+// profileManager writes a CPU profile of the manager, like profileAPIServer.
+func profileManager(b *testing.B, pprofAddr, file string, duration time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	if file == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, int(duration.Seconds()))
+		resp, err := http.Get(url)
+		for tries := 0; err != nil && tries < 40; tries++ { // the manager is starting
+			time.Sleep(250 * time.Millisecond)
+			resp, err = http.Get(url)
+		}
+		if err == nil {
+			defer resp.Body.Close()
+			var data []byte
+			if data, err = io.ReadAll(resp.Body); err == nil {
+				err = os.WriteFile(file, data, 0o644)
+			}
+		}
+		if err != nil {
+			b.Errorf("profile the manager: %v", err)
 		}
 	}()
 	return done
@@ -161,7 +204,8 @@ func createConcurrently(b *testing.B, h *harness, n int) {
 	wg.Wait()
 }
 
-func waitAllReady(b *testing.B, h *harness, n int, timeout time.Duration) {
+// waitAllReady lists the objects until all n are Ready, and returns one.
+func waitAllReady(b *testing.B, h *harness, n int, timeout time.Duration) *upv1.UserPackageUpload {
 	deadline := time.Now().Add(timeout)
 	for {
 		var list upv1.UserPackageUploadList
@@ -173,13 +217,24 @@ func waitAllReady(b *testing.B, h *harness, n int, timeout time.Duration) {
 			}
 		}
 		if ready == n {
-			return
+			return &list.Items[0]
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("%d of %d Ready after %s", ready, n, timeout)
 		}
 		time.Sleep(time.Second) // a list of thousands of objects costs the API server: not too often
 	}
+}
+
+// objectSize is the size of u's JSON, as the API server stores it, and of
+// its managedFields.
+func objectSize(b *testing.B, u *upv1.UserPackageUpload) (object, managedFields int) {
+	data, err := json.Marshal(u)
+	must(b, err)
+	fields, err := json.Marshal(u.ManagedFields)
+	must(b, err)
+	b.Logf("a Ready object: %s", data)
+	return len(data), len(fields)
 }
 
 // peakRSS reads the process's high-water mark of resident memory.

@@ -16,9 +16,6 @@ import (
 // recorded, and the count of calls whose outcome was never known.
 type marker struct {
 	call string // the call, for messages
-	// recordNow writes the outcome at once; otherwise the reconcile's next
-	// write carries it (one write fewer), with the same care.
-	recordNow bool
 	// early tells that the mark may have been written ahead, with the
 	// first word about a new object (sayProgressing).
 	early   bool
@@ -28,16 +25,16 @@ type marker struct {
 	unknown func(*upv1.UploadStatus) *int32
 }
 
-// initiate's outcome is written at once: the upload id must be in status
-// before any part is sent.
+// initiate's answer rides on the next write, like every outcome: the first
+// progress write (a second into the parts at most) or merge's mark. A crash
+// before it is a lost answer, which converges like one (see callOnce).
 var initiateMarker = marker{
-	call:      "initiate upload",
-	recordNow: true,
-	early:     true,
-	pending:   func(up *upv1.UploadStatus) bool { return up.InitiatingSince != nil },
-	set:       func(up *upv1.UploadStatus, at metav1.Time) { up.InitiatingSince = &at },
-	clear:     func(up *upv1.UploadStatus) { up.InitiatingSince = nil },
-	unknown:   func(up *upv1.UploadStatus) *int32 { return &up.UnknownOutcomes },
+	call:    "initiate upload",
+	early:   true,
+	pending: func(up *upv1.UploadStatus) bool { return up.InitiatingSince != nil },
+	set:     func(up *upv1.UploadStatus, at metav1.Time) { up.InitiatingSince = &at },
+	clear:   func(up *upv1.UploadStatus) { up.InitiatingSince = nil },
+	unknown: func(up *upv1.UploadStatus) *int32 { return &up.UnknownOutcomes },
 }
 
 var mergeMarker = marker{
@@ -70,9 +67,11 @@ type onceCall func(wc wechatpay.API, lost bool) (outcome func(*upv1.UploadStatus
 //
 //   - a pending mark is written before the call with a conflict-checked
 //     update (a stale cache then conflicts instead of calling twice);
-//   - the outcome is recorded, and the mark cleared, by a write that retries
-//     on conflict and through short API server outages: at once, or by the
-//     reconcile's next write (see marker.recordNow);
+//   - the outcome is recorded, and the mark cleared, by the reconcile's next
+//     write (one write fewer than a write of its own): a conflict-checked
+//     mark, a progress write or the last patch, each of which, when it fails,
+//     is followed by a write that retries through conflicts and short API
+//     server outages (statusWriter.finish);
 //   - a call surely not processed (refused, never sent) clears the mark;
 //     any other failure keeps it, and the next attempt counts an unknown
 //     outcome, says so in a Warning event and calls again.
@@ -97,9 +96,7 @@ func (s *scope) callOnce(ctx context.Context, m marker, call onceCall) error {
 	if callErr != nil && wechatpay.MayHaveReachedServer(callErr) {
 		return weChatPayError(callErr)
 	}
-	if err := s.resolve(ctx, m, outcome); err != nil {
-		return err
-	}
+	s.resolve(m, outcome)
 	if callErr != nil {
 		return weChatPayError(callErr)
 	}
@@ -131,26 +128,14 @@ func (s *scope) mark(ctx context.Context, m marker) (retried bool, err error) {
 }
 
 // resolve clears the pending mark of a call whose outcome is known, and
-// applies the outcome.
-func (s *scope) resolve(ctx context.Context, m marker, outcome func(*upv1.UploadStatus)) error {
-	u := s.obj
-	apply := func(up *upv1.UploadStatus) {
-		m.clear(up)
-		if outcome != nil {
-			outcome(up)
-		}
-	}
-	if !m.recordNow {
-		apply(s.upload())
-		s.status.keep()
-		return nil
-	}
-	// A fresh read finds the chunk's upload by its index and key.
+// applies the outcome, for the next write to carry.
+func (s *scope) resolve(m marker, outcome func(*upv1.UploadStatus)) {
 	up := s.upload()
-	index, key, set := up.Index, up.Key, deepCopyUploads(u.Status.Uploads)
-	return s.status.writeOutcome(ctx, u, func(x *upv1.UserPackageUpload) {
-		apply(uploadAt(x, index, key, set))
-	})
+	m.clear(up)
+	if outcome != nil {
+		outcome(up)
+	}
+	s.status.keep()
 }
 
 // refusedAsDone reports whether WeChat Pay refused a call as a business

@@ -68,9 +68,12 @@ func (s *scope) uploadParts(ctx context.Context, acked *partSet) error {
 	}
 	setCondition(u, upv1.ConditionPartsUploaded, metav1.ConditionFalse, upv1.ReasonProgressing,
 		fmt.Sprintf("uploading %d parts", s.upload().PartCount))
-	// A stale set of acknowledged parts would resend parts.
-	if err := s.status.ensureCurrent(ctx, u); err != nil {
-		return err
+	// A stale set of acknowledged parts would resend parts; an upload
+	// initiated by this reconcile has none but the ones it sends.
+	if s.upload().ID != s.initiated {
+		if err := s.status.ensureCurrent(ctx, u); err != nil {
+			return err
+		}
 	}
 	nsMemory, err := s.readSlot()
 	if err != nil {
@@ -88,6 +91,10 @@ func (s *scope) uploadParts(ctx context.Context, acked *partSet) error {
 		progress: &progress{
 			u: u, chunk: s.chunk, status: s.status, acked: acked,
 			remember: func(part int64) { s.parts.journal.add(key, up.ID, part) },
+			// Initiate's answer, when not written yet, goes with the
+			// first progress write, a second in, even before any part
+			// is acknowledged.
+			dirty: s.status.unsaved,
 		},
 	}
 	if opts := splitOptions(u); opts.HashMD5 {

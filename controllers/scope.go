@@ -26,6 +26,7 @@ type scope struct {
 	events events.EventRecorder
 	parts  *partSettings
 	slots  *namespaceSlots
+	marks  *waitMarks
 
 	dialWeChatPay func(context.Context) (wechatpay.API, string, error)
 	dialSource    func(context.Context) (source.Source, error)
@@ -39,6 +40,8 @@ type scope struct {
 	// preclaimed is true while initiate's pending mark, written with the
 	// first word about a new object, awaits the call it announced.
 	preclaimed bool
+	// initiated is the id of the upload this reconcile initiated, if any.
+	initiated string
 	// calledWeChatPay is true once a call changed something at WeChat Pay.
 	calledWeChatPay bool
 	// slotMemory and slotRelease are the namespace's read slot, once taken
@@ -64,6 +67,7 @@ func (r *UserPackageUploadReconciler) newScope(u *upv1.UserPackageUpload) *scope
 		events:        r.Recorder,
 		parts:         &r.parts,
 		slots:         r.readSlots,
+		marks:         &r.waitMarks,
 		dialWeChatPay: func(ctx context.Context) (wechatpay.API, string, error) { return r.weChatPay(ctx, u) },
 		dialSource:    func(ctx context.Context) (source.Source, error) { return r.openSource(ctx, u) },
 	}

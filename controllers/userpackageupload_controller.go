@@ -76,6 +76,7 @@ type UserPackageUploadReconciler struct {
 
 	parts     partSettings
 	readSlots *namespaceSlots
+	waitMarks waitMarks
 }
 
 // secretIndex indexes UserPackageUploads by the Secrets they refer to.
@@ -214,15 +215,13 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		markSuspended(u)
 		return ctrl.Result{}, s.status.patch(ctx, u)
 	}
-	// Say something about a new generation before any slow I/O; an object
-	// that waited for its turn says it again when the turn comes.
 	if isNewGeneration(u) || isWaitingForSlot(u) {
-		if after, waiting := s.waitForTurn(); waiting {
-			markProgressing(u, waitingForSlotMessage)
-			return ctrl.Result{RequeueAfter: after}, s.status.patch(ctx, u)
-		}
-		if err := s.sayProgressing(ctx); err != nil {
+		after, waiting, err := s.sayFirstWord(ctx)
+		if err != nil {
 			return claimFailed(err)
+		}
+		if waiting {
+			return ctrl.Result{RequeueAfter: after}, nil
 		}
 	}
 	return s.run(ctx, reconcileSource, reconcileUploads)
@@ -232,6 +231,7 @@ func (r *UserPackageUploadReconciler) Reconcile(ctx context.Context, req ctrl.Re
 func (r *UserPackageUploadReconciler) forget(key client.ObjectKey) {
 	metrics.ForgetUpload(key.Namespace, key.Name)
 	r.parts.journal.forget(key)
+	r.waitMarks.forget(key)
 }
 
 // run runs the steps in turn until one does not finish, and says in the
@@ -294,14 +294,47 @@ func (s *scope) waitForTurn() (after time.Duration, waiting bool) {
 	return waitingForSlot(err)
 }
 
-// sayProgressing writes, first thing for a new generation, that work is
-// under way. An object that never initiated an upload is about to: that
-// write is then also initiate's pending mark, conflict-checked, which
-// spares the call a write of its own (see callOnce).
-func (s *scope) sayProgressing(ctx context.Context) error {
+// sayFirstWord says, before any slow I/O, that work on a new generation is
+// under way, or that the object waits for its namespace's read slot. An
+// object whose waiting word carried initiate's mark goes on, when its turn
+// comes, without a word of its own (waitMarks): the next write says it.
+func (s *scope) sayFirstWord(ctx context.Context) (after time.Duration, waiting bool, err error) {
 	u := s.obj
-	markProgressing(u, progressingMessage(u))
+	key, version := client.ObjectKeyFromObject(u), u.ResourceVersion
+	markedAhead := s.marks.take(key, version)
+	after, waiting = s.waitForTurn()
+	said := isWaitingForSlot(u) && !isNewGeneration(u)
+	switch {
+	case waiting && said:
+	case waiting:
+		err = s.sayProgressing(ctx, waitingForSlotMessage, markedAhead)
+	case said && markedAhead:
+		markProgressing(u, progressingMessage(u))
+		s.preclaimed = true
+	default:
+		err = s.sayProgressing(ctx, progressingMessage(u), markedAhead)
+	}
+	switch {
+	case err != nil && markedAhead:
+		s.marks.remember(key, version) // nothing was written: the mark is still uncalled
+	case err == nil && waiting && (s.preclaimed || markedAhead):
+		s.marks.remember(key, u.ResourceVersion)
+		s.preclaimed = false
+	}
+	return after, waiting, err
+}
+
+// sayProgressing writes the first word about a new generation: that work
+// is under way, or that it waits for its turn. An object that never
+// initiated an upload is about to: that write is then also initiate's
+// pending mark, conflict-checked, which spares the call a write of its own
+// (see callOnce). markedAhead says the mark already in status is this
+// manager's, and no call followed it.
+func (s *scope) sayProgressing(ctx context.Context, message string, markedAhead bool) error {
+	u := s.obj
+	markProgressing(u, message)
 	if len(u.Status.Uploads) > 0 {
+		s.preclaimed = markedAhead
 		return s.status.patch(ctx, u)
 	}
 	// The first chunk's mark: the file is not read yet.
