@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"container/list"
 	"errors"
 	"math/rand/v2"
 	"sync"
@@ -40,8 +41,10 @@ type namespaceReads struct {
 	memory   *semaphore.Weighted
 	// waiting lists the objects that found no slot, oldest first: a freed
 	// slot goes to them in turn, so an object retried after a failed read
-	// does not overtake one that never got to read.
-	waiting []waiter
+	// does not overtake one that never got to read. waiters finds an
+	// object's place in it: thousands may wait, and each asks again.
+	waiting list.List // of *waiter
+	waiters map[string]*list.Element
 }
 
 type waiter struct {
@@ -73,50 +76,53 @@ func (s *namespaceSlots) tryAcquire(ns, name string, now time.Time) (memory *sem
 	defer s.mu.Unlock()
 	reads := s.namespaces[ns]
 	if reads == nil {
-		reads = &namespaceReads{memory: semaphore.NewWeighted(s.memoryShare)}
+		reads = &namespaceReads{memory: semaphore.NewWeighted(s.memoryShare), waiters: map[string]*list.Element{}}
 		s.namespaces[ns] = reads
 	}
-	reads.forgetStale(now)
-	free := s.perNamespace - reads.inFlight
-	turn := reads.turn(name)
-	if free <= 0 || turn >= free || (turn < 0 && len(reads.waiting) >= free) {
+	if !reads.mayRead(name, s.perNamespace-reads.inFlight, now) {
 		reads.wait(name, now)
 		return nil, nil, false
 	}
-	if turn >= 0 {
-		reads.waiting = append(reads.waiting[:turn], reads.waiting[turn+1:]...)
+	if e := reads.waiters[name]; e != nil {
+		reads.waiting.Remove(e)
+		delete(reads.waiters, name)
 	}
 	reads.inFlight++
 	var once sync.Once
 	return reads.memory, func() { once.Do(func() { s.release(ns) }) }, true
 }
 
-// turn is name's place among the waiting objects, or -1.
-func (r *namespaceReads) turn(name string) int {
-	for i, w := range r.waiting {
-		if w.name == name {
-			return i
-		}
+// mayRead reports whether name may take one of the free slots: it is
+// among the first free waiters, or it is not waiting and fewer than free
+// objects are. Waiters met that stopped asking are forgotten.
+func (r *namespaceReads) mayRead(name string, free int, now time.Time) bool {
+	if free <= 0 {
+		return false
 	}
-	return -1
+	ahead := 0
+	for e := r.waiting.Front(); e != nil && ahead < free; {
+		w, next := e.Value.(*waiter), e.Next()
+		switch {
+		case now.Sub(w.seen) >= waiterTimeout:
+			r.waiting.Remove(e)
+			delete(r.waiters, w.name)
+		case w.name == name:
+			return true
+		default:
+			ahead++
+		}
+		e = next
+	}
+	_, waits := r.waiters[name]
+	return !waits && r.waiting.Len() < free
 }
 
 func (r *namespaceReads) wait(name string, now time.Time) {
-	if i := r.turn(name); i >= 0 {
-		r.waiting[i].seen = now
+	if e := r.waiters[name]; e != nil {
+		e.Value.(*waiter).seen = now
 		return
 	}
-	r.waiting = append(r.waiting, waiter{name: name, seen: now})
-}
-
-func (r *namespaceReads) forgetStale(now time.Time) {
-	kept := r.waiting[:0]
-	for _, w := range r.waiting {
-		if now.Sub(w.seen) < waiterTimeout {
-			kept = append(kept, w)
-		}
-	}
-	r.waiting = kept
+	r.waiters[name] = r.waiting.PushBack(&waiter{name: name, seen: now})
 }
 
 func (s *namespaceSlots) release(ns string) {
@@ -128,9 +134,9 @@ func (s *namespaceSlots) release(ns string) {
 	}
 	reads.inFlight--
 	switch {
-	case len(reads.waiting) > 0 && s.wake != nil:
-		s.wake(ns, reads.waiting[0].name)
-	case reads.inFlight <= 0 && len(reads.waiting) == 0:
+	case reads.waiting.Len() > 0 && s.wake != nil:
+		s.wake(ns, reads.waiting.Front().Value.(*waiter).name)
+	case reads.inFlight <= 0 && reads.waiting.Len() == 0:
 		delete(s.namespaces, ns)
 	}
 }

@@ -54,8 +54,10 @@ func BenchmarkThousandUploads(b *testing.B) {
 
 	b.ResetTimer()
 	start := time.Now()
-	profiled := profileAPIServer(b, os.Getenv("CROWDPACK_LOAD_APISERVER_PROFILE"), 30*time.Second)
-	managerProfiled := profileManager(b, pprofAddr, os.Getenv("CROWDPACK_LOAD_MANAGER_PROFILE"), 30*time.Second)
+	// Profiles cover 30 s from CROWDPACK_LOAD_PROFILE_AT (e.g. 60s) into the run.
+	profileAt, _ := time.ParseDuration(os.Getenv("CROWDPACK_LOAD_PROFILE_AT"))
+	profiled := profileAPIServer(b, os.Getenv("CROWDPACK_LOAD_APISERVER_PROFILE"), profileAt, 30*time.Second)
+	managerProfiled := profileManager(b, pprofAddr, os.Getenv("CROWDPACK_LOAD_MANAGER_PROFILE"), profileAt, 30*time.Second)
 	createConcurrently(b, h, n)
 	// The manager's own gauge says when all are Ready (a list of thousands
 	// of objects every second would load the API server more than the
@@ -94,10 +96,10 @@ func BenchmarkThousandUploads(b *testing.B) {
 	b.Logf("a Ready object: %d bytes of JSON, %d of them managedFields", objectBytes, managedFieldsBytes)
 }
 
-// profileAPIServer writes a CPU profile of the API server, taken over the
-// duration's first seconds of the run, to file (none when file is empty),
+// profileAPIServer writes a CPU profile of the API server, taken over
+// duration from at into the run, to file (none when file is empty),
 // for go tool pprof. The channel closes when it is written.
-func profileAPIServer(b *testing.B, file string, duration time.Duration) <-chan struct{} {
+func profileAPIServer(b *testing.B, file string, at, duration time.Duration) <-chan struct{} {
 	done := make(chan struct{})
 	if file == "" {
 		close(done)
@@ -107,6 +109,7 @@ func profileAPIServer(b *testing.B, file string, duration time.Duration) <-chan 
 	must(b, err)
 	go func() {
 		defer close(done)
+		time.Sleep(at)
 		data, err := c.Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(int(duration.Seconds()))).
 			Timeout(duration + time.Minute).DoRaw(b.Context())
 		if err == nil {
@@ -120,7 +123,7 @@ func profileAPIServer(b *testing.B, file string, duration time.Duration) <-chan 
 }
 
 // profileManager writes a CPU profile of the manager, like profileAPIServer.
-func profileManager(b *testing.B, pprofAddr, file string, duration time.Duration) <-chan struct{} {
+func profileManager(b *testing.B, pprofAddr, file string, at, duration time.Duration) <-chan struct{} {
 	done := make(chan struct{})
 	if file == "" {
 		close(done)
@@ -128,6 +131,7 @@ func profileManager(b *testing.B, pprofAddr, file string, duration time.Duration
 	}
 	go func() {
 		defer close(done)
+		time.Sleep(at)
 		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, int(duration.Seconds()))
 		resp, err := http.Get(url)
 		for tries := 0; err != nil && tries < 40; tries++ { // the manager is starting

@@ -65,6 +65,14 @@ func (f *fakeWeChatPay) ExpandPackage(_ context.Context, userPackageID, uploadID
 // fake client, for the step branches where the API server adds nothing.
 func unitScope(t *testing.T, api wechatpay.API, u *upv1.UserPackageUpload) (*scope, client.Client) {
 	t.Helper()
+	r, c := unitReconciler(t, api, u)
+	return r.newScope(u), c
+}
+
+// unitReconciler is a reconciler on controller-runtime's fake client,
+// which holds u (read back into u) and its brand Secret.
+func unitReconciler(t *testing.T, api wechatpay.API, u *upv1.UserPackageUpload) (*UserPackageUploadReconciler, client.Client) {
+	t.Helper()
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: u.Namespace, Name: u.Spec.CredentialsRef.Name}, Data: identity.SecretData()}
 	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(u, secret).WithStatusSubresource(u).Build()
 	must(t, c.Get(context.Background(), client.ObjectKeyFromObject(u), u))
@@ -75,7 +83,7 @@ func unitScope(t *testing.T, api wechatpay.API, u *upv1.UserPackageUpload) (*sco
 		Now:          func() time.Time { return now },
 	}
 	r.setDefaults()
-	return r.newScope(u), c
+	return r, c
 }
 
 func mergeableUpload(merging bool, unknown int32) *upv1.UserPackageUpload {
