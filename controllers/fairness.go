@@ -194,14 +194,17 @@ func (m *waitMarks) remember(key types.NamespacedName, resourceVersion string) {
 	m.versions[key] = resourceVersion
 }
 
-// take forgets key's mark, and reports whether it was written at
-// resourceVersion. A mark stands for one call: it is taken once.
+// take reports whether key's mark was written at resourceVersion, and
+// then forgets it: a mark stands for one call. Another version leaves it:
+// it may be an older one, seen through a cache that lags behind.
 func (m *waitMarks) take(key types.NamespacedName, resourceVersion string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	v, ok := m.versions[key]
+	if v, ok := m.versions[key]; !ok || v != resourceVersion {
+		return false
+	}
 	delete(m.versions, key)
-	return ok && v == resourceVersion
+	return true
 }
 
 func (m *waitMarks) forget(key types.NamespacedName) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -76,14 +77,27 @@ func TestAWaitingObjectsTurnCostsNoWrite(t *testing.T) {
 		name string
 		// meanwhile happens between the waiting word and the turn; it may
 		// return another reconciler, as a restarted manager.
-		meanwhile     func(t *testing.T, r *UserPackageUploadReconciler, c client.Client, u *upv1.UserPackageUpload) *UserPackageUploadReconciler
+		meanwhile     func(t *testing.T, r *UserPackageUploadReconciler, c client.Client, stored, before *upv1.UserPackageUpload) *UserPackageUploadReconciler
 		wantWrite     bool
 		wantPreclaim  bool
 		wantReadyText string
 	}{
 		{
 			name: "nobody wrote the object: the turn writes nothing and the mark announces the call",
-			meanwhile: func(_ *testing.T, r *UserPackageUploadReconciler, _ client.Client, _ *upv1.UserPackageUpload) *UserPackageUploadReconciler {
+			meanwhile: func(_ *testing.T, r *UserPackageUploadReconciler, _ client.Client, _, _ *upv1.UserPackageUpload) *UserPackageUploadReconciler {
+				return r
+			},
+			wantPreclaim:  true,
+			wantReadyText: "reading the file from object storage",
+		},
+		{
+			name: "a reconcile through a cache that lags behind the waiting word leaves the mark for the turn",
+			meanwhile: func(t *testing.T, r *UserPackageUploadReconciler, _ client.Client, _, before *upv1.UserPackageUpload) *UserPackageUploadReconciler {
+				s := r.newScope(before.DeepCopy())
+				defer s.releaseSlot()
+				if _, _, err := s.sayFirstWord(context.Background()); !apierrors.IsConflict(err) {
+					t.Fatalf("a word over the version before the waiting word: %v, want a conflict", err)
+				}
 				return r
 			},
 			wantPreclaim:  true,
@@ -91,7 +105,7 @@ func TestAWaitingObjectsTurnCostsNoWrite(t *testing.T) {
 		},
 		{
 			name: "someone wrote the object: the turn says its word again and the mark is not taken for this manager's",
-			meanwhile: func(t *testing.T, r *UserPackageUploadReconciler, c client.Client, u *upv1.UserPackageUpload) *UserPackageUploadReconciler {
+			meanwhile: func(t *testing.T, r *UserPackageUploadReconciler, c client.Client, u, _ *upv1.UserPackageUpload) *UserPackageUploadReconciler {
 				u.Labels = map[string]string{"edited": "meanwhile"}
 				must(t, c.Update(context.Background(), u))
 				return r
@@ -101,7 +115,7 @@ func TestAWaitingObjectsTurnCostsNoWrite(t *testing.T) {
 		},
 		{
 			name: "the manager restarted: the mark is not taken for a call that was not made",
-			meanwhile: func(t *testing.T, _ *UserPackageUploadReconciler, c client.Client, _ *upv1.UserPackageUpload) *UserPackageUploadReconciler {
+			meanwhile: func(t *testing.T, _ *UserPackageUploadReconciler, c client.Client, _, _ *upv1.UserPackageUpload) *UserPackageUploadReconciler {
 				restarted := &UserPackageUploadReconciler{Client: c, APIReader: c}
 				restarted.setDefaults()
 				return restarted
@@ -119,6 +133,7 @@ func TestAWaitingObjectsTurnCostsNoWrite(t *testing.T) {
 			}
 			r, c := unitReconciler(t, &fakeWeChatPay{t: t}, u)
 			releaseAll := fillReadSlots(r, u.Namespace)
+			before := u.DeepCopy()
 
 			s := r.newScope(u)
 			if _, waiting, err := s.sayFirstWord(ctx); err != nil || !waiting {
@@ -130,7 +145,7 @@ func TestAWaitingObjectsTurnCostsNoWrite(t *testing.T) {
 				t.Fatalf("the waiting word wrote %+v, want the waiting condition and initiate's mark", stored.Status)
 			}
 
-			r = tt.meanwhile(t, r, c, stored)
+			r = tt.meanwhile(t, r, c, stored, before)
 			releaseAll()
 			turn := storedUpload(t, c, u)
 			version := turn.ResourceVersion
