@@ -12,7 +12,6 @@ import (
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -149,7 +148,7 @@ func newManager(o options) (ctrl.Manager, error) {
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
 	// With --watch-namespaces, only those namespaces (and the brand Secrets).
-	cacheOpts := controllers.WatchNamespaces(cache.Options{ByObject: controllers.CacheByObject()},
+	cacheOpts := controllers.WatchNamespaces(controllers.CacheOptions(),
 		controllers.ParseNamespaces(o.watchNamespaces), o.brandSecretNamespace)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme.New(),

@@ -7,9 +7,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// CacheByObject is what the manager's cache needs to know about the objects
-// the reconciler watches: of Secrets, only names and versions are kept.
-func CacheByObject() map[client.Object]cache.ByObject {
+// CacheOptions is what the manager's cache needs to know about the objects
+// the reconciler watches. Managed fields are dropped from every object: the
+// reconciler never reads them, a status update ignores them, and they are
+// half of a UserPackageUpload's bytes, which every read copies and every
+// update sends.
+func CacheOptions() cache.Options {
+	return cache.Options{ByObject: cacheByObject(), DefaultTransform: cache.TransformStripManagedFields()}
+}
+
+// cacheByObject keeps, of Secrets, only names and versions.
+func cacheByObject() map[client.Object]cache.ByObject {
 	secrets := &metav1.PartialObjectMetadata{}
 	secrets.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	return map[client.Object]cache.ByObject{secrets: {Transform: stripSecretMetadata}}

@@ -243,15 +243,16 @@ func (h *harness) makeTenant(ns string) {
 // may be called again while others run (with leader election, one works).
 func (h *harness) startManager(wrap func(client.Client) client.Client) *runningManager {
 	t := h.t
-	namespaces := map[string]cache.Config{h.ns: {}}
+	cacheOpts := CacheOptions()
+	cacheOpts.DefaultNamespaces = map[string]cache.Config{h.ns: {}}
 	for _, ns := range h.otherNamespaces {
-		namespaces[ns] = cache.Config{}
+		cacheOpts.DefaultNamespaces[ns] = cache.Config{}
 	}
 	opts := ctrl.Options{
 		Scheme:                 kube.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: h.metricsAddr},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: namespaces, ByObject: CacheByObject()},
+		Cache:                  cacheOpts,
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	}
 	if h.secureMetrics {
@@ -267,7 +268,7 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 		if len(watch) == 0 {
 			watch = []string{h.ns}
 		}
-		opts.Cache = WatchNamespaces(cache.Options{ByObject: CacheByObject()}, watch, tn.brandSecretNamespace)
+		opts.Cache = WatchNamespaces(CacheOptions(), watch, tn.brandSecretNamespace)
 		restConfig = cmp.Or(tn.restConfig, restConfig)
 	}
 	mgr, err := ctrl.NewManager(restConfig, opts)

@@ -94,7 +94,7 @@ const staleCacheDelay = 200 * time.Millisecond
 // SetupWithManager registers the reconciler. Objects are reconciled when
 // their spec or annotations change and when a Secret they refer to changes;
 // Secrets are watched by metadata only, stripped of annotations (see
-// CacheByObject), so their data is never cached.
+// CacheOptions), so their data is never cached.
 func (r *UserPackageUploadReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	r.setDefaults()
 	slotFreed := r.wakeOnFreedSlots()
