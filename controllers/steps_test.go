@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/source"
@@ -270,5 +271,58 @@ func TestAHashedChunkIsCheckedAgainstItsDigestBeforeItsLastPart(t *testing.T) {
 				t.Errorf("outcome (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestInitiatesAnswerReachesStatusBeforeAnyPartIsAcknowledged: the answer
+// rides on the next write, and with parts slow to be acknowledged that is
+// the first progress write, a second in; a crash after that loses no session.
+func TestInitiatesAnswerReachesStatusBeforeAnyPartIsAcknowledged(t *testing.T) {
+	data := []byte(phoneFile(0, 2)) // two lines, two parts of one line
+	src := &fakeSource{data: data}
+	u := readUpload("", false)
+	v := src.version()
+	u.Status.Source = &upv1.SourceStatus{Size: v.Size, ETag: v.ETag, Digest: u.Status.Source.Digest, Generation: 1}
+	u.Status.Uploads[0].End, u.Status.Uploads[0].Size = v.Size, v.Size
+	partSize := v.Size / 2
+
+	var stored func() *upv1.UserPackageUpload
+	var answerStoredBeforeAck bool
+	api := &fakeWeChatPay{t: t,
+		initiate: func(wechatpay.InitiateUploadRequest) (*wechatpay.InitiateUploadResponse, error) {
+			return &wechatpay.InitiateUploadResponse{UploadID: "U1", FilePartSize: partSize, FilePartCount: 2}, nil
+		},
+		part: func(p wechatpay.Part) (*wechatpay.PartResult, error) {
+			// The first part is held until its upload id is in status, or 5 s.
+			for deadline := time.Now().Add(5 * time.Second); p.Number == 1 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				if firstUpload(stored()).ID == "U1" {
+					answerStoredBeforeAck = true
+					break
+				}
+			}
+			return checkPart(p, data, partSize)
+		},
+	}
+	initiateThenParts := func(ctx context.Context, s *scope) error {
+		if err := reconcileInitiate(ctx, s); err != nil {
+			return err
+		}
+		return reconcileParts(ctx, s)
+	}
+	oneAtATime := func(s *scope) { s.parts.concurrency = 1 }
+	watchStore := func(s *scope) {
+		stored = func() *upv1.UserPackageUpload {
+			x := &upv1.UserPackageUpload{}
+			must(t, s.status.reader.Get(context.Background(), client.ObjectKeyFromObject(u), x))
+			return x
+		}
+	}
+	final, err := runStep(t, api, u, initiateThenParts, func(s *scope) { withSource(s, src) }, oneAtATime, watchStore)
+	must(t, err)
+	if !answerStoredBeforeAck {
+		t.Error("initiate's answer was not in status while the first part waited for it")
+	}
+	if up := firstUpload(final); up.ID != "U1" || up.PartsDone != 2 || up.InitiatingSince != nil {
+		t.Errorf("stored upload %+v, want U1 with both parts and no pending mark", *up)
 	}
 }
