@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"golang.org/x/sync/semaphore"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -79,6 +80,20 @@ func (s *scope) uploadParts(ctx context.Context, acked *partSet) error {
 	if err != nil {
 		return err
 	}
+	if err := s.newPartUploader(wc, src, nsMemory, acked).run(ctx, s.parts.concurrency); err != nil {
+		return err
+	}
+	// The last acknowledgements ride on the next write (merge's claim).
+	s.status.keep()
+	s.calledWeChatPay = true
+	return nil
+}
+
+// newPartUploader is the sender of the chunk's upload's parts: it reads
+// them from src and holds their bytes within the manager's part memory and
+// nsMemory, the namespace's share of it.
+func (s *scope) newPartUploader(wc wechatpay.API, src source.Source, nsMemory *semaphore.Weighted, acked *partSet) *partUploader {
+	u := s.obj
 	key, up := client.ObjectKeyFromObject(u), *s.upload()
 	p := &partUploader{
 		wechat:   wc,
@@ -103,13 +118,7 @@ func (s *scope) uploadParts(ctx context.Context, acked *partSet) error {
 		}
 	}
 	p.progress.recall(s.parts.journal.parts(key, up.ID))
-	if err := p.run(ctx, s.parts.concurrency); err != nil {
-		return err
-	}
-	// The last acknowledgements ride on the next write (merge's claim).
-	s.status.keep()
-	s.calledWeChatPay = true
-	return nil
+	return p
 }
 
 // pinnedVersion is the version of the file that was digested, which every
