@@ -8,8 +8,11 @@ import (
 	"time"
 
 	"golang.org/x/sync/semaphore"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -173,44 +176,68 @@ func (s *scope) releaseSlot() {
 	}
 }
 
-// waitMarks remembers the objects whose word that they wait for a read
-// slot carried initiate's pending mark, by the resource version that word
-// wrote. When an object's turn comes and it is still at that version,
-// nobody wrote it since and the call the mark announced was not made: the
-// mark stands for the call, and the turn costs no write. A restarted
-// manager remembers none, and counts such a mark as an unknown outcome,
-// as it does a mark written before a read it did not finish.
+// waitMarks remembers the initiate marks that this manager wrote with an
+// object's word that it waits for a read slot. When the object's turn comes
+// and its status still holds that mark, no call followed it (only this
+// manager calls, and the turn takes the mark once): the mark stands for the
+// call, and the turn costs no write. Edits of the spec, labels or
+// annotations leave the mark this manager's. A restarted manager remembers
+// none, and counts such a mark as an unknown outcome, as it does a mark
+// written before a read it did not finish.
 type waitMarks struct {
-	mu       sync.Mutex
-	versions map[types.NamespacedName]string
+	mu    sync.Mutex
+	marks map[types.NamespacedName]waitMark
 }
 
-func (m *waitMarks) remember(key types.NamespacedName, resourceVersion string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.versions == nil {
-		m.versions = map[types.NamespacedName]string{}
+// waitMark is an initiate mark: the object it was written on, and when.
+type waitMark struct {
+	uid   types.UID
+	since metav1.Time
+}
+
+// markOf is the initiate mark u's status holds for a first upload not
+// initiated yet, if any.
+func markOf(u *upv1.UserPackageUpload) (waitMark, bool) {
+	if len(u.Status.Uploads) == 0 || u.Status.Uploads[0].ID != "" || u.Status.Uploads[0].InitiatingSince == nil {
+		return waitMark{}, false
 	}
-	m.versions[key] = resourceVersion
+	return waitMark{uid: u.UID, since: *u.Status.Uploads[0].InitiatingSince}, true
 }
 
-// take reports whether key's mark was written at resourceVersion, and
-// then forgets it: a mark stands for one call. Another version leaves it:
-// it may be an older one, seen through a cache that lags behind.
-func (m *waitMarks) take(key types.NamespacedName, resourceVersion string) bool {
+// remember notes that the mark u holds, as written, is this manager's and
+// announced no call yet.
+func (m *waitMarks) remember(u *upv1.UserPackageUpload) {
+	mark, ok := markOf(u)
+	if !ok {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if v, ok := m.versions[key]; !ok || v != resourceVersion {
+	if m.marks == nil {
+		m.marks = map[types.NamespacedName]waitMark{}
+	}
+	m.marks[client.ObjectKeyFromObject(u)] = mark
+}
+
+// take reports whether u holds the mark remembered for it, and then
+// forgets it: a mark stands for one call. Another mark, or none, leaves
+// it: u may be an older version, seen through a cache that lags behind.
+func (m *waitMarks) take(u *upv1.UserPackageUpload) bool {
+	mark, ok := markOf(u)
+	key := client.ObjectKeyFromObject(u)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mine, found := m.marks[key]; !ok || !found || mine.uid != mark.uid || !mine.since.Equal(&mark.since) {
 		return false
 	}
-	delete(m.versions, key)
+	delete(m.marks, key)
 	return true
 }
 
 func (m *waitMarks) forget(key types.NamespacedName) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.versions, key)
+	delete(m.marks, key)
 }
 
 // waitingForSlot reports how long to wait when err is a slotWait.

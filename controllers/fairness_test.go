@@ -70,7 +70,7 @@ func TestNamespaceSlots(t *testing.T) {
 // TestAWaitingObjectsTurnCostsNoWrite follows the first word of a new
 // object whose namespace has its share of reads in flight: the word that
 // it waits is also initiate's pending mark, and its turn goes on from that
-// mark without a write, unless the object was written since or the manager
+// mark without a write, unless someone rewrote the mark or the manager
 // restarted; then the mark counts as a call whose outcome is unknown.
 func TestAWaitingObjectsTurnCostsNoWrite(t *testing.T) {
 	tests := []struct {
@@ -104,10 +104,32 @@ func TestAWaitingObjectsTurnCostsNoWrite(t *testing.T) {
 			wantReadyText: "reading the file from object storage",
 		},
 		{
-			name: "someone wrote the object: the turn says its word again and the mark is not taken for this manager's",
+			name: "a label edit, as GitOps makes all day, leaves the mark this manager's: the turn writes nothing",
 			meanwhile: func(t *testing.T, r *UserPackageUploadReconciler, c client.Client, u, _ *upv1.UserPackageUpload) *UserPackageUploadReconciler {
 				u.Labels = map[string]string{"edited": "meanwhile"}
 				must(t, c.Update(context.Background(), u))
+				return r
+			},
+			wantPreclaim:  true,
+			wantReadyText: "reading the file from object storage",
+		},
+		{
+			name: "a spec edit leaves the mark this manager's: the turn says its word about the new generation",
+			meanwhile: func(t *testing.T, r *UserPackageUploadReconciler, c client.Client, u, _ *upv1.UserPackageUpload) *UserPackageUploadReconciler {
+				u.Spec.File.Description = "edited meanwhile"
+				u.Generation++ // the fake API server does not count generations
+				must(t, c.Update(context.Background(), u))
+				return r
+			},
+			wantWrite:     true,
+			wantPreclaim:  true,
+			wantReadyText: "reading the file from object storage",
+		},
+		{
+			name: "someone rewrote the mark in status: the turn says its word again and the mark is not taken for this manager's",
+			meanwhile: func(t *testing.T, r *UserPackageUploadReconciler, c client.Client, u, _ *upv1.UserPackageUpload) *UserPackageUploadReconciler {
+				u.Status.Uploads[0].InitiatingSince = &metav1.Time{Time: u.Status.Uploads[0].InitiatingSince.Add(-time.Hour)}
+				must(t, c.Status().Update(context.Background(), u))
 				return r
 			},
 			wantWrite:     true,

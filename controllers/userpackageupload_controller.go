@@ -300,8 +300,7 @@ func (s *scope) waitForTurn() (after time.Duration, waiting bool) {
 // comes, without a word of its own (waitMarks): the next write says it.
 func (s *scope) sayFirstWord(ctx context.Context) (after time.Duration, waiting bool, err error) {
 	u := s.obj
-	key, version := client.ObjectKeyFromObject(u), u.ResourceVersion
-	markedAhead := s.marks.take(key, version)
+	markedAhead := s.marks.take(u)
 	after, waiting = s.waitForTurn()
 	said := isWaitingForSlot(u) && !isNewGeneration(u)
 	switch {
@@ -316,9 +315,9 @@ func (s *scope) sayFirstWord(ctx context.Context) (after time.Duration, waiting 
 	}
 	switch {
 	case err != nil && markedAhead:
-		s.marks.remember(key, version) // nothing was written: the mark is still uncalled
+		s.marks.remember(u) // the mark is still uncalled
 	case err == nil && waiting && (s.preclaimed || markedAhead):
-		s.marks.remember(key, u.ResourceVersion)
+		s.marks.remember(u)
 		s.preclaimed = false
 	}
 	return after, waiting, err
