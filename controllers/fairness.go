@@ -128,6 +128,24 @@ func (r *namespaceReads) wait(name string, now time.Time) {
 	r.waiters[name] = r.waiting.PushBack(&waiter{name: name, seen: now})
 }
 
+// forget takes a deleted object out of its namespace's line, so that a
+// freed slot does not wait for it.
+func (s *namespaceSlots) forget(ns, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	reads := s.namespaces[ns]
+	if reads == nil {
+		return
+	}
+	if e := reads.waiters[name]; e != nil {
+		reads.waiting.Remove(e)
+		delete(reads.waiters, name)
+	}
+	if reads.inFlight <= 0 && reads.waiting.Len() == 0 {
+		delete(s.namespaces, ns)
+	}
+}
+
 func (s *namespaceSlots) release(ns string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -58,6 +58,17 @@ func TestNamespaceSlots(t *testing.T) {
 			t.Error("a deleted object's place in the queue blocks the namespace")
 		}
 	})
+	t.Run("a deleted waiter gives up its place at once", func(t *testing.T) {
+		s := newNamespaceSlots(1, 1<<20)
+		_, release, _ := s.tryAcquire("a", "reader", now)
+		s.tryAcquire("a", "deleted", now)
+		s.tryAcquire("a", "next", now)
+		s.forget("a", "deleted")
+		release()
+		if _, _, ok := s.tryAcquire("a", "next", now); !ok {
+			t.Error("a deleted object's place in the queue blocks the next waiter")
+		}
+	})
 	t.Run("the fair share is half the workers, at least one", func(t *testing.T) {
 		for workers, want := range map[int]int{0: 1, 1: 1, 2: 1, 3: 1, 16: 8} {
 			if got := fairShare(workers); got != want {

@@ -232,6 +232,7 @@ func (r *UserPackageUploadReconciler) forget(key client.ObjectKey) {
 	metrics.ForgetUpload(key.Namespace, key.Name)
 	r.parts.journal.forget(key)
 	r.waitMarks.forget(key)
+	r.readSlots.forget(key.Namespace, key.Name)
 }
 
 // run runs the steps in turn until one does not finish, and says in the
