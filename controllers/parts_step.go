@@ -71,7 +71,7 @@ func (s *scope) uploadParts(ctx context.Context, acked *partSet) error {
 		fmt.Sprintf("uploading %d parts", s.upload().PartCount))
 	// A stale set of acknowledged parts would resend parts; an upload
 	// initiated by this reconcile has none but the ones it sends.
-	if s.upload().ID != s.initiated {
+	if s.initiated == "" || s.upload().ID != s.initiated {
 		if err := s.status.ensureCurrent(ctx, u); err != nil {
 			return err
 		}
