@@ -38,9 +38,10 @@ func newStatusWriter(c client.Client, reader client.Reader, u *upv1.UserPackageU
 // patch sends what changed since the last write. It takes no lock: only one
 // reconcile works on an object at a time, and a patch touches only changed
 // fields. When this reconcile wrote the object last, the whole status goes
-// as an update instead: the API server does less for it than for a patch
-// (about a third of the CPU in the load test), and it conflicts when anyone
-// wrote the object since, which the patch then mends.
+// as an update instead: the API server does less for it than for a patch,
+// which it must apply to its copy (4 % of its CPU in the 10,000-upload load
+// test), and it conflicts when anyone wrote the object since, which the
+// patch then mends.
 func (w *statusWriter) patch(ctx context.Context, u *upv1.UserPackageUpload) error {
 	if equality.Semantic.DeepEqual(w.before.Status, u.Status) {
 		return nil

@@ -1,0 +1,96 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/scheme"
+)
+
+// TestAReconcileSendsAnUpdateAfterItsOwnWrite: once a reconcile wrote the
+// object, its next status goes as a whole update, which costs the API
+// server less than a patch; a write by someone else meanwhile makes it
+// conflict, and a merge patch then carries the change over theirs.
+func TestAReconcileSendsAnUpdateAfterItsOwnWrite(t *testing.T) {
+	tests := []struct {
+		name        string
+		meanwhile   func(t *testing.T, c client.Client, u *upv1.UserPackageUpload)
+		wantUpdates int // the claim's included
+		wantPatches int
+	}{
+		{
+			name:        "nobody wrote the object since: an update",
+			meanwhile:   func(*testing.T, client.Client, *upv1.UserPackageUpload) {},
+			wantUpdates: 2,
+		},
+		{
+			name: "someone wrote it since: the update conflicts and a patch carries the change",
+			meanwhile: func(t *testing.T, c client.Client, u *upv1.UserPackageUpload) {
+				edited := u.DeepCopy()
+				edited.Labels = map[string]string{"edited": "meanwhile"}
+				must(t, c.Update(context.Background(), edited))
+			},
+			wantUpdates: 2,
+			wantPatches: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			u := mergeableUpload(false, 0)
+			c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(u).WithStatusSubresource(u).Build()
+			must(t, c.Get(ctx, client.ObjectKeyFromObject(u), u))
+			counted := &writeCounter{Client: c}
+			w := newStatusWriter(counted, c, u)
+
+			firstUpload(u).MergingSince = &metav1.Time{Time: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
+			must(t, w.claim(ctx, u))
+			tt.meanwhile(t, c, u)
+			firstUpload(u).MergingSince, firstUpload(u).ResourceID = nil, "R1"
+			must(t, w.patch(ctx, u))
+
+			if counted.updates != tt.wantUpdates || counted.patches != tt.wantPatches {
+				t.Errorf("%d updates and %d patches, want %d and %d", counted.updates, counted.patches, tt.wantUpdates, tt.wantPatches)
+			}
+			stored := storedUpload(t, c, u)
+			if up := firstUpload(stored); up.ResourceID != "R1" || up.MergingSince != nil {
+				t.Errorf("stored upload %+v, want R1 and no pending mark", *up)
+			}
+			if edited := stored.Labels["edited"] == "meanwhile"; edited != (tt.wantPatches > 0) {
+				t.Errorf("the edit made meanwhile is stored: %v, want %v", edited, tt.wantPatches > 0)
+			}
+		})
+	}
+}
+
+// writeCounter counts the status updates and patches sent through it.
+type writeCounter struct {
+	client.Client
+	updates, patches int
+}
+
+func (c *writeCounter) Status() client.SubResourceWriter {
+	return &writeCounterStatus{SubResourceWriter: c.Client.Status(), counter: c}
+}
+
+type writeCounterStatus struct {
+	client.SubResourceWriter
+	counter *writeCounter
+}
+
+func (w *writeCounterStatus) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+	w.counter.updates++
+	return w.SubResourceWriter.Update(ctx, obj, opts...)
+}
+
+func (w *writeCounterStatus) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+	w.counter.patches++
+	return w.SubResourceWriter.Patch(ctx, obj, patch, opts...)
+}
