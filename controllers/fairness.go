@@ -156,10 +156,26 @@ func (s *namespaceSlots) release(ns string) {
 	reads.inFlight--
 	switch {
 	case reads.waiting.Len() > 0 && s.wake != nil:
-		s.wake(ns, reads.waiting.Front().Value.(*waiter).name)
+		// The waiters ahead of this slot's were woken by the slots freed
+		// before it, and may not have taken theirs yet.
+		if next := reads.nth(s.perNamespace - reads.inFlight - 1); next != nil {
+			s.wake(ns, next.name)
+		}
 	case reads.inFlight <= 0 && reads.waiting.Len() == 0:
 		delete(s.namespaces, ns)
 	}
+}
+
+// nth is the waiter at place i in line (0 is the first), or nil.
+func (r *namespaceReads) nth(i int) *waiter {
+	e := r.waiting.Front()
+	for ; e != nil && i > 0; i-- {
+		e = e.Next()
+	}
+	if e == nil {
+		return nil
+	}
+	return e.Value.(*waiter)
 }
 
 // slotWait ends a reconcile whose namespace has its share of reads in

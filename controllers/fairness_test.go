@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,6 +57,21 @@ func TestNamespaceSlots(t *testing.T) {
 		release()
 		if _, _, ok := s.tryAcquire("a", "next", now.Add(waiterTimeout)); !ok {
 			t.Error("a deleted object's place in the queue blocks the namespace")
+		}
+	})
+	t.Run("slots freed one after the other wake one waiter each", func(t *testing.T) {
+		s := newNamespaceSlots(2, 1<<20)
+		var woken []string
+		s.wake = func(_, name string) { woken = append(woken, name) }
+		_, r1, _ := s.tryAcquire("a", "reader-1", now)
+		_, r2, _ := s.tryAcquire("a", "reader-2", now)
+		for _, name := range []string{"first", "second", "third"} {
+			s.tryAcquire("a", name, now)
+		}
+		r1()
+		r2() // before the first waiter took its slot
+		if want := []string{"first", "second"}; !slices.Equal(woken, want) {
+			t.Errorf("woken %v, want %v", woken, want)
 		}
 	})
 	t.Run("a deleted waiter gives up its place at once", func(t *testing.T) {
