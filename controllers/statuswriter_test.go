@@ -9,6 +9,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/scheme"
@@ -47,7 +48,17 @@ func TestAReconcileSendsAnUpdateAfterItsOwnWrite(t *testing.T) {
 			u := mergeableUpload(false, 0)
 			c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(u).WithStatusSubresource(u).Build()
 			must(t, c.Get(ctx, client.ObjectKeyFromObject(u), u))
-			counted := &writeCounter{Client: c}
+			var updates, patches int
+			counted := interceptor.NewClient(c, interceptor.Funcs{
+				SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+					updates++
+					return c.SubResource(sub).Update(ctx, obj, opts...)
+				},
+				SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+					patches++
+					return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+				},
+			})
 			w := newStatusWriter(counted, c, u)
 
 			firstUpload(u).MergingSince = &metav1.Time{Time: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
@@ -56,8 +67,8 @@ func TestAReconcileSendsAnUpdateAfterItsOwnWrite(t *testing.T) {
 			firstUpload(u).MergingSince, firstUpload(u).ResourceID = nil, "R1"
 			must(t, w.patch(ctx, u))
 
-			if counted.updates != tt.wantUpdates || counted.patches != tt.wantPatches {
-				t.Errorf("%d updates and %d patches, want %d and %d", counted.updates, counted.patches, tt.wantUpdates, tt.wantPatches)
+			if updates != tt.wantUpdates || patches != tt.wantPatches {
+				t.Errorf("%d updates and %d patches, want %d and %d", updates, patches, tt.wantUpdates, tt.wantPatches)
 			}
 			stored := storedUpload(t, c, u)
 			if up := firstUpload(stored); up.ResourceID != "R1" || up.MergingSince != nil {
@@ -68,29 +79,4 @@ func TestAReconcileSendsAnUpdateAfterItsOwnWrite(t *testing.T) {
 			}
 		})
 	}
-}
-
-// writeCounter counts the status updates and patches sent through it.
-type writeCounter struct {
-	client.Client
-	updates, patches int
-}
-
-func (c *writeCounter) Status() client.SubResourceWriter {
-	return &writeCounterStatus{SubResourceWriter: c.Client.Status(), counter: c}
-}
-
-type writeCounterStatus struct {
-	client.SubResourceWriter
-	counter *writeCounter
-}
-
-func (w *writeCounterStatus) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-	w.counter.updates++
-	return w.SubResourceWriter.Update(ctx, obj, opts...)
-}
-
-func (w *writeCounterStatus) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-	w.counter.patches++
-	return w.SubResourceWriter.Patch(ctx, obj, patch, opts...)
 }
