@@ -31,9 +31,11 @@ const renameDelay = time.Second
 //
 // Exactly once: a marker (initiatingSince) is written with a
 // conflict-checked update before the call, so a stale cache conflicts
-// instead of calling twice; the answer is written with a write that retries
-// on conflict. A marker found without an answer is a call whose outcome is
-// unknown (a lost answer, a restart): it is counted, announced and made again.
+// instead of calling twice; the answer is written at once, with a write
+// that retries through conflicts and short API server outages, before the
+// parts step sends anything. A marker found without an answer is a call
+// whose outcome is unknown (a lost answer, a restart before that write): it
+// is counted, announced and made again.
 func reconcileInitiate(ctx context.Context, s *scope) error {
 	u := s.obj
 	if _, err := s.weChatPay(ctx); err != nil {
@@ -64,9 +66,10 @@ func reconcileInitiate(ctx context.Context, s *scope) error {
 	if err != nil {
 		return s.initiateFailed(ctx, err, retried)
 	}
-	s.initiated = s.upload().ID
 	setCondition(u, upv1.ConditionInitiated, metav1.ConditionTrue, upv1.ReasonInitiated, initiatedMessage(s.upload()))
-	return nil
+	// No part goes out before the upload_id is in status: a crash after a
+	// part was sent for an id nobody wrote down would need a new filename.
+	return s.status.save(ctx, u)
 }
 
 // dropInitiateMark takes back initiate's pending mark when the call it

@@ -16,6 +16,8 @@ import (
 // recorded, and the count of calls whose outcome was never known.
 type marker struct {
 	call string // the call, for messages
+	// subject tells calls of one kind on one upload apart (expand: the package).
+	subject string
 	// early tells that the mark may have been written ahead, with the
 	// first word about a new object (sayProgressing).
 	early   bool
@@ -25,9 +27,10 @@ type marker struct {
 	unknown func(*upv1.UploadStatus) *int32
 }
 
-// initiate's answer rides on the next write, like every outcome: the first
-// progress write (a second into the parts at most) or merge's mark. A crash
-// before it is a lost answer, which converges like one (see callOnce).
+// initiate's answer is written before any part is sent (reconcileInitiate
+// saves it): a part sent for an upload_id that status does not hold would
+// leave, after a crash, a session WeChat Pay knows and the operator does
+// not, and a filename it refuses to take again.
 var initiateMarker = marker{
 	call:    "initiate upload",
 	early:   true,
@@ -48,6 +51,7 @@ var mergeMarker = marker{
 func expandMarker(userPackageID string) marker {
 	return marker{
 		call:    "expand",
+		subject: userPackageID,
 		pending: func(up *upv1.UploadStatus) bool { return up.Expanding != nil },
 		set: func(up *upv1.UploadStatus, at metav1.Time) {
 			up.Expanding = &upv1.PendingExpand{UserPackageID: userPackageID, Since: at}
@@ -68,10 +72,15 @@ type onceCall func(wc wechatpay.API, lost bool) (outcome func(*upv1.UploadStatus
 //   - a pending mark is written before the call with a conflict-checked
 //     update (a stale cache then conflicts instead of calling twice);
 //   - the outcome is recorded, and the mark cleared, by the reconcile's next
-//     write (one write fewer than a write of its own): a conflict-checked
-//     mark, a progress write or the last patch, each of which, when it fails,
-//     is followed by a write that retries through conflicts and short API
-//     server outages (statusWriter.finish);
+//     write (one write fewer than a write of its own): the next call's
+//     conflict-checked mark (merge's answer reaches status before expand is
+//     called), a progress write or the last patch, each of which, when it
+//     fails, is followed by a write that retries through conflicts and short
+//     API server outages (statusWriter.finish); initiate's answer is saved
+//     at once, before any part goes out (reconcileInitiate);
+//   - until a write carries it, the answer is also kept in memory (the
+//     answer book): a reconcile after a failed write takes it from there
+//     instead of calling again;
 //   - a call surely not processed (refused, never sent) clears the mark;
 //     any other failure keeps it, and the next attempt counts an unknown
 //     outcome, says so in a Warning event and calls again.
@@ -82,6 +91,9 @@ func (s *scope) callOnce(ctx context.Context, m marker, call onceCall) error {
 	wc, err := s.weChatPay(ctx)
 	if err != nil {
 		return err
+	}
+	if s.recallAnswer(m) {
+		return nil
 	}
 	retried, err := s.mark(ctx, m)
 	if err != nil {
@@ -100,7 +112,26 @@ func (s *scope) callOnce(ctx context.Context, m marker, call onceCall) error {
 	if callErr != nil {
 		return weChatPayError(callErr)
 	}
+	s.answers.put(s.key(), s.answerKey(m), outcome)
 	return nil
+}
+
+// recallAnswer resolves a call whose answer this process had but could not
+// write, and reports whether it did.
+func (s *scope) recallAnswer(m marker) bool {
+	if !m.pending(s.upload()) {
+		return false
+	}
+	outcome, ok := s.answers.take(s.key(), s.answerKey(m))
+	if ok {
+		s.resolve(m, outcome)
+	}
+	return ok
+}
+
+// answerKey names the call m on the chunk's upload in the answer book.
+func (s *scope) answerKey(m marker) string {
+	return m.call + "\x00" + m.subject + "\x00" + s.upload().Key
 }
 
 // mark writes the call's pending mark with a conflict-checked update, and

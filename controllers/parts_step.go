@@ -69,12 +69,11 @@ func (s *scope) uploadParts(ctx context.Context, acked *partSet) error {
 	}
 	setCondition(u, upv1.ConditionPartsUploaded, metav1.ConditionFalse, upv1.ReasonProgressing,
 		fmt.Sprintf("uploading %d parts", s.upload().PartCount))
-	// A stale set of acknowledged parts would resend parts; an upload
-	// initiated by this reconcile has none but the ones it sends.
-	if s.initiated == "" || s.upload().ID != s.initiated {
-		if err := s.status.ensureCurrent(ctx, u); err != nil {
-			return err
-		}
+	// A stale set of acknowledged parts would resend parts: the object must
+	// be the latest version, as a write of this reconcile (initiate's
+	// answer, an earlier upload's mark) leaves it.
+	if err := s.status.ensureCurrent(ctx, u); err != nil {
+		return err
 	}
 	nsMemory, err := s.readSlot()
 	if err != nil {
@@ -106,9 +105,7 @@ func (s *scope) newPartUploader(wc wechatpay.API, src source.Source, nsMemory *s
 		progress: &progress{
 			u: u, chunk: s.chunk, status: s.status, acked: acked,
 			remember: func(part int64) { s.parts.journal.add(key, up.ID, part) },
-			// Initiate's answer, when not written yet, goes with the
-			// first progress write, a second in, even before any part
-			// is acknowledged.
+			// Outcomes not written yet go with the first progress write.
 			dirty: s.status.unsaved,
 		},
 	}

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sync/semaphore"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/bound"
@@ -27,6 +28,8 @@ type scope struct {
 	parts  *partSettings
 	slots  *namespaceSlots
 	marks  *waitMarks
+	// answers holds answers of calls until a write carries them.
+	answers *answerBook
 
 	dialWeChatPay func(context.Context) (wechatpay.API, string, error)
 	dialSource    func(context.Context) (source.Source, error)
@@ -40,8 +43,6 @@ type scope struct {
 	// preclaimed is true while initiate's pending mark, written with the
 	// first word about a new object, awaits the call it announced.
 	preclaimed bool
-	// initiated is the id of the upload this reconcile initiated, if any.
-	initiated string
 	// calledWeChatPay is true once a call changed something at WeChat Pay.
 	calledWeChatPay bool
 	// slotMemory and slotRelease are the namespace's read slot, once taken
@@ -60,7 +61,7 @@ type partSettings struct {
 
 // newScope starts the reconcile of u.
 func (r *UserPackageUploadReconciler) newScope(u *upv1.UserPackageUpload) *scope {
-	return &scope{
+	s := &scope{
 		obj:           u,
 		status:        newStatusWriter(r.Client, r.APIReader, u),
 		clock:         r.Now,
@@ -68,10 +69,17 @@ func (r *UserPackageUploadReconciler) newScope(u *upv1.UserPackageUpload) *scope
 		parts:         &r.parts,
 		slots:         r.readSlots,
 		marks:         &r.waitMarks,
+		answers:       &r.answers,
 		dialWeChatPay: func(ctx context.Context) (wechatpay.API, string, error) { return r.weChatPay(ctx, u) },
 		dialSource:    func(ctx context.Context) (source.Source, error) { return r.openSource(ctx, u) },
 	}
+	key := s.key()
+	s.status.saved = func() { r.answers.forget(key) }
+	return s
 }
+
+// key names the object.
+func (s *scope) key() client.ObjectKey { return client.ObjectKeyFromObject(s.obj) }
 
 // weChatPay returns the brand API client, made on first use.
 func (s *scope) weChatPay(ctx context.Context) (wechatpay.API, error) {

@@ -29,6 +29,9 @@ type statusWriter struct {
 	// yet (acknowledged parts, a merge or expand result): the next write
 	// carries them, and the reconcile's last write must not lose them.
 	unsaved bool
+	// saved, if set, is told of every write: what the object held in
+	// memory is then in the API server.
+	saved func()
 }
 
 func newStatusWriter(c client.Client, reader client.Reader, u *upv1.UserPackageUpload) *statusWriter {
@@ -74,6 +77,9 @@ func (w *statusWriter) patch(ctx context.Context, u *upv1.UserPackageUpload) err
 // wrote takes u, just written, as the base of the next patch.
 func (w *statusWriter) wrote(u *upv1.UserPackageUpload) {
 	w.before, w.current, w.unsaved = u.DeepCopy(), true, false
+	if w.saved != nil {
+		w.saved()
+	}
 }
 
 // keep notes that u holds outcomes of calls already made: the next write
@@ -88,6 +94,14 @@ func (w *statusWriter) finish(ctx context.Context, u *upv1.UserPackageUpload) er
 	if !w.unsaved {
 		return w.patch(ctx, u)
 	}
+	return w.save(ctx, u)
+}
+
+// save writes what the object holds now, retried through conflicts (a
+// merge patch after an update's conflict) and short API server outages,
+// even when the manager is stopping: it carries an answer that no retried
+// call could get back.
+func (w *statusWriter) save(ctx context.Context, u *upv1.UserPackageUpload) error {
 	var err error
 	_ = wait.ExponentialBackoffWithContext(context.WithoutCancel(ctx), outcomeBackoff, func(ctx context.Context) (bool, error) {
 		err = w.patch(ctx, u)

@@ -77,6 +77,7 @@ type UserPackageUploadReconciler struct {
 	parts     partSettings
 	readSlots *namespaceSlots
 	waitMarks waitMarks
+	answers   answerBook
 }
 
 // secretIndex indexes UserPackageUploads by the Secrets they refer to.
@@ -232,6 +233,7 @@ func (r *UserPackageUploadReconciler) forget(key client.ObjectKey) {
 	metrics.ForgetUpload(key.Namespace, key.Name)
 	r.parts.journal.forget(key)
 	r.waitMarks.forget(key)
+	r.answers.forget(key)
 	r.readSlots.forget(key.Namespace, key.Name)
 }
 
