@@ -70,6 +70,10 @@ test-oldest: $(HELM) ## Run the admission tests, one full upload, the release an
 	hack/tools.sh k8s-oldest minio
 	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test ./api/... ./controllers ./test/release ./test/helm -count=1 -run '$(OLDEST_TESTS)'
 
+.PHONY: crash-test
+crash-test: tools ## Kill the manager binary at every crash point of an upload's life and check that it recovers (make test draws three).
+	CROWDPACK_CRASH_POINTS=all go test ./controllers -count=1 -run TestAManagerKilledAnywhereFinishesEveryUploadOnce -v -timeout 30m
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME.
 	hack/fuzz.sh $(FUZZTIME)

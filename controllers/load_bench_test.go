@@ -160,18 +160,14 @@ func restConfigForRaw(cfg *rest.Config) *rest.Config {
 	return cfg
 }
 
-// startManagerBinary builds and runs bin/manager against the test's
-// sandbox, as a process of its own so that its memory can be measured.
-func startManagerBinary(b *testing.B, h *harness, extraArgs ...string) *exec.Cmd {
-	root, err := repo.Root()
-	must(b, err)
-	bin := filepath.Join(b.TempDir(), "manager")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir, build.Stderr = root, os.Stderr
-	must(b, build.Run())
-
-	kubeconfigFile, err := kube.AdminKubeconfig(b.TempDir(), "load")
-	must(b, err)
+// startManagerBinary runs bin/manager against the test's sandbox, as a
+// process of its own, so that its memory can be measured and it can be
+// killed with SIGKILL.
+func startManagerBinary(t testing.TB, h *harness, extraArgs ...string) *exec.Cmd {
+	bin, err := managerBinary()
+	must(t, err)
+	kubeconfigFile, err := kube.AdminKubeconfig(t.TempDir(), "manager")
+	must(t, err)
 
 	// MinIO listens on 127.0.0.1 over plain HTTP; metrics are scraped
 	// over plain HTTP by the benchmark.
@@ -182,11 +178,29 @@ func startManagerBinary(b *testing.B, h *harness, extraArgs ...string) *exec.Cmd
 	args = append(args, strings.Fields(os.Getenv("CROWDPACK_LOAD_FLAGS"))...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
-	must(b, cmd.Start())
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	b.Logf("manager %v", args[6:])
+	must(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Logf("manager %v", args[6:])
 	return cmd
 }
+
+var managerBinaryDir string
+
+// managerBinary builds the manager once per test run, into
+// managerBinaryDir, which the suite removes at its end.
+var managerBinary = sync.OnceValues(func() (string, error) {
+	root, err := repo.Root()
+	if err != nil {
+		return "", err
+	}
+	if managerBinaryDir, err = os.MkdirTemp("", "crowdpack-manager-"); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(managerBinaryDir, "manager")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir, build.Stderr = root, os.Stderr
+	return bin, build.Run()
+})
 
 func createConcurrently(b *testing.B, h *harness, n int) {
 	var wg sync.WaitGroup

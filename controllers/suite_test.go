@@ -109,6 +109,9 @@ func runSuite(m *testing.M) (int, error) {
 		return 0, err
 	}
 	code := m.Run()
+	if managerBinaryDir != "" {
+		_ = os.RemoveAll(managerBinaryDir)
+	}
 	// Nothing a test run wrote may hold a secret (leaks_test.go).
 	if err := checkNoSecretLeaks(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)

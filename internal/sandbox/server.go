@@ -40,6 +40,7 @@ type Server struct {
 	filenames  map[string]map[string]bool // brand ID → filenames used
 	nonces     map[string]time.Time       // brand ID + "\x00" + nonce → request time
 	records    []Record
+	hook       Hook
 }
 
 type brand struct {
@@ -197,6 +198,9 @@ func (s *Server) endpoint(e Endpoint, read bodyReader, process func(*call) reply
 		}
 		rec.PartNumber, _ = strconv.Atoi(r.PathValue("part_number"))
 		rep, fault := s.handle(e, w, r, read, process, &rec)
+		if fault == faultDropped {
+			panic(errDropped)
+		}
 		rec.Status, rec.Code, rec.Duplicate, rec.Fault = rep.status, rep.code, rep.duplicate, fault
 		rec.RequestID = requestID(rec.RequestID, rep.status)
 		s.appendRecord(rec)
@@ -204,6 +208,10 @@ func (s *Server) endpoint(e Endpoint, read bodyReader, process func(*call) reply
 			panic(http.ErrAbortHandler) // closes the connection (HTTP/1) or resets the stream (HTTP/2) unanswered
 		}
 		s.write(w, rep)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		s.runHook(e, rec, PhaseAnswered)
 	})
 }
 
@@ -228,6 +236,9 @@ func (s *Server) handle(e Endpoint, w http.ResponseWriter, r *http.Request, read
 	}
 	if fault != "" && fault != FaultLostResponse {
 		return faultReply(fault, settings.RetryAfterSeconds), fault
+	}
+	if s.runHook(e, *rec, PhaseArrived) {
+		return reply{}, faultDropped
 	}
 	return process(c), fault
 }
