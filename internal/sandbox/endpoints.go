@@ -263,7 +263,23 @@ func (s *Server) expand(c *call) reply {
 	rep := success(map[string]string{"return_message": "success"})
 	rep.duplicate = again
 	u.expandedInto[packageID] = true
+	s.addMembers(packageID, u.assemble())
 	return rep
+}
+
+// addMembers adds the lines of an expanded upload to the crowd package's
+// members, as WeChat Pay would (a member once, whatever the uploads).
+func (s *Server) addMembers(packageID string, file []byte) {
+	members := s.packages[packageID]
+	if members == nil {
+		members = map[string]struct{}{}
+		s.packages[packageID] = members
+	}
+	for line := range bytes.Lines(file) {
+		if m := string(bytes.TrimRight(line, "\r\n")); m != "" {
+			members[m] = struct{}{}
+		}
+	}
 }
 
 func sha256Hex(b []byte) string {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -129,5 +130,48 @@ func TestResponsesAreSignedAsDocumented(t *testing.T) {
 		if !strings.Contains(body, `"code":"NOT_FOUND"`) {
 			t.Errorf("%s %s: body %s, want NOT_FOUND", rr.method, rr.path, body)
 		}
+	}
+}
+
+// TestAPackageHoldsTheUnionOfTheUploadsExpandedIntoIt: two uploads that
+// share members leave each member in the package once; an upload merged
+// but not expanded adds nothing.
+func TestAPackageHoldsTheUnionOfTheUploadsExpandedIntoIt(t *testing.T) {
+	srv, inst := startSandbox(t, false)
+	client := newClient(t, inst, credsA(t))
+	ctx := context.Background()
+	const pkg = "01000100010000000007"
+	upload := func(name, content string, expand bool) {
+		t.Helper()
+		file := []byte(content)
+		plan, err := client.InitiateUpload(ctx, initiateFor(name, file))
+		must(t, err)
+		for n := 1; n <= int(plan.FilePartCount); n++ {
+			_, err := client.UploadPart(ctx, partOf(plan.UploadID, name, file, plan.FilePartSize, n))
+			must(t, err)
+		}
+		_, err = client.MergeParts(ctx, plan.UploadID)
+		must(t, err)
+		if expand {
+			_, err = client.ExpandPackage(ctx, pkg, plan.UploadID)
+			must(t, err)
+		}
+	}
+	upload("first.csv", "aa\nbb\n", true)
+	upload("second.csv", "bb\r\ncc\r\n", true)
+	upload("merged_only.csv", "dd\n", false)
+
+	if got, want := srv.PackageMembers(pkg), []string{"aa", "bb", "cc"}; !slices.Equal(got, want) {
+		t.Errorf("package members %v, want %v", got, want)
+	}
+	if got := srv.PackageMembers("01000100010000000008"); len(got) != 0 {
+		t.Errorf("a package never expanded has members %v", got)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,6 +1,10 @@
 package sandbox
 
-import "time"
+import (
+	"maps"
+	"slices"
+	"time"
+)
 
 // Record is one call the sandbox answered (or dropped). It never holds the
 // Authorization header or a body.
@@ -68,6 +72,14 @@ func (s *Server) MergedFile(uploadID string) ([]byte, bool) {
 		return nil, false
 	}
 	return u.assemble(), true
+}
+
+// PackageMembers returns the members a crowd package was expanded with,
+// sorted: the union of the lines of every upload expanded into it.
+func (s *Server) PackageMembers(userPackageID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.packages[userPackageID]))
 }
 
 // appendRecord adds r to the calls Records returns.

@@ -37,8 +37,9 @@ type Server struct {
 	faults     *faultPlan
 	idempotent Idempotency
 	uploads    map[string]*upload
-	filenames  map[string]map[string]bool // brand ID → filenames used
-	nonces     map[string]time.Time       // brand ID + "\x00" + nonce → request time
+	packages   map[string]map[string]struct{} // crowd package ID → the lines it was expanded with
+	filenames  map[string]map[string]bool     // brand ID → filenames used
+	nonces     map[string]time.Time           // brand ID + "\x00" + nonce → request time
 	records    []Record
 	hook       Hook
 }
@@ -64,7 +65,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		key: key, publicKeyID: cfg.PublicKeyID, brands: brands,
 		partSize: cfg.PartSize, window: time.Duration(cfg.ClockWindowSeconds) * time.Second, now: cfg.Now,
-		uploads: map[string]*upload{}, filenames: map[string]map[string]bool{}, nonces: map[string]time.Time{},
+		uploads: map[string]*upload{}, packages: map[string]map[string]struct{}{}, filenames: map[string]map[string]bool{}, nonces: map[string]time.Time{},
 		idempotent: cfg.Idempotent,
 	}
 	if s.partSize == 0 {
