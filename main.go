@@ -18,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/crowdpack/crowdpack/controllers"
+	"github.com/crowdpack/crowdpack/controllers/uploads"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/scheme"
 	"github.com/crowdpack/crowdpack/internal/source"
@@ -128,7 +129,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	if err := setupControllers(ctx, mgr, uploads, o.brandSecretNamespace); err != nil {
+	if err := controllers.Setup(ctx, mgr, uploads, o.brandSecretNamespace); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -148,8 +149,7 @@ func newManager(o options) (ctrl.Manager, error) {
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
 	// With --watch-namespaces, only those namespaces (and the brand Secrets).
-	cacheOpts := controllers.WatchNamespaces(controllers.CacheOptions(),
-		controllers.ParseNamespaces(o.watchNamespaces), o.brandSecretNamespace)
+	cacheOpts := controllers.CacheOptions(o.watchNamespaces, o.brandSecretNamespace)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme.New(),
 		Metrics:                 metricsOptions(o),
@@ -168,27 +168,9 @@ func newManager(o options) (ctrl.Manager, error) {
 	return mgr, nil
 }
 
-// setupControllers adds the upload reconciler r and the brand reconciler
-// to mgr, through which both read and write.
-func setupControllers(ctx context.Context, mgr ctrl.Manager, r *controllers.UserPackageUploadReconciler, brandSecretNamespace string) error {
-	r.Client, r.APIReader, r.Recorder = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("crowdpack")
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
-		return fmt.Errorf("set up controller: %w", err)
-	}
-	brands := &controllers.WeChatPayBrandReconciler{
-		Client:          mgr.GetClient(),
-		APIReader:       mgr.GetAPIReader(),
-		SecretNamespace: brandSecretNamespace,
-	}
-	if err := brands.SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("set up brand controller: %w", err)
-	}
-	return nil
-}
-
 // uploadReconciler is the UserPackageUpload reconciler the flags describe,
 // still without the manager's clients.
-func uploadReconciler(o options) (*controllers.UserPackageUploadReconciler, error) {
+func uploadReconciler(o options) (*uploads.Reconciler, error) {
 	newWeChatPay, err := weChatPayClients(o)
 	if err != nil {
 		return nil, err
@@ -197,7 +179,7 @@ func uploadReconciler(o options) (*controllers.UserPackageUploadReconciler, erro
 	if err != nil {
 		return nil, err
 	}
-	return &controllers.UserPackageUploadReconciler{
+	return &uploads.Reconciler{
 		NewWeChatPay:            newWeChatPay,
 		PartConcurrency:         o.partConcurrency,
 		PartMemory:              o.partMemory,

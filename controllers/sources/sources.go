@@ -1,0 +1,136 @@
+// Package sources opens the object storage a UserPackageUpload's spec
+// points at, with the credentials of its own namespace's Secrets read live,
+// and never lends the operator's own cloud identity unasked.
+package sources
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"net/http"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/controllers/classify"
+	"github.com/crowdpack/crowdpack/controllers/secrets"
+	"github.com/crowdpack/crowdpack/internal/source"
+)
+
+// Opener opens sources on the platform's terms.
+type Opener struct {
+	// Reader reads Secrets from the API server, never a cache.
+	Reader client.Reader
+	// Transport is shared by every object-storage client, for keep-alive;
+	// it must come from source.NewTransport(Guard), or dials go unchecked.
+	Transport http.RoundTripper
+	// Guard is what a tenant's source may make the manager do.
+	Guard *source.Guard
+	// AllowAmbientCredentials lends the operator's own identity to s3
+	// sources that ask for it (provider aws without a secretRef).
+	AllowAmbientCredentials bool
+}
+
+// readSecret reads a Secret of the object's namespace; field names the spec
+// field that refers to it.
+func readSecret(ctx context.Context, reader client.Reader, u *upv1.UserPackageUpload, name, field string) (*corev1.Secret, error) {
+	return secrets.Read(ctx, reader, client.ObjectKey{Namespace: u.Namespace, Name: name}, field)
+}
+
+// caBundle reads ca.crt from the Secret ref names, if any.
+func (o *Opener) caBundle(ctx context.Context, u *upv1.UserPackageUpload, ref *upv1.SecretReference, field string) ([]byte, error) {
+	if ref == nil {
+		return nil, nil
+	}
+	s, err := readSecret(ctx, o.Reader, u, ref.Name, field)
+	if err != nil {
+		return nil, err
+	}
+	return secrets.Value(s, secrets.KeyCACert, field, true)
+}
+
+// Open returns the object storage the spec points at, with its
+// credentials read live.
+func (o *Opener) Open(ctx context.Context, u *upv1.UserPackageUpload) (source.Source, error) {
+	var src source.Source
+	var err error
+	switch spec := u.Spec.Source; {
+	case spec.S3 != nil:
+		src, err = o.openS3(ctx, u, spec.S3)
+	case spec.HTTP != nil:
+		src, err = o.openHTTP(ctx, u, spec.HTTP)
+	default:
+		return nil, classify.Stall(upv1.ReasonInvalidSpec, "spec.source names no source kind; set s3 or http")
+	}
+	if err != nil && !classify.IsClassified(err) {
+		return nil, classify.Source(err)
+	}
+	return src, err
+}
+
+func (o *Opener) openS3(ctx context.Context, u *upv1.UserPackageUpload, s3 *upv1.S3Source) (source.Source, error) {
+	cfg := source.S3Config{
+		Endpoint:     s3.Endpoint,
+		Bucket:       s3.Bucket,
+		Key:          s3.Key,
+		Region:       s3.Region,
+		BucketLookup: string(s3.BucketLookup),
+		Insecure:     s3.Insecure,
+		Transport:    o.Transport,
+		Guard:        o.Guard,
+	}
+	switch {
+	case s3.SecretRef == nil && s3.Provider != upv1.S3ProviderAWS:
+		cfg.Anonymous = true // never the operator's own identity unasked
+	case s3.SecretRef == nil && !o.AllowAmbientCredentials:
+		return nil, classify.Stall(upv1.ReasonAmbientCredentialsDenied,
+			"spec.source.s3.provider aws asks for the operator's own cloud identity, which this operator does not lend (it runs without --allow-ambient-credentials); set spec.source.s3.secretRef, or ask the platform team")
+	}
+	if ref := s3.SecretRef; ref != nil {
+		const field = "spec.source.s3.secretRef"
+		secret, err := readSecret(ctx, o.Reader, u, ref.Name, field)
+		if err != nil {
+			return nil, err
+		}
+		access, err := secrets.Value(secret, secrets.KeyAccessKey, field, true)
+		if err != nil {
+			return nil, err
+		}
+		key, err := secrets.Value(secret, secrets.KeySecretKey, field, true)
+		if err != nil {
+			return nil, err
+		}
+		token, _ := secrets.Value(secret, secrets.KeySessionToken, field, false)
+		cfg.AccessKey, cfg.SecretKey, cfg.SessionToken = string(access), string(key), string(token)
+	}
+	ca, err := o.caBundle(ctx, u, s3.CertSecretRef, "spec.source.s3.certSecretRef")
+	if err != nil {
+		return nil, err
+	}
+	cfg.CABundle = ca
+	return source.NewS3(cfg)
+}
+
+func (o *Opener) openHTTP(ctx context.Context, u *upv1.UserPackageUpload, h *upv1.HTTPSource) (source.Source, error) {
+	cfg := source.HTTPConfig{URL: h.URL, Insecure: h.Insecure, Transport: o.Transport, Guard: o.Guard}
+	if ref := h.SecretRef; ref != nil {
+		const field = "spec.source.http.secretRef"
+		secret, err := readSecret(ctx, o.Reader, u, ref.Name, field)
+		if err != nil {
+			return nil, err
+		}
+		token, _ := secrets.Value(secret, secrets.KeyToken, field, false)
+		user, _ := secrets.Value(secret, secrets.KeyUsername, field, false)
+		password, _ := secrets.Value(secret, secrets.KeyPassword, field, false)
+		if len(token) == 0 && len(user) == 0 {
+			return nil, classify.Stall(upv1.ReasonInvalidCredentials, "Secret %s named by %s has neither %q nor %q; add one", ref.Name, field, secrets.KeyToken, secrets.KeyUsername)
+		}
+		cfg.BearerToken, cfg.Username, cfg.Password = string(token), string(user), string(password)
+	}
+	ca, err := o.caBundle(ctx, u, h.CertSecretRef, "spec.source.http.certSecretRef")
+	if err != nil {
+		return nil, err
+	}
+	cfg.CABundle = ca
+	return source.NewHTTP(cfg)
+}
