@@ -33,9 +33,9 @@ import (
 var update = flag.Bool("update", false, "rewrite config/argocd testdata from live objects and argocd-cm-patch.yaml from the Lua files")
 
 // customizationDir is laid out as Argo CD's own resource_customizations.
-const customizationDir = "../config/argocd/resource_customizations/wechatpay.crowdpack.io/UserPackageUpload"
+const customizationDir = "../../config/argocd/resource_customizations/wechatpay.crowdpack.io/UserPackageUpload"
 
-const argocdPatchPath = "../config/argocd/argocd-cm-patch.yaml"
+const argocdPatchPath = "../../config/argocd/argocd-cm-patch.yaml"
 
 // The argocd-cm keys of the customization (resource.customizations.<kind>.<group>_<Kind>).
 const (
