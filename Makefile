@@ -68,11 +68,11 @@ OLDEST_TESTS := ^(TestAdmission.*|TestAMultiPartFileIsUploadedMergedAndExpandedO
 .PHONY: test-oldest
 test-oldest: $(HELM) ## Run the admission tests, one full upload, the release and chart checks against the oldest supported kube-apiserver.
 	hack/tools.sh k8s-oldest minio
-	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test ./api/... ./controllers ./test/release ./test/helm -count=1 -run '$(OLDEST_TESTS)'
+	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test ./api/... ./controllers/uploads ./test/release ./test/helm -count=1 -run '$(OLDEST_TESTS)'
 
 .PHONY: crash-test
 crash-test: tools ## Kill the manager binary at every crash point of an upload's life and check that it recovers (make test draws three).
-	CROWDPACK_CRASH_POINTS=all go test ./controllers -count=1 -run TestAManagerKilledAnywhereFinishesEveryUploadOnce -v -timeout 30m
+	CROWDPACK_CRASH_POINTS=all go test ./controllers/uploads -count=1 -run TestAManagerKilledAnywhereFinishesEveryUploadOnce -v -timeout 30m
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME.
@@ -88,7 +88,7 @@ LOAD_FLAGS ?=
 .PHONY: load
 load: tools ## Time LOAD_OBJECTS UserPackageUploads to Ready with the manager binary; report initiates and peak RSS.
 	CROWDPACK_LOAD_OBJECTS=$(LOAD_OBJECTS) CROWDPACK_LOAD_FLAGS="$(LOAD_FLAGS)" \
-	  go test ./controllers -run '^$$' -bench ThousandUploads -benchtime 1x -timeout 20m
+	  go test ./controllers/uploads -run '^$$' -bench ThousandUploads -benchtime 1x -timeout 20m
 
 ##@ Build
 

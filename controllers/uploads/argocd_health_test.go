@@ -29,7 +29,7 @@ import (
 // update rewrites the Argo CD testdata from live objects, and the argocd-cm
 // patch from the Lua files:
 //
-//	go test ./controllers -run ArgoCD -update
+//	go test ./controllers/uploads -run ArgoCD -update
 var update = flag.Bool("update", false, "rewrite config/argocd testdata from live objects and argocd-cm-patch.yaml from the Lua files")
 
 // customizationDir is laid out as Argo CD's own resource_customizations.
@@ -317,7 +317,7 @@ func TestArgoCDConfigMapPatchInlinesTheLuaFiles(t *testing.T) {
 	}
 	got := readText(t, argocdPatchPath)
 	if got != want {
-		t.Fatalf("%s is not generated from the Lua files (run go test ./controllers -run ArgoCD -update):\n%s",
+		t.Fatalf("%s is not generated from the Lua files (run go test ./controllers/uploads -run ArgoCD -update):\n%s",
 			argocdPatchPath, cmp.Diff(want, got))
 	}
 
@@ -355,7 +355,7 @@ func argocdConfigMapPatch(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString(`# Generated from config/argocd/resource_customizations/ by
-#   go test ./controllers -run ArgoCD -update
+#   go test ./controllers/uploads -run ArgoCD -update
 # Do not edit: edit the .lua files and regenerate.
 #
 # Teaches Argo CD the health of UserPackageUploads and adds the reconcile,
