@@ -56,9 +56,9 @@ func (o *Opener) Open(ctx context.Context, u *upv1.UserPackageUpload) (source.So
 	var err error
 	switch spec := u.Spec.Source; {
 	case spec.S3 != nil:
-		src, err = o.openS3(ctx, u, spec.S3)
+		src, err = made(source.NewS3)(o.s3Config(ctx, u, spec.S3))
 	case spec.HTTP != nil:
-		src, err = o.openHTTP(ctx, u, spec.HTTP)
+		src, err = made(source.NewHTTP)(o.httpConfig(ctx, u, spec.HTTP))
 	default:
 		return nil, classify.Stall(upv1.ReasonInvalidSpec, "spec.source names no source kind; set s3 or http")
 	}
@@ -68,7 +68,20 @@ func (o *Opener) Open(ctx context.Context, u *upv1.UserPackageUpload) (source.So
 	return src, err
 }
 
-func (o *Opener) openS3(ctx context.Context, u *upv1.UserPackageUpload, s3 *upv1.S3Source) (source.Source, error) {
+// made makes a source with newSource from a config, unless reading the
+// config failed.
+func made[C any](newSource func(C) (source.Source, error)) func(C, error) (source.Source, error) {
+	return func(cfg C, err error) (source.Source, error) {
+		if err != nil {
+			return nil, err
+		}
+		return newSource(cfg)
+	}
+}
+
+// s3Config is the configuration of an s3 source, with its credentials and
+// CA bundle read live.
+func (o *Opener) s3Config(ctx context.Context, u *upv1.UserPackageUpload, s3 *upv1.S3Source) (source.S3Config, error) {
 	cfg := source.S3Config{
 		Endpoint:     s3.Endpoint,
 		Bucket:       s3.Bucket,
@@ -79,58 +92,74 @@ func (o *Opener) openS3(ctx context.Context, u *upv1.UserPackageUpload, s3 *upv1
 		Transport:    o.Transport,
 		Guard:        o.Guard,
 	}
+	err := o.s3Credentials(ctx, u, s3, &cfg)
+	if err == nil {
+		cfg.CABundle, err = o.caBundle(ctx, u, s3.CertSecretRef, "spec.source.s3.certSecretRef")
+	}
+	return cfg, err
+}
+
+// s3Credentials puts the keys of spec.source.s3.secretRef into cfg, or
+// makes cfg anonymous: the operator's own identity only when both the
+// spec (provider aws) and the platform (AllowAmbientCredentials) ask.
+func (o *Opener) s3Credentials(ctx context.Context, u *upv1.UserPackageUpload, s3 *upv1.S3Source, cfg *source.S3Config) error {
 	switch {
 	case s3.SecretRef == nil && s3.Provider != upv1.S3ProviderAWS:
 		cfg.Anonymous = true // never the operator's own identity unasked
+		return nil
 	case s3.SecretRef == nil && !o.AllowAmbientCredentials:
-		return nil, classify.Stall(upv1.ReasonAmbientCredentialsDenied,
+		return classify.Stall(upv1.ReasonAmbientCredentialsDenied,
 			"spec.source.s3.provider aws asks for the operator's own cloud identity, which this operator does not lend (it runs without --allow-ambient-credentials); set spec.source.s3.secretRef, or ask the platform team")
+	case s3.SecretRef == nil:
+		return nil
 	}
-	if ref := s3.SecretRef; ref != nil {
-		const field = "spec.source.s3.secretRef"
-		secret, err := readSecret(ctx, o.Reader, u, ref.Name, field)
-		if err != nil {
-			return nil, err
-		}
-		access, err := secrets.Value(secret, secrets.KeyAccessKey, field, true)
-		if err != nil {
-			return nil, err
-		}
-		key, err := secrets.Value(secret, secrets.KeySecretKey, field, true)
-		if err != nil {
-			return nil, err
-		}
-		token, _ := secrets.Value(secret, secrets.KeySessionToken, field, false)
-		cfg.AccessKey, cfg.SecretKey, cfg.SessionToken = string(access), string(key), string(token)
-	}
-	ca, err := o.caBundle(ctx, u, s3.CertSecretRef, "spec.source.s3.certSecretRef")
+	const field = "spec.source.s3.secretRef"
+	secret, err := readSecret(ctx, o.Reader, u, s3.SecretRef.Name, field)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	cfg.CABundle = ca
-	return source.NewS3(cfg)
+	access, err := secrets.Value(secret, secrets.KeyAccessKey, field, true)
+	if err != nil {
+		return err
+	}
+	key, err := secrets.Value(secret, secrets.KeySecretKey, field, true)
+	if err != nil {
+		return err
+	}
+	token, _ := secrets.Value(secret, secrets.KeySessionToken, field, false)
+	cfg.AccessKey, cfg.SecretKey, cfg.SessionToken = string(access), string(key), string(token)
+	return nil
 }
 
-func (o *Opener) openHTTP(ctx context.Context, u *upv1.UserPackageUpload, h *upv1.HTTPSource) (source.Source, error) {
+// httpConfig is the configuration of an http source, with its
+// credentials and CA bundle read live.
+func (o *Opener) httpConfig(ctx context.Context, u *upv1.UserPackageUpload, h *upv1.HTTPSource) (source.HTTPConfig, error) {
 	cfg := source.HTTPConfig{URL: h.URL, Insecure: h.Insecure, Transport: o.Transport, Guard: o.Guard}
-	if ref := h.SecretRef; ref != nil {
-		const field = "spec.source.http.secretRef"
-		secret, err := readSecret(ctx, o.Reader, u, ref.Name, field)
-		if err != nil {
-			return nil, err
-		}
-		token, _ := secrets.Value(secret, secrets.KeyToken, field, false)
-		user, _ := secrets.Value(secret, secrets.KeyUsername, field, false)
-		password, _ := secrets.Value(secret, secrets.KeyPassword, field, false)
-		if len(token) == 0 && len(user) == 0 {
-			return nil, classify.Stall(upv1.ReasonInvalidCredentials, "Secret %s named by %s has neither %q nor %q; add one", ref.Name, field, secrets.KeyToken, secrets.KeyUsername)
-		}
-		cfg.BearerToken, cfg.Username, cfg.Password = string(token), string(user), string(password)
+	err := o.httpCredentials(ctx, u, h, &cfg)
+	if err == nil {
+		cfg.CABundle, err = o.caBundle(ctx, u, h.CertSecretRef, "spec.source.http.certSecretRef")
 	}
-	ca, err := o.caBundle(ctx, u, h.CertSecretRef, "spec.source.http.certSecretRef")
+	return cfg, err
+}
+
+// httpCredentials puts the bearer token or the basic credentials of
+// spec.source.http.secretRef, if any, into cfg.
+func (o *Opener) httpCredentials(ctx context.Context, u *upv1.UserPackageUpload, h *upv1.HTTPSource, cfg *source.HTTPConfig) error {
+	ref := h.SecretRef
+	if ref == nil {
+		return nil
+	}
+	const field = "spec.source.http.secretRef"
+	secret, err := readSecret(ctx, o.Reader, u, ref.Name, field)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	cfg.CABundle = ca
-	return source.NewHTTP(cfg)
+	token, _ := secrets.Value(secret, secrets.KeyToken, field, false)
+	user, _ := secrets.Value(secret, secrets.KeyUsername, field, false)
+	password, _ := secrets.Value(secret, secrets.KeyPassword, field, false)
+	if len(token) == 0 && len(user) == 0 {
+		return classify.Stall(upv1.ReasonInvalidCredentials, "Secret %s named by %s has neither %q nor %q; add one", ref.Name, field, secrets.KeyToken, secrets.KeyUsername)
+	}
+	cfg.BearerToken, cfg.Username, cfg.Password = string(token), string(user), string(password)
+	return nil
 }

@@ -22,11 +22,10 @@ import (
 // written to status as they come, so that a restart goes on where it
 // stopped and never sends an acknowledged part again. Sets PartsUploaded.
 func reconcileParts(ctx context.Context, s *scope) error {
-	u := s.obj
-	if !wantsParts(u, upv1.ConditionPartsUploaded) {
+	if !wantsParts(s.obj, upv1.ConditionPartsUploaded) {
 		return nil
 	}
-	up := s.upload()
+	u, up := s.obj, s.upload()
 	if err := checkPlan(up, up.Size); err != nil {
 		return failCondition(u, upv1.ConditionPartsUploaded, err)
 	}
