@@ -6,6 +6,7 @@ package brandaccess
 
 import (
 	"context"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -91,4 +92,46 @@ func Naming(ctx context.Context, c client.Reader, secret client.Object) []*upv1.
 		}
 	}
 	return naming
+}
+
+// ForObject returns the credentials of the WeChatPayBrand u's
+// spec.brandRef names, once the brand allows u's namespace. The brand and the namespace's labels come from the
+// cache (both are watched); the Secret is read live from the brand-secret
+// namespace.
+func ForObject(ctx context.Context, cache, apiReader client.Reader, secretNamespace string, u *upv1.UserPackageUpload) (*wechatpay.Credentials, error) {
+	name := u.Spec.BrandRef.Name
+	brand := &upv1.WeChatPayBrand{}
+	err := cache.Get(ctx, client.ObjectKey{Name: name}, brand)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, classify.Stall(upv1.ReasonBrandNotFound,
+			"WeChatPayBrand %s named by spec.brandRef not found; ask the platform team to create it (the object is re-triggered when it appears)", name)
+	case err != nil:
+		return nil, classify.Retry(upv1.ReasonAPIServerUnavailable, 0, "read WeChatPayBrand %s: %v; retrying", name, err)
+	}
+	ns := namespaceMetadata()
+	if err := cache.Get(ctx, client.ObjectKey{Name: u.Namespace}, ns); err != nil {
+		return nil, classify.Retry(upv1.ReasonAPIServerUnavailable, 0, "read Namespace %s: %v; retrying", u.Namespace, err)
+	}
+	ok, err := Allows(brand, ns.Labels)
+	if err != nil {
+		return nil, classify.Stall(upv1.ReasonBrandNotAllowed, "WeChatPayBrand %s has an invalid allowedNamespaces.selector (%v); ask the platform team to fix it", name, err)
+	}
+	if !ok {
+		return nil, classify.Stall(upv1.ReasonBrandNotAllowed,
+			"WeChatPayBrand %s does not allow namespace %s: it allows %s; ask the platform team to label the namespace or change the brand",
+			name, u.Namespace, DescribeAllowed(brand))
+	}
+	creds, err := Credentials(ctx, apiReader, secretNamespace, brand)
+	if err != nil {
+		return nil, classify.Prefixed(err, fmt.Sprintf("WeChatPayBrand %s named by spec.brandRef: ", name))
+	}
+	return creds, nil
+}
+
+// namespaceMetadata is an empty Namespace of the metadata-only cache.
+func namespaceMetadata() *metav1.PartialObjectMetadata {
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	return ns
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -22,49 +19,18 @@ const brandIndex = ".spec.brandRef.name"
 
 // brandClient returns the brand API client of the WeChatPayBrand
 // spec.brandRef names, once the brand allows the object's namespace, and
-// the brand it is of. The brand and the namespace's labels come from the
-// cache (both are watched); the Secret is read live from the brand-secret
-// namespace.
+// the brand it is of (see brandaccess.ForObject).
 func (r *Reconciler) brandClient(ctx context.Context, u *upv1.UserPackageUpload) (wechatpay.API, string, error) {
-	name := u.Spec.BrandRef.Name
-	brand := &upv1.WeChatPayBrand{}
-	err := r.Get(ctx, client.ObjectKey{Name: name}, brand)
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil, "", classify.Stall(upv1.ReasonBrandNotFound,
-			"WeChatPayBrand %s named by spec.brandRef not found; ask the platform team to create it (the object is re-triggered when it appears)", name)
-	case err != nil:
-		return nil, "", classify.Retry(upv1.ReasonAPIServerUnavailable, 0, "read WeChatPayBrand %s: %v; retrying", name, err)
-	}
-	ns := namespaceMetadata()
-	if err := r.Get(ctx, client.ObjectKey{Name: u.Namespace}, ns); err != nil {
-		return nil, "", classify.Retry(upv1.ReasonAPIServerUnavailable, 0, "read Namespace %s: %v; retrying", u.Namespace, err)
-	}
-	ok, err := brandaccess.Allows(brand, ns.Labels)
+	creds, err := brandaccess.ForObject(ctx, r.Client, r.APIReader, r.BrandSecretNamespace, u)
 	if err != nil {
-		return nil, "", classify.Stall(upv1.ReasonBrandNotAllowed, "WeChatPayBrand %s has an invalid allowedNamespaces.selector (%v); ask the platform team to fix it", name, err)
-	}
-	if !ok {
-		return nil, "", classify.Stall(upv1.ReasonBrandNotAllowed,
-			"WeChatPayBrand %s does not allow namespace %s: it allows %s; ask the platform team to label the namespace or change the brand",
-			name, u.Namespace, brandaccess.DescribeAllowed(brand))
-	}
-	creds, err := brandaccess.Credentials(ctx, r.APIReader, r.BrandSecretNamespace, brand)
-	if err != nil {
-		return nil, "", classify.Prefixed(err, fmt.Sprintf("WeChatPayBrand %s named by spec.brandRef: ", name))
+		return nil, "", err
 	}
 	c, err := r.NewWeChatPay(creds)
 	if err != nil {
-		return nil, "", classify.Stall(upv1.ReasonInvalidCredentials, "WeChatPayBrand %s named by spec.brandRef: %v; the platform team must fix its Secret", name, err)
+		return nil, "", classify.Stall(upv1.ReasonInvalidCredentials,
+			"WeChatPayBrand %s named by spec.brandRef: %v; the platform team must fix its Secret", u.Spec.BrandRef.Name, err)
 	}
 	return c, creds.BrandID, nil
-}
-
-// namespaceMetadata is an empty Namespace of the metadata-only cache.
-func namespaceMetadata() *metav1.PartialObjectMetadata {
-	ns := &metav1.PartialObjectMetadata{}
-	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-	return ns
 }
 
 // brandName is the WeChatPayBrand an object names, if any, for brandIndex.
