@@ -46,7 +46,7 @@ type Call func(lost bool) (outcome func(*upv1.UploadStatus), err error)
 //     API server outages (statuswriter.Writer.Finish); initiate's answer is saved
 //     at once, before any part goes out (the uploads reconciler saves it);
 //   - until a write carries it, the answer is also kept in memory (the
-//     answer book): a reconcile after a failed write takes it from there
+//     Answers): a reconcile after a failed write takes it from there
 //     instead of calling again;
 //   - a call surely not processed (refused, never sent) clears the mark;
 //     any other failure keeps it, and the next attempt counts an unknown

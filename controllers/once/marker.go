@@ -68,7 +68,7 @@ func Expand(userPackageID string) Marker {
 	}
 }
 
-// AnswerKey names the call m on the upload key in the answer book.
+// AnswerKey names the call m on the upload key in Answers.
 func (m Marker) AnswerKey(uploadKey string) string {
 	return m.Call + "\x00" + m.Subject + "\x00" + uploadKey
 }

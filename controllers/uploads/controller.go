@@ -1,4 +1,4 @@
-// Package controllers holds the UserPackageUpload reconciler: a short
+// Package uploads holds the UserPackageUpload reconciler: a short
 // Reconcile that runs a chain of small steps and then summarises their
 // outcome into kstatus conditions, in the style of Flux's source-controller.
 package uploads

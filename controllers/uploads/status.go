@@ -42,7 +42,7 @@ func isNewGeneration(u *upv1.UserPackageUpload) bool {
 
 // isWaitingForSlot reports whether the object's last word was that it waits
 // for a read slot: when its turn comes, its first word is written again,
-// and with it initiate's mark (sayProgressing).
+// and with it initiate's mark (once.Ledger).
 func isWaitingForSlot(u *upv1.UserPackageUpload) bool {
 	ready := apimeta.FindStatusCondition(u.Status.Conditions, upv1.ConditionReady)
 	return ready != nil && ready.Reason == upv1.ReasonProgressing && ready.Message == waitingForSlotMessage
