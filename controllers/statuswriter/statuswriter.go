@@ -1,4 +1,4 @@
-// Package statuswriter persists an UserPackageUpload's status in the ways
+// Package statuswriter persists a UserPackageUpload's status in the ways
 // a reconcile needs: a patch of what changed, a conflict-checked claim
 // before a call that must happen once, and a write of an outcome that
 // retries until it is in.

@@ -1,4 +1,4 @@
-package uploads
+package statuswriter
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
-	"github.com/crowdpack/crowdpack/controllers/statuswriter"
 	"github.com/crowdpack/crowdpack/internal/scheme"
 )
 
@@ -46,7 +45,7 @@ func TestAReconcileSendsAnUpdateAfterItsOwnWrite(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			u := mergeableUpload(false, 0)
+			u := mergeableUpload()
 			c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(u).WithStatusSubresource(u).Build()
 			must(t, c.Get(ctx, client.ObjectKeyFromObject(u), u))
 			var updates, patches int
@@ -60,7 +59,7 @@ func TestAReconcileSendsAnUpdateAfterItsOwnWrite(t *testing.T) {
 					return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 				},
 			})
-			w := statuswriter.New(counted, c, u)
+			w := New(counted, c, u)
 
 			firstUpload(u).MergingSince = &metav1.Time{Time: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
 			must(t, w.Claim(ctx, u))
@@ -79,5 +78,28 @@ func TestAReconcileSendsAnUpdateAfterItsOwnWrite(t *testing.T) {
 				t.Errorf("the edit made meanwhile is stored: %v, want %v", edited, tt.wantPatches > 0)
 			}
 		})
+	}
+}
+
+// mergeableUpload is an object whose one upload has every part acknowledged.
+func mergeableUpload() *upv1.UserPackageUpload {
+	u := &upv1.UserPackageUpload{ObjectMeta: metav1.ObjectMeta{Namespace: "unit", Name: "vip", Generation: 1}}
+	u.Status.Uploads = []upv1.UploadStatus{{Index: 1, ID: "U1", PartSize: 10, PartCount: 1, PartsDone: 1, End: 10, Size: 10}}
+	return u
+}
+
+func firstUpload(u *upv1.UserPackageUpload) *upv1.UploadStatus { return &u.Status.Uploads[0] }
+
+func storedUpload(t *testing.T, c client.Client, u *upv1.UserPackageUpload) *upv1.UserPackageUpload {
+	t.Helper()
+	stored := &upv1.UserPackageUpload{}
+	must(t, c.Get(context.Background(), client.ObjectKeyFromObject(u), stored))
+	return stored
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
