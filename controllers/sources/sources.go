@@ -5,10 +5,9 @@ package sources
 
 import (
 	"context"
-
-	corev1 "k8s.io/api/core/v1"
 	"net/http"
 
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"

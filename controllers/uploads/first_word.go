@@ -2,11 +2,11 @@ package uploads
 
 import (
 	"context"
-	"github.com/crowdpack/crowdpack/controllers/readslots"
 	"time"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/controllers/once"
+	"github.com/crowdpack/crowdpack/controllers/readslots"
 )
 
 // waitForTurn takes the namespace's read slot before the first word about

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"github.com/crowdpack/crowdpack/controllers/uploads/filenames"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/controllers/classify"
 	"github.com/crowdpack/crowdpack/controllers/once"
+	"github.com/crowdpack/crowdpack/controllers/uploads/filenames"
 	"github.com/crowdpack/crowdpack/controllers/uploads/parts"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )

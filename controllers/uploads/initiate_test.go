@@ -3,7 +3,6 @@ package uploads
 import (
 	"errors"
 	"fmt"
-	"github.com/crowdpack/crowdpack/controllers/uploads/filenames"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/controllers/classify"
+	"github.com/crowdpack/crowdpack/controllers/uploads/filenames"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 

@@ -2,13 +2,13 @@ package uploads
 
 import (
 	"context"
-	"github.com/crowdpack/crowdpack/controllers/sources"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/controllers/classify"
 	"github.com/crowdpack/crowdpack/controllers/secrets"
+	"github.com/crowdpack/crowdpack/controllers/sources"
 	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )

@@ -1,10 +1,10 @@
 package uploads
 
 import (
-	"github.com/crowdpack/crowdpack/controllers/uploads/filenames"
 	corev1 "k8s.io/api/core/v1"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/controllers/uploads/filenames"
 	"github.com/crowdpack/crowdpack/internal/source"
 )
 

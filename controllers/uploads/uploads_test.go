@@ -3,7 +3,6 @@ package uploads
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/crowdpack/crowdpack/controllers/uploads/filenames"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/controllers/uploads/filenames"
 	"github.com/crowdpack/crowdpack/controllers/uploads/parts"
 )
 
