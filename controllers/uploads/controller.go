@@ -195,8 +195,9 @@ func (r *Reconciler) objectsUsingSecret(ctx context.Context, secret client.Objec
 }
 
 // step is one stage of taking a file into WeChat Pay. It returns nil when
-// its stage is done, so that the next one may run; otherwise a *classify.StallError,
-// a *classify.RetryError or an error from the API server.
+// its stage is done, so that the next one may run; otherwise a
+// *classify.StallError, a *classify.RetryError or an error from the API
+// server.
 type step func(ctx context.Context, s *scope) error
 
 // Reconcile brings one UserPackageUpload a stage further and says so in its status.
