@@ -105,9 +105,9 @@ func (l *Ledger) FirstWord(u *upv1.UserPackageUpload, waiting, said bool) Word {
 func (l *Ledger) Said(u *upv1.UserPackageUpload, word Word, waiting bool, err error) {
 	switch {
 	case err != nil && l.state == Announced:
-		l.parked.park(u)
+		l.parked.park(u) // the taken mark is still uncalled
 		l.state = Unwritten
-	case err != nil:
+	case err != nil: // nothing was written: no mark of this reconcile
 	case word == ClaimWord:
 		l.state = Announced
 	}
