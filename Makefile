@@ -12,6 +12,7 @@ BIN := $(CURDIR)/bin
 DIST ?= $(CURDIR)/dist
 HELM := $(BIN)/helm
 CONTROLLER_GEN := $(BIN)/controller-gen
+CRD_REF_DOCS := $(BIN)/crd-ref-docs
 KUBECTL ?= kubectl
 FUZZTIME ?= 5s
 
@@ -29,9 +30,16 @@ all: build
 # The Helm chart renders the same CRDs from its files/crds (through
 # templates/crds.yaml, so that helm upgrade upgrades them; test/helm checks it).
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests.
+manifests: $(CONTROLLER_GEN) api-docs ## Generate the CRD and RBAC manifests (and the API reference).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="{./api/...,./controllers/...}" output:crd:artifacts:config=config/crd/bases
 	rm -f charts/crowdpack/files/crds/*.yaml && cp config/crd/bases/*.yaml charts/crowdpack/files/crds/
+
+# The API reference is generated from the same Go types and their comments
+# (config in hack/api-docs/); hack/check-generated.sh keeps it current.
+.PHONY: api-docs
+api-docs: $(CRD_REF_DOCS) ## Generate the API reference docs/api/v1alpha1.md from the Go types.
+	$(CRD_REF_DOCS) --source-path=./api/v1alpha1 --config=hack/api-docs/config.yaml \
+	  --renderer=markdown --output-mode=single --output-path=docs/api/v1alpha1.md --log-level=ERROR
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
@@ -46,7 +54,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: tools
-tools: ## Build (or reuse) controller-gen, etcd, kube-apiserver (newest and oldest supported), MinIO and helm in bin/.
+tools: ## Build (or reuse) controller-gen, crd-ref-docs, etcd, kube-apiserver (newest and oldest supported), MinIO and helm in bin/.
 	hack/tools.sh all
 
 .PHONY: test
@@ -144,6 +152,9 @@ $(CONTROLLER_GEN):
 
 $(HELM):
 	hack/tools.sh helm
+
+$(CRD_REF_DOCS):
+	hack/tools.sh crd-ref-docs
 
 .PHONY: help
 help: ## Show this help.
