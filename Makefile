@@ -57,6 +57,8 @@ vet: ## Run go vet.
 tools: ## Build (or reuse) controller-gen, crd-ref-docs, etcd, kube-apiserver (newest and oldest supported), MinIO and helm in bin/.
 	hack/tools.sh all
 
+# go test ./... includes ./test/docs, which checks every command, YAML block
+# and link of README.md and docs/ (make test-docs runs it alone).
 .PHONY: test
 test: tools ## Everything CI runs: generated files current, vet, all tests, brief fuzzing.
 	hack/check-generated.sh
@@ -77,6 +79,10 @@ OLDEST_TESTS := ^(TestAdmission.*|TestAMultiPartFileIsUploadedMergedAndExpandedO
 test-oldest: $(HELM) ## Run the admission tests, one full upload, the release and chart checks against the oldest supported kube-apiserver.
 	hack/tools.sh k8s-oldest minio
 	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test ./api/... ./controllers ./test/release ./test/helm -count=1 -run '$(OLDEST_TESTS)'
+
+.PHONY: test-docs
+test-docs: tools ## Check the docs: YAML dry-run against the API server, commands, links, README length.
+	go test ./test/docs -count=1
 
 .PHONY: crash-test
 crash-test: tools ## Kill the manager binary at every crash point of an upload's life and check that it recovers (make test draws three).

@@ -131,7 +131,12 @@ func isKustomization(u *unstructured.Unstructured) bool {
 // kubectl has built in, this repository standing in for its remote URL.
 func buildKustomization(t *testing.T, text string) ([]*unstructured.Unstructured, error) {
 	dir := t.TempDir()
-	text = strings.ReplaceAll(text, modulePath, root+"/")
+	// kustomize takes other kustomizations by relative path only.
+	rel, err := filepath.Rel(dir, root)
+	if err != nil {
+		return nil, err
+	}
+	text = strings.ReplaceAll(text, modulePath, filepath.ToSlash(rel)+"/")
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(text), 0o644); err != nil {
 		return nil, err
 	}
