@@ -78,3 +78,23 @@ func TestEveryPageIsInTheIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestTablesAreWhole requires every table to start with a header row and
+// its |---| line: a blank line inside a table would turn its second half
+// into a paragraph of pipes.
+func TestTablesAreWhole(t *testing.T) {
+	for _, p := range pages(t) {
+		inFence := false
+		for i, line := range p.lines {
+			if strings.HasPrefix(strings.TrimSpace(line), "```") {
+				inFence = !inFence
+			}
+			if inFence || !strings.HasPrefix(line, "|") || (i > 0 && strings.TrimSpace(p.lines[i-1]) != "") {
+				continue
+			}
+			if i+1 >= len(p.lines) || !strings.HasPrefix(strings.ReplaceAll(p.lines[i+1], " ", ""), "|---") {
+				t.Errorf("%s: a table without its header line (|---|): is a blank line splitting a table?", p.at(i+1))
+			}
+		}
+	}
+}
