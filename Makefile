@@ -68,7 +68,7 @@ test: tools ## Everything CI runs: generated files current, vet, all tests, brie
 	$(MAKE) fuzz
 
 # The oldest Kubernetes minor the CRD works on (hack/tools.sh
-# OLDEST_KUBERNETES_VERSION; README "Deploy it for real" states the range): the
+# OLDEST_KUBERNETES_VERSION; docs/install.md "Supported Kubernetes versions" states the range): the
 # admission tests, one full upload, the release files' dry runs and a real
 # helm install and upgrade run against its kube-apiserver too.
 OLDEST_ASSETS := $(BIN)/k8s-oldest

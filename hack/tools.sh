@@ -14,7 +14,8 @@ set -euo pipefail
 ETCD_VERSION=v3.6.16
 KUBERNETES_VERSION=v1.37.2
 # The oldest minor the CRD works on: fieldPath in x-kubernetes-validations
-# came in 1.28. Keep in step with README.md and the chart's kubeVersion.
+# came in 1.28. Keep in step with README.md, docs/install.md and the chart's
+# kubeVersion (test/release checks them).
 OLDEST_KUBERNETES_VERSION=v1.28.15
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 CONTROLLER_GEN_VERSION=v0.23.0
