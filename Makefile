@@ -12,6 +12,7 @@ BIN := $(CURDIR)/bin
 DIST ?= $(CURDIR)/dist
 HELM := $(BIN)/helm
 CONTROLLER_GEN := $(BIN)/controller-gen
+CRD_REF_DOCS := $(BIN)/crd-ref-docs
 KUBECTL ?= kubectl
 FUZZTIME ?= 5s
 
@@ -29,9 +30,16 @@ all: build
 # The Helm chart renders the same CRDs from its files/crds (through
 # templates/crds.yaml, so that helm upgrade upgrades them; test/helm checks it).
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests.
+manifests: $(CONTROLLER_GEN) api-docs ## Generate the CRD and RBAC manifests (and the API reference).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="{./api/...,./controllers/...}" output:crd:artifacts:config=config/crd/bases
 	rm -f charts/crowdpack/files/crds/*.yaml && cp config/crd/bases/*.yaml charts/crowdpack/files/crds/
+
+# The API reference is generated from the same Go types and their comments
+# (config in hack/api-docs/); hack/check-generated.sh keeps it current.
+.PHONY: api-docs
+api-docs: $(CRD_REF_DOCS) ## Generate the API reference docs/api/v1alpha1.md from the Go types.
+	$(CRD_REF_DOCS) --source-path=./api/v1alpha1 --config=hack/api-docs/config.yaml \
+	  --renderer=markdown --output-mode=single --output-path=docs/api/v1alpha1.md --log-level=ERROR
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
@@ -46,9 +54,11 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: tools
-tools: ## Build (or reuse) controller-gen, etcd, kube-apiserver (newest and oldest supported), MinIO and helm in bin/.
+tools: ## Build (or reuse) controller-gen, crd-ref-docs, etcd, kube-apiserver (newest and oldest supported), MinIO and helm in bin/.
 	hack/tools.sh all
 
+# go test ./... includes ./test/docs, which checks every command, YAML block
+# and link of README.md and docs/ (make test-docs runs it alone).
 .PHONY: test
 test: tools ## Everything CI runs: generated files current, vet, all tests, brief fuzzing.
 	hack/check-generated.sh
@@ -58,7 +68,7 @@ test: tools ## Everything CI runs: generated files current, vet, all tests, brie
 	$(MAKE) fuzz
 
 # The oldest Kubernetes minor the CRD works on (hack/tools.sh
-# OLDEST_KUBERNETES_VERSION; README "Deploy it for real" states the range): the
+# OLDEST_KUBERNETES_VERSION; docs/install.md "Supported Kubernetes versions" states the range): the
 # admission tests, one full upload, the release files' dry runs and a real
 # helm install and upgrade run against its kube-apiserver too.
 OLDEST_ASSETS := $(BIN)/k8s-oldest
@@ -69,6 +79,10 @@ OLDEST_TESTS := ^(TestAdmission.*|TestAMultiPartFileIsUploadedMergedAndExpandedO
 test-oldest: $(HELM) ## Run the admission tests, one full upload, the release and chart checks against the oldest supported kube-apiserver.
 	hack/tools.sh k8s-oldest minio
 	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test ./api/... ./controllers/uploads ./test/release ./test/helm -count=1 -run '$(OLDEST_TESTS)'
+
+.PHONY: test-docs
+test-docs: tools ## Check the docs: YAML dry-run against the API server, commands, links, README length.
+	go test ./test/docs -count=1
 
 .PHONY: crash-test
 crash-test: tools ## Kill the manager binary at every crash point of an upload's life and check that it recovers (make test draws three).
@@ -144,6 +158,9 @@ $(CONTROLLER_GEN):
 
 $(HELM):
 	hack/tools.sh helm
+
+$(CRD_REF_DOCS):
+	hack/tools.sh crd-ref-docs
 
 .PHONY: help
 help: ## Show this help.

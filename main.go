@@ -46,7 +46,7 @@ type options struct {
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
 	printVersion            bool
-	// Tenancy (see README, "Multi-team clusters").
+	// Tenancy (see docs/multi-tenancy.md).
 	brandSecretNamespace    string
 	watchNamespaces         string
 	allowAmbientCredentials bool

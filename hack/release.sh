@@ -5,7 +5,7 @@
 #
 #   install.yaml               the CRD and config/default, image IMAGE-REPOSITORY:VERSION,
 #                              for kubectl apply --server-side -f
-#   crds.yaml                  the CRD alone (upgrade it first; see README "Upgrade")
+#   crds.yaml                  the CRD alone (upgrade it first; see docs/install.md "Upgrade")
 #   crowdpack-X.Y.Z.tgz        the Helm chart: version X.Y.Z, appVersion VERSION,
 #                              image.repository IMAGE-REPOSITORY
 #   SHA256SUMS                 of the three

@@ -8,17 +8,21 @@
 # (with the same etcd) into bin/k8s-oldest/, where make test-oldest runs the
 # admission tests, one full upload and the release and chart checks against it.
 #
-#   hack/tools.sh [controller-gen|etcd|kube-apiserver|k8s-oldest|minio|helm|all]...
+#   hack/tools.sh [controller-gen|crd-ref-docs|etcd|kube-apiserver|k8s-oldest|minio|helm|all]...
 set -euo pipefail
 
 ETCD_VERSION=v3.6.16
 KUBERNETES_VERSION=v1.37.2
 # The oldest minor the CRD works on: fieldPath in x-kubernetes-validations
-# came in 1.28. Keep in step with README.md and the chart's kubeVersion.
+# came in 1.28. Keep in step with README.md, docs/install.md and the chart's
+# kubeVersion (test/release checks them).
 OLDEST_KUBERNETES_VERSION=v1.28.15
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 CONTROLLER_GEN_VERSION=v0.23.0
 HELM_VERSION=v3.22.0
+# The API reference docs/api/v1alpha1.md is generated from the Go types by it
+# (make api-docs, config in hack/api-docs/).
+CRD_REF_DOCS_VERSION=v0.3.0
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/bin
@@ -58,6 +62,10 @@ throwaway_module() {
 
 build_controller_gen() {
   GOBIN=$1 go install "sigs.k8s.io/controller-tools/cmd/controller-gen@$2"
+}
+
+build_crd_ref_docs() {
+  GOBIN=$1 CGO_ENABLED=0 go install "github.com/elastic/crd-ref-docs@$2"
 }
 
 build_helm() {
@@ -109,10 +117,11 @@ build_kube_apiserver_ok() {
 
 main() {
   local tools=("$@")
-  [[ ${#tools[@]} -gt 0 && ${tools[0]} != all ]] || tools=(controller-gen etcd kube-apiserver k8s-oldest minio helm)
+  [[ ${#tools[@]} -gt 0 && ${tools[0]} != all ]] || tools=(controller-gen crd-ref-docs etcd kube-apiserver k8s-oldest minio helm)
   for t in "${tools[@]}"; do
     case $t in
       controller-gen) ensure controller-gen "$CONTROLLER_GEN_VERSION" build_controller_gen ;;
+      crd-ref-docs) ensure crd-ref-docs "$CRD_REF_DOCS_VERSION" build_crd_ref_docs ;;
       etcd) ensure etcd "$ETCD_VERSION" build_etcd ;;
       kube-apiserver) ensure kube-apiserver "$KUBERNETES_VERSION" build_kube_apiserver ;;
       k8s-oldest)

@@ -333,7 +333,8 @@ func minorOf(v string) string {
 }
 
 // The oldest supported Kubernetes is the one make test-oldest runs
-// against, the chart's kubeVersion floor and the README's.
+// against, the chart's kubeVersion floor and the docs' (README.md and
+// docs/install.md).
 func TestTheSupportedKubernetesRangeIsStatedAlike(t *testing.T) {
 	oldest, newest := toolsVersion(t, "OLDEST_KUBERNETES_VERSION"), toolsVersion(t, "KUBERNETES_VERSION")
 	for _, c := range []struct{ assets, want string }{{"bin/k8s-oldest", oldest}, {"bin", newest}} {
@@ -352,10 +353,12 @@ func TestTheSupportedKubernetesRangeIsStatedAlike(t *testing.T) {
 	if want := ">=" + minorOf(oldest) + ".0-0"; chart.KubeVersion != want {
 		t.Errorf("Chart.yaml kubeVersion %q, want %q", chart.KubeVersion, want)
 	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
-	must(t, err)
-	if want := fmt.Sprintf("Kubernetes %s to %s", minorOf(oldest), minorOf(newest)); !strings.Contains(string(readme), want) {
-		t.Errorf("README.md does not state the supported range as %q", want)
+	for _, page := range []string{"README.md", "docs/install.md"} {
+		text, err := os.ReadFile(filepath.Join(root, page))
+		must(t, err)
+		if want := fmt.Sprintf("Kubernetes %s to %s", minorOf(oldest), minorOf(newest)); !strings.Contains(string(text), want) {
+			t.Errorf("%s does not state the supported range as %q", page, want)
+		}
 	}
 }
 
