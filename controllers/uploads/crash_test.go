@@ -167,8 +167,9 @@ func checkRecovered(t *testing.T, h *harness, p crashPoint, final *upv1.UserPack
 }
 
 // resentParts counts the parts WeChat Pay received again, and the most the
-// README allows: those in flight at the kill (the part concurrency) and
-// those acknowledged in the second before it (not yet written down).
+// upload page's "Restarts and lost answers" allows: those in flight at the
+// kill (the part concurrency) and those acknowledged in the second before
+// it (not yet written down).
 func resentParts(records []sandbox.Record, killedAt time.Time) (resent, bound int) {
 	bound = Defaults.PartConcurrency
 	for _, r := range records {

@@ -4,7 +4,7 @@ import "time"
 
 // Defaults are the reconciler's settings when none are given: the manager's
 // flags default to them, and SetupWithManager fills in any left zero. The
-// README and the Helm chart document the same values.
+// docs/install.md and the Helm chart document the same values.
 var Defaults = struct {
 	// MaxConcurrentReconciles bounds the UserPackageUploads worked on at once.
 	MaxConcurrentReconciles int
