@@ -1,0 +1,87 @@
+package delta
+
+import (
+	"math"
+	"math/bits"
+	"slices"
+)
+
+// span is a range of key values, by h: [lo, hi), or [lo, 2^64) when not
+// bounded.
+type span struct {
+	lo, hi  uint64
+	bounded bool
+}
+
+func (s span) has(k key) bool {
+	return k.h >= s.lo && (!s.bounded || k.h < s.hi)
+}
+
+// set is the base's members of one span, sorted and distinct, with a
+// directory: keys spread evenly over h, so the keys whose h has the same
+// top bits within the span are few (four to eight on average) and found
+// from one directory entry.
+type set struct {
+	span  span
+	keys  []key
+	dir   []uint32 // keys[dir[e]:dir[e+1]] have (h-lo)>>shift == e
+	shift uint
+	seen  []uint64 // bit i: the revision has keys[i]
+}
+
+// sortKeys sorts keys and drops repeated ones.
+func sortKeys(keys []key) []key {
+	slices.SortFunc(keys, key.less)
+	return slices.Compact(keys)
+}
+
+// build makes a set of keys (sorted and distinct) of span sp, reusing
+// dir's and seen's arrays.
+func build(sp span, keys []key, dir []uint32, seen []uint64) *set {
+	s := &set{span: sp, keys: keys}
+	width := uint64(math.MaxUint64) - sp.lo // the span's last h - lo
+	if sp.bounded {
+		width = sp.hi - 1 - sp.lo
+	}
+	dirBits := max(1, bits.Len(uint(len(keys)))-3) // at most max(2, len/4) entries
+	s.shift = uint(max(0, bits.Len64(width)-dirBits))
+	entries := int(width>>s.shift) + 1
+	s.dir = dir[:entries+1]
+	e := 0
+	for i, k := range keys {
+		for ke := int((k.h - sp.lo) >> s.shift); e <= ke; e++ {
+			s.dir[e] = uint32(i)
+		}
+	}
+	for ; e <= entries; e++ {
+		s.dir[e] = uint32(len(keys))
+	}
+	s.seen = seen[:(len(keys)+63)/64]
+	clear(s.seen)
+	return s
+}
+
+// find returns the index of k in the set, or -1. k must be in its span.
+func (s *set) find(k key) int {
+	e := (k.h - s.span.lo) >> s.shift
+	for i := s.dir[e]; i < s.dir[e+1]; i++ {
+		if s.keys[i] == k {
+			return int(i)
+		}
+	}
+	return -1
+}
+
+// markSeen notes that the revision has keys[i].
+func (s *set) markSeen(i int) {
+	s.seen[i/64] |= 1 << (i % 64)
+}
+
+// unseen counts the keys the revision does not have.
+func (s *set) unseen() int64 {
+	n := int64(len(s.keys))
+	for _, w := range s.seen {
+		n -= int64(bits.OnesCount64(w))
+	}
+	return n
+}
