@@ -68,10 +68,10 @@ func TestCompute(t *testing.T) {
 			counts:   Counts{Lines: 2, Added: 2, Passes: 1},
 		},
 		{
-			name:     "an empty revision adds nothing and every base member left",
-			format:   phone,
-			base:     lines(a, b, a),
-			counts:   Counts{BaseMembers: 2, Left: 2, Passes: 1},
+			name:   "an empty revision adds nothing and every base member left",
+			format: phone,
+			base:   lines(a, b, a),
+			counts: Counts{BaseMembers: 2, Left: 2, Passes: 1},
 		},
 		{
 			name:     "an unchanged revision adds nothing",
