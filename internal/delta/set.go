@@ -64,9 +64,13 @@ func build(sp span, keys []key, dir []uint32, seen []uint64) *set {
 // find returns the index of k in the set, or -1. k must be in its span.
 func (s *set) find(k key) int {
 	e := (k.h - s.span.lo) >> s.shift
-	for i := s.dir[e]; i < s.dir[e+1]; i++ {
-		if s.keys[i] == k {
-			return int(i)
+	for i, end := int(s.dir[e]), int(s.dir[e+1]); i < end; i++ {
+		switch x := s.keys[i]; {
+		case x.h < k.h:
+		case x == k:
+			return i
+		case x.h > k.h:
+			return -1 // sorted: k is not further on
 		}
 	}
 	return -1
