@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/crowdpack/crowdpack/internal/source"
 )
@@ -109,17 +110,35 @@ func (c *computation) readBase(ctx context.Context, pass int, lo uint64) (*set, 
 	return build(sp, sortKeys(keys), c.arena.dir, c.arena.seen), nil
 }
 
-// shrink makes room in a full key set. It sorts the keys and drops
-// repeated ones; if that frees too little, it ends the span earlier, keeping
+// shrink makes room in a full key set by ending the span earlier, keeping
 // the keys below the new end, chosen from done, the part of the file read
 // so far, so that the keys still to come fit: keys spread evenly over h.
+// Should that free too little (the file repeats members), it sorts the keys
+// and drops repeated ones, then cuts at the sorted keys.
 func shrink(keys []key, sp span, done float64) ([]key, span, error) {
 	full := len(keys)
+	width := float64(math.MaxUint64 - sp.lo)
+	if sp.bounded {
+		width = float64(sp.hi - sp.lo)
+	}
+	if end := sp.lo + uint64(width*0.9*done); end > sp.lo && (!sp.bounded || end < sp.hi) {
+		kept := keys[:0]
+		for _, k := range keys {
+			if k.h < end {
+				kept = append(kept, k)
+			}
+		}
+		if len(kept) <= full*3/4 {
+			sp.hi, sp.bounded = end, true
+			return kept, sp, nil
+		}
+		keys, sp.hi, sp.bounded = kept, end, true
+	}
 	keys = sortKeys(keys)
 	if len(keys) <= full*3/4 {
 		return keys, sp, nil
 	}
-	keep := max(1, min(int(float64(len(keys))*0.9*done), len(keys)*3/4))
+	keep := max(1, len(keys)*3/4)
 	end := keys[keep].h
 	cut := keep
 	for cut > 0 && keys[cut-1].h >= end {
