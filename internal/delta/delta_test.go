@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -434,5 +435,23 @@ func TestCancelledComputationStops(t *testing.T) {
 	_, err := Compute(ctx, memOpener(lines(a)), memOpener(lines(b)), phone, io.Discard, Options{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Compute after cancel: %v, want context.Canceled", err)
+	}
+}
+
+func TestSortKeysSortsAndDropsRepeatedKeys(t *testing.T) {
+	for _, n := range []int{0, 1, 4095, 4096, 100_000} {
+		keys := make([]key, n)
+		for i := range keys {
+			keys[i] = keyOf([]byte(strconv.Itoa(i % (n/2 + 1))))
+			if i%7 == 0 {
+				keys[i].h >>= 20 // not spread over the whole range
+			}
+		}
+		want := slices.Clone(keys)
+		slices.SortFunc(want, key.less)
+		want = slices.Compact(want)
+		if got := sortKeys(keys); !slices.Equal(got, want) {
+			t.Errorf("%d keys: sortKeys differs from slices.SortFunc and Compact", n)
+		}
 	}
 }

@@ -29,9 +29,43 @@ type set struct {
 	seen  []uint64 // bit i: the revision has keys[i]
 }
 
-// sortKeys sorts keys and drops repeated ones.
+// sortKeys sorts keys and drops repeated ones. Keys spread evenly over h,
+// so it first spreads them in place over 256 buckets by the top bits of h
+// that vary (American flag sort), then sorts each bucket, small enough to
+// stay in the CPU's caches.
 func sortKeys(keys []key) []key {
-	slices.SortFunc(keys, key.less)
+	if len(keys) < 4096 {
+		slices.SortFunc(keys, key.less)
+		return slices.Compact(keys)
+	}
+	lo, hi := keys[0].h, keys[0].h
+	for _, k := range keys {
+		lo, hi = min(lo, k.h), max(hi, k.h)
+	}
+	shift := uint(max(0, bits.Len64(hi-lo)-8))
+	digit := func(k key) int { return int((k.h - lo) >> shift) }
+	var start, next [257]int
+	for _, k := range keys {
+		start[digit(k)+1]++
+	}
+	for d := 1; d <= 256; d++ {
+		start[d] += start[d-1]
+	}
+	next = start
+	for d := range 256 {
+		for next[d] < start[d+1] {
+			e := digit(keys[next[d]])
+			if e == d {
+				next[d]++
+				continue
+			}
+			keys[next[d]], keys[next[e]] = keys[next[e]], keys[next[d]]
+			next[e]++
+		}
+	}
+	for d := range 256 {
+		slices.SortFunc(keys[start[d]:start[d+1]], key.less)
+	}
 	return slices.Compact(keys)
 }
 
