@@ -18,11 +18,11 @@ import (
 )
 
 // benchLines is the members of each export of the benchmarks:
-// CROWDPACK_DELTA_LINES, default 5,000,000 (the figure).
-func benchLines(b *testing.B) int64 {
+// CROWDPACK_DELTA_LINES, or def.
+func benchLines(def int64) int64 {
 	n, err := strconv.ParseInt(os.Getenv("CROWDPACK_DELTA_LINES"), 10, 64)
 	if err != nil || n <= 0 {
-		return 5_000_000
+		return def
 	}
 	return n
 }
@@ -114,10 +114,11 @@ func (o exportOpener) Open(context.Context) (io.ReadCloser, error) {
 func (o exportOpener) Size() int64 { return o.size }
 
 // BenchmarkCompute computes the delta of two exports made in memory, without
-// any store: the CPU cost alone. Reported: passes and lines/s of the
-// revision.
+// any store: the CPU cost alone, to profile. The exports have
+// CROWDPACK_DELTA_LINES numbers each, default 1,000,000. Reported: passes
+// and lines/s of the revision.
 func BenchmarkCompute(b *testing.B) {
-	n := benchLines(b)
+	n := benchLines(1_000_000)
 	revision, base := newExportOpener(n, true), newExportOpener(n, false)
 	pool := NewPool(DefaultBudget)
 	var counts Counts
@@ -152,7 +153,7 @@ func checkBenchCounts(b *testing.B, n int64, counts Counts) {
 // (sampled every 5 ms; the goal is the budget plus the digest's own).
 // Timings are reported, never asserted.
 func BenchmarkDeltaFromMinIO(b *testing.B) {
-	n := benchLines(b)
+	n := benchLines(5_000_000)
 	s := miniotest.StartT(b)
 	ctx := context.Background()
 	if err := s.MakeBucket(ctx, "delta"); err != nil {
