@@ -130,7 +130,9 @@ func eachMember(ctx context.Context, o Opener, format Format, progress *int64, f
 	var hasher *rawphone.Hasher
 	if format.HashMD5 {
 		hasher = rawphone.NewHasher(firstLine)
-		r = rawphone.NewReader(r, hasher)
+		ahead := hashAhead(rawphone.NewReader(r, hasher))
+		defer ahead.stop()
+		r = ahead
 	}
 	br := bufio.NewReaderSize(r, readBufferSize)
 	lineNo := firstLine - 1
@@ -162,6 +164,9 @@ func eachMember(ctx context.Context, o Opener, format Format, progress *int64, f
 		if err := fn(k, line); err != nil {
 			return fileStats{}, err
 		}
+	}
+	if hasher != nil {
+		r.(*aheadReader).stop() // the hashing is done: its report is final
 	}
 	if *counted.n != o.Size() {
 		return fileStats{}, fmt.Errorf("torn read: the file yielded %d of its %d bytes", *counted.n, o.Size())
@@ -232,4 +237,33 @@ func (s *lineSkipper) Read(p []byte) (int, error) {
 		}
 	}
 	return s.r.Read(p)
+}
+
+// aheadReader reads the hashed lines of a file from a goroutine that hashes
+// them, so that the hashing (MD5, the most costly step) of the next lines
+// overlaps the lookups of those read, as the digest's sinks overlap. The
+// pipe holds no buffer: the goroutine is one write (hashBufferSize) ahead.
+type aheadReader struct {
+	*io.PipeReader
+	done chan struct{}
+}
+
+// hashBufferSize is what the hashing goroutine writes at a time.
+const hashBufferSize = 32 << 10
+
+func hashAhead(hashed io.Reader) *aheadReader {
+	pr, pw := io.Pipe()
+	a := &aheadReader{PipeReader: pr, done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		_, err := io.CopyBuffer(pw, struct{ io.Reader }{hashed}, make([]byte, hashBufferSize))
+		pw.CloseWithError(err) // nil: the reader sees io.EOF
+	}()
+	return a
+}
+
+// stop ends the goroutine, if it still runs, and waits for it.
+func (a *aheadReader) stop() {
+	a.CloseWithError(errReaderClosed)
+	<-a.done
 }

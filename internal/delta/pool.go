@@ -35,7 +35,8 @@ func NewPool(budget int64) *Pool {
 func (p *Pool) Budget() int64 { return p.budget }
 
 // overhead is what a computation holds besides its arena: the read buffers
-// of one file at a time (and rawphone's) and the output buffer.
+// of one file at a time (and rawphone's and the hashing goroutine's) and the
+// output buffer.
 const overhead = 256 << 10
 
 // minKeys is the smallest key set a computation runs with.
