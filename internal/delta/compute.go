@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	"github.com/crowdpack/crowdpack/internal/source"
 )
@@ -81,7 +82,7 @@ func (c *computation) firstSpan(pass int, lo uint64) span {
 func (c *computation) readBase(ctx context.Context, pass int, lo uint64) (*set, error) {
 	sp := c.firstSpan(pass, lo)
 	keys := c.arena.keys[:0]
-	var read int64
+	var read atomic.Int64
 	stats, err := eachMember(ctx, c.base, c.format, &read, func(k key, _ []byte) error {
 		if pass == 1 {
 			c.hist[k.h>>(64-histBits)]++
@@ -91,7 +92,7 @@ func (c *computation) readBase(ctx context.Context, pass int, lo uint64) (*set, 
 		}
 		if len(keys) == cap(keys) {
 			var err error
-			if keys, sp, err = shrink(keys, sp, float64(read)/float64(max(1, c.base.Size()))); err != nil {
+			if keys, sp, err = shrink(keys, sp, float64(read.Load())/float64(max(1, c.base.Size()))); err != nil {
 				return err
 			}
 			if !sp.has(k) {

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/crowdpack/crowdpack/internal/linecheck"
 	"github.com/crowdpack/crowdpack/internal/rawphone"
@@ -111,7 +112,7 @@ const readBufferSize = 64 << 10
 // line, in order, as WeChat Pay receives it (without its "\n") and its key.
 // progress, if not nil, is kept at the bytes of the file read so far. The
 // member is valid only during the call.
-func eachMember(ctx context.Context, o Opener, format Format, progress *int64, fn func(k key, member []byte) error) (fileStats, error) {
+func eachMember(ctx context.Context, o Opener, format Format, progress *atomic.Int64, fn func(k key, member []byte) error) (fileStats, error) {
 	body, err := o.Open(ctx)
 	if err != nil {
 		return fileStats{}, err
@@ -119,7 +120,7 @@ func eachMember(ctx context.Context, o Opener, format Format, progress *int64, f
 	defer body.Close()
 	counted := &countingReader{ctx: ctx, r: body, n: progress}
 	if counted.n == nil {
-		counted.n = new(int64)
+		counted.n = new(atomic.Int64)
 	}
 	var r io.Reader = counted
 	firstLine := int64(1)
@@ -168,8 +169,8 @@ func eachMember(ctx context.Context, o Opener, format Format, progress *int64, f
 	if hasher != nil {
 		r.(*aheadReader).stop() // the hashing is done: its report is final
 	}
-	if *counted.n != o.Size() {
-		return fileStats{}, fmt.Errorf("torn read: the file yielded %d of its %d bytes", *counted.n, o.Size())
+	if n := counted.n.Load(); n != o.Size() {
+		return fileStats{}, fmt.Errorf("torn read: the file yielded %d of its %d bytes", n, o.Size())
 	}
 	if hasher != nil {
 		report := hasher.Report()
@@ -203,10 +204,11 @@ func readLine(br *bufio.Reader) (line []byte, overlong bool, err error) {
 var newline, carriageReturn = []byte("\n"), []byte("\r")
 
 // countingReader counts the bytes read through it and stops once ctx ends.
+// The count is atomic: the hashing goroutine reads, the lookups look.
 type countingReader struct {
 	ctx context.Context
 	r   io.Reader
-	n   *int64
+	n   *atomic.Int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
@@ -214,7 +216,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		return 0, context.Cause(c.ctx)
 	}
 	n, err := c.r.Read(p)
-	*c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
 }
 
