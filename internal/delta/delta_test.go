@@ -455,3 +455,38 @@ func TestSortKeysSortsAndDropsRepeatedKeys(t *testing.T) {
 		}
 	}
 }
+
+// fakeSource is one object in memory; it reports ErrChanged once changed.
+type fakeSource struct {
+	data    []byte
+	changed bool
+}
+
+func (f *fakeSource) Open(context.Context) (io.ReadCloser, source.Version, error) {
+	return io.NopCloser(bytes.NewReader(f.data)), source.Version{Size: int64(len(f.data)), ETag: "e"}, nil
+}
+
+func (f *fakeSource) OpenRange(_ context.Context, v source.Version, offset, length int64) (io.ReadCloser, error) {
+	if f.changed {
+		return nil, source.ErrChanged
+	}
+	return io.NopCloser(bytes.NewReader(f.data[offset : offset+length])), nil
+}
+
+func TestSourceOpenerReadsThePinnedVersion(t *testing.T) {
+	revision, base := &fakeSource{data: []byte(lines(a, b))}, &fakeSource{data: []byte(lines(a))}
+	version := func(f *fakeSource) source.Version { _, v, _ := f.Open(context.Background()); return v }
+	rev, bas := SourceOpener(revision, version(revision)), SourceOpener(base, version(base))
+	var out bytes.Buffer
+	if _, err := Compute(context.Background(), rev, bas, phone, &out, Options{}); err != nil || out.String() != lines(b) {
+		t.Fatalf("Compute: %q, %v; want %q", out.String(), err, lines(b))
+	}
+	base.changed = true
+	if _, err := Compute(context.Background(), rev, bas, phone, io.Discard, Options{}); !errors.Is(err, source.ErrChanged) {
+		t.Errorf("Compute over a base that changed: %v, want ErrChanged", err)
+	}
+	empty := &fakeSource{}
+	if _, err := Compute(context.Background(), SourceOpener(empty, version(empty)), bas, phone, io.Discard, Options{}); !errors.Is(err, source.ErrChanged) {
+		t.Errorf("Compute of an empty revision over a changed base: %v, want ErrChanged", err)
+	}
+}
