@@ -166,30 +166,11 @@ func (c *computation) readRevision(ctx context.Context, pass int, s *set) error 
 		clear(emit)
 		c.arena.emit = emit
 	}
-	var line int64 // index of the member line
-	stats, err := eachMember(ctx, c.revision, c.format, nil, func(k key, member []byte) error {
-		i := line
-		line++
-		switch {
-		case s.span.has(k):
-			if at := s.find(k); at >= 0 {
-				s.markSeen(at)
-				c.counts.Unchanged++
-				return nil
-			}
-			c.counts.Added++
-			if last {
-				return c.write(member)
-			}
-			if i >= int64(len(emit))*64 {
-				return fmt.Errorf("delta: the revision has more member lines than its size allows (%d)", i)
-			}
-			emit[i/64] |= 1 << (i % 64)
-		case last && k.h < s.span.lo && emit[i/64]&(1<<(i%64)) != 0:
-			return c.write(member)
-		}
-		return nil
-	})
+	d := &decider{c: c, s: s, last: last, emit: emit}
+	stats, err := eachMember(ctx, c.revision, c.format, nil, d.add)
+	if err == nil {
+		err = d.decide()
+	}
 	if err != nil {
 		return fmt.Errorf("read the revision: %w", err)
 	}
@@ -199,6 +180,79 @@ func (c *computation) readRevision(ctx context.Context, pass int, s *set) error 
 	if pass == 1 {
 		c.counts.Lines, c.counts.Invalid, c.counts.InvalidLineNumbers = stats.lines, stats.invalid, stats.invalidLineNumbers
 	}
+	return nil
+}
+
+// batchSize is how many lines a decider looks up at once.
+const batchSize = 32
+
+// decider decides the member lines of the revision in batches: the
+// directory entries of a batch are all read, then its keys, so that the
+// CPU waits for many of these reads (each a likely cache miss) at once
+// instead of one after the other.
+type decider struct {
+	c    *computation
+	s    *set
+	last bool
+	emit []uint64
+	next int64 // index of the first member line of the batch
+
+	n        int
+	keys     [batchSize]key
+	members  [batchSize][maxMemberLen]byte
+	lens     [batchSize]uint8
+	from, to [batchSize]uint32
+}
+
+// maxMemberLen is the longest member (an openid; see linecheck).
+const maxMemberLen = 64
+
+func (d *decider) add(k key, member []byte) error {
+	d.keys[d.n] = k
+	d.lens[d.n] = uint8(copy(d.members[d.n][:], member))
+	d.n++
+	if d.n < batchSize {
+		return nil
+	}
+	return d.decide()
+}
+
+// decide decides the lines of the batch, in order.
+func (d *decider) decide() error {
+	s := d.s
+	for j, k := range d.keys[:d.n] {
+		if s.span.has(k) {
+			d.from[j], d.to[j] = s.entry(k)
+		}
+	}
+	for j, k := range d.keys[:d.n] {
+		i := d.next + int64(j)
+		switch {
+		case s.span.has(k):
+			if at := s.findIn(k, d.from[j], d.to[j]); at >= 0 {
+				s.markSeen(at)
+				d.c.counts.Unchanged++
+				continue
+			}
+			d.c.counts.Added++
+			if d.last {
+				if err := d.c.write(d.members[j][:d.lens[j]]); err != nil {
+					return err
+				}
+				continue
+			}
+			if i >= int64(len(d.emit))*64 {
+				return fmt.Errorf("delta: the revision has more member lines than its size allows (%d)", i)
+			}
+			d.emit[i/64] |= 1 << (i % 64)
+		case d.last && k.h < s.span.lo && d.emit[i/64]&(1<<(i%64)) != 0:
+			if err := d.c.write(d.members[j][:d.lens[j]]); err != nil {
+				return err
+			}
+		}
+	}
+	d.next += int64(d.n)
+	d.n = 0
 	return nil
 }
 

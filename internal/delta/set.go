@@ -95,10 +95,15 @@ func build(sp span, keys []key, dir []uint32, seen []uint64) *set {
 	return s
 }
 
-// find returns the index of k in the set, or -1. k must be in its span.
-func (s *set) find(k key) int {
+// entry returns the range of keys where k would be. k must be in the span.
+func (s *set) entry(k key) (from, to uint32) {
 	e := (k.h - s.span.lo) >> s.shift
-	for i, end := int(s.dir[e]), int(s.dir[e+1]); i < end; i++ {
+	return s.dir[e], s.dir[e+1]
+}
+
+// findIn returns the index of k in keys[from:to], k's entry, or -1.
+func (s *set) findIn(k key, from, to uint32) int {
+	for i, end := int(from), int(to); i < end; i++ {
 		switch x := s.keys[i]; {
 		case x.h < k.h:
 		case x == k:
