@@ -3,11 +3,13 @@ package delta
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 	"sync/atomic"
 
+	"github.com/crowdpack/crowdpack/internal/rawphone"
 	"github.com/crowdpack/crowdpack/internal/source"
 )
 
@@ -204,9 +206,6 @@ type decider struct {
 	from, to [batchSize]uint32
 }
 
-// maxMemberLen is the longest member (an openid; see linecheck).
-const maxMemberLen = 64
-
 func (d *decider) add(k key, member []byte) error {
 	d.keys[d.n] = k
 	d.lens[d.n] = uint8(copy(d.members[d.n][:], member))
@@ -256,7 +255,14 @@ func (d *decider) decide() error {
 	return nil
 }
 
+// write writes one line of the output: member, or with MD5 hashing the
+// line rawphone makes of it (see eachMember).
 func (c *computation) write(member []byte) error {
+	if c.format.HashMD5 {
+		var line [rawphone.LineLen - 1]byte
+		hex.Encode(line[:], member)
+		member = line[:]
+	}
 	if _, err := c.out.Write(member); err != nil {
 		return err
 	}

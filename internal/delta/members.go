@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -41,13 +43,17 @@ func (k key) less(o key) int {
 // (fmix(a ^ fmix(b)), b), which keeps distinct keys distinct and spreads
 // even made-up MD5 lines ("000…001") evenly over h.
 func keyOf(member []byte) key {
-	var a, b uint64
 	if sum, ok := lowerHex16(member); ok {
-		a, b = binary.BigEndian.Uint64(sum[:8]), binary.BigEndian.Uint64(sum[8:])
-	} else {
-		sum := sha256.Sum256(member)
-		a, b = binary.BigEndian.Uint64(sum[:8]), binary.BigEndian.Uint64(sum[8:16])
+		return keyOfSum(sum)
 	}
+	sum := sha256.Sum256(member)
+	return keyOfSum([16]byte(sum[:16]))
+}
+
+// keyOfSum is the key of the member whose 16 bytes are sum: the MD5 of a
+// lower-case MD5 line, as rawphone.Sum returns it.
+func keyOfSum(sum [16]byte) key {
+	a, b := binary.BigEndian.Uint64(sum[:8]), binary.BigEndian.Uint64(sum[8:])
 	return key{h: fmix(a ^ fmix(b)), l: b}
 }
 
@@ -108,10 +114,35 @@ func (s fileStats) sameMembers(o fileStats) bool {
 // readBufferSize is the buffer lines are read from.
 const readBufferSize = 64 << 10
 
+// A file is read, split into lines and hashed (MD5 for raw numbers, the
+// costliest step) in a goroutine of its own, which hands the members over
+// in batches through a small ring, so that it works on the next lines while
+// fn looks up those before, as the digest's sinks overlap.
+const (
+	batchLines = 256
+	batches    = 4
+)
+
+// batch is member lines handed from the reading goroutine to fn.
+type batch struct {
+	n    int
+	keys [batchLines]key
+	// members are the lines, or with MD5 hashing the 16 bytes of the MD5.
+	members [batchLines][maxMemberLen]byte
+	lens    [batchLines]uint8
+}
+
+// maxMemberLen is the longest member (an openid; see linecheck).
+const maxMemberLen = 64
+
+// errStopped ends the reading goroutine once fn has failed.
+var errStopped = errors.New("delta: reading stopped")
+
 // eachMember reads the file o opens once and calls fn with each member
-// line, in order, as WeChat Pay receives it (without its "\n") and its key.
-// progress, if not nil, is kept at the bytes of the file read so far. The
-// member is valid only during the call.
+// line, in order, and its key. The member is the line as WeChat Pay
+// receives it, without its "\n", or with MD5 hashing the 16 bytes of the
+// MD5 (that rawphone.HashLine writes in hex); it is valid only during the
+// call. progress, if not nil, is kept at the bytes of the file read so far.
 func eachMember(ctx context.Context, o Opener, format Format, progress *atomic.Int64, fn func(k key, member []byte) error) (fileStats, error) {
 	body, err := o.Open(ctx)
 	if err != nil {
@@ -127,55 +158,104 @@ func eachMember(ctx context.Context, o Opener, format Format, progress *atomic.I
 	if format.SkipHeaderRow {
 		r, firstLine = &lineSkipper{r: r}, 2
 	}
+	free, full := make(chan *batch, batches), make(chan *batch, batches)
+	for range batches {
+		free <- new(batch)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
 	var stats fileStats
-	var hasher *rawphone.Hasher
-	if format.HashMD5 {
-		hasher = rawphone.NewHasher(firstLine)
-		ahead := hashAhead(rawphone.NewReader(r, hasher))
-		defer ahead.stop()
-		r = ahead
+	var readErr error
+	go func() {
+		defer close(done)
+		defer close(full)
+		stats, readErr = readMembers(r, format, firstLine, free, full, stop)
+	}()
+	var fnErr error
+	for b := range full {
+		for j := 0; j < b.n && fnErr == nil; j++ {
+			if fnErr = fn(b.keys[j], b.members[j][:b.lens[j]]); fnErr != nil {
+				close(stop)
+			}
+		}
+		free <- b
+	}
+	<-done
+	switch {
+	case fnErr != nil:
+		return fileStats{}, fnErr
+	case readErr != nil:
+		return fileStats{}, readErr
+	}
+	if n := counted.n.Load(); n != o.Size() {
+		return fileStats{}, fmt.Errorf("torn read: the file yielded %d of its %d bytes", n, o.Size())
+	}
+	return stats, nil
+}
+
+// readMembers reads the lines of r, the first numbered firstLine, and sends
+// its members in batches taken from free to full, until r ends or stop is
+// closed.
+func readMembers(r io.Reader, format Format, firstLine int64, free <-chan *batch, full chan<- *batch, stop <-chan struct{}) (fileStats, error) {
+	var stats fileStats
+	var b *batch
+	take := func() bool {
+		select {
+		case b = <-free:
+			b.n = 0
+			return true
+		case <-stop:
+			return false
+		}
+	}
+	if !take() {
+		return stats, errStopped
 	}
 	br := bufio.NewReaderSize(r, readBufferSize)
-	lineNo := firstLine - 1
-	for {
+	for lineNo := firstLine; ; lineNo++ {
 		line, overlong, err := readLine(br)
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return fileStats{}, err
+			return stats, err
 		}
-		lineNo++
-		if hasher == nil {
-			if len(line) == 0 && !overlong {
-				continue // an empty line: no member, not invalid
-			}
-			stats.lines++
-			if overlong || !linecheck.Valid(format.DataType, line) {
-				stats.invalid++
-				if len(stats.invalidLineNumbers) < linecheck.MaxInvalidLineNumbers {
-					stats.invalidLineNumbers = append(stats.invalidLineNumbers, lineNo)
-				}
-				continue
-			}
+		if len(line) == 0 && !overlong {
+			continue // an empty line: no member, not invalid
 		}
-		k := keyOf(line)
+		stats.lines++
+		var k key
+		valid := false
+		switch {
+		case overlong:
+		case format.HashMD5:
+			var sum [md5.Size]byte
+			if sum, valid = rawphone.Sum(line); valid {
+				k = keyOfSum(sum)
+				b.lens[b.n] = uint8(copy(b.members[b.n][:], sum[:]))
+			}
+		case linecheck.Valid(format.DataType, line):
+			valid, k = true, keyOf(line)
+			b.lens[b.n] = uint8(copy(b.members[b.n][:], line))
+		}
+		if !valid {
+			stats.invalid++
+			if len(stats.invalidLineNumbers) < linecheck.MaxInvalidLineNumbers {
+				stats.invalidLineNumbers = append(stats.invalidLineNumbers, lineNo)
+			}
+			continue
+		}
+		b.keys[b.n] = k
+		b.n++
 		stats.members++
 		stats.check += fmix(k.h ^ k.l)
-		if err := fn(k, line); err != nil {
-			return fileStats{}, err
+		if b.n == batchLines {
+			full <- b
+			if !take() {
+				return stats, errStopped
+			}
 		}
 	}
-	if hasher != nil {
-		r.(*aheadReader).stop() // the hashing is done: its report is final
-	}
-	if n := counted.n.Load(); n != o.Size() {
-		return fileStats{}, fmt.Errorf("torn read: the file yielded %d of its %d bytes", n, o.Size())
-	}
-	if hasher != nil {
-		report := hasher.Report()
-		stats.lines, stats.invalid, stats.invalidLineNumbers = report.Lines, report.InvalidLines, report.FirstInvalidLineNumbers
-	}
+	full <- b
 	return stats, nil
 }
 
@@ -239,33 +319,4 @@ func (s *lineSkipper) Read(p []byte) (int, error) {
 		}
 	}
 	return s.r.Read(p)
-}
-
-// aheadReader reads the hashed lines of a file from a goroutine that hashes
-// them, so that the hashing (MD5, the most costly step) of the next lines
-// overlaps the lookups of those read, as the digest's sinks overlap. The
-// pipe holds no buffer: the goroutine is one write (hashBufferSize) ahead.
-type aheadReader struct {
-	*io.PipeReader
-	done chan struct{}
-}
-
-// hashBufferSize is what the hashing goroutine writes at a time.
-const hashBufferSize = 32 << 10
-
-func hashAhead(hashed io.Reader) *aheadReader {
-	pr, pw := io.Pipe()
-	a := &aheadReader{PipeReader: pr, done: make(chan struct{})}
-	go func() {
-		defer close(a.done)
-		_, err := io.CopyBuffer(pw, struct{ io.Reader }{hashed}, make([]byte, hashBufferSize))
-		pw.CloseWithError(err) // nil: the reader sees io.EOF
-	}()
-	return a
-}
-
-// stop ends the goroutine, if it still runs, and waits for it.
-func (a *aheadReader) stop() {
-	a.CloseWithError(errReaderClosed)
-	<-a.done
 }
