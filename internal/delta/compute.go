@@ -30,6 +30,9 @@ type computation struct {
 	firstRevision, firstBase fileStats
 	// hist counts the base's member lines by the top histBits of h.
 	hist [1 << histBits]int64
+	// line is where write makes an MD5 line (a local array would escape
+	// to the heap through the writer, once a line).
+	line [rawphone.LineLen - 1]byte
 }
 
 // run makes passes until one reaches the end of the key values.
@@ -259,9 +262,8 @@ func (d *decider) decide() error {
 // line rawphone makes of it (see eachMember).
 func (c *computation) write(member []byte) error {
 	if c.format.HashMD5 {
-		var line [rawphone.LineLen - 1]byte
-		hex.Encode(line[:], member)
-		member = line[:]
+		hex.Encode(c.line[:], member)
+		member = c.line[:]
 	}
 	if _, err := c.out.Write(member); err != nil {
 		return err
