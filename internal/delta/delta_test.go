@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -180,6 +181,20 @@ func TestCompute(t *testing.T) {
 			format:   openid,
 			revision: lines(strings.Repeat("A1", 40_000), "oabc1234567890abcdefghijklmn"),
 			want:     lines("oabc1234567890abcdefghijklmn"),
+			counts:   Counts{Lines: 2, Added: 1, Invalid: 1, InvalidLineNumbers: []int64{1}, Passes: 1},
+		},
+		{
+			name:     "an overlong last line without newline is one invalid line",
+			format:   raw,
+			revision: "13800138000\n" + strings.Repeat("1", 3*readBufferSize+5),
+			want:     lines(a),
+			counts:   Counts{Lines: 2, Added: 1, Invalid: 1, InvalidLineNumbers: []int64{2}, Passes: 1},
+		},
+		{
+			name:     "a line that fills the read buffer exactly is overlong, and the next one counts",
+			format:   raw,
+			revision: strings.Repeat(" ", readBufferSize) + "\n13800138000\r\n",
+			want:     lines(a),
 			counts:   Counts{Lines: 2, Added: 1, Invalid: 1, InvalidLineNumbers: []int64{1}, Passes: 1},
 		},
 	}
@@ -490,3 +505,19 @@ func TestSourceOpenerReadsThePinnedVersion(t *testing.T) {
 		t.Errorf("Compute of an empty revision over a changed base: %v, want ErrChanged", err)
 	}
 }
+
+func TestReadErrorsArePassedOn(t *testing.T) {
+	_, err := Compute(context.Background(), failing{}, memOpener(""), raw, io.Discard, Options{})
+	if !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("Compute over a failing read: %v, want %v", err, io.ErrClosedPipe)
+	}
+}
+
+// failing yields a line, then fails.
+type failing struct{}
+
+func (failing) Open(context.Context) (io.ReadCloser, error) {
+	return io.NopCloser(io.MultiReader(strings.NewReader("13800138000\n1391234"), iotest.ErrReader(io.ErrClosedPipe))), nil
+}
+
+func (failing) Size() int64 { return 100 }

@@ -1,7 +1,6 @@
 package delta
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
@@ -210,9 +209,10 @@ func readMembers(r io.Reader, format Format, firstLine int64, free <-chan *batch
 	if !take() {
 		return stats, errStopped
 	}
-	br := bufio.NewReaderSize(r, readBufferSize)
+	lines := newLineReader(r)
+	defer lines.clear()
 	for lineNo := firstLine; ; lineNo++ {
-		line, overlong, err := readLine(br)
+		line, overlong, err := lines.readLine()
 		if err == io.EOF {
 			break
 		}
@@ -259,29 +259,64 @@ func readMembers(r io.Reader, format Format, firstLine int64, free <-chan *batch
 	return stats, nil
 }
 
-// readLine returns the next line of br without its line ending ("\n" or
-// "\r\n"; a last line may have none), or io.EOF. A line longer than br's
-// buffer is overlong: it is read to its end and returned empty.
-func readLine(br *bufio.Reader) (line []byte, overlong bool, err error) {
-	line, err = br.ReadSlice('\n')
-	for err == bufio.ErrBufferFull {
-		overlong = true
-		_, err = br.ReadSlice('\n')
-	}
-	switch {
-	case err == io.EOF && (len(line) > 0 || overlong):
-		err = nil // a last line without "\n"
-	case err != nil:
-		return nil, false, err
-	}
-	if overlong {
-		return nil, true, nil
-	}
-	line = bytes.TrimSuffix(line, newline)
-	return bytes.TrimSuffix(line, carriageReturn), false, nil
+// lineReader splits a stream into lines in a buffer of its own, which it
+// clears once done: raw numbers are kept no longer than their buffer.
+type lineReader struct {
+	r          io.Reader
+	buf        []byte
+	start, end int   // the bytes of buf not yet returned
+	err        error // r's, once it failed or ended
 }
 
-var newline, carriageReturn = []byte("\n"), []byte("\r")
+func newLineReader(r io.Reader) *lineReader {
+	return &lineReader{r: r, buf: make([]byte, readBufferSize)}
+}
+
+// readLine returns the next line without its line ending ("\n" or "\r\n";
+// a last line may have none), or io.EOF. A line longer than the buffer is
+// overlong: it is read to its end and returned empty.
+func (l *lineReader) readLine() (line []byte, overlong bool, err error) {
+	for {
+		if i := bytes.IndexByte(l.buf[l.start:l.end], '\n'); i >= 0 {
+			line = l.buf[l.start : l.start+i]
+			l.start += i + 1
+			return trimLine(line, overlong), overlong, nil
+		}
+		if l.err != nil {
+			if l.err != io.EOF {
+				return nil, false, l.err
+			}
+			if l.start == l.end && !overlong {
+				return nil, false, l.err
+			}
+			line, l.start = l.buf[l.start:l.end], l.end // a last line without "\n"
+			return trimLine(line, overlong), overlong, nil
+		}
+		if l.start == 0 && l.end == len(l.buf) {
+			overlong, l.end = true, 0 // no "\n" in a full buffer: drop the line's start
+		}
+		l.end = copy(l.buf, l.buf[l.start:l.end])
+		l.start = 0
+		var n int
+		n, l.err = l.r.Read(l.buf[l.end:])
+		l.end += n
+	}
+}
+
+// clear wipes the buffer.
+func (l *lineReader) clear() {
+	clear(l.buf)
+}
+
+// trimLine drops a trailing "\r"; an overlong line is returned empty.
+func trimLine(line []byte, overlong bool) []byte {
+	if overlong {
+		return nil
+	}
+	return bytes.TrimSuffix(line, carriageReturn)
+}
+
+var carriageReturn = []byte("\r")
 
 // countingReader counts the bytes read through it and stops once ctx ends.
 // The count is atomic: the hashing goroutine reads, the lookups look.
