@@ -34,9 +34,9 @@ func NewPool(budget int64) *Pool {
 // Budget is the most bytes the pool lends at once.
 func (p *Pool) Budget() int64 { return p.budget }
 
-// overhead is what a computation holds besides its arena: the read buffers
-// of one file at a time (and rawphone's and the hashing goroutine's) and the
-// output buffer.
+// overhead is what a computation holds besides its arena: the read buffer
+// and the ring of batches of the file being read (one at a time), the
+// decider's batch and the output buffer, about 180 KiB.
 const overhead = 256 << 10
 
 // minKeys is the smallest key set a computation runs with.
