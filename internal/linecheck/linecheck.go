@@ -279,6 +279,14 @@ func (c *Checker) valid(line []byte) bool {
 	return false
 }
 
+// Valid tells whether line (without its line ending) is a valid identifier
+// of dataType, by the rules documented on Phone and OpenID. A stream that
+// transforms lines instead of checking them uses it to tell members from
+// invalid lines.
+func Valid(dataType DataType, line []byte) bool {
+	return (&Checker{dataType: dataType}).valid(line)
+}
+
 // LooksLikeHeader tells whether line, the first of a file of dataType, reads
 // like a column name rather than data (see looksLikeHeader). A stream that
 // transforms lines instead of checking them uses it to flag a header row.

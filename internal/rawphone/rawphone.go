@@ -32,14 +32,23 @@ const mobileLen = 11
 // leading "+86", "0086" or "86" before 11 digits; what remains must be 11
 // digits starting with '1'.
 func HashLine(dst *[LineLen]byte, line []byte) bool {
-	var digits [mobileLen]byte
-	if !normalize(&digits, line) {
+	sum, ok := Sum(line)
+	if !ok {
 		return false
 	}
-	sum := md5.Sum(digits[:])
 	hex.Encode(dst[:LineLen-1], sum[:])
 	dst[LineLen-1] = '\n'
 	return true
+}
+
+// Sum returns the MD5 of the mobile number one raw line holds (the bytes
+// HashLine writes in hex) and whether it held one, by HashLine's rules.
+func Sum(line []byte) (sum [md5.Size]byte, ok bool) {
+	var digits [mobileLen]byte
+	if !normalize(&digits, line) {
+		return sum, false
+	}
+	return md5.Sum(digits[:]), true
 }
 
 // normalize writes the 11 digits of the mobile number line holds to digits.
