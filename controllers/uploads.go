@@ -1,14 +1,13 @@
 package controllers
 
 import (
-	"fmt"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/source"
+	"github.com/crowdpack/crowdpack/internal/uploadplan"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -50,11 +49,7 @@ func hasChunks(u *upv1.UserPackageUpload) bool {
 
 // chunkUpload is a new upload of a chunk, for the spec's generation.
 func chunkUpload(c source.Chunk, generation int64) upv1.UploadStatus {
-	return upv1.UploadStatus{
-		Index: int32(c.Index), FirstLine: c.FirstLine, LastLine: c.LastLine,
-		Start: c.Start, End: c.End, Lines: c.Lines, Size: c.Size,
-		Digest: digestPrefix + c.Digest, Generation: generation,
-	}
+	return uploadplan.Upload(c, generation)
 }
 
 // withChunk is up's chunk, as a new upload of the spec's generation.
@@ -146,17 +141,12 @@ func requestedChunkName(u *upv1.UserPackageUpload, index int32) string {
 	return chunkName(strings.TrimSuffix(name, ".csv"), index, len(u.Status.Uploads))
 }
 
-// chunkName is the filename of chunk index of count: the stem, cut so that
-// the name fits WeChat Pay's limit, and the index zero-padded to at least
-// three digits and to the digits of count.
+// chunkName is the filename of chunk index of count (uploadplan.ChunkName).
 func chunkName(stem string, index int32, count int) string {
-	suffix := chunkSuffix(index, count)
-	return stem[:min(len(stem), wechatpay.MaxFilenameLength-len(suffix))] + suffix
+	return uploadplan.ChunkName(stem, index, count)
 }
 
-func chunkSuffix(index int32, count int) string {
-	return fmt.Sprintf("-%0*d.csv", max(3, len(strconv.Itoa(count))), index)
-}
+func chunkSuffix(index int32, count int) string { return uploadplan.ChunkSuffix(index, count) }
 
 // chunkFilename is the filename a new upload of chunk index sends. A file
 // in one chunk is named as it always was (uploadFilename). Several chunks
@@ -228,23 +218,14 @@ func tooManyLines(u *upv1.UserPackageUpload) bool {
 
 // recommendedMaxLines is WeChat Pay's recommended most lines of one file,
 // the default of spec.file.maxLinesPerUpload.
-const recommendedMaxLines = 500000
+const recommendedMaxLines = uploadplan.RecommendedMaxLines
 
 // maxLines is spec.file.maxLinesPerUpload, defaulted.
-func maxLines(u *upv1.UserPackageUpload) int64 {
-	if m := u.Spec.File.MaxLinesPerUpload; m != nil {
-		return int64(*m)
-	}
-	return recommendedMaxLines
-}
+func maxLines(u *upv1.UserPackageUpload) int64 { return uploadplan.MaxLines(&u.Spec.File) }
 
 // splitOptions says how the spec cuts and transforms the file.
 func splitOptions(u *upv1.UserPackageUpload) source.SplitOptions {
-	return source.SplitOptions{
-		MaxLines:      maxLines(u),
-		SkipHeaderRow: u.Spec.File.SkipHeaderRow,
-		HashMD5:       u.Spec.File.Hashing == upv1.HashingMD5,
-	}
+	return uploadplan.SplitOptions(&u.Spec.File)
 }
 
 // deepCopyUploads copies a set of uploads.
