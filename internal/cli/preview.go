@@ -64,10 +64,10 @@ The file is streamed, never loaded whole: memory stays flat whatever its size.`,
 // Preview is what preview finds: status.content and status.uploads[] as
 // the operator records them for the same file and spec.file.
 type Preview struct {
-	File    string               `json:"file"`
-	Size    int64                `json:"size"`
-	Digest  string               `json:"digest"`
-	Content *upv1.ContentStatus  `json:"content"`
+	File    string              `json:"file"`
+	Size    int64               `json:"size"`
+	Digest  string              `json:"digest"`
+	Content *upv1.ContentStatus `json:"content"`
 	Uploads []upv1.UploadStatus `json:"uploads"`
 }
 

@@ -50,12 +50,24 @@ type options struct {
 	isTerminal func() bool
 }
 
+// Option adjusts the plugin (tests use it).
+type Option func(*options)
+
+// WithTerminal says whether the output is a terminal, whatever it is: a
+// terminal gets reconcile --wait's progress bar, anything else plain lines.
+func WithTerminal(terminal bool) Option {
+	return func(o *options) { o.isTerminal = func() bool { return terminal } }
+}
+
 // NewCommand returns the plugin's root command writing to streams.
-func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
+func NewCommand(streams genericiooptions.IOStreams, opts ...Option) *cobra.Command {
 	o := &options{
 		config:     genericclioptions.NewConfigFlags(false),
 		streams:    streams,
 		isTerminal: func() bool { return isTerminal(streams.Out) },
+	}
+	for _, opt := range opts {
+		opt(o)
 	}
 	root := &cobra.Command{
 		Use:   "kubectl-crowdpack",
