@@ -81,6 +81,7 @@ and a check of the installation.
 Installed as a kubectl plugin by putting the kubectl-crowdpack binary on PATH:
 then "kubectl crowdpack ..." runs it.`,
 		Version:       version.Version,
+		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl crowdpack"},
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
