@@ -97,6 +97,10 @@ build: ## Build the manager and the sandbox into bin/.
 	go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/manager .
 	go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/wechatpay-sandbox ./cmd/wechatpay-sandbox
 
+.PHONY: plugin
+plugin: ## Build the kubectl plugin into bin/kubectl-crowdpack (docs/cli.md).
+	go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/kubectl-crowdpack ./cmd/kubectl-crowdpack
+
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster in the current kubeconfig.
 	go run . $(ARGS)
@@ -114,7 +118,7 @@ docker-push: ## Push the manager image IMG:VERSION.
 	docker push $(IMG):$(VERSION)
 
 .PHONY: release
-release: $(HELM) ## Write install.yaml, crds.yaml, the chart package and SHA256SUMS for VERSION and IMG to dist/.
+release: $(HELM) ## Write install.yaml, crds.yaml, the chart package, the kubectl plugin (linux amd64, arm64) and SHA256SUMS for VERSION and IMG to dist/.
 	HELM=$(HELM) hack/release.sh "$(VERSION)" "$(IMG)" "$(DIST)"
 
 ##@ Deployment
