@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -197,6 +198,7 @@ func (s *scope) readSlot() (memory *semaphore.Weighted, err error) {
 	}
 	memory, release, ok := s.slots.tryAcquire(s.obj.Namespace, s.obj.Name, time.Now())
 	if !ok {
+		metrics.ObserveReadSlotWait(s.obj.Namespace)
 		return nil, &slotWait{after: readSlotDelay + rand.N(readSlotDelay/2)}
 	}
 	s.slotMemory, s.slotRelease = memory, release

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -102,6 +103,7 @@ func (s *scope) callOnce(ctx context.Context, m marker, call onceCall) error {
 	up := s.upload() // as the API server wrote it
 	if retried {
 		s.event(corev1.EventTypeWarning, upv1.ReasonOutcomeUnknown, outcomeUnknownMessage(m.call, *m.unknown(up)))
+		metrics.ObserveUnknownOutcome(m.call)
 	}
 	outcome, callErr := call(wc, *m.unknown(up) > 0)
 	s.calledWeChatPay = s.calledWeChatPay || callErr == nil
