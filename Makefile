@@ -32,6 +32,7 @@ all: build
 manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="{./api/...,./controllers/...}" output:crd:artifacts:config=config/crd/bases
 	rm -f charts/crowdpack/files/crds/*.yaml && cp config/crd/bases/*.yaml charts/crowdpack/files/crds/
+	cp config/grafana/crowdpack.json charts/crowdpack/files/grafana/crowdpack.json
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.

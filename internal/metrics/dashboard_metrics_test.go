@@ -72,3 +72,20 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	t.Helper()
 	return value(t, c)
 }
+
+func TestNamesListsEveryMetricWithItsHistogramSeries(t *testing.T) {
+	names := map[string]bool{}
+	for _, n := range Names() {
+		names[n] = true
+	}
+	for _, want := range []string{"crowdpack_uploads", "crowdpack_build_info", "crowdpack_wechatpay_requests_total",
+		"crowdpack_wechatpay_request_duration_seconds_bucket", "crowdpack_digest_duration_seconds_count",
+		"crowdpack_unknown_outcomes_total", "crowdpack_wechatpay_retry_after_seconds_sum"} {
+		if !names[want] {
+			t.Errorf("Names() lacks %s", want)
+		}
+	}
+	if names["crowdpack_wechatpay_request_duration_seconds"] {
+		t.Error("Names() lists a histogram's bare name, which has no series")
+	}
+}

@@ -114,9 +114,41 @@ var (
 	}, []string{"call"})
 )
 
+// collectors are crowdpack's own metrics, as the manager serves them.
+var collectors = []prometheus.Collector{WeChatPayRequests, WeChatPayDuration, SourceBytesRead, DigestDuration, Uploads, BuildInfo,
+	SourceReads, SourceBytesReadByNamespace, ReadSlotWaits, RetryAfter, UnknownOutcomes}
+
 func init() {
-	ctrlmetrics.Registry.MustRegister(WeChatPayRequests, WeChatPayDuration, SourceBytesRead, DigestDuration, Uploads, BuildInfo,
-		SourceReads, SourceBytesReadByNamespace, ReadSlotWaits, RetryAfter, UnknownOutcomes)
+	ctrlmetrics.Registry.MustRegister(collectors...)
+}
+
+// Names lists the series names of crowdpack's own metrics, those of a
+// histogram's _bucket, _sum and _count included, whether or not they have a
+// series yet: what dashboards and alerts may query.
+func Names() []string {
+	var names []string
+	for _, c := range collectors {
+		ch := make(chan *prometheus.Desc, 8)
+		go func() { c.Describe(ch); close(ch) }()
+		for d := range ch {
+			name := descName(d)
+			switch c.(type) {
+			case prometheus.Histogram, *prometheus.HistogramVec:
+				names = append(names, name+"_bucket", name+"_sum", name+"_count")
+			default:
+				names = append(names, name)
+			}
+		}
+	}
+	return names
+}
+
+// descName is the fqName of d, which the client library shows only in
+// d.String(): Desc{fqName: "name", ...}.
+func descName(d *prometheus.Desc) string {
+	_, rest, _ := strings.Cut(d.String(), `fqName: "`)
+	name, _, _ := strings.Cut(rest, `"`)
+	return name
 }
 
 // ObserveUnknownOutcome counts a call made again after a lost answer; call
