@@ -5,11 +5,11 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strings"
@@ -57,7 +57,7 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	log.SetLogger(zap.New(zap.WriteTo(&bytes.Buffer{})))
+	log.SetLogger(zap.New(zap.WriteTo(io.Discard)))
 	if testing.Short() {
 		os.Exit(m.Run())
 	}
