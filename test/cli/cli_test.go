@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -163,6 +165,25 @@ func TestGet(t *testing.T) {
 			t.Errorf("row %q lacks %q", lines[1], want)
 		}
 	}
+	// The same cells as the API server's own table of the CRD's printer
+	// columns (what kubectl get prints), AGE aside.
+	r = run(t, "get", "uploads", "-n", tn.ns, "-o", "wide")
+	header, cells := serverTable(t, "/apis/wechatpay.crowdpack.io/v1alpha1/namespaces/"+tn.ns+"/userpackageuploads")
+	lines = strings.Split(strings.TrimSpace(r.out), "\n")
+	columns := regexp.MustCompile(`\s{3,}`)
+	if got := columns.Split(lines[0], -1); !cmp.Equal(got, header) {
+		t.Errorf("header %q, the API server's %q", got, header)
+	}
+	if got := columns.Split(lines[1], -1); len(got) != len(cells[0]) {
+		t.Errorf("row %q, the API server's %q", got, cells[0])
+	} else {
+		for i := range got {
+			if header[i] != "AGE" && got[i] != cells[0][i] {
+				t.Errorf("column %s: %q, the API server's %q", header[i], got[i], cells[0][i])
+			}
+		}
+	}
+
 	r = run(t, "get", "upu", "-A", "-o", "wide")
 	if !strings.HasPrefix(r.out, "NAMESPACE") || !strings.Contains(r.out, tn.ns) || !strings.Contains(r.out, u.Status.Source.Digest) {
 		t.Errorf("get upu -A -o wide:\n%s", r.out)
@@ -334,4 +355,41 @@ func reason(u *upv1.UserPackageUpload) string {
 		}
 	}
 	return ""
+}
+
+// serverTable is the API server's table of path's objects, every column
+// (kubectl get -o wide): upper-case column names and cells as kubectl
+// prints them (<none> for a missing value).
+func serverTable(t *testing.T, path string) ([]string, [][]string) {
+	t.Helper()
+	hc, err := rest.HTTPClientFor(kube.Config)
+	must(t, err)
+	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(kube.Config.Host, "/")+path, nil)
+	must(t, err)
+	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+	resp, err := hc.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	var table metav1.Table
+	must(t, json.NewDecoder(resp.Body).Decode(&table))
+	var header []string
+	for _, c := range table.ColumnDefinitions {
+		header = append(header, strings.ToUpper(c.Name))
+	}
+	var rows [][]string
+	for _, row := range table.Rows {
+		var cells []string
+		for _, c := range row.Cells {
+			if c == nil {
+				cells = append(cells, "<none>")
+			} else {
+				cells = append(cells, fmt.Sprint(c))
+			}
+		}
+		rows = append(rows, cells)
+	}
+	if len(rows) == 0 {
+		t.Fatalf("the API server's table of %s has no row", path)
+	}
+	return header, rows
 }
