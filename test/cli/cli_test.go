@@ -151,8 +151,9 @@ func TestPreviewRefusesWhatAdmissionRefuses(t *testing.T) {
 func TestGet(t *testing.T) {
 	requireCluster(t)
 	tn := newTenant(t)
-	tn.put("vip.csv", md5Export(1200))
-	tn.create(tn.upload("vip", "vip.csv", upv1.FileSpec{DataType: upv1.DataTypePhone}))
+	// WeChat Pay takes a filename once per brand: each test has its own.
+	tn.put("get_vip.csv", md5Export(1200))
+	tn.create(tn.upload("vip", "get_vip.csv", upv1.FileSpec{DataType: upv1.DataTypePhone}))
 	u := tn.waitReady("vip")
 
 	r := run(t, "get", "uploads", "-n", tn.ns)
@@ -279,8 +280,8 @@ func TestStatus(t *testing.T) {
 func TestReconcileSuspendResume(t *testing.T) {
 	requireCluster(t)
 	tn := newTenant(t)
-	tn.put("vip.csv", md5Export(3000))
-	tn.create(tn.upload("vip", "vip.csv", upv1.FileSpec{DataType: upv1.DataTypePhone}))
+	tn.put("reconcile_vip.csv", md5Export(3000))
+	tn.create(tn.upload("vip", "reconcile_vip.csv", upv1.FileSpec{DataType: upv1.DataTypePhone}))
 	before := tn.waitReady("vip")
 
 	r := run(t, "reconcile", "vip", "-n", tn.ns, "--wait", "--timeout", "1m")
@@ -322,7 +323,7 @@ func TestReconcileSuspendResume(t *testing.T) {
 	tn.waitReady("vip")
 
 	// A stall: a credentials Secret that does not exist.
-	stalled := tn.upload("orphan", "vip.csv", upv1.FileSpec{DataType: upv1.DataTypePhone, Filename: "orphan.csv"})
+	stalled := tn.upload("orphan", "reconcile_vip.csv", upv1.FileSpec{DataType: upv1.DataTypePhone, Filename: "orphan.csv"})
 	stalled.Spec.CredentialsRef.Name = "absent"
 	tn.create(stalled)
 	r = run(t, "reconcile", "orphan", "-n", tn.ns, "--wait", "--timeout", "1m")
