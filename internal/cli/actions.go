@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -98,7 +97,7 @@ func waitHandled(ctx context.Context, c *clients, key client.ObjectKey, at strin
 		}
 		st, msg := kstatusOf(u)
 		handled := u.Status.LastHandledReconcileAt == at
-		p.show(u, st, msg)
+		p.show(u, st, msg, handled)
 		switch {
 		case u.Spec.Suspend:
 			return &ExitError{Code: ExitStalled, Err: fmt.Errorf("userpackageupload %s is suspended: the request is kept and handled once it is resumed (kubectl crowdpack resume %s)", key, key.Name)}
@@ -197,7 +196,7 @@ type progress struct {
 
 func newProgress(w io.Writer, terminal bool) *progress { return &progress{w: w, terminal: terminal} }
 
-func (p *progress) show(u *upv1.UserPackageUpload, st status.Status, msg string) {
+func (p *progress) show(u *upv1.UserPackageUpload, st status.Status, msg string, handled bool) {
 	var done, total int64
 	uploads := ""
 	if s := u.Status.Summary; s != nil {
@@ -209,6 +208,9 @@ func (p *progress) show(u *upv1.UserPackageUpload, st status.Status, msg string)
 	}
 	if msg != "" {
 		line += ": " + msg
+	}
+	if !handled {
+		line = "waiting for the operator to take the request; " + line
 	}
 	if p.terminal {
 		text := bar(done, total, 30) + " " + line
@@ -238,4 +240,3 @@ func (p *progress) finish(msg string) {
 	fmt.Fprintln(p.w, msg)
 }
 
-var _ = errors.New

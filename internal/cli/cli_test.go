@@ -81,17 +81,17 @@ func TestProgress(t *testing.T) {
 	u.Status.Summary = &upv1.UploadSummary{Parts: 10, PartsDone: 4, UploadsProgress: "0/1"}
 	var plain bytes.Buffer
 	p := newProgress(&plain, false)
-	p.show(u, status.InProgressStatus, "uploading")
-	p.show(u, status.InProgressStatus, "uploading")
+	p.show(u, status.InProgressStatus, "uploading", true)
+	p.show(u, status.InProgressStatus, "uploading", true)
 	u.Status.Summary.PartsDone = 10
-	p.show(u, status.CurrentStatus, "done")
+	p.show(u, status.CurrentStatus, "done", true)
 	p.finish("ready")
 	if got, want := plain.String(), "InProgress parts 4/10, uploads 0/1: uploading\nCurrent parts 10/10, uploads 0/1: done\nready\n"; got != want {
 		t.Errorf("plain progress %q, want %q", got, want)
 	}
 	var tty bytes.Buffer
 	p = newProgress(&tty, true)
-	p.show(u, status.CurrentStatus, "done")
+	p.show(u, status.CurrentStatus, "done", true)
 	p.finish("ready")
 	if got := tty.String(); !strings.HasPrefix(got, "\r\033[K[##############################] Current parts 10/10") || !strings.HasSuffix(got, "\nready\n") {
 		t.Errorf("terminal progress %q", got)
