@@ -239,4 +239,3 @@ func (p *progress) finish(msg string) {
 	p.done()
 	fmt.Fprintln(p.w, msg)
 }
-
