@@ -33,6 +33,7 @@ all: build
 manifests: $(CONTROLLER_GEN) api-docs ## Generate the CRD and RBAC manifests (and the API reference).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="{./api/...,./controllers/...}" output:crd:artifacts:config=config/crd/bases
 	rm -f charts/crowdpack/files/crds/*.yaml && cp config/crd/bases/*.yaml charts/crowdpack/files/crds/
+	cp config/grafana/crowdpack.json charts/crowdpack/files/grafana/crowdpack.json
 
 # The API reference is generated from the same Go types and their comments
 # (config in hack/api-docs/); hack/check-generated.sh keeps it current.
@@ -111,6 +112,10 @@ build: ## Build the manager and the sandbox into bin/.
 	go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/manager .
 	go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/wechatpay-sandbox ./cmd/wechatpay-sandbox
 
+.PHONY: plugin
+plugin: ## Build the kubectl plugin into bin/kubectl-crowdpack (docs/cli.md).
+	go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/kubectl-crowdpack ./cmd/kubectl-crowdpack
+
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster in the current kubeconfig.
 	go run . $(ARGS)
@@ -128,7 +133,7 @@ docker-push: ## Push the manager image IMG:VERSION.
 	docker push $(IMG):$(VERSION)
 
 .PHONY: release
-release: $(HELM) ## Write install.yaml, crds.yaml, the chart package and SHA256SUMS for VERSION and IMG to dist/.
+release: $(HELM) ## Write install.yaml, crds.yaml, the chart package, the kubectl plugin (linux amd64, arm64) and SHA256SUMS for VERSION and IMG to dist/.
 	HELM=$(HELM) hack/release.sh "$(VERSION)" "$(IMG)" "$(DIST)"
 
 ##@ Deployment

@@ -8,7 +8,9 @@
 #   crds.yaml                  the CRD alone (upgrade it first; see docs/install.md "Upgrade")
 #   crowdpack-X.Y.Z.tgz        the Helm chart: version X.Y.Z, appVersion VERSION,
 #                              image.repository IMAGE-REPOSITORY
-#   SHA256SUMS                 of the three
+#   kubectl-crowdpack-linux-amd64, kubectl-crowdpack-linux-arm64
+#                              the kubectl plugin (docs/cli.md), stamped with VERSION
+#   SHA256SUMS                 of them all
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $# -eq 3 ]] || { echo "usage: hack/release.sh VERSION IMAGE-REPOSITORY DIST" >&2; exit 2; }
@@ -60,6 +62,16 @@ home=$tmp/helm-home
 HELM_CONFIG_HOME=$home HELM_CACHE_HOME=$home HELM_DATA_HOME=$home \
   "$HELM" package "$tmp/crowdpack" --version "$chart_version" --app-version "$version" --destination "$dist" >/dev/null
 
-(cd "$dist" && sha256sum install.yaml crds.yaml "crowdpack-$chart_version.tgz" >SHA256SUMS)
+# The kubectl plugin, static, for the platforms clusters are driven from.
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+plugins=()
+for arch in amd64 arm64; do
+  CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath \
+    -ldflags "-X github.com/crowdpack/crowdpack/internal/version.Version=$version -X github.com/crowdpack/crowdpack/internal/version.Commit=$commit" \
+    -o "$dist/kubectl-crowdpack-linux-$arch" ./cmd/kubectl-crowdpack
+  plugins+=("kubectl-crowdpack-linux-$arch")
+done
+
+(cd "$dist" && sha256sum install.yaml crds.yaml "crowdpack-$chart_version.tgz" "${plugins[@]}" >SHA256SUMS)
 echo "release $version written to $dist:" >&2
 ls -1 "$dist" >&2

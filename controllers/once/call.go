@@ -10,6 +10,7 @@ import (
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/controllers/classify"
 	"github.com/crowdpack/crowdpack/controllers/statuswriter"
+	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -67,6 +68,7 @@ func (c *Caller) Do(ctx context.Context, m Marker, call Call) (called bool, err 
 	up := c.Upload() // as the API server wrote it
 	if retried {
 		c.Warn(upv1.ReasonOutcomeUnknown, outcomeUnknownMessage(m.Call, *m.Unknown(up)))
+		metrics.ObserveUnknownOutcome(m.Call)
 	}
 	outcome, callErr := call(*m.Unknown(up) > 0)
 	if callErr != nil && wechatpay.MayHaveReachedServer(callErr) {

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
+	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -196,6 +197,7 @@ func (e *WaitError) Error() string {
 func (s *Slots) Take(ns, name string, now time.Time) (memory *semaphore.Weighted, release func(), err error) {
 	memory, release, ok := s.tryAcquire(ns, name, now)
 	if !ok {
+		metrics.ObserveReadSlotWait(ns)
 		return nil, nil, &WaitError{After: Delay + rand.N(Delay/2)}
 	}
 	return memory, release, nil

@@ -101,7 +101,7 @@ func (s *scope) storage(ctx context.Context) (source.Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.source = metrics.InstrumentSource(src)
+		s.source = metrics.InstrumentNamespaceSource(s.obj.Namespace, src)
 	}
 	return s.source, nil
 }

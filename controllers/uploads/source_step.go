@@ -15,6 +15,7 @@ import (
 	"github.com/crowdpack/crowdpack/internal/linecheck"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/source"
+	"github.com/crowdpack/crowdpack/internal/uploadplan"
 )
 
 // reconcileSource reads the file when what is read changes (spec.source,
@@ -132,14 +133,4 @@ func checkContent(u *upv1.UserPackageUpload) error {
 		c.InvalidLines, c.Lines, u.Spec.File.DataType, joinNumbers(c.InvalidLineNumbers))
 }
 
-func contentStatus(r linecheck.Report) *upv1.ContentStatus {
-	return &upv1.ContentStatus{
-		Lines:              r.Lines,
-		InvalidLines:       r.InvalidLines,
-		EmptyLines:         r.EmptyLines,
-		HeaderRow:          r.HeaderRow,
-		CRLF:               r.CRLF,
-		BOM:                r.BOM,
-		InvalidLineNumbers: r.FirstInvalidLineNumbers,
-	}
-}
+func contentStatus(r linecheck.Report) *upv1.ContentStatus { return uploadplan.Content(r) }

@@ -6,6 +6,7 @@ import (
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/controllers/uploads/filenames"
 	"github.com/crowdpack/crowdpack/internal/source"
+	"github.com/crowdpack/crowdpack/internal/uploadplan"
 )
 
 // The set of uploads: status.uploads holds one upload per chunk of the
@@ -46,11 +47,7 @@ func hasChunks(u *upv1.UserPackageUpload) bool {
 
 // chunkUpload is a new upload of a chunk, for the spec's generation.
 func chunkUpload(c source.Chunk, generation int64) upv1.UploadStatus {
-	return upv1.UploadStatus{
-		Index: int32(c.Index), FirstLine: c.FirstLine, LastLine: c.LastLine,
-		Start: c.Start, End: c.End, Lines: c.Lines, Size: c.Size,
-		Digest: digestPrefix + c.Digest, Generation: generation,
-	}
+	return uploadplan.Upload(c, generation)
 }
 
 // withChunk is up's chunk, as a new upload of the spec's generation.
@@ -159,23 +156,14 @@ func tooManyLines(u *upv1.UserPackageUpload) bool {
 
 // recommendedMaxLines is WeChat Pay's recommended most lines of one file,
 // the default of spec.file.maxLinesPerUpload.
-const recommendedMaxLines = 500000
+const recommendedMaxLines = uploadplan.RecommendedMaxLines
 
 // maxLines is spec.file.maxLinesPerUpload, defaulted.
-func maxLines(u *upv1.UserPackageUpload) int64 {
-	if m := u.Spec.File.MaxLinesPerUpload; m != nil {
-		return int64(*m)
-	}
-	return recommendedMaxLines
-}
+func maxLines(u *upv1.UserPackageUpload) int64 { return uploadplan.MaxLines(&u.Spec.File) }
 
 // splitOptions says how the spec cuts and transforms the file.
 func splitOptions(u *upv1.UserPackageUpload) source.SplitOptions {
-	return source.SplitOptions{
-		MaxLines:      maxLines(u),
-		SkipHeaderRow: u.Spec.File.SkipHeaderRow,
-		HashMD5:       u.Spec.File.Hashing == upv1.HashingMD5,
-	}
+	return uploadplan.SplitOptions(&u.Spec.File)
 }
 
 // deepCopyUploads copies a set of uploads.

@@ -5,6 +5,11 @@
 //	crowdpack_wechatpay_requests_total{endpoint,status,code}   counter
 //	crowdpack_wechatpay_request_duration_seconds{endpoint}     histogram
 //	crowdpack_source_read_bytes_total                          counter
+//	crowdpack_source_reads_total{upload_namespace,read}        counter
+//	crowdpack_source_read_bytes_by_namespace_total{upload_namespace} counter
+//	crowdpack_read_slot_waits_total{upload_namespace}          counter
+//	crowdpack_wechatpay_retry_after_seconds{endpoint}          histogram
+//	crowdpack_unknown_outcomes_total{call}                     counter
 //	crowdpack_digest_duration_seconds                          histogram
 //	crowdpack_uploads{phase}                                   gauge
 //	crowdpack_build_info{version,commit,goversion}             gauge (1)
@@ -15,6 +20,7 @@
 package metrics
 
 import (
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,8 +71,98 @@ var (
 	})
 )
 
+// The namespace of an upload is labelled upload_namespace, not namespace:
+// Prometheus gives the scraped manager's own namespace that name, and a
+// clashing label of the metric would be renamed exported_namespace.
+var (
+	// SourceReads counts the reads opened on object storage by the
+	// namespace of the upload: read="file" for a whole-file digest read,
+	// read="range" for a part's ranged read.
+	SourceReads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crowdpack_source_reads_total",
+		Help: "Reads opened on object storage, by the upload's namespace and read (file: a digest of the whole file; range: a part).",
+	}, []string{"upload_namespace", "read"})
+
+	// SourceBytesReadByNamespace is crowdpack_source_read_bytes_total by
+	// the namespace of the upload the bytes were read for.
+	SourceBytesReadByNamespace = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crowdpack_source_read_bytes_by_namespace_total",
+		Help: "Bytes read from object storage (digests and parts), by the upload's namespace.",
+	}, []string{"upload_namespace"})
+
+	// ReadSlotWaits counts the times an object found no free read slot
+	// (--max-concurrent-reconciles, at most half of them per namespace) and
+	// was put back to wait for one.
+	ReadSlotWaits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crowdpack_read_slot_waits_total",
+		Help: "Times an upload had to wait for a read slot, by its namespace.",
+	}, []string{"upload_namespace"})
+
+	// RetryAfter observes the delays WeChat Pay asked for with Retry-After
+	// (on 429s and 5xx), which the operator honours before the next call.
+	RetryAfter = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "crowdpack_wechatpay_retry_after_seconds",
+		Help:    "Delays WeChat Pay asked for with Retry-After, by endpoint.",
+		Buckets: []float64{1, 2, 5, 10, 30, 60, 120, 300, 600},
+	}, []string{"endpoint"})
+
+	// UnknownOutcomes counts calls made again because the answer to an
+	// earlier one was lost (call: initiate, merge, expand).
+	UnknownOutcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crowdpack_unknown_outcomes_total",
+		Help: "WeChat Pay calls whose answer was lost and that were made again, by call (initiate, merge, expand).",
+	}, []string{"call"})
+)
+
+// collectors are crowdpack's own metrics, as the manager serves them.
+var collectors = []prometheus.Collector{WeChatPayRequests, WeChatPayDuration, SourceBytesRead, DigestDuration, Uploads, BuildInfo,
+	SourceReads, SourceBytesReadByNamespace, ReadSlotWaits, RetryAfter, UnknownOutcomes}
+
 func init() {
-	ctrlmetrics.Registry.MustRegister(WeChatPayRequests, WeChatPayDuration, SourceBytesRead, DigestDuration, Uploads, BuildInfo)
+	ctrlmetrics.Registry.MustRegister(collectors...)
+}
+
+// Names lists the series names of crowdpack's own metrics, those of a
+// histogram's _bucket, _sum and _count included, whether or not they have a
+// series yet: what dashboards and alerts may query.
+func Names() []string {
+	var names []string
+	for _, c := range collectors {
+		ch := make(chan *prometheus.Desc, 8)
+		go func() { c.Describe(ch); close(ch) }()
+		for d := range ch {
+			name := descName(d)
+			switch c.(type) {
+			case prometheus.Histogram, *prometheus.HistogramVec:
+				names = append(names, name+"_bucket", name+"_sum", name+"_count")
+			default:
+				names = append(names, name)
+			}
+		}
+	}
+	return names
+}
+
+// descName is the fqName of d, which the client library shows only in
+// d.String(): Desc{fqName: "name", ...}.
+func descName(d *prometheus.Desc) string {
+	_, rest, _ := strings.Cut(d.String(), `fqName: "`)
+	name, _, _ := strings.Cut(rest, `"`)
+	return name
+}
+
+// ObserveUnknownOutcome counts a call made again after a lost answer; call
+// is the controllers' name of it ("initiate upload", "merge", "expand"),
+// whose first word is the label.
+func ObserveUnknownOutcome(call string) {
+	name, _, _ := strings.Cut(call, " ")
+	UnknownOutcomes.WithLabelValues(name).Inc()
+}
+
+// ObserveReadSlotWait counts an upload of namespace put back to wait for a
+// read slot.
+func ObserveReadSlotWait(namespace string) {
+	ReadSlotWaits.WithLabelValues(namespace).Inc()
 }
 
 // ObserveDigest records one successful digest that started at start.

@@ -50,6 +50,9 @@ func recordCall(endpoint string, start time.Time, err error) {
 	WeChatPayDuration.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
 	status, code := statusAndCode(err)
 	WeChatPayRequests.WithLabelValues(endpoint, status, code).Inc()
+	if after := wechatpay.RetryAfter(err); after > 0 {
+		RetryAfter.WithLabelValues(endpoint).Observe(after.Seconds())
+	}
 }
 
 // CodeUnverified is the code label of a 2xx answer whose signature, serial

@@ -153,6 +153,8 @@ prometheusRule:
   enabled: true
   labels:
     release: kube-prometheus-stack
+grafanaDashboard:
+  enabled: true
 podDisruptionBudget:
   enabled: true
   minAvailable: null
@@ -322,7 +324,7 @@ func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 			check: func(t *testing.T, r rendered) {
 				// ClusterRoles: the manager's, the three for people (user-roles.yaml) and the two of
 				// the secure metrics endpoint (metrics-rbac.yaml); CRDs: uploads and brands.
-				want := []string{"ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap",
+				want := []string{"ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap",
 					"CustomResourceDefinition", "CustomResourceDefinition", "Deployment",
 					"PodDisruptionBudget", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}
 				if d := cmp.Diff(want, r.kinds()); d != "" {

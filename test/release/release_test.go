@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -176,7 +177,8 @@ func TestMakeReleaseWritesItsFilesAndTheirChecksums(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	want := []string{"SHA256SUMS", "crds.yaml", "crowdpack-" + chartVersion + ".tgz", "install.yaml"}
+	want := []string{"SHA256SUMS", "crds.yaml", "crowdpack-" + chartVersion + ".tgz", "install.yaml",
+		"kubectl-crowdpack-linux-amd64", "kubectl-crowdpack-linux-arm64"}
 	if d := cmp.Diff(want, names); d != "" {
 		t.Fatalf("dist/ -want +got:\n%s", d)
 	}
@@ -199,6 +201,20 @@ func TestMakeReleaseWritesItsFilesAndTheirChecksums(t *testing.T) {
 	slices.Sort(summed)
 	if d := cmp.Diff(want[1:], summed); d != "" {
 		t.Errorf("SHA256SUMS sums -want +got:\n%s", d)
+	}
+}
+
+// The plugin of this machine's platform runs and says the release's version.
+func TestThePluginIsStampedWithTheVersion(t *testing.T) {
+	if runtime.GOOS != "linux" || (runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64") {
+		t.Skipf("no plugin binary is released for %s/%s", runtime.GOOS, runtime.GOARCH)
+	}
+	out, err := exec.Command(filepath.Join(dist, "kubectl-crowdpack-linux-"+runtime.GOARCH), "--version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl-crowdpack --version: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(string(out), "kubectl-crowdpack "+version+" ") {
+		t.Errorf("kubectl-crowdpack --version = %q, want the release %s", out, version)
 	}
 }
 

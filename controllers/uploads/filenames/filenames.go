@@ -7,10 +7,10 @@ package filenames
 import (
 	"fmt"
 	"path"
-	"strconv"
 	"strings"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/uploadplan"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -25,17 +25,13 @@ func RequestedForChunk(u *upv1.UserPackageUpload, index int32) string {
 	return chunkName(strings.TrimSuffix(name, ".csv"), index, len(u.Status.Uploads))
 }
 
-// chunkName is the filename of chunk index of count: the stem, cut so that
-// the name fits WeChat Pay's limit, and the index zero-padded to at least
-// three digits and to the digits of count.
+// chunkName is the filename of chunk index of count (uploadplan.ChunkName,
+// which kubectl crowdpack preview shares).
 func chunkName(stem string, index int32, count int) string {
-	suffix := chunkSuffix(index, count)
-	return stem[:min(len(stem), wechatpay.MaxFilenameLength-len(suffix))] + suffix
+	return uploadplan.ChunkName(stem, index, count)
 }
 
-func chunkSuffix(index int32, count int) string {
-	return fmt.Sprintf("-%0*d.csv", max(3, len(strconv.Itoa(count))), index)
-}
+func chunkSuffix(index int32, count int) string { return uploadplan.ChunkSuffix(index, count) }
 
 // ForChunk is the filename a new upload of chunk index sends. A file
 // in one chunk is named as it always was (ForUpload). Several chunks
