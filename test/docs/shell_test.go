@@ -18,6 +18,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	kubectlcmd "k8s.io/kubectl/pkg/cmd"
 	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/crowdpack/crowdpack/internal/cli"
 )
 
 // command is one simple command found in the docs, its words as a reader's
@@ -32,7 +34,7 @@ type command struct {
 // project's to check.
 var plainCommands = map[string]bool{
 	"curl": true, "sha256sum": true, "sed": true, "date": true, "echo": true, "cat": true,
-	"export": true, "cd": true, "git": true,
+	"export": true, "cd": true, "git": true, "install": true,
 }
 
 // TestShellCommandsAreValid parses every sh block, the $ lines of every
@@ -61,6 +63,9 @@ func TestTheCheckerCatchesMistakes(t *testing.T) {
 		"kubectl apply --serverside -f upu.yaml":                                       true,
 		"kubectl apply -k config/nosuch":                                               true,
 		"kubectl create secrt generic x":                                               true,
+		"kubectl crowdpack reconcile vip --wait --timeout 10m":                         false,
+		"kubectl crowdpack reconcile vip --wiat":                                       true,
+		"kubectl crowdpack statsu vip":                                                 true,
 		"go test ./controllers/uploads -run TestAManagerKilledAnywhere -v":             false,
 		"go test ./controllers/uploads -run TestNoSuchThing":                           true,
 		"go test ./internal/linecheck -run '^$' -bench Checker":                        false,
@@ -230,7 +235,17 @@ func newChecker(t *testing.T) *checker {
 		ConfigFlags: genericclioptions.NewConfigFlags(true),
 		IOStreams:   genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: io.Discard, ErrOut: io.Discard},
 	})
+	c.kubectl.AddCommand(crowdpackPlugin())
 	return c
+}
+
+// crowdpackPlugin is kubectl-crowdpack's own command tree, found by kubectl
+// as "kubectl crowdpack" when it is on PATH.
+func crowdpackPlugin() *cobra.Command {
+	plugin := cli.NewCommand(genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: io.Discard, ErrOut: io.Discard})
+	plugin.Use = "crowdpack"
+	plugin.InitDefaultVersionFlag() // cobra adds --version when it executes
+	return plugin
 }
 
 func (c *checker) errorf(cmd command, format string, args ...any) {
@@ -332,7 +347,8 @@ func (c *checker) checkKubectl(cmd command) {
 		c.errorf(cmd, "no kubectl subcommand")
 		return
 	}
-	if found.HasSubCommands() && !found.Runnable() {
+	// kubectl crowdpack alone prints its help, and takes --version.
+	if found.HasSubCommands() && !found.Runnable() && found.Name() != "crowdpack" {
 		c.errorf(cmd, "kubectl %s needs one of its subcommands", found.Name())
 		return
 	}
