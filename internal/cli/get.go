@@ -58,10 +58,8 @@ certificate serial of brands.`,
 }
 
 func (g *getOptions) run(ctx context.Context, k kind, name string) error {
-	switch g.output {
-	case "", "wide", "yaml", "json":
-	default:
-		return fmt.Errorf("unknown output format %q: use wide, yaml or json", g.output)
+	if err := checkOutputFormat(g.output); err != nil {
+		return err
 	}
 	c, err := g.connect()
 	if err != nil {
@@ -70,53 +68,90 @@ func (g *getOptions) run(ctx context.Context, k kind, name string) error {
 	if err := c.requireServed(k); err != nil {
 		return err
 	}
-	var items []runtime.Object
-	if name != "" {
-		obj, err := newObject(k)
-		if err != nil {
-			return err
-		}
-		key := client.ObjectKey{Name: name}
-		if k.Namespaced {
-			key.Namespace = c.namespace
-		}
-		if err := c.client.Get(ctx, key, obj); err != nil {
-			return err
-		}
-		items = []runtime.Object{obj}
-	} else {
-		list, err := newList(k)
-		if err != nil {
-			return err
-		}
-		var listOpts []client.ListOption
-		if k.Namespaced && !g.allNamespaces {
-			listOpts = append(listOpts, client.InNamespace(c.namespace))
-		}
-		if err := c.client.List(ctx, list, listOpts...); err != nil {
-			return err
-		}
-		if items, err = apimeta.ExtractList(list); err != nil {
-			return err
-		}
+	items, err := g.fetch(ctx, c, k, name)
+	if err != nil {
+		return err
 	}
+	// Typed objects come back without their kind; YAML, JSON and the
+	// table need it.
 	for _, it := range items {
 		it.GetObjectKind().SetGroupVersionKind(upv1.GroupVersion.WithKind(k.Kind))
 	}
-	out := g.streams.Out
 	switch g.output {
 	case "yaml", "json":
-		return printObjects(out, g.output, items, name != "")
+		return printObjects(g.streams.Out, g.output, items, name != "")
 	}
 	if len(items) == 0 {
-		if k.Namespaced && !g.allNamespaces {
-			fmt.Fprintf(g.streams.ErrOut, "No %s found in %s namespace.\n", k.Resource, c.namespace)
-		} else {
-			fmt.Fprintf(g.streams.ErrOut, "No %s found.\n", k.Resource)
-		}
+		g.printNoneFound(k, c.namespace)
 		return nil
 	}
-	return printTable(out, k, items, k.Namespaced && g.allNamespaces && name == "", g.output == "wide", time.Now())
+	return printTable(g.streams.Out, k, items, k.Namespaced && g.allNamespaces && name == "", g.output == "wide", time.Now())
+}
+
+// checkOutputFormat rejects an -o value before anything is read from the
+// cluster.
+func checkOutputFormat(output string) error {
+	switch output {
+	case "", "wide", "yaml", "json":
+		return nil
+	}
+	return fmt.Errorf("unknown output format %q: use wide, yaml or json", output)
+}
+
+// fetch reads the object named, or without a name every object of the
+// namespace (of all namespaces with -A).
+func (g *getOptions) fetch(ctx context.Context, c *clients, k kind, name string) ([]runtime.Object, error) {
+	if name == "" {
+		return g.listObjects(ctx, c, k)
+	}
+	obj, err := getObject(ctx, c, k, name)
+	if err != nil {
+		return nil, err
+	}
+	return []runtime.Object{obj}, nil
+}
+
+// getObject reads one object; a cluster-scoped kind ignores the namespace.
+func getObject(ctx context.Context, c *clients, k kind, name string) (client.Object, error) {
+	obj, err := newObject(k)
+	if err != nil {
+		return nil, err
+	}
+	key := client.ObjectKey{Name: name}
+	if k.Namespaced {
+		key.Namespace = c.namespace
+	}
+	if err := c.client.Get(ctx, key, obj); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// listObjects lists the kind in the current namespace, or in all of them
+// with -A or when the kind is cluster-scoped.
+func (g *getOptions) listObjects(ctx context.Context, c *clients, k kind) ([]runtime.Object, error) {
+	list, err := newList(k)
+	if err != nil {
+		return nil, err
+	}
+	var listOpts []client.ListOption
+	if k.Namespaced && !g.allNamespaces {
+		listOpts = append(listOpts, client.InNamespace(c.namespace))
+	}
+	if err := c.client.List(ctx, list, listOpts...); err != nil {
+		return nil, err
+	}
+	return apimeta.ExtractList(list)
+}
+
+// printNoneFound says on stderr, as kubectl does, that nothing matched,
+// naming the namespace searched unless all were.
+func (g *getOptions) printNoneFound(k kind, namespace string) {
+	if k.Namespaced && !g.allNamespaces {
+		fmt.Fprintf(g.streams.ErrOut, "No %s found in %s namespace.\n", k.Resource, namespace)
+	} else {
+		fmt.Fprintf(g.streams.ErrOut, "No %s found.\n", k.Resource)
+	}
 }
 
 // newObject and newList are empty objects of a kind the plugin reads.
@@ -203,45 +238,69 @@ func tableOf(k kind, items []runtime.Object, wide bool, now time.Time) ([]string
 	var rows [][]string
 	switch k.Kind {
 	case uploadKind.Kind:
-		header = []string{"NAME", "READY", "STATUS", "UPLOADS", "PARTS", "BRAND", "AGE"}
-		if wide {
-			header = append(header, "DIGEST", "SIZE")
-		}
-		for _, it := range items {
-			u := it.(*upv1.UserPackageUpload)
-			ready := apimeta.FindStatusCondition(u.Status.Conditions, upv1.ConditionReady)
-			var uploads, parts, brand string
-			if s := u.Status.Summary; s != nil {
-				uploads, parts = s.UploadsProgress, s.PartsProgress
-			}
-			if u.Spec.BrandRef != nil {
-				brand = u.Spec.BrandRef.Name
-			}
-			row := []string{u.Name, condStatus(ready), condMessage(ready), uploads, parts, brand, age(u.CreationTimestamp, now)}
-			if wide {
-				digest, size := "", ""
-				if s := u.Status.Source; s != nil {
-					digest, size = s.Digest, strconv.FormatInt(s.Size, 10)
-				}
-				row = append(row, digest, size)
-			}
-			rows = append(rows, row)
-		}
+		header, rows = uploadTable(items, wide, now)
 	case brandKind.Kind:
-		header = []string{"NAME", "READY", "STATUS", "BRAND ID", "ALLOWED", "AGE"}
-		if wide {
-			header = append(header, "SERIAL")
-		}
-		for _, it := range items {
-			b := it.(*upv1.WeChatPayBrand)
-			ready := apimeta.FindStatusCondition(b.Status.Conditions, upv1.ConditionReady)
-			row := []string{b.Name, condStatus(ready), condMessage(ready), b.Status.BrandID, string(b.Spec.AllowedNamespaces.From), age(b.CreationTimestamp, now)}
-			if wide {
-				row = append(row, b.Status.CertificateSerialNo)
-			}
-			rows = append(rows, row)
-		}
+		header, rows = brandTable(items, wide, now)
 	}
+	fillEmptyCells(rows)
+	return header, rows
+}
+
+// uploadTable is the header and rows of UserPackageUploads.
+func uploadTable(items []runtime.Object, wide bool, now time.Time) ([]string, [][]string) {
+	header := []string{"NAME", "READY", "STATUS", "UPLOADS", "PARTS", "BRAND", "AGE"}
+	if wide {
+		header = append(header, "DIGEST", "SIZE")
+	}
+	var rows [][]string
+	for _, it := range items {
+		rows = append(rows, uploadRow(it.(*upv1.UserPackageUpload), wide, now))
+	}
+	return header, rows
+}
+
+func uploadRow(u *upv1.UserPackageUpload, wide bool, now time.Time) []string {
+	ready := apimeta.FindStatusCondition(u.Status.Conditions, upv1.ConditionReady)
+	var uploads, parts, brand string
+	if s := u.Status.Summary; s != nil {
+		uploads, parts = s.UploadsProgress, s.PartsProgress
+	}
+	if u.Spec.BrandRef != nil {
+		brand = u.Spec.BrandRef.Name
+	}
+	row := []string{u.Name, condStatus(ready), condMessage(ready), uploads, parts, brand, age(u.CreationTimestamp, now)}
+	if wide {
+		digest, size := "", ""
+		if s := u.Status.Source; s != nil {
+			digest, size = s.Digest, strconv.FormatInt(s.Size, 10)
+		}
+		row = append(row, digest, size)
+	}
+	return row
+}
+
+// brandTable is the header and rows of WeChatPayBrands.
+func brandTable(items []runtime.Object, wide bool, now time.Time) ([]string, [][]string) {
+	header := []string{"NAME", "READY", "STATUS", "BRAND ID", "ALLOWED", "AGE"}
+	if wide {
+		header = append(header, "SERIAL")
+	}
+	var rows [][]string
+	for _, it := range items {
+		b := it.(*upv1.WeChatPayBrand)
+		ready := apimeta.FindStatusCondition(b.Status.Conditions, upv1.ConditionReady)
+		row := []string{b.Name, condStatus(ready), condMessage(ready), b.Status.BrandID, string(b.Spec.AllowedNamespaces.From), age(b.CreationTimestamp, now)}
+		if wide {
+			row = append(row, b.Status.CertificateSerialNo)
+		}
+		rows = append(rows, row)
+	}
+	return header, rows
+}
+
+// fillEmptyCells writes <none> in empty cells, as kubectl does, so that
+// the columns stay aligned for readers that split on blanks.
+func fillEmptyCells(rows [][]string) {
 	for _, r := range rows {
 		for i, c := range r {
 			if c == "" {
@@ -249,7 +308,6 @@ func tableOf(k kind, items []runtime.Object, wide bool, now time.Time) ([]string
 			}
 		}
 	}
-	return header, rows
 }
 
 func condStatus(c *metav1.Condition) string {

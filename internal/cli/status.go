@@ -102,6 +102,25 @@ func eventTime(e eventsv1.Event) time.Time {
 
 // printUploadStatus writes the one-screen status of u.
 func printUploadStatus(w io.Writer, u *upv1.UserPackageUpload, events []eventsv1.Event, now time.Time) error {
+	printUploadSpec(w, u)
+	printConditions(w, u.Status.Conditions, now)
+	if s := u.Status.Source; s != nil {
+		printFileRead(w, s)
+	}
+	if c := u.Status.Content; c != nil {
+		printContent(w, c)
+	}
+	if len(u.Status.Uploads) > 0 {
+		printUploads(w, u.Status.Uploads, u.Status.Summary)
+	}
+	if len(u.Status.History) > 0 {
+		printAbandoned(w, u.Status.History, now)
+	}
+	return printEvents(w, events, now)
+}
+
+// printUploadSpec writes the status line and what the spec asks for.
+func printUploadSpec(w io.Writer, u *upv1.UserPackageUpload) {
 	st, msg := kstatusOf(u)
 	fmt.Fprintf(w, "UserPackageUpload %s/%s\n", u.Namespace, u.Name)
 	fmt.Fprintf(w, "  Status:      %s", st)
@@ -123,63 +142,73 @@ func printUploadStatus(w io.Writer, u *upv1.UserPackageUpload, events []eventsv1
 	if u.Status.LastHandledReconcileAt != "" {
 		fmt.Fprintf(w, "  Last reconcile request handled: %s\n", u.Status.LastHandledReconcileAt)
 	}
+}
 
-	fmt.Fprintln(w, "\nConditions:")
+// statusTable starts one of the screen's tables with its header; the
+// caller writes the rows and flushes.
+func statusTable(w io.Writer, header ...string) *tabwriter.Writer {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	writeRow(tw, []string{"  TYPE", "STATUS", "REASON", "AGE", "MESSAGE"})
-	for _, c := range u.Status.Conditions {
+	writeRow(tw, header)
+	return tw
+}
+
+func printConditions(w io.Writer, conditions []metav1.Condition, now time.Time) {
+	fmt.Fprintln(w, "\nConditions:")
+	tw := statusTable(w, "  TYPE", "STATUS", "REASON", "AGE", "MESSAGE")
+	for _, c := range conditions {
 		writeRow(tw, []string{"  " + c.Type, string(c.Status), c.Reason, age(c.LastTransitionTime, now), c.Message})
 	}
 	_ = tw.Flush()
+}
 
-	if s := u.Status.Source; s != nil {
-		fmt.Fprintf(w, "\nFile read: %d bytes, %s", s.Size, s.Digest)
-		if s.ETag != "" {
-			fmt.Fprintf(w, ", etag %s", s.ETag)
-		}
-		if s.VersionID != "" {
-			fmt.Fprintf(w, ", version %s", s.VersionID)
-		}
-		fmt.Fprintln(w)
+// printFileRead writes what identifies the file last read.
+func printFileRead(w io.Writer, s *upv1.SourceStatus) {
+	fmt.Fprintf(w, "\nFile read: %d bytes, %s", s.Size, s.Digest)
+	if s.ETag != "" {
+		fmt.Fprintf(w, ", etag %s", s.ETag)
 	}
-	if c := u.Status.Content; c != nil {
-		printContent(w, c)
+	if s.VersionID != "" {
+		fmt.Fprintf(w, ", version %s", s.VersionID)
 	}
+	fmt.Fprintln(w)
+}
 
-	if len(u.Status.Uploads) > 0 {
-		fmt.Fprintf(w, "\nUploads")
-		if s := u.Status.Summary; s != nil {
-			fmt.Fprintf(w, " (%s finished, parts %s)", s.UploadsProgress, s.PartsProgress)
-		}
-		fmt.Fprintln(w, ":")
-		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-		writeRow(tw, []string{"  #", "FILENAME", "LINES", "PARTS", "", "MERGED", "EXPANDED", "UNKNOWN OUTCOMES"})
-		for i := range u.Status.Uploads {
-			up := &u.Status.Uploads[i]
-			writeRow(tw, []string{
-				fmt.Sprintf("  %d", up.Index), up.Filename, fmt.Sprintf("%d-%d (%d)", up.FirstLine, up.LastLine, up.Lines),
-				bar(up.PartsDone, up.PartCount, 20), partsString(up), mergeState(up), expandState(up), unknownOutcomes(up),
-			})
-		}
-		_ = tw.Flush()
+// printUploads writes each upload of the set with its parts bar.
+func printUploads(w io.Writer, uploads []upv1.UploadStatus, summary *upv1.UploadSummary) {
+	fmt.Fprintf(w, "\nUploads")
+	if summary != nil {
+		fmt.Fprintf(w, " (%s finished, parts %s)", summary.UploadsProgress, summary.PartsProgress)
 	}
-	if len(u.Status.History) > 0 {
-		fmt.Fprintln(w, "\nAbandoned uploads (newest first):")
-		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-		writeRow(tw, []string{"  FILENAME", "ID", "GENERATION", "AGE"})
-		for _, h := range u.Status.History {
-			writeRow(tw, []string{"  " + h.Filename, orDefault(h.ID, "(initiate answer lost)"), fmt.Sprint(h.Generation), age(h.At, now)})
-		}
-		_ = tw.Flush()
+	fmt.Fprintln(w, ":")
+	tw := statusTable(w, "  #", "FILENAME", "LINES", "PARTS", "", "MERGED", "EXPANDED", "UNKNOWN OUTCOMES")
+	for i := range uploads {
+		up := &uploads[i]
+		writeRow(tw, []string{
+			fmt.Sprintf("  %d", up.Index), up.Filename, fmt.Sprintf("%d-%d (%d)", up.FirstLine, up.LastLine, up.Lines),
+			bar(up.PartsDone, up.PartCount, 20), partsString(up), mergeState(up), expandState(up), unknownOutcomes(up),
+		})
 	}
+	_ = tw.Flush()
+}
 
+func printAbandoned(w io.Writer, history []upv1.AbandonedUpload, now time.Time) {
+	fmt.Fprintln(w, "\nAbandoned uploads (newest first):")
+	tw := statusTable(w, "  FILENAME", "ID", "GENERATION", "AGE")
+	for _, h := range history {
+		writeRow(tw, []string{"  " + h.Filename, orDefault(h.ID, "(initiate answer lost)"), fmt.Sprint(h.Generation), age(h.At, now)})
+	}
+	_ = tw.Flush()
+}
+
+// printEvents writes the last events; its error, the last table's flush,
+// is printUploadStatus's.
+func printEvents(w io.Writer, events []eventsv1.Event, now time.Time) error {
 	fmt.Fprintln(w, "\nEvents:")
 	if len(events) == 0 {
 		fmt.Fprintln(w, "  <none>")
 		return nil
 	}
-	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	writeRow(tw, []string{"  AGE", "TYPE", "REASON", "MESSAGE"})
+	tw := statusTable(w, "  AGE", "TYPE", "REASON", "MESSAGE")
 	for _, e := range events {
 		writeRow(tw, []string{"  " + age(metav1.Time{Time: eventTime(e)}, now), e.Type, e.Reason, e.Note})
 	}

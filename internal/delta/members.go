@@ -3,7 +3,6 @@ package delta
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -196,17 +195,8 @@ func eachMember(ctx context.Context, o Opener, format Format, progress *atomic.I
 // closed.
 func readMembers(r io.Reader, format Format, firstLine int64, free <-chan *batch, full chan<- *batch, stop <-chan struct{}) (fileStats, error) {
 	var stats fileStats
-	var b *batch
-	take := func() bool {
-		select {
-		case b = <-free:
-			b.n = 0
-			return true
-		case <-stop:
-			return false
-		}
-	}
-	if !take() {
+	ring := batchRing{free: free, full: full, stop: stop}
+	if !ring.take() {
 		return stats, errStopped
 	}
 	lines := newLineReader(r)
@@ -223,40 +213,81 @@ func readMembers(r io.Reader, format Format, firstLine int64, free <-chan *batch
 			continue // an empty line: no member, not invalid
 		}
 		stats.lines++
-		var k key
-		valid := false
-		switch {
-		case overlong:
-		case format.HashMD5:
-			var sum [md5.Size]byte
-			if sum, valid = rawphone.Sum(line); valid {
-				k = keyOfSum(sum)
-				b.lens[b.n] = uint8(copy(b.members[b.n][:], sum[:]))
-			}
-		case linecheck.Valid(format.DataType, line):
-			valid, k = true, keyOf(line)
-			b.lens[b.n] = uint8(copy(b.members[b.n][:], line))
-		}
+		k, valid := ring.b.add(format, line, overlong)
 		if !valid {
-			stats.invalid++
-			if len(stats.invalidLineNumbers) < linecheck.MaxInvalidLineNumbers {
-				stats.invalidLineNumbers = append(stats.invalidLineNumbers, lineNo)
-			}
+			stats.addInvalid(lineNo)
 			continue
 		}
-		b.keys[b.n] = k
-		b.n++
 		stats.members++
 		stats.check += fmix(k.h ^ k.l)
-		if b.n == batchLines {
-			full <- b
-			if !take() {
-				return stats, errStopped
-			}
+		if ring.b.n == batchLines && !ring.pass() {
+			return stats, errStopped
 		}
 	}
-	full <- b
+	full <- ring.b
 	return stats, nil
+}
+
+// batchRing is the reading goroutine's end of the ring: b is the batch
+// being filled.
+type batchRing struct {
+	free <-chan *batch
+	full chan<- *batch
+	stop <-chan struct{}
+	b    *batch
+}
+
+// take makes an empty batch from free the one being filled, or returns
+// false once stop is closed: fn failed, so reading ends.
+func (g *batchRing) take() bool {
+	select {
+	case g.b = <-g.free:
+		g.b.n = 0
+		return true
+	case <-g.stop:
+		return false
+	}
+}
+
+// pass hands the full batch over and takes the next.
+func (g *batchRing) pass() bool {
+	g.full <- g.b
+	return g.take()
+}
+
+// add checks line and, if it is a member, stores it (with MD5 hashing its
+// MD5) and its key in the batch's next slot; invalid lines leave the batch
+// as it was. An overlong line is never valid.
+func (b *batch) add(format Format, line []byte, overlong bool) (key, bool) {
+	var k key
+	switch {
+	case overlong:
+		return k, false
+	case format.HashMD5:
+		sum, valid := rawphone.Sum(line)
+		if !valid {
+			return k, false
+		}
+		k = keyOfSum(sum)
+		b.lens[b.n] = uint8(copy(b.members[b.n][:], sum[:]))
+	case linecheck.Valid(format.DataType, line):
+		k = keyOf(line)
+		b.lens[b.n] = uint8(copy(b.members[b.n][:], line))
+	default:
+		return k, false
+	}
+	b.keys[b.n] = k
+	b.n++
+	return k, true
+}
+
+// addInvalid counts an invalid line, keeping the first line numbers only:
+// the status reports where to look, never the lines.
+func (s *fileStats) addInvalid(lineNo int64) {
+	s.invalid++
+	if len(s.invalidLineNumbers) < linecheck.MaxInvalidLineNumbers {
+		s.invalidLineNumbers = append(s.invalidLineNumbers, lineNo)
+	}
 }
 
 // lineReader splits a stream into lines in a buffer of its own, which it
