@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -45,7 +46,7 @@ func Digest(ctx context.Context, src Source, check *linecheck.Checker) (Result, 
 	if check != nil {
 		sinks = append(sinks, check)
 	}
-	result, err := digestWith(ctx, src, sinks)
+	result, err := digestWith(ctx, src, sinks, true)
 	if err == nil && check != nil {
 		result.Report = check.Report()
 	}
@@ -69,35 +70,51 @@ func DigestChunks(ctx context.Context, src Source, check *linecheck.Checker, opt
 		}
 		sinks = append(sinks, check)
 	}
-	result, err := digestWith(ctx, src, sinks)
+	// Without header row and hashing the cutter takes the file's SHA-256
+	// too: one hash while one upload's bytes are the file's.
+	result, err := digestWith(ctx, src, sinks, !cut.hashesFile)
 	if err != nil {
 		return Result{}, err
 	}
 	result.Chunks, result.Report = cut.finish()
+	if digest, ok, err := cut.fileDigest(result.Version.Size); err != nil {
+		return Result{}, err
+	} else if ok {
+		result.Digest = digest
+	}
 	if check != nil {
 		result.Report = check.Report()
 	}
 	return result, nil
 }
 
-// digestWith streams the current version of src once through SHA-256 and
-// sinks, and returns the version and its digest.
-func digestWith(ctx context.Context, src Source, sinks []io.Writer) (Result, error) {
+// digestWith streams the current version of src once through sinks and,
+// with hashFile, SHA-256, and returns the version and the digest (empty
+// without hashFile: then a sink takes it).
+func digestWith(ctx context.Context, src Source, sinks []io.Writer, hashFile bool) (Result, error) {
 	body, v, err := src.Open(ctx)
 	if err != nil {
 		return Result{}, err
 	}
 	defer body.Close()
 
-	hash := sha256.New()
-	n, err := fanOut(ctx, body, append([]io.Writer{hash}, sinks...))
+	var fileHash hash.Hash
+	if hashFile {
+		fileHash = sha256.New()
+		sinks = append([]io.Writer{fileHash}, sinks...)
+	}
+	n, err := fanOut(ctx, body, sinks)
 	if err != nil {
 		return Result{}, fmt.Errorf("read the object: %w", err)
 	}
 	if n != v.Size {
 		return Result{}, fmt.Errorf("torn read: the object did not yield its %d bytes", v.Size)
 	}
-	return Result{Version: v, Digest: hex.EncodeToString(hash.Sum(nil))}, nil
+	result := Result{Version: v}
+	if fileHash != nil {
+		result.Digest = hex.EncodeToString(fileHash.Sum(nil))
+	}
+	return result, nil
 }
 
 // chunk is one buffer of the ring with the bytes read into it.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"hash"
 
 	"github.com/crowdpack/crowdpack/internal/linecheck"
@@ -76,6 +77,17 @@ type cutter struct {
 	hasher   *rawphone.Hasher
 	hashed   *rawphone.Writer // hashes into sum, with HashMD5
 	hashedAt int64            // hasher.Uploaded() when the current chunk began
+
+	// With neither header row nor hashing, the uploads together are the
+	// file, byte for byte and in order, so the cutter also takes the file's
+	// SHA-256, with one hash for as long as one upload's bytes are the
+	// file's: until the first cut, the current chunk's hash is the file's
+	// (file is nil); at the cut, that hash goes on as the file's, the next
+	// chunk gets a hash of its own, and from then on the bytes taken go to
+	// both. A file of one upload is thus hashed once, not twice.
+	hashesFile bool
+	file       hash.Hash // the file's hash once the first cut happened
+	fileSize   int64     // bytes taken, with hashesFile
 }
 
 func newCutter(opts SplitOptions) *cutter {
@@ -84,6 +96,7 @@ func newCutter(opts SplitOptions) *cutter {
 	if opts.SkipHeaderRow {
 		c.state, c.current.FirstLine = inHeader, 2
 	}
+	c.hashesFile = !opts.SkipHeaderRow && !opts.HashMD5
 	if opts.HashMD5 {
 		c.hasher = rawphone.NewHasher(c.current.FirstLine)
 		c.hashed = rawphone.NewWriter(&c.sum, c.hasher)
@@ -212,6 +225,12 @@ func (c *cutter) take(p []byte) {
 		return
 	}
 	_, _ = c.sum.Write(p)
+	if c.hashesFile {
+		c.fileSize += int64(len(p))
+		if c.file != nil {
+			_, _ = c.file.Write(p)
+		}
+	}
 }
 
 // closeChunk records the current chunk, ending at end and lastLine, and
@@ -226,6 +245,10 @@ func (c *cutter) closeChunk(end, lastLine int64) {
 		c.hashedAt = c.hasher.Uploaded()
 	}
 	c.chunks = append(c.chunks, chunk)
+	if c.hashesFile && c.file == nil {
+		// The first cut: the hash so far is the file's, and goes on as such.
+		c.file, c.sum.hash = c.sum.hash, sha256.New()
+	}
 	c.sum.reset()
 }
 
@@ -245,6 +268,21 @@ func (c *cutter) finish() ([]Chunk, linecheck.Report) {
 	}
 	c.closeChunk(c.offset, max(c.lineNo, c.current.FirstLine-1))
 	return c.chunks, report
+}
+
+// fileDigest returns the SHA-256 of the file's n bytes, in lowercase hex,
+// once finish is done, and whether the cutter took it (see hashesFile). It
+// fails if the chunks did not take the n bytes, since their hash would then
+// not be the file's.
+func (c *cutter) fileDigest(n int64) (string, bool, error) {
+	if !c.hashesFile {
+		return "", false, nil
+	}
+	if c.fileSize != n {
+		return "", true, fmt.Errorf("the uploads took %d bytes of the file's %d", c.fileSize, n)
+	}
+	// The last closeChunk moved the hash of a file never cut to file too.
+	return hex.EncodeToString(c.file.Sum(nil)), true, nil
 }
 
 // chunkSum is the SHA-256 and length of the bytes written to it.
