@@ -3,6 +3,7 @@ package source
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -88,6 +89,8 @@ type cutter struct {
 	hashesFile bool
 	file       hash.Hash // the file's hash once the first cut happened
 	fileSize   int64     // bytes taken, with hashesFile
+
+	noBulk bool // tests only: every line looked at one by one
 }
 
 func newCutter(opts SplitOptions) *cutter {
@@ -112,6 +115,9 @@ func (c *cutter) Write(p []byte) (int, error) {
 		case inHeader:
 			c.skipHeader()
 		case atLineStart:
+			if !c.noBulk && c.bulkLines() {
+				continue
+			}
 			c.startLine()
 		case afterCR:
 			c.decideCR()
@@ -161,6 +167,72 @@ func (c *cutter) skipHeader() {
 	if ends {
 		c.state, c.lineNo, c.current.Start = atLineStart, 1, c.offset
 	}
+}
+
+// bulkLines moves, from the start of a line, past the whole lines that
+// follow as long as each is non-empty and known to be so at its first byte
+// (it begins with neither "\n" nor "\r") and the current chunk has room for
+// them: a scan of many bytes at a time (see wellBegun, and bytes.Count)
+// instead of a look at each line, which would cost more than the SHA-256
+// of the line. It leaves the line it stops at, and the rest, to the look at
+// each line, and reports whether it moved.
+func (c *cutter) bulkLines() bool {
+	q := c.p[c.at:]
+	if q[0] == '\n' || q[0] == '\r' {
+		return false
+	}
+	last := bytes.LastIndexByte(q[:wellBegun(q)], '\n')
+	if last < 0 {
+		return false
+	}
+	q = q[:last+1] // whole lines, each begun with neither "\n" nor "\r"
+	lines := int64(bytes.Count(q, newline))
+	if room := c.opts.MaxLines - c.nonEmpty; c.opts.MaxLines > 0 && lines > room {
+		if room == 0 {
+			return false
+		}
+		end := 0 // of the room lines that still fit
+		for range room {
+			end += bytes.IndexByte(q[end:], '\n') + 1
+		}
+		q, lines = q[:end], room
+	}
+	c.lineNo += lines
+	c.nonEmpty += lines
+	c.lineStart = c.offset + int64(bytes.LastIndexByte(q[:len(q)-1], '\n')+1)
+	c.advance(len(q))
+	return true
+}
+
+var newline = []byte("\n")
+
+// wellBegun returns how many bytes of p, from its start, hold no "\n"
+// followed by a byte from "\b" to "\x0f" ("\n" and "\r" among them), the
+// next byte looked at too: every line that begins in them begins with
+// neither "\n" nor "\r". It looks at 32 bytes at a time, and stops short of
+// the 32 where one is found and of the end of p.
+func wellBegun(p []byte) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+		nls   = 0x0a0a0a0a0a0a0a0a
+	)
+	// A byte of pair(b, i) is 0 where b[j] is "\n" and b[j+1] is 8 to 15.
+	pair := func(b *[33]byte, i int) uint64 {
+		w := binary.LittleEndian.Uint64(b[i : i+8])
+		next := binary.LittleEndian.Uint64(b[i+1 : i+9])
+		return w ^ nls | (next&0xf8f8f8f8f8f8f8f8 ^ 0x0808080808080808)
+	}
+	// (x - ones) &^ x & highs is not 0 if and only if a byte of x is 0.
+	zero := func(x uint64) uint64 { return (x - ones) &^ x & highs }
+	i := 0
+	for ; i+33 <= len(p); i += 32 {
+		b := (*[33]byte)(p[i : i+33])
+		if zero(pair(b, 0))|zero(pair(b, 8))|zero(pair(b, 16))|zero(pair(b, 24)) != 0 {
+			break
+		}
+	}
+	return i
 }
 
 // startLine looks at the first byte of a line.
