@@ -64,6 +64,13 @@ func DigestChunks(ctx context.Context, src Source, check *linecheck.Checker, opt
 	}
 	cut := newCutter(opts)
 	sinks := []io.Writer{cut}
+	files := &fileHasher{}
+	if cut.hashesFile {
+		// Its hand-over to the fileHasher never blocks: one a buffer.
+		handoff := make(chan hash.Hash, digestBuffers)
+		cut.handoff, files.handoff = handoff, handoff
+		sinks = append(sinks, files)
+	}
 	if check != nil {
 		if opts.SkipHeaderRow {
 			check.SkipHeaderRow()
@@ -77,7 +84,7 @@ func DigestChunks(ctx context.Context, src Source, check *linecheck.Checker, opt
 		return Result{}, err
 	}
 	result.Chunks, result.Report = cut.finish()
-	if digest, ok, err := cut.fileDigest(result.Version.Size); err != nil {
+	if digest, ok, err := cut.fileDigest(files, result.Version.Size); err != nil {
 		return Result{}, err
 	} else if ok {
 		result.Digest = digest

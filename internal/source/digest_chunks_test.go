@@ -6,9 +6,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/crowdpack/crowdpack/internal/linecheck"
 )
@@ -38,6 +41,8 @@ func inUploadsOf(max int, lines []string) []string {
 func TestDigestChunksDigestsAreTheSHA256OfTheBytes(t *testing.T) {
 	const perBuffer = digestBufferSize / 16
 	big := numberedLines(0, 4*perBuffer+7)
+	// perBuffer lines that fill the first buffer but its last byte.
+	crAtBufferEnd := strings.Join(big[:perBuffer-1], "") + "12345678901234\n"
 	cases := []struct {
 		name    string
 		content string
@@ -58,6 +63,11 @@ func TestDigestChunksDigestsAreTheSHA256OfTheBytes(t *testing.T) {
 		{name: "one upload of several buffers", content: strings.Join(big, ""), opts: SplitOptions{MaxLines: int64(len(big))}, uploads: []string{strings.Join(big, "")}},
 		{name: "cuts on the buffers' boundaries", content: strings.Join(big, ""), opts: SplitOptions{MaxLines: perBuffer}, uploads: inUploadsOf(perBuffer, big)},
 		{name: "cuts inside buffers", content: strings.Join(big, ""), opts: SplitOptions{MaxLines: 10_000}, uploads: inUploadsOf(10_000, big)},
+		{
+			name:    `a cut at a line begun by a "\r" that ends the first buffer`,
+			content: crAtBufferEnd + "\rx\n" + strings.Join(big[:3], ""), opts: SplitOptions{MaxLines: perBuffer},
+			uploads: []string{crAtBufferEnd, "\rx\n" + strings.Join(big[:3], "")},
+		},
 		{name: "a skipped header row, one upload", content: "phone\na\nb\n", opts: SplitOptions{SkipHeaderRow: true}, uploads: []string{"a\nb\n"}},
 		{name: "a skipped header row, cut", content: "phone\na\nb\n", opts: SplitOptions{MaxLines: 1, SkipHeaderRow: true}, uploads: []string{"a\n", "b\n"}},
 		{name: "a skipped header row only", content: "phone", opts: SplitOptions{SkipHeaderRow: true}, uploads: []string{""}},
@@ -88,6 +98,39 @@ func TestDigestChunksDigestsAreTheSHA256OfTheBytes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The lines moved past in bulk are cut as when each line is looked at.
+func TestTheCutterCutsAsLineByLineWhenItMovesInBulk(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pieces := []string{"\n", "\r", "\r\n", "a", "0123456789abcdef", "\t", "\n\n", "x\r"}
+	for round := range 25 {
+		var b strings.Builder
+		for b.Len() < 3*digestBufferSize/2 {
+			if rng.IntN(10) < 8 {
+				fmt.Fprintf(&b, "%0*d\n", 1+rng.IntN(40), rng.IntN(1000))
+			} else {
+				b.WriteString(pieces[rng.IntN(len(pieces))])
+			}
+		}
+		content := b.String()
+		for _, opts := range []SplitOptions{{}, {MaxLines: 1 + rng.Int64N(20_000)}, {MaxLines: 1 + rng.Int64N(5)}, {MaxLines: 7000, SkipHeaderRow: true}} {
+			cut := func(noBulk bool) []Chunk {
+				c := newCutter(opts)
+				c.noBulk = noBulk
+				for p := []byte(content); len(p) > 0; {
+					n := min(len(p), digestBufferSize)
+					_, _ = c.Write(p[:n])
+					p = p[n:]
+				}
+				chunks, _ := c.finish()
+				return chunks
+			}
+			if diff := cmp.Diff(cut(true), cut(false)); diff != "" {
+				t.Fatalf("round %d, %+v: chunks mismatch (-line by line +in bulk):\n%s", round, opts, diff)
+			}
+		}
 	}
 }
 

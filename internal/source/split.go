@@ -83,12 +83,19 @@ type cutter struct {
 	// file, byte for byte and in order, so the cutter also takes the file's
 	// SHA-256, with one hash for as long as one upload's bytes are the
 	// file's: until the first cut, the current chunk's hash is the file's
-	// (file is nil); at the cut, that hash goes on as the file's, the next
-	// chunk gets a hash of its own, and from then on the bytes taken go to
-	// both. A file of one upload is thus hashed once, not twice.
+	// (file is nil). At the cut, that hash goes on as the file's (and the
+	// next chunk gets a hash of its own): the cutter writes to it the rest of
+	// the buffer being cut, then hands it over to the fileHasher, which
+	// writes the buffers after, beside the uploads' hash. A file of one
+	// upload is thus hashed once, and a file of several hashed twice in two
+	// goroutines.
 	hashesFile bool
-	file       hash.Hash // the file's hash once the first cut happened
-	fileSize   int64     // bytes taken, with hashesFile
+	file       hash.Hash        // the file's hash once the first cut happened
+	fileFrom   int64            // the offset of the first cut
+	fileSize   int64            // bytes written to the file's hash by the cutter
+	handoff    chan<- hash.Hash // to the fileHasher: one per Write, the file's hash once
+	handedOff  bool
+	bufStart   int64 // the offset of p
 
 	noBulk bool // tests only: every line looked at one by one
 }
@@ -109,7 +116,7 @@ func newCutter(opts SplitOptions) *cutter {
 
 // Write cuts p into chunks; it never fails.
 func (c *cutter) Write(p []byte) (int, error) {
-	c.p, c.at, c.from = p, 0, 0
+	c.p, c.at, c.from, c.bufStart = p, 0, 0, c.offset
 	for c.at < len(p) {
 		switch c.state {
 		case inHeader:
@@ -126,7 +133,52 @@ func (c *cutter) Write(p []byte) (int, error) {
 		}
 	}
 	c.flush()
+	if c.handoff != nil {
+		c.handOver(p)
+	}
 	c.p = nil
+	return len(p), nil
+}
+
+// handOver sends the fileHasher its word on the p just cut: the file's
+// hash if the first cut happened in p, written up to the end of p, and nil
+// otherwise.
+func (c *cutter) handOver(p []byte) {
+	if c.file == nil || c.handedOff {
+		c.handoff <- nil
+		return
+	}
+	from := c.fileFrom - c.bufStart
+	if from == -1 {
+		// The cut is at a line that began with the "\r" p's previous ended
+		// with, held back until p's first byte.
+		c.fileSize += int64(len(cr))
+		_, _ = c.file.Write(cr)
+		from = 0
+	}
+	c.fileSize += int64(len(p)) - from
+	_, _ = c.file.Write(p[from:])
+	c.handedOff = true
+	c.handoff <- c.file
+}
+
+// fileHasher is the digest's sink that writes the file's buffers to the
+// file's hash from the cutter's hand-over on (see cutter.hashesFile): after
+// a cut, the file's SHA-256 and the uploads' run side by side.
+type fileHasher struct {
+	handoff <-chan hash.Hash
+	hash    hash.Hash
+	size    int64 // written
+}
+
+// Write waits for the cutter's word on p; it never fails.
+func (f *fileHasher) Write(p []byte) (int, error) {
+	if h := <-f.handoff; h != nil {
+		f.hash = h // written up to the end of p by the cutter
+	} else if f.hash != nil {
+		f.size += int64(len(p))
+		_, _ = f.hash.Write(p)
+	}
 	return len(p), nil
 }
 
@@ -297,11 +349,8 @@ func (c *cutter) take(p []byte) {
 		return
 	}
 	_, _ = c.sum.Write(p)
-	if c.hashesFile {
+	if c.hashesFile && c.file == nil {
 		c.fileSize += int64(len(p))
-		if c.file != nil {
-			_, _ = c.file.Write(p)
-		}
 	}
 }
 
@@ -320,6 +369,7 @@ func (c *cutter) closeChunk(end, lastLine int64) {
 	if c.hashesFile && c.file == nil {
 		// The first cut: the hash so far is the file's, and goes on as such.
 		c.file, c.sum.hash = c.sum.hash, sha256.New()
+		c.fileFrom = end
 	}
 	c.sum.reset()
 }
@@ -343,15 +393,15 @@ func (c *cutter) finish() ([]Chunk, linecheck.Report) {
 }
 
 // fileDigest returns the SHA-256 of the file's n bytes, in lowercase hex,
-// once finish is done, and whether the cutter took it (see hashesFile). It
-// fails if the chunks did not take the n bytes, since their hash would then
-// not be the file's.
-func (c *cutter) fileDigest(n int64) (string, bool, error) {
+// once finish is done (and the fileHasher f), and whether the cutter took
+// it (see hashesFile). It fails if the file's hash was not given the n
+// bytes: it would not be the file's.
+func (c *cutter) fileDigest(f *fileHasher, n int64) (string, bool, error) {
 	if !c.hashesFile {
 		return "", false, nil
 	}
-	if c.fileSize != n {
-		return "", true, fmt.Errorf("the uploads took %d bytes of the file's %d", c.fileSize, n)
+	if written := c.fileSize + f.size; written != n {
+		return "", true, fmt.Errorf("the file's hash was given %d bytes of its %d", written, n)
 	}
 	// The last closeChunk moved the hash of a file never cut to file too.
 	return hex.EncodeToString(c.file.Sum(nil)), true, nil
