@@ -16,8 +16,9 @@ import (
 // A digest streams through a small ring of fixed buffers, so memory stays
 // flat whatever the size of the file: one goroutine reads into a free
 // buffer while the SHA-256 and the line checks, each in a goroutine of its
-// own, consume the buffers read before (and, when the file is cut into chunks,
-// the cutter: see DigestChunks); a buffer is free again once every
+// own, consume the buffers read before (DigestChunks: the cutter, which
+// hashes the uploads, and the file's SHA-256 where it is not the one
+// upload's, see cutter.hashesFile); a buffer is free again once every
 // consumer is done with it. Reading, hashing and checking thus overlap.
 const (
 	digestBufferSize = 256 << 10
@@ -66,7 +67,7 @@ func DigestChunks(ctx context.Context, src Source, check *linecheck.Checker, opt
 	sinks := []io.Writer{cut}
 	files := &fileHasher{}
 	if cut.hashesFile {
-		// Its hand-over to the fileHasher never blocks: one a buffer.
+		// The cutter's word to the fileHasher never blocks: one a buffer.
 		handoff := make(chan hash.Hash, digestBuffers)
 		cut.handoff, files.handoff = handoff, handoff
 		sinks = append(sinks, files)
@@ -77,8 +78,9 @@ func DigestChunks(ctx context.Context, src Source, check *linecheck.Checker, opt
 		}
 		sinks = append(sinks, check)
 	}
-	// Without header row and hashing the cutter takes the file's SHA-256
-	// too: one hash while one upload's bytes are the file's.
+	// Without header row and hashing the uploads are the file's bytes: the
+	// cutter and the fileHasher take the file's SHA-256 (see
+	// cutter.hashesFile), and a file of one upload is hashed once.
 	result, err := digestWith(ctx, src, sinks, !cut.hashesFile)
 	if err != nil {
 		return Result{}, err
