@@ -58,6 +58,13 @@ vet: ## Run go vet.
 tools: ## Build (or reuse) controller-gen, crd-ref-docs, etcd, kube-apiserver (newest and oldest supported), MinIO and helm in bin/.
 	hack/tools.sh all
 
+# The demo runs etcd, one kube-apiserver and MinIO, and applies the committed
+# CRDs (hack/check-generated.sh keeps them current): it needs neither the
+# oldest kube-apiserver nor helm, controller-gen or crd-ref-docs.
+.PHONY: demo-tools
+demo-tools: ## Build (or reuse) only what make demo needs: etcd, kube-apiserver and MinIO in bin/.
+	hack/tools.sh etcd kube-apiserver minio
+
 # go test ./... includes ./test/docs, which checks every command, YAML block
 # and link of README.md and docs/ (make test-docs runs it alone).
 .PHONY: test
@@ -121,7 +128,7 @@ run: manifests generate ## Run the manager against the cluster in the current ku
 	go run . $(ARGS)
 
 .PHONY: demo
-demo: tools build ## Run the whole system on this machine and show an upload reaching Ready (KEEP=1 leaves it running).
+demo: demo-tools build ## Run the whole system on this machine and show an upload reaching Ready (KEEP=1 leaves it running).
 	hack/demo.sh
 
 .PHONY: docker-build

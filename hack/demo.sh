@@ -4,7 +4,7 @@
 # export of 1,200,000 raw mobile numbers, and the manager, until the
 # UserPackageUpload that hashes it and splits it into 3 uploads is Ready.
 #
-#   make demo              (builds bin/ first; or hack/demo.sh after make tools build)
+#   make demo              (builds bin/ first; or hack/demo.sh after make demo-tools build)
 #   KEEP=1 make demo       leave everything running to explore with kubectl
 #   hack/demo.sh stop      stop what a KEEP=1 run left running
 #
@@ -121,7 +121,7 @@ k() { kubectl --kubeconfig "$DEMO/kubeconfig" "$@"; }
 stop # a previous KEEP=1 run
 rm -rf "$DEMO" && mkdir -p "$LOGS" "$DEMO/bin" && touch "$DEMO/pids"
 for b in etcd kube-apiserver minio manager wechatpay-sandbox; do
-  [[ -x $BIN/$b ]] || { echo "[demo] $BIN/$b is missing: run 'make tools build' (or 'make demo')"; exit 1; }
+  [[ -x $BIN/$b ]] || { echo "[demo] $BIN/$b is missing: run 'make demo-tools build' (or 'make demo')"; exit 1; }
 done
 
 step build-helper "building the demo helper (hack/demo-tool)" \

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -15,8 +16,9 @@ import (
 // A digest streams through a small ring of fixed buffers, so memory stays
 // flat whatever the size of the file: one goroutine reads into a free
 // buffer while the SHA-256 and the line checks, each in a goroutine of its
-// own, consume the buffers read before (and, when the file is cut into chunks,
-// the cutter: see DigestChunks); a buffer is free again once every
+// own, consume the buffers read before (DigestChunks: the cutter, which
+// hashes the uploads, and the file's SHA-256 where it is not the one
+// upload's, see cutter.hashesFile); a buffer is free again once every
 // consumer is done with it. Reading, hashing and checking thus overlap.
 const (
 	digestBufferSize = 256 << 10
@@ -45,7 +47,7 @@ func Digest(ctx context.Context, src Source, check *linecheck.Checker) (Result, 
 	if check != nil {
 		sinks = append(sinks, check)
 	}
-	result, err := digestWith(ctx, src, sinks)
+	result, err := digestWith(ctx, src, sinks, true)
 	if err == nil && check != nil {
 		result.Report = check.Report()
 	}
@@ -63,41 +65,65 @@ func DigestChunks(ctx context.Context, src Source, check *linecheck.Checker, opt
 	}
 	cut := newCutter(opts)
 	sinks := []io.Writer{cut}
+	files := &fileHasher{}
+	if cut.hashesFile {
+		// The cutter's word to the fileHasher never blocks: one a buffer.
+		handoff := make(chan hash.Hash, digestBuffers)
+		cut.handoff, files.handoff = handoff, handoff
+		sinks = append(sinks, files)
+	}
 	if check != nil {
 		if opts.SkipHeaderRow {
 			check.SkipHeaderRow()
 		}
 		sinks = append(sinks, check)
 	}
-	result, err := digestWith(ctx, src, sinks)
+	// Without header row and hashing the uploads are the file's bytes: the
+	// cutter and the fileHasher take the file's SHA-256 (see
+	// cutter.hashesFile), and a file of one upload is hashed once.
+	result, err := digestWith(ctx, src, sinks, !cut.hashesFile)
 	if err != nil {
 		return Result{}, err
 	}
 	result.Chunks, result.Report = cut.finish()
+	if digest, ok, err := cut.fileDigest(files, result.Version.Size); err != nil {
+		return Result{}, err
+	} else if ok {
+		result.Digest = digest
+	}
 	if check != nil {
 		result.Report = check.Report()
 	}
 	return result, nil
 }
 
-// digestWith streams the current version of src once through SHA-256 and
-// sinks, and returns the version and its digest.
-func digestWith(ctx context.Context, src Source, sinks []io.Writer) (Result, error) {
+// digestWith streams the current version of src once through sinks and,
+// with hashFile, SHA-256, and returns the version and the digest (empty
+// without hashFile: then a sink takes it).
+func digestWith(ctx context.Context, src Source, sinks []io.Writer, hashFile bool) (Result, error) {
 	body, v, err := src.Open(ctx)
 	if err != nil {
 		return Result{}, err
 	}
 	defer body.Close()
 
-	hash := sha256.New()
-	n, err := fanOut(ctx, body, append([]io.Writer{hash}, sinks...))
+	var fileHash hash.Hash
+	if hashFile {
+		fileHash = sha256.New()
+		sinks = append([]io.Writer{fileHash}, sinks...)
+	}
+	n, err := fanOut(ctx, body, sinks)
 	if err != nil {
 		return Result{}, fmt.Errorf("read the object: %w", err)
 	}
 	if n != v.Size {
 		return Result{}, fmt.Errorf("torn read: the object did not yield its %d bytes", v.Size)
 	}
-	return Result{Version: v, Digest: hex.EncodeToString(hash.Sum(nil))}, nil
+	result := Result{Version: v}
+	if fileHash != nil {
+		result.Digest = hex.EncodeToString(fileHash.Sum(nil))
+	}
+	return result, nil
 }
 
 // chunk is one buffer of the ring with the bytes read into it.

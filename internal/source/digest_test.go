@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"hash"
 	"io"
 	"runtime"
 	"runtime/metrics"
@@ -350,15 +351,26 @@ func (s slowSink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// BenchmarkDigestFromMinIO measures Digest of a 256 MiB object, with and
-// without line checks, against the necessary work alone: a plain GetObject
-// of the same object from the same MinIO through minio-go, hashed with
-// SHA-256 in one goroutine. The three take turns within each iteration, in
-// a rotating order, so that all see the same machine; ns/op is their sum.
-// Reported: each one's MB/s and "ratio", digest with line checks over the
-// baseline (the goal is 0.9 or more). Timings are reported, never asserted.
+// BenchmarkDigestFromMinIO measures the digest as the reconciler runs it:
+// DigestChunks of a 256 MiB object with the line checks, against the
+// necessary work alone, a plain GetObject of the same object from the same
+// MinIO through minio-go copied in one goroutine into the hashes that are
+// written (see getAndHash). Twice: "whole", the file as one upload (a
+// maxLinesPerUpload of at least its lines), whose digest is the upload's,
+// against GET + SHA-256; and "split", with the reconciler's default of
+// 500,000 lines per upload (17 uploads), against GET + the file's SHA-256 +
+// a SHA-256 per upload in one pass. The four take turns within each
+// iteration, in a rotating order, so that all see the same machine; ns/op
+// is their sum. Reported: each one's MB/s, "ratio" (whole over its
+// baseline) and "split-ratio" (the goal is 0.9 or more for both). Timings
+// are reported, never asserted.
 func BenchmarkDigestFromMinIO(b *testing.B) {
-	const size = (256 << 20) / phoneLineLen * phoneLineLen
+	const (
+		size = (256 << 20) / phoneLineLen * phoneLineLen
+		// controllers/uploads' recommendedMaxLines, the default of
+		// spec.file.maxLinesPerUpload.
+		recommendedMaxLines = 500_000
+	)
 	s := minioServer(b)
 	bucket := newBucket(b, s, false)
 	ctx := context.Background()
@@ -367,21 +379,24 @@ func BenchmarkDigestFromMinIO(b *testing.B) {
 	}
 	src := mustNewS3(b, s3Config(s, bucket, "bench.csv"))
 	wantDigest := sha256Hex(newPhoneLines(size))
+	digestChunks := func(maxLines int64) func() (string, error) {
+		return func() (string, error) {
+			check, _ := linecheck.New(linecheck.Phone)
+			got, err := DigestChunks(ctx, src, check, SplitOptions{MaxLines: maxLines})
+			return got.Digest, err
+		}
+	}
 	runs := []struct {
 		metric string
 		run    func() (string, error)
 		took   time.Duration
 	}{
-		{metric: "baseline-MB/s", run: func() (string, error) { return getAndHash(ctx, s, bucket, "bench.csv") }},
-		{metric: "digest-MB/s", run: func() (string, error) {
-			check, _ := linecheck.New(linecheck.Phone)
-			got, err := Digest(ctx, src, check)
-			return got.Digest, err
+		{metric: "baseline-MB/s", run: func() (string, error) { return getAndHash(ctx, s, bucket, "bench.csv", 0) }},
+		{metric: "whole-MB/s", run: digestChunks(size / phoneLineLen)},
+		{metric: "split-baseline-MB/s", run: func() (string, error) {
+			return getAndHash(ctx, s, bucket, "bench.csv", recommendedMaxLines*phoneLineLen)
 		}},
-		{metric: "nocheck-MB/s", run: func() (string, error) {
-			got, err := Digest(ctx, src, nil)
-			return got.Digest, err
-		}},
+		{metric: "split-MB/s", run: digestChunks(recommendedMaxLines)},
 	}
 	iterations := 0
 	for b.Loop() {
@@ -401,19 +416,53 @@ func BenchmarkDigestFromMinIO(b *testing.B) {
 		b.ReportMetric(rate(r.took), r.metric)
 	}
 	b.ReportMetric(rate(runs[1].took)/rate(runs[0].took), "ratio")
+	b.ReportMetric(rate(runs[3].took)/rate(runs[2].took), "split-ratio")
 }
 
 // getAndHash is the necessary work of a digest and nothing else: one
-// GetObject through minio-go, its body copied into SHA-256.
-func getAndHash(ctx context.Context, s *miniotest.Server, bucket, key string) (string, error) {
+// GetObject through minio-go, its body copied into SHA-256 and, with an
+// uploadSize, also into a SHA-256 per upload of that many bytes, in one
+// pass. It returns the file's digest.
+func getAndHash(ctx context.Context, s *miniotest.Server, bucket, key string, uploadSize int64) (string, error) {
 	body, _, _, err := minio.Core{Client: s.Client}.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
 	if err != nil {
 		return "", err
 	}
 	defer body.Close()
 	hash := sha256.New()
-	if _, err := io.CopyBuffer(hash, struct{ io.Reader }{body}, make([]byte, digestBufferSize)); err != nil {
+	var w io.Writer = hash
+	if uploadSize > 0 {
+		w = &uploadHashes{file: hash, upload: sha256.New(), size: uploadSize}
+	}
+	if _, err := io.CopyBuffer(w, struct{ io.Reader }{body}, make([]byte, digestBufferSize)); err != nil {
 		return "", err
 	}
+	if u, ok := w.(*uploadHashes); ok && u.at > 0 {
+		u.sums = append(u.sums, u.upload.Sum(nil)) // the last upload
+	}
 	return hex.EncodeToString(hash.Sum(nil)), nil
+}
+
+// uploadHashes writes to the file's hash and to the current upload's, and
+// sums the upload every size bytes.
+type uploadHashes struct {
+	file, upload hash.Hash
+	size, at     int64
+	sums         [][]byte
+}
+
+func (u *uploadHashes) Write(p []byte) (int, error) {
+	_, _ = u.file.Write(p)
+	n := len(p)
+	for len(p) > 0 {
+		take := min(int64(len(p)), u.size-u.at)
+		_, _ = u.upload.Write(p[:take])
+		p, u.at = p[take:], u.at+take
+		if u.at == u.size {
+			u.sums = append(u.sums, u.upload.Sum(nil))
+			u.upload.Reset()
+			u.at = 0
+		}
+	}
+	return n, nil
 }

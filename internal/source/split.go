@@ -3,7 +3,9 @@ package source
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"hash"
 
 	"github.com/crowdpack/crowdpack/internal/linecheck"
@@ -76,6 +78,26 @@ type cutter struct {
 	hasher   *rawphone.Hasher
 	hashed   *rawphone.Writer // hashes into sum, with HashMD5
 	hashedAt int64            // hasher.Uploaded() when the current chunk began
+
+	// With neither header row nor hashing, the uploads together are the
+	// file, byte for byte and in order, so the cutter also takes the file's
+	// SHA-256, with one hash for as long as one upload's bytes are the
+	// file's: until the first cut, the current chunk's hash is the file's
+	// (file is nil). At the cut, that hash goes on as the file's (and the
+	// next chunk gets a hash of its own): the cutter writes to it the rest of
+	// the buffer being cut, then hands it over to the fileHasher, which
+	// writes the buffers after, beside the uploads' hash. A file of one
+	// upload is thus hashed once, and a file of several hashed twice in two
+	// goroutines.
+	hashesFile bool
+	file       hash.Hash        // the file's hash once the first cut happened
+	fileFrom   int64            // the offset of the first cut
+	fileSize   int64            // bytes written to the file's hash by the cutter
+	handoff    chan<- hash.Hash // to the fileHasher: one per Write, the file's hash once
+	handedOff  bool
+	bufStart   int64 // the offset of p
+
+	noBulk bool // tests only: every line looked at one by one
 }
 
 func newCutter(opts SplitOptions) *cutter {
@@ -84,6 +106,7 @@ func newCutter(opts SplitOptions) *cutter {
 	if opts.SkipHeaderRow {
 		c.state, c.current.FirstLine = inHeader, 2
 	}
+	c.hashesFile = !opts.SkipHeaderRow && !opts.HashMD5
 	if opts.HashMD5 {
 		c.hasher = rawphone.NewHasher(c.current.FirstLine)
 		c.hashed = rawphone.NewWriter(&c.sum, c.hasher)
@@ -93,12 +116,15 @@ func newCutter(opts SplitOptions) *cutter {
 
 // Write cuts p into chunks; it never fails.
 func (c *cutter) Write(p []byte) (int, error) {
-	c.p, c.at, c.from = p, 0, 0
+	c.p, c.at, c.from, c.bufStart = p, 0, 0, c.offset
 	for c.at < len(p) {
 		switch c.state {
 		case inHeader:
 			c.skipHeader()
 		case atLineStart:
+			if !c.noBulk && c.bulkLines() {
+				continue
+			}
 			c.startLine()
 		case afterCR:
 			c.decideCR()
@@ -107,7 +133,52 @@ func (c *cutter) Write(p []byte) (int, error) {
 		}
 	}
 	c.flush()
+	if c.handoff != nil {
+		c.handOver(p)
+	}
 	c.p = nil
+	return len(p), nil
+}
+
+// handOver sends the fileHasher its word on the p just cut: the file's
+// hash if the first cut happened in p, written up to the end of p, and nil
+// otherwise.
+func (c *cutter) handOver(p []byte) {
+	if c.file == nil || c.handedOff {
+		c.handoff <- nil
+		return
+	}
+	from := c.fileFrom - c.bufStart
+	if from == -1 {
+		// The cut is at a line that began with the "\r" p's previous ended
+		// with, held back until p's first byte.
+		c.fileSize += int64(len(cr))
+		_, _ = c.file.Write(cr)
+		from = 0
+	}
+	c.fileSize += int64(len(p)) - from
+	_, _ = c.file.Write(p[from:])
+	c.handedOff = true
+	c.handoff <- c.file
+}
+
+// fileHasher is the digest's sink that writes the file's buffers to the
+// file's hash from the cutter's hand-over on (see cutter.hashesFile): after
+// a cut, the file's SHA-256 and the uploads' run side by side.
+type fileHasher struct {
+	handoff <-chan hash.Hash
+	hash    hash.Hash
+	size    int64 // written
+}
+
+// Write waits for the cutter's word on p; it never fails.
+func (f *fileHasher) Write(p []byte) (int, error) {
+	if h := <-f.handoff; h != nil {
+		f.hash = h // written up to the end of p by the cutter
+	} else if f.hash != nil {
+		f.size += int64(len(p))
+		_, _ = f.hash.Write(p)
+	}
 	return len(p), nil
 }
 
@@ -148,6 +219,72 @@ func (c *cutter) skipHeader() {
 	if ends {
 		c.state, c.lineNo, c.current.Start = atLineStart, 1, c.offset
 	}
+}
+
+// bulkLines moves, from the start of a line, past the whole lines that
+// follow as long as each is non-empty and known to be so at its first byte
+// (it begins with neither "\n" nor "\r") and the current chunk has room for
+// them: a scan of many bytes at a time (see wellBegun, and bytes.Count)
+// instead of a look at each line, which would cost more than the SHA-256
+// of the line. It leaves the line it stops at, and the rest, to the look at
+// each line, and reports whether it moved.
+func (c *cutter) bulkLines() bool {
+	q := c.p[c.at:]
+	if q[0] == '\n' || q[0] == '\r' {
+		return false
+	}
+	last := bytes.LastIndexByte(q[:wellBegun(q)], '\n')
+	if last < 0 {
+		return false
+	}
+	q = q[:last+1] // whole lines, each begun with neither "\n" nor "\r"
+	lines := int64(bytes.Count(q, newline))
+	if room := c.opts.MaxLines - c.nonEmpty; c.opts.MaxLines > 0 && lines > room {
+		if room == 0 {
+			return false
+		}
+		end := 0 // of the room lines that still fit
+		for range room {
+			end += bytes.IndexByte(q[end:], '\n') + 1
+		}
+		q, lines = q[:end], room
+	}
+	c.lineNo += lines
+	c.nonEmpty += lines
+	c.lineStart = c.offset + int64(bytes.LastIndexByte(q[:len(q)-1], '\n')+1)
+	c.advance(len(q))
+	return true
+}
+
+var newline = []byte("\n")
+
+// wellBegun returns how many bytes of p, from its start, hold no "\n"
+// followed by a byte from "\b" to "\x0f" ("\n" and "\r" among them), the
+// next byte looked at too: every line that begins in them begins with
+// neither "\n" nor "\r". It looks at 32 bytes at a time, and stops short of
+// the 32 where one is found and of the end of p.
+func wellBegun(p []byte) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+		nls   = 0x0a0a0a0a0a0a0a0a
+	)
+	// A byte of pair(b, i) is 0 where b[j] is "\n" and b[j+1] is 8 to 15.
+	pair := func(b *[33]byte, i int) uint64 {
+		w := binary.LittleEndian.Uint64(b[i : i+8])
+		next := binary.LittleEndian.Uint64(b[i+1 : i+9])
+		return w ^ nls | (next&0xf8f8f8f8f8f8f8f8 ^ 0x0808080808080808)
+	}
+	// (x - ones) &^ x & highs is not 0 if and only if a byte of x is 0.
+	zero := func(x uint64) uint64 { return (x - ones) &^ x & highs }
+	i := 0
+	for ; i+33 <= len(p); i += 32 {
+		b := (*[33]byte)(p[i : i+33])
+		if zero(pair(b, 0))|zero(pair(b, 8))|zero(pair(b, 16))|zero(pair(b, 24)) != 0 {
+			break
+		}
+	}
+	return i
 }
 
 // startLine looks at the first byte of a line.
@@ -212,6 +349,9 @@ func (c *cutter) take(p []byte) {
 		return
 	}
 	_, _ = c.sum.Write(p)
+	if c.hashesFile && c.file == nil {
+		c.fileSize += int64(len(p))
+	}
 }
 
 // closeChunk records the current chunk, ending at end and lastLine, and
@@ -226,6 +366,11 @@ func (c *cutter) closeChunk(end, lastLine int64) {
 		c.hashedAt = c.hasher.Uploaded()
 	}
 	c.chunks = append(c.chunks, chunk)
+	if c.hashesFile && c.file == nil {
+		// The first cut: the hash so far is the file's, and goes on as such.
+		c.file, c.sum.hash = c.sum.hash, sha256.New()
+		c.fileFrom = end
+	}
 	c.sum.reset()
 }
 
@@ -245,6 +390,21 @@ func (c *cutter) finish() ([]Chunk, linecheck.Report) {
 	}
 	c.closeChunk(c.offset, max(c.lineNo, c.current.FirstLine-1))
 	return c.chunks, report
+}
+
+// fileDigest returns the SHA-256 of the file's n bytes, in lowercase hex,
+// once finish is done (and the fileHasher f), and whether the cutter took
+// it (see hashesFile). It fails if the file's hash was not given the n
+// bytes: it would not be the file's.
+func (c *cutter) fileDigest(f *fileHasher, n int64) (string, bool, error) {
+	if !c.hashesFile {
+		return "", false, nil
+	}
+	if written := c.fileSize + f.size; written != n {
+		return "", true, fmt.Errorf("the file's hash was given %d bytes of its %d", written, n)
+	}
+	// The last closeChunk moved the hash of a file never cut to file too.
+	return hex.EncodeToString(c.file.Sum(nil)), true, nil
 }
 
 // chunkSum is the SHA-256 and length of the bytes written to it.
