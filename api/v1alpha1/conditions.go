@@ -82,6 +82,9 @@ const (
 	// ReasonAPIServerUnavailable: a Secret could not be read, or progress
 	// could not be written, because the Kubernetes API server failed.
 	ReasonAPIServerUnavailable = "APIServerUnavailable"
+	// ReasonWaitingForPackage: another object's expand of the same crowd
+	// package is under way; expands of one package take turns.
+	ReasonWaitingForPackage = "WaitingForPackage"
 )
 
 // Stalls of multi-team clusters: a tenant reaches only what the platform

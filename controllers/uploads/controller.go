@@ -30,6 +30,7 @@ import (
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/controllers/classify"
 	"github.com/crowdpack/crowdpack/controllers/once"
+	"github.com/crowdpack/crowdpack/controllers/packagelock"
 	"github.com/crowdpack/crowdpack/controllers/readslots"
 	"github.com/crowdpack/crowdpack/controllers/statuswriter"
 	"github.com/crowdpack/crowdpack/controllers/uploads/parts"
@@ -83,6 +84,7 @@ type Reconciler struct {
 	readSlots   *readslots.Slots
 	parkedMarks once.ParkedMarks
 	answers     once.Answers
+	packages    packagelock.Locks // expands of one crowd package take turns
 }
 
 // secretIndex indexes UserPackageUploads by the Secrets they refer to.

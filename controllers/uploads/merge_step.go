@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/controllers/classify"
 	"github.com/crowdpack/crowdpack/controllers/once"
+	"github.com/crowdpack/crowdpack/controllers/packagelock"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
 )
 
@@ -75,7 +78,16 @@ func reconcileExpand(ctx context.Context, s *scope) error {
 	return nil
 }
 
+// packageWait bounds how long an expand waits for another expand of the
+// same package before the reconcile lets its worker go and comes back.
+const packageWait = 10 * time.Second
+
 func (s *scope) expand(ctx context.Context, pkg string) error {
+	unlock, err := s.lockPackage(ctx, pkg)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	id := s.upload().ID
 	return s.callOnce(ctx, once.Expand(pkg), func(wc wechatpay.API, lost bool) (func(*upv1.UploadStatus), error) {
 		_, err := wc.ExpandPackage(ctx, pkg, id)
@@ -88,6 +100,23 @@ func (s *scope) expand(ctx context.Context, pkg string) error {
 			up.ExpandedAt = at
 		}, nil
 	})
+}
+
+// lockPackage takes the crowd package's turn for an expand: its mark, the
+// call and the answer. Expands of one package never overlap, whichever
+// objects make them; one waiting longer than packageWait is retried.
+func (s *scope) lockPackage(ctx context.Context, pkg string) (unlock func(), err error) {
+	if _, err := s.weChatPay(ctx); err != nil { // the package is the brand's
+		return nil, err
+	}
+	wait, cancel := context.WithTimeout(ctx, packageWait)
+	defer cancel()
+	unlock, err = s.packages.Lock(wait, packagelock.Key{BrandID: s.brandID, UserPackageID: pkg})
+	if err != nil && ctx.Err() == nil {
+		return nil, classify.Retry(upv1.ReasonWaitingForPackage, packageWait,
+			"another expand of crowd package %s is under way; expands of one package take turns", pkg)
+	}
+	return unlock, err
 }
 
 func isExpanded(up *upv1.UploadStatus, pkg string) bool {

@@ -11,6 +11,7 @@ import (
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/controllers/once"
+	"github.com/crowdpack/crowdpack/controllers/packagelock"
 	"github.com/crowdpack/crowdpack/controllers/readslots"
 	"github.com/crowdpack/crowdpack/controllers/statuswriter"
 	"github.com/crowdpack/crowdpack/internal/bound"
@@ -32,6 +33,8 @@ type scope struct {
 	slots  *readslots.Slots
 	// answers holds answers of calls until a write carries them.
 	answers *once.Answers
+	// packages makes the expands of one crowd package take turns.
+	packages *packagelock.Locks
 
 	dialWeChatPay func(context.Context) (wechatpay.API, string, error)
 	dialSource    func(context.Context) (source.Source, error)
@@ -71,6 +74,7 @@ func (r *Reconciler) newScope(u *upv1.UserPackageUpload) *scope {
 		slots:         r.readSlots,
 		ledger:        once.NewLedger(&r.parkedMarks),
 		answers:       &r.answers,
+		packages:      &r.packages,
 		dialWeChatPay: func(ctx context.Context) (wechatpay.API, string, error) { return r.weChatPay(ctx, u) },
 		dialSource:    func(ctx context.Context) (source.Source, error) { return r.openSource(ctx, u) },
 	}

@@ -175,3 +175,39 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestTheSandboxSeesExpandsOfOnePackageAtOnce: the count the manager's
+// turn-taking is checked against does see two expands of one package that
+// overlap, and not two of different packages.
+func TestTheSandboxSeesExpandsOfOnePackageAtOnce(t *testing.T) {
+	srv, inst := startSandbox(t, false)
+	must(t, srv.SetFaults(sandbox.EndpointExpand, sandbox.Faults{LatencyMillis: 200}))
+	client := newClient(t, inst, credsA(t))
+	ctx := context.Background()
+	const pkg, other = "01000100010000000007", "01000100010000000008"
+	merged := func(name string) string {
+		t.Helper()
+		file := []byte(name + "\n")
+		plan, err := client.InitiateUpload(ctx, initiateFor(name, file))
+		must(t, err)
+		_, err = client.UploadPart(ctx, partOf(plan.UploadID, name, file, plan.FilePartSize, 1))
+		must(t, err)
+		_, err = client.MergeParts(ctx, plan.UploadID)
+		must(t, err)
+		return plan.UploadID
+	}
+	expands := []struct{ pkg, upload string }{{pkg, merged("a.csv")}, {pkg, merged("b.csv")}, {other, merged("c.csv")}}
+	errs := make(chan error, len(expands))
+	for _, e := range expands {
+		go func() { _, err := client.ExpandPackage(ctx, e.pkg, e.upload); errs <- err }()
+	}
+	for range expands {
+		must(t, <-errs)
+	}
+	if got := srv.MostExpandsAtOnce(pkg); got != 2 {
+		t.Errorf("most expands of %s at once = %d, want 2", pkg, got)
+	}
+	if got := srv.MostExpandsAtOnce(other); got != 1 {
+		t.Errorf("most expands of %s at once = %d, want 1", other, got)
+	}
+}

@@ -82,6 +82,31 @@ func (s *Server) PackageMembers(userPackageID string) []string {
 	return slices.Sorted(maps.Keys(s.packages[userPackageID]))
 }
 
+// MostExpandsAtOnce returns the most expands of the crowd package the
+// sandbox handled at the same time, from arrival (latency included) to answer.
+func (s *Server) MostExpandsAtOnce(userPackageID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mostAtOnce[userPackageID]
+}
+
+// enter counts a call to e in flight, so that expands of one package at
+// once are seen; the func it returns ends the call.
+func (s *Server) enter(e Endpoint, userPackageID string) (leave func()) {
+	if e != EndpointExpand {
+		return func() {}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expanding[userPackageID]++
+	s.mostAtOnce[userPackageID] = max(s.mostAtOnce[userPackageID], s.expanding[userPackageID])
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.expanding[userPackageID]--
+	}
+}
+
 // appendRecord adds r to the calls Records returns.
 func (s *Server) appendRecord(r Record) {
 	s.mu.Lock()

@@ -42,7 +42,12 @@ type Server struct {
 	nonces     map[string]time.Time           // brand ID + "\x00" + nonce → request time
 	records    []Record
 	hook       Hook
+	expanding  packageCounts // expands of each package being handled now
+	mostAtOnce packageCounts // the most expands of each package handled at once
 }
+
+// packageCounts counts per crowd package ID.
+type packageCounts map[string]int
 
 type brand struct {
 	serial string
@@ -66,6 +71,7 @@ func New(cfg Config) (*Server, error) {
 		key: key, publicKeyID: cfg.PublicKeyID, brands: brands,
 		partSize: cfg.PartSize, window: time.Duration(cfg.ClockWindowSeconds) * time.Second, now: cfg.Now,
 		uploads: map[string]*upload{}, packages: map[string]map[string]struct{}{}, filenames: map[string]map[string]bool{}, nonces: map[string]time.Time{},
+		expanding: packageCounts{}, mostAtOnce: packageCounts{},
 		idempotent: cfg.Idempotent,
 	}
 	if s.partSize == 0 {
@@ -198,7 +204,9 @@ func (s *Server) endpoint(e Endpoint, read bodyReader, process func(*call) reply
 			UserPackageID: r.PathValue("user_package_id"),
 		}
 		rec.PartNumber, _ = strconv.Atoi(r.PathValue("part_number"))
+		leave := s.enter(e, rec.UserPackageID)
 		rep, fault := s.handle(e, w, r, read, process, &rec)
+		leave()
 		if fault == faultDropped {
 			panic(errDropped)
 		}
