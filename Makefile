@@ -140,7 +140,7 @@ docker-push: ## Push the manager image IMG:VERSION.
 	docker push $(IMG):$(VERSION)
 
 .PHONY: release
-release: $(HELM) ## Write install.yaml, crds.yaml, the chart package, the kubectl plugin (linux amd64, arm64) and SHA256SUMS for VERSION and IMG to dist/.
+release: $(HELM) ## Write install.yaml, crds.yaml, the chart package, the kubectl plugin (linux amd64, arm64), the image tarball (OCI layout, linux amd64) and SHA256SUMS for VERSION and IMG to dist/.
 	HELM=$(HELM) hack/release.sh "$(VERSION)" "$(IMG)" "$(DIST)"
 
 ##@ Deployment

@@ -10,6 +10,10 @@
 #                              image.repository IMAGE-REPOSITORY
 #   kubectl-crowdpack-linux-amd64, kubectl-crowdpack-linux-arm64
 #                              the kubectl plugin (docs/cli.md), stamped with VERSION
+#   crowdpack-image-VERSION-linux-amd64.tar
+#                              the manager's image IMAGE-REPOSITORY:VERSION as an OCI
+#                              layout (hack/image: no engine, no registry), for
+#                              ctr images import, docker load, or skopeo copy to a registry
 #   SHA256SUMS                 of them all
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,6 +76,14 @@ for arch in amd64 arm64; do
   plugins+=("kubectl-crowdpack-linux-$arch")
 done
 
-(cd "$dist" && sha256sum install.yaml crds.yaml "crowdpack-$chart_version.tgz" "${plugins[@]}" >SHA256SUMS)
+# The manager's image, built as the Dockerfile builds it, from the host's CA roots.
+CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath \
+  -ldflags "-s -w -X github.com/crowdpack/crowdpack/internal/version.Version=$version -X github.com/crowdpack/crowdpack/internal/version.Commit=$commit" \
+  -o "$tmp/manager" .
+image=crowdpack-image-$version-linux-amd64.tar
+go run ./hack/image --manager "$tmp/manager" --version "$version" --repository "$repo" --arch amd64 \
+  ${CA_BUNDLE:+--ca-bundle "$CA_BUNDLE"} --out "$dist/$image"
+
+(cd "$dist" && sha256sum install.yaml crds.yaml "crowdpack-$chart_version.tgz" "${plugins[@]}" "$image" >SHA256SUMS)
 echo "release $version written to $dist:" >&2
 ls -1 "$dist" >&2

@@ -177,7 +177,7 @@ func TestMakeReleaseWritesItsFilesAndTheirChecksums(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	want := []string{"SHA256SUMS", "crds.yaml", "crowdpack-" + chartVersion + ".tgz", "install.yaml",
+	want := []string{"SHA256SUMS", "crds.yaml", "crowdpack-" + chartVersion + ".tgz", imageFile, "install.yaml",
 		"kubectl-crowdpack-linux-amd64", "kubectl-crowdpack-linux-arm64"}
 	if d := cmp.Diff(want, names); d != "" {
 		t.Fatalf("dist/ -want +got:\n%s", d)
