@@ -116,7 +116,10 @@ func digestWith(ctx context.Context, src Source, sinks []io.Writer, hashFile boo
 	if err != nil {
 		return Result{}, fmt.Errorf("read the object: %w", err)
 	}
-	if n != v.Size {
+	switch {
+	case v.Size == UnknownSize:
+		v.Size = n
+	case n != v.Size:
 		return Result{}, fmt.Errorf("torn read: the object did not yield its %d bytes", v.Size)
 	}
 	result := Result{Version: v}

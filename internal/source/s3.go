@@ -20,6 +20,10 @@ type S3Config struct {
 	Endpoint string
 	Bucket   string
 	Key      string
+	// VersionID, when set, reads this version of the object in a versioned
+	// bucket rather than the current one: a file pinned by its version (a
+	// base of excludeMembersOf) stays readable after the key is overwritten.
+	VersionID string
 	// Region is optional; the store is asked when it is empty.
 	Region string
 	// BucketLookup is "auto" (the default when empty), "path" or "dns".
@@ -54,9 +58,11 @@ type s3Source struct {
 	client *minio.Core
 	bucket string
 	key    string
-	name   string // s3://bucket/key, for messages
-	host   string // the endpoint's host as the spec wrote it, for messages
-	guard  *Guard
+	// versionID is the pinned version read, or empty for the current one.
+	versionID string
+	name      string // s3://bucket/key, for messages
+	host      string // the endpoint's host as the spec wrote it, for messages
+	guard     *Guard
 }
 
 // NewS3 returns a Source for the object cfg locates. It does no I/O.
@@ -87,12 +93,13 @@ func NewS3(cfg S3Config) (Source, error) {
 		return nil, fmt.Errorf("%w: endpoint %q: %v", ErrInvalidConfig, cfg.Endpoint, err)
 	}
 	return &s3Source{
-		client: client,
-		bucket: cfg.Bucket,
-		key:    cfg.Key,
-		name:   "s3://" + cfg.Bucket + "/" + cfg.Key,
-		host:   endpointHost(cfg.Endpoint),
-		guard:  cfg.Guard,
+		client:    client,
+		bucket:    cfg.Bucket,
+		key:       cfg.Key,
+		versionID: cfg.VersionID,
+		name:      "s3://" + cfg.Bucket + "/" + cfg.Key,
+		host:      endpointHost(cfg.Endpoint),
+		guard:     cfg.Guard,
 	}, nil
 }
 
@@ -139,9 +146,9 @@ func bucketLookup(name string) (minio.BucketLookupType, error) {
 // Open streams the current version of the object, pinned by the ETag (and
 // version ID) of the response that carries its bytes.
 func (s *s3Source) Open(ctx context.Context) (io.ReadCloser, Version, error) {
-	body, info, _, err := s.client.GetObject(ctx, s.bucket, s.key, minio.GetObjectOptions{})
+	body, info, _, err := s.client.GetObject(ctx, s.bucket, s.key, minio.GetObjectOptions{VersionID: s.versionID})
 	if err != nil {
-		return nil, Version{}, s.classify("get", err, false)
+		return nil, Version{}, s.classify("get", err, s.versionID != "")
 	}
 	v := Version{Size: info.Size, ETag: info.ETag, VersionID: versionID(info.VersionID)}
 	if v.ETag == "" || v.Size < 0 {
@@ -159,12 +166,13 @@ func (s *s3Source) Open(ctx context.Context) (io.ReadCloser, Version, error) {
 // OpenRange reads the current object with If-Match on v's ETag. It does not
 // read v by its version ID: an overwritten object must fail with ErrChanged
 // even in a versioned bucket, or the upload would silently send a file that is
-// no longer the one at the key.
+// no longer the one at the key. A source made with a VersionID reads that
+// version, which the configuration itself pins.
 func (s *s3Source) OpenRange(ctx context.Context, v Version, offset, length int64) (io.ReadCloser, error) {
 	if err := checkRange(v, offset, length); err != nil {
 		return nil, err
 	}
-	var opts minio.GetObjectOptions
+	opts := minio.GetObjectOptions{VersionID: s.versionID}
 	if err := opts.SetRange(offset, offset+length-1); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}

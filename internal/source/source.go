@@ -34,6 +34,12 @@ type Version struct {
 	LastModified time.Time
 }
 
+// UnknownSize is the Size an Open reports for a stream whose length is
+// known only once it is read to its end: bytes made as they are read, such
+// as the delta of two files (see internal/delta). Digest then takes the
+// bytes read as the version's size.
+const UnknownSize = -1
+
 // Source reads one object.
 type Source interface {
 	// Open streams the current version of the object from the start.
