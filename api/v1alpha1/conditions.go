@@ -62,6 +62,11 @@ const (
 	ReasonInsecureSourceDenied = "InsecureSourceDenied"
 	// ReasonSourceTooLarge: the object is larger than --max-file-size.
 	ReasonSourceTooLarge = "SourceTooLarge"
+	// ReasonBaseUnavailable: the base of spec.file.excludeMembersOf cannot
+	// be read as it was pinned (gone, overwritten, another digest) or holds
+	// no member of the data type; the upload never falls back to the whole
+	// file by itself.
+	ReasonBaseUnavailable = "BaseUnavailable"
 	// ReasonInvalidPlan: the part plan in status cannot describe the file
 	// (an edited status); it is never acted upon.
 	ReasonInvalidPlan = "InvalidPlan"

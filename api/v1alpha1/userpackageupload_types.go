@@ -220,6 +220,38 @@ type FileSpec struct {
 	// +kubebuilder:default=None
 	// +optional
 	Hashing Hashing `json:"hashing,omitempty"`
+
+	// ExcludeMembersOf uploads only the members of the file that this base
+	// file does not have, e.g. this export minus the one uploaded before
+	// (WeChat Pay's expand only adds members). Both files are read with
+	// this spec's dataType, hashing and skipHeaderRow, and a member is
+	// compared as WeChat Pay receives it. The base is pinned: if it cannot
+	// be read with its digest, the upload stalls BaseUnavailable rather
+	// than upload the whole file.
+	// +optional
+	ExcludeMembersOf *PinnedSource `json:"excludeMembersOf,omitempty"`
+}
+
+// PinnedSource is one version of a file: where it is, as a source, and
+// the digest of its bytes. Source's own rule (exactly one of s3 or http)
+// comes with it.
+// +kubebuilder:validation:XValidation:rule="!has(self.versionID) || has(self.s3)",message="versionID pins a version of an S3 object; it needs s3",fieldPath=".versionID"
+type PinnedSource struct {
+	Source `json:",inline"`
+
+	// Digest is sha256:<64 lowercase hex> of the file's bytes, as an
+	// earlier upload of it records in status.source.digest.
+	// +kubebuilder:validation:Pattern=`^sha256:[0-9a-f]{64}$`
+	Digest string `json:"digest"`
+
+	// VersionID reads this version of the S3 object (a versioned bucket
+	// keeps it after the key is overwritten), as an earlier upload of it
+	// records in status.source.versionID. Without it the current object
+	// is read, which must still have the digest.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	VersionID string `json:"versionID,omitempty"`
 }
 
 // Hashing is the transform applied to each line before it is uploaded.
@@ -290,6 +322,11 @@ type UserPackageUploadStatus struct {
 	// Content is what the line checks found (never the data itself).
 	// +optional
 	Content *ContentStatus `json:"content,omitempty"`
+
+	// Delta is what spec.file.excludeMembersOf did: the base read and how
+	// the file's members compare with its members (counts only).
+	// +optional
+	Delta *DeltaStatus `json:"delta,omitempty"`
 
 	// Upload is deprecated: the previous release's one upload session. An
 	// object that still has it is migrated on its first reconcile into
@@ -366,6 +403,43 @@ type ContentStatus struct {
 	// most 5); their content is personal data and is never shown.
 	// +optional
 	InvalidLineNumbers []int64 `json:"invalidLineNumbers,omitempty"`
+}
+
+// DeltaStatus is the comparison of the file with the base of
+// spec.file.excludeMembersOf. The uploads send the added lines.
+type DeltaStatus struct {
+	// Base is the version of the base that was read.
+	Base PinnedVersion `json:"base"`
+	// Size is the length of what is uploaded: the added lines, one MD5 or
+	// openid a line, all uploads together.
+	Size int64 `json:"size"`
+	// Added counts the file's lines whose member the base does not have:
+	// the lines uploaded.
+	Added int64 `json:"added"`
+	// Unchanged counts the file's lines whose member the base has.
+	Unchanged int64 `json:"unchanged"`
+	// Left counts the distinct members of the base that the file does not
+	// have. WeChat Pay cannot remove them from a crowd package.
+	Left int64 `json:"left"`
+	// BaseMembers counts the distinct members of the base.
+	BaseMembers int64 `json:"baseMembers"`
+}
+
+// PinnedVersion is one version of a file that was read.
+type PinnedVersion struct {
+	// Size in bytes.
+	Size int64 `json:"size"`
+	// Digest is sha256:<64 lowercase hex> of the file.
+	Digest string `json:"digest"`
+	// ETag of the version read.
+	// +optional
+	ETag string `json:"etag,omitempty"`
+	// VersionID of the version read, on versioned buckets.
+	// +optional
+	VersionID string `json:"versionID,omitempty"`
+	// LastModified pins an HTTP file served without an ETag.
+	// +optional
+	LastModified *metav1.Time `json:"lastModified,omitempty"`
 }
 
 // UploadSummary totals the uploads of a file.
