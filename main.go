@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/crowdpack/crowdpack/controllers"
 	"github.com/crowdpack/crowdpack/controllers/uploads"
+	"github.com/crowdpack/crowdpack/internal/delta"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/scheme"
 	"github.com/crowdpack/crowdpack/internal/source"
@@ -35,6 +37,7 @@ type options struct {
 	maxConcurrentReconciles int
 	partConcurrency         int
 	partMemory              int64
+	deltaMemory             resource.QuantityValue
 	retryBaseDelay          time.Duration
 	retryMaxDelay           time.Duration
 	leaderElect             bool
@@ -70,6 +73,9 @@ func parseFlags() (options, zap.Options) {
 	flag.IntVar(&o.partConcurrency, "part-concurrency", controllers.Defaults.PartConcurrency, "Parts of one upload sent at once.")
 	flag.Int64Var(&o.partMemory, "max-part-memory", controllers.Defaults.PartMemory,
 		"Bytes of parts held in memory at once, by all uploads together (at least 20 MB, the largest part).")
+	o.deltaMemory.Quantity = *resource.NewQuantity(controllers.Defaults.DeltaMemory, resource.BinarySI)
+	flag.Var(&o.deltaMemory, "max-delta-memory",
+		"Bytes (a quantity such as 64Mi) the comparisons of spec.file.excludeMembersOf hold at once, by all uploads together; a larger base takes more passes over both files.")
 	flag.DurationVar(&o.retryBaseDelay, "retry-base-delay", controllers.Defaults.RetryBaseDelay, "First delay after a transient error; it doubles on each further one.")
 	flag.DurationVar(&o.retryMaxDelay, "retry-max-delay", controllers.Defaults.RetryMaxDelay, "Longest delay after transient errors.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica works at a time.")
@@ -179,8 +185,13 @@ func uploadReconciler(o options) (*uploads.Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
+	deltaMemory := o.deltaMemory.Value()
+	if deltaMemory <= 0 {
+		return nil, fmt.Errorf("--max-delta-memory must be positive, not %s", o.deltaMemory.String())
+	}
 	return &uploads.Reconciler{
 		NewWeChatPay:            newWeChatPay,
+		DeltaPool:               delta.NewPool(deltaMemory),
 		PartConcurrency:         o.partConcurrency,
 		PartMemory:              o.partMemory,
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,

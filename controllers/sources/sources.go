@@ -51,15 +51,33 @@ func (o *Opener) caBundle(ctx context.Context, u *upv1.UserPackageUpload, ref *u
 // Open returns the object storage the spec points at, with its
 // credentials read live.
 func (o *Opener) Open(ctx context.Context, u *upv1.UserPackageUpload) (source.Source, error) {
+	return o.open(ctx, u, u.Spec.Source, "", "spec.source")
+}
+
+// OpenBase returns the object storage of spec.file.excludeMembersOf, pinned
+// to its versionID if it has one, with its credentials read live.
+func (o *Opener) OpenBase(ctx context.Context, u *upv1.UserPackageUpload) (source.Source, error) {
+	base := u.Spec.File.ExcludeMembersOf
+	if base == nil {
+		return nil, classify.Stall(upv1.ReasonInvalidSpec, "spec.file.excludeMembersOf is not set")
+	}
+	return o.open(ctx, u, base.Source, base.VersionID, "spec.file.excludeMembersOf")
+}
+
+// open returns the object storage of spec, the source at field of u, with
+// an S3 object read at versionID if it is set.
+func (o *Opener) open(ctx context.Context, u *upv1.UserPackageUpload, spec upv1.Source, versionID, field string) (source.Source, error) {
 	var src source.Source
 	var err error
-	switch spec := u.Spec.Source; {
+	switch {
 	case spec.S3 != nil:
-		src, err = made(source.NewS3)(o.s3Config(ctx, u, spec.S3))
+		cfg, cfgErr := o.s3Config(ctx, u, spec.S3, field)
+		cfg.VersionID = versionID
+		src, err = made(source.NewS3)(cfg, cfgErr)
 	case spec.HTTP != nil:
-		src, err = made(source.NewHTTP)(o.httpConfig(ctx, u, spec.HTTP))
+		src, err = made(source.NewHTTP)(o.httpConfig(ctx, u, spec.HTTP, field))
 	default:
-		return nil, classify.Stall(upv1.ReasonInvalidSpec, "spec.source names no source kind; set s3 or http")
+		return nil, classify.Stall(upv1.ReasonInvalidSpec, "%s names no source kind; set s3 or http", field)
 	}
 	if err != nil && !classify.IsClassified(err) {
 		return nil, classify.Source(err)
@@ -80,7 +98,7 @@ func made[C any](newSource func(C) (source.Source, error)) func(C, error) (sourc
 
 // s3Config is the configuration of an s3 source, with its credentials and
 // CA bundle read live.
-func (o *Opener) s3Config(ctx context.Context, u *upv1.UserPackageUpload, s3 *upv1.S3Source) (source.S3Config, error) {
+func (o *Opener) s3Config(ctx context.Context, u *upv1.UserPackageUpload, s3 *upv1.S3Source, field string) (source.S3Config, error) {
 	cfg := source.S3Config{
 		Endpoint:     s3.Endpoint,
 		Bucket:       s3.Bucket,
@@ -91,9 +109,9 @@ func (o *Opener) s3Config(ctx context.Context, u *upv1.UserPackageUpload, s3 *up
 		Transport:    o.Transport,
 		Guard:        o.Guard,
 	}
-	err := o.s3Credentials(ctx, u, s3, &cfg)
+	err := o.s3Credentials(ctx, u, s3, &cfg, field+".s3")
 	if err == nil {
-		cfg.CABundle, err = o.caBundle(ctx, u, s3.CertSecretRef, "spec.source.s3.certSecretRef")
+		cfg.CABundle, err = o.caBundle(ctx, u, s3.CertSecretRef, field+".s3.certSecretRef")
 	}
 	return cfg, err
 }
@@ -101,18 +119,18 @@ func (o *Opener) s3Config(ctx context.Context, u *upv1.UserPackageUpload, s3 *up
 // s3Credentials puts the keys of spec.source.s3.secretRef into cfg, or
 // makes cfg anonymous: the operator's own identity only when both the
 // spec (provider aws) and the platform (AllowAmbientCredentials) ask.
-func (o *Opener) s3Credentials(ctx context.Context, u *upv1.UserPackageUpload, s3 *upv1.S3Source, cfg *source.S3Config) error {
+func (o *Opener) s3Credentials(ctx context.Context, u *upv1.UserPackageUpload, s3 *upv1.S3Source, cfg *source.S3Config, field string) error {
 	switch {
 	case s3.SecretRef == nil && s3.Provider != upv1.S3ProviderAWS:
 		cfg.Anonymous = true // never the operator's own identity unasked
 		return nil
 	case s3.SecretRef == nil && !o.AllowAmbientCredentials:
 		return classify.Stall(upv1.ReasonAmbientCredentialsDenied,
-			"spec.source.s3.provider aws asks for the operator's own cloud identity, which this operator does not lend (it runs without --allow-ambient-credentials); set spec.source.s3.secretRef, or ask the platform team")
+			"%[1]s.provider aws asks for the operator's own cloud identity, which this operator does not lend (it runs without --allow-ambient-credentials); set %[1]s.secretRef, or ask the platform team", field)
 	case s3.SecretRef == nil:
 		return nil
 	}
-	const field = "spec.source.s3.secretRef"
+	field += ".secretRef"
 	secret, err := readSecret(ctx, o.Reader, u, s3.SecretRef.Name, field)
 	if err != nil {
 		return err
@@ -132,23 +150,22 @@ func (o *Opener) s3Credentials(ctx context.Context, u *upv1.UserPackageUpload, s
 
 // httpConfig is the configuration of an http source, with its
 // credentials and CA bundle read live.
-func (o *Opener) httpConfig(ctx context.Context, u *upv1.UserPackageUpload, h *upv1.HTTPSource) (source.HTTPConfig, error) {
+func (o *Opener) httpConfig(ctx context.Context, u *upv1.UserPackageUpload, h *upv1.HTTPSource, field string) (source.HTTPConfig, error) {
 	cfg := source.HTTPConfig{URL: h.URL, Insecure: h.Insecure, Transport: o.Transport, Guard: o.Guard}
-	err := o.httpCredentials(ctx, u, h, &cfg)
+	err := o.httpCredentials(ctx, u, h, &cfg, field+".http.secretRef")
 	if err == nil {
-		cfg.CABundle, err = o.caBundle(ctx, u, h.CertSecretRef, "spec.source.http.certSecretRef")
+		cfg.CABundle, err = o.caBundle(ctx, u, h.CertSecretRef, field+".http.certSecretRef")
 	}
 	return cfg, err
 }
 
 // httpCredentials puts the bearer token or the basic credentials of
 // spec.source.http.secretRef, if any, into cfg.
-func (o *Opener) httpCredentials(ctx context.Context, u *upv1.UserPackageUpload, h *upv1.HTTPSource, cfg *source.HTTPConfig) error {
+func (o *Opener) httpCredentials(ctx context.Context, u *upv1.UserPackageUpload, h *upv1.HTTPSource, cfg *source.HTTPConfig, field string) error {
 	ref := h.SecretRef
 	if ref == nil {
 		return nil
 	}
-	const field = "spec.source.http.secretRef"
 	secret, err := readSecret(ctx, o.Reader, u, ref.Name, field)
 	if err != nil {
 		return err

@@ -34,6 +34,7 @@ import (
 	"github.com/crowdpack/crowdpack/controllers/readslots"
 	"github.com/crowdpack/crowdpack/controllers/statuswriter"
 	"github.com/crowdpack/crowdpack/controllers/uploads/parts"
+	"github.com/crowdpack/crowdpack/internal/delta"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
@@ -64,6 +65,10 @@ type Reconciler struct {
 	// uploads together; at least 20 MB (the largest part). Zero values of
 	// these five take Defaults.
 	PartMemory int64
+	// DeltaPool lends the memory of the comparisons spec.file.excludeMembersOf
+	// asks for, shared by every object of the manager; default a pool of
+	// Defaults.DeltaMemory.
+	DeltaPool *delta.Pool
 	// MaxConcurrentReconciles bounds the objects worked on at once.
 	MaxConcurrentReconciles int
 	// RetryBaseDelay and RetryMaxDelay bound the backoff after a transient
@@ -144,6 +149,9 @@ func (r *Reconciler) setDefaults() {
 	}
 	if r.StorageTransport == nil {
 		r.StorageTransport = source.NewTransport(r.SourceGuard)
+	}
+	if r.DeltaPool == nil {
+		r.DeltaPool = delta.NewPool(Defaults.DeltaMemory)
 	}
 	r.MaxConcurrentReconciles = orDefault(r.MaxConcurrentReconciles, Defaults.MaxConcurrentReconciles)
 	r.PartConcurrency = orDefault(r.PartConcurrency, Defaults.PartConcurrency)

@@ -1,6 +1,10 @@
 package uploads
 
-import "time"
+import (
+	"time"
+
+	"github.com/crowdpack/crowdpack/internal/delta"
+)
 
 // Defaults are the reconciler's settings when none are given: the manager's
 // flags default to them, and SetupWithManager fills in any left zero. The
@@ -13,6 +17,9 @@ var Defaults = struct {
 	// PartMemory bounds the bytes of parts held in memory at once, by all
 	// uploads together.
 	PartMemory int64
+	// DeltaMemory bounds the bytes the comparisons of
+	// spec.file.excludeMembersOf hold at once, by all uploads together.
+	DeltaMemory int64
 	// RetryBaseDelay is the first delay after a transient error (it doubles
 	// on each further one), RetryMaxDelay the longest.
 	RetryBaseDelay, RetryMaxDelay time.Duration
@@ -20,6 +27,7 @@ var Defaults = struct {
 	MaxConcurrentReconciles: 32,
 	PartConcurrency:         4,
 	PartMemory:              64 << 20,
+	DeltaMemory:             delta.DefaultBudget,
 	RetryBaseDelay:          time.Second,
 	RetryMaxDelay:           5 * time.Minute,
 }

@@ -36,6 +36,9 @@ func sourceMessage(u *upv1.UserPackageUpload) string {
 	if c.InvalidLines > 0 {
 		notes = append(notes, "invalid lines at "+joinNumbers(c.InvalidLineNumbers))
 	}
+	if d := u.Status.Delta; d != nil {
+		notes = append(notes, deltaMessage(d))
+	}
 	if n := len(u.Status.Uploads); n > 1 {
 		notes = append(notes, fmt.Sprintf("cut into %d uploads of at most %d lines", n, maxLines(u)))
 	}
@@ -46,6 +49,12 @@ func sourceMessage(u *upv1.UserPackageUpload) string {
 		msg += " (" + strings.Join(notes, "; ") + ")"
 	}
 	return msg
+}
+
+// deltaMessage says what excludeMembersOf left out: counts only, never a member.
+func deltaMessage(d *upv1.DeltaStatus) string {
+	return fmt.Sprintf("only members not in the base %s: %d added (%d bytes), %d unchanged, %d of its %d members left",
+		d.Base.Digest, d.Added, d.Size, d.Unchanged, d.Left, d.BaseMembers)
 }
 
 func joinNumbers(ns []int64) string {

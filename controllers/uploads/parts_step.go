@@ -106,7 +106,10 @@ func (s *scope) newPartUploader(wc wechatpay.API, src source.Source, nsMemory *s
 		Backoff:  s.parts.backoff,
 		Progress: parts.NewProgress(u, s.chunk, s.status, acked, remember, setSummary),
 	}
-	if opts := splitOptions(u); opts.HashMD5 {
+	switch opts := splitOptions(u); {
+	case excludes(u):
+		p.Stream = func(ctx context.Context) (*source.ChunkReader, error) { return s.openDeltaChunk(ctx, src, &up) }
+	case opts.HashMD5:
 		p.Stream = func(ctx context.Context) (*source.ChunkReader, error) {
 			return source.OpenChunk(ctx, src, p.Version, chunkOf(&up), opts)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/crowdpack/crowdpack/controllers/readslots"
 	"github.com/crowdpack/crowdpack/controllers/statuswriter"
 	"github.com/crowdpack/crowdpack/internal/bound"
+	"github.com/crowdpack/crowdpack/internal/delta"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
@@ -38,9 +39,12 @@ type scope struct {
 
 	dialWeChatPay func(context.Context) (wechatpay.API, string, error)
 	dialSource    func(context.Context) (source.Source, error)
+	dialBase      func(context.Context) (source.Source, error)
+	deltaPool     *delta.Pool
 	wechat        wechatpay.API
 	brandID       string // the brand of wechat
 	source        source.Source
+	base          source.Source
 
 	// chunk is the position in status.uploads of the upload the chunk
 	// steps work on (see upload).
@@ -77,6 +81,8 @@ func (r *Reconciler) newScope(u *upv1.UserPackageUpload) *scope {
 		packages:      &r.packages,
 		dialWeChatPay: func(ctx context.Context) (wechatpay.API, string, error) { return r.weChatPay(ctx, u) },
 		dialSource:    func(ctx context.Context) (source.Source, error) { return r.openSource(ctx, u) },
+		dialBase:      func(ctx context.Context) (source.Source, error) { return r.openBase(ctx, u) },
+		deltaPool:     r.DeltaPool,
 	}
 	key := s.key()
 	s.status.Saved = func() { r.answers.Forget(key) }
@@ -108,6 +114,19 @@ func (s *scope) storage(ctx context.Context) (source.Source, error) {
 		s.source = metrics.InstrumentNamespaceSource(s.obj.Namespace, src)
 	}
 	return s.source, nil
+}
+
+// baseStorage returns the object storage of spec.file.excludeMembersOf,
+// opened on first use.
+func (s *scope) baseStorage(ctx context.Context) (source.Source, error) {
+	if s.base == nil {
+		src, err := s.dialBase(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.base = metrics.InstrumentNamespaceSource(s.obj.Namespace, src)
+	}
+	return s.base, nil
 }
 
 // now is the clock, as status stores times.

@@ -16,8 +16,17 @@ import (
 // openSource returns the object storage the spec points at, with its
 // credentials read live.
 func (r *Reconciler) openSource(ctx context.Context, u *upv1.UserPackageUpload) (source.Source, error) {
-	o := sources.Opener{Reader: r.APIReader, Transport: r.StorageTransport, Guard: r.SourceGuard, AllowAmbientCredentials: r.AllowAmbientCredentials}
-	return o.Open(ctx, u)
+	return r.sourceOpener().Open(ctx, u)
+}
+
+// openBase returns the object storage of spec.file.excludeMembersOf, with
+// its credentials read live.
+func (r *Reconciler) openBase(ctx context.Context, u *upv1.UserPackageUpload) (source.Source, error) {
+	return r.sourceOpener().OpenBase(ctx, u)
+}
+
+func (r *Reconciler) sourceOpener() *sources.Opener {
+	return &sources.Opener{Reader: r.APIReader, Transport: r.StorageTransport, Guard: r.SourceGuard, AllowAmbientCredentials: r.AllowAmbientCredentials}
 }
 
 // weChatPay returns a brand API client with the credentials of the Secret
@@ -56,13 +65,19 @@ func secretNames(u *upv1.UserPackageUpload) []string {
 		}
 	}
 	add(u.Spec.CredentialsRef)
-	if s3 := u.Spec.Source.S3; s3 != nil {
-		add(s3.SecretRef)
-		add(s3.CertSecretRef)
+	addSource := func(s upv1.Source) {
+		if s3 := s.S3; s3 != nil {
+			add(s3.SecretRef)
+			add(s3.CertSecretRef)
+		}
+		if h := s.HTTP; h != nil {
+			add(h.SecretRef)
+			add(h.CertSecretRef)
+		}
 	}
-	if h := u.Spec.Source.HTTP; h != nil {
-		add(h.SecretRef)
-		add(h.CertSecretRef)
+	addSource(u.Spec.Source)
+	if base := u.Spec.File.ExcludeMembersOf; base != nil {
+		addSource(base.Source)
 	}
 	return names
 }

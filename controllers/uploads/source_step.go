@@ -41,9 +41,9 @@ func reconcileSource(ctx context.Context, s *scope) error {
 		return classify.Stall(upv1.ReasonInvalidSpec, "spec.file.dataType: %v", err)
 	}
 	start := time.Now()
-	result, err := source.DigestChunks(ctx, src, check, splitOptions(u))
+	result, err := s.digest(ctx, src, check)
 	if err != nil {
-		return failSource(u, classify.Source(err))
+		return failSource(u, err)
 	}
 	metrics.ObserveDigest(start)
 	u.Status.Source = sourceStatus(result, u.Generation)
@@ -56,6 +56,21 @@ func reconcileSource(ctx context.Context, s *scope) error {
 		s.event(corev1.EventTypeWarning, upv1.ReasonTooManyLines, tooManyLinesMessage(u))
 	}
 	return checkContent(u)
+}
+
+// digest reads the file and cuts what is uploaded into chunks: the file,
+// or with spec.file.excludeMembersOf its members the base lacks (which also
+// sets status.delta).
+func (s *scope) digest(ctx context.Context, src source.Source, check *linecheck.Checker) (source.Result, error) {
+	if excludes(s.obj) {
+		return s.digestDelta(ctx, src)
+	}
+	s.obj.Status.Delta = nil
+	result, err := source.DigestChunks(ctx, src, check, splitOptions(s.obj))
+	if err != nil {
+		return source.Result{}, classify.Source(err)
+	}
+	return result, nil
 }
 
 // needsRead reports whether the file must be read (again): nothing was
@@ -73,10 +88,10 @@ func needsRead(u *upv1.UserPackageUpload) bool {
 }
 
 // sourceFingerprint identifies what reading the file depends on: where it
-// is, how it is reached, the data type its lines are checked against and
-// how it is cut and hashed. The last three count only when they differ
-// from their defaults, so that objects read before they existed are not
-// read again.
+// is, how it is reached, the data type its lines are checked against, how
+// it is cut and hashed, and the base whose members it leaves out. The last
+// four count only when they differ from their defaults, so that objects
+// read before they existed are not read again.
 func sourceFingerprint(u *upv1.UserPackageUpload) string {
 	f := u.Spec.File
 	cut := struct {
@@ -95,10 +110,11 @@ func sourceFingerprint(u *upv1.UserPackageUpload) string {
 		cutField = cut
 	}
 	data, _ := json.Marshal(struct {
-		Source   upv1.Source   `json:"source"`
-		DataType upv1.DataType `json:"dataType"`
-		Cut      any           `json:"cut,omitempty"`
-	}{u.Spec.Source, u.Spec.File.DataType, cutField})
+		Source   upv1.Source        `json:"source"`
+		DataType upv1.DataType      `json:"dataType"`
+		Cut      any                `json:"cut,omitempty"`
+		Exclude  *upv1.PinnedSource `json:"excludeMembersOf,omitempty"`
+	}{u.Spec.Source, u.Spec.File.DataType, cutField, u.Spec.File.ExcludeMembersOf})
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:8])
 }
