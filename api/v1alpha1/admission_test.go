@@ -48,6 +48,13 @@ func validObject() *upv1.UserPackageUpload {
 	}
 }
 
+// baseDigest is a well-formed digest of a base.
+var baseDigest = "sha256:" + strings.Repeat("ab", 32)
+
+func pinnedBase(src upv1.Source, digest, versionID string) *upv1.PinnedSource {
+	return &upv1.PinnedSource{Source: src, Digest: digest, VersionID: versionID}
+}
+
 func httpSource(url string, insecure bool) upv1.Source {
 	return upv1.Source{HTTP: &upv1.HTTPSource{URL: url, Insecure: insecure}}
 }
@@ -276,6 +283,34 @@ func TestAdmission(t *testing.T) {
 			name:      "a validation mode other than Report or Strict is refused",
 			mutate:    func(u *upv1.UserPackageUpload) { u.Spec.Validation = "Lenient" },
 			wantField: "spec.validation",
+		},
+		{
+			name: "a base pinned by digest and S3 version is accepted",
+			mutate: func(u *upv1.UserPackageUpload) {
+				u.Spec.File.ExcludeMembersOf = pinnedBase(upv1.Source{S3: u.Spec.Source.S3.DeepCopy()}, baseDigest, "3HL4kqtJlcpXroDTDmJ")
+			},
+		},
+		{
+			name: "a base without a sha256 digest is refused",
+			mutate: func(u *upv1.UserPackageUpload) {
+				u.Spec.File.ExcludeMembersOf = pinnedBase(upv1.Source{S3: u.Spec.Source.S3.DeepCopy()}, "md5:0123", "")
+			},
+			wantField: "spec.file.excludeMembersOf.digest",
+		},
+		{
+			name: "a base with a versionID but no s3 is refused",
+			mutate: func(u *upv1.UserPackageUpload) {
+				u.Spec.File.ExcludeMembersOf = pinnedBase(httpSource("https://files.example.com/vip.csv", false), baseDigest, "v1")
+			},
+			wantField: "spec.file.excludeMembersOf.versionID", wantText: "needs s3",
+		},
+		{
+			name: "a base with both s3 and http is refused",
+			mutate: func(u *upv1.UserPackageUpload) {
+				base := upv1.Source{S3: u.Spec.Source.S3.DeepCopy(), HTTP: &upv1.HTTPSource{URL: "https://files.example.com/vip.csv"}}
+				u.Spec.File.ExcludeMembersOf = pinnedBase(base, baseDigest, "")
+			},
+			wantField: "spec.file.excludeMembersOf", wantText: "exactly one of s3 or http must be set",
 		},
 	}
 	for _, tt := range tests {

@@ -6,8 +6,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/sandbox"
 )
 
 // excluding makes u upload only the members that key's version versionID
@@ -182,6 +184,62 @@ func TestExcludeMembersOfABaseThatIsNotAsPinnedStallsWithoutACall(t *testing.T) 
 			}
 			if n := len(h.sandbox.Records()); n != 0 {
 				t.Errorf("the sandbox saw %d calls for an upload whose base is not as pinned", n)
+			}
+		})
+	}
+}
+
+func TestExcludeMembersOfResumesAfterARestartWithoutResendingAnAcknowledgedPart(t *testing.T) {
+	h := newHarness(t, harnessOptions{partSize: 16 << 10, noManager: true})
+	base := phoneFile(0, 2_000)
+	added := phoneFile(2_000, 10_000) // 330,000 bytes: 21 parts of 16 KiB
+	h.put("base.csv", base)
+	h.put("vip.csv", append(phoneFile(0, 2_000), added...))
+	must(t, h.sandbox.SetFaults(sandbox.EndpointUploadPart, sandbox.Faults{LatencyMillis: 500}))
+	h.startManager(nil)
+	u := h.object("vip", "vip.csv")
+	u.Spec.UserPackageID = packageA
+	h.excluding(u, "base.csv", "", base)
+	h.create(u)
+	h.waitFor("vip", 30*time.Second, "partway uploaded", func(u *upv1.UserPackageUpload) bool {
+		return firstUpload(u) != nil && firstUpload(u).PartsDone >= 4
+	})
+	h.stopManager()
+	stoppedAt := firstUpload(h.get("vip")).PartsDone
+	must(t, h.sandbox.SetFaults(sandbox.EndpointUploadPart, sandbox.Faults{}))
+	h.startManager(nil)
+
+	u = h.waitReady("vip")
+	assertEachPartOnceOfEach(t, h, u)
+	if got := mergedFiles(t, h, u); !bytes.Equal(got, added) {
+		t.Error("the reassembled file differs from the new members")
+	}
+	assertPackageHolds(t, h, added)
+	t.Logf("stopped after %d of %d parts; the delta was computed again for the rest", stoppedAt, firstUpload(u).PartCount)
+}
+
+func TestTheSourceFingerprintFollowsExcludeMembersOf(t *testing.T) {
+	plain := readUpload("", false)
+	excluding := func(digest, versionID string) *upv1.UserPackageUpload {
+		u := plain.DeepCopy()
+		u.Spec.File.ExcludeMembersOf = &upv1.PinnedSource{Source: *u.Spec.Source.DeepCopy(), Digest: digest, VersionID: versionID}
+		return u
+	}
+	digestA, digestB := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
+	cases := []struct {
+		name     string
+		a, b     *upv1.UserPackageUpload
+		sameRead bool
+	}{
+		{"setting excludeMembersOf reads the file again", plain, excluding(digestA, ""), false},
+		{"another base digest reads the file again", excluding(digestA, ""), excluding(digestB, ""), false},
+		{"another base version reads the file again", excluding(digestA, "v1"), excluding(digestA, "v2"), false},
+		{"the same base is not read again", excluding(digestA, "v1"), excluding(digestA, "v1"), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if same := sourceFingerprint(tc.a) == sourceFingerprint(tc.b); same != tc.sameRead {
+				t.Errorf("same fingerprint: %v, want %v", same, tc.sameRead)
 			}
 		})
 	}
