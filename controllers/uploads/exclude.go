@@ -23,6 +23,13 @@ import (
 // excludes reports whether the spec uploads only the members its base lacks.
 func excludes(u *upv1.UserPackageUpload) bool { return u.Spec.File.ExcludeMembersOf != nil }
 
+// nothingNew reports whether the file has no member its base lacks: its
+// one upload is empty, and WeChat Pay, which refuses an empty file, is not
+// called.
+func nothingNew(u *upv1.UserPackageUpload) bool {
+	return excludes(u) && u.Status.Delta != nil && u.Status.Delta.Added == 0
+}
+
 // digestDelta reads what an upload with excludeMembersOf sends. It pins the
 // file (its version and digest, as read now) and the base (by the digest
 // the spec gives), then digests the delta of the two and cuts it into

@@ -244,3 +244,28 @@ func TestTheSourceFingerprintFollowsExcludeMembersOf(t *testing.T) {
 		})
 	}
 }
+
+func TestExcludeMembersOfABaseWithEveryMemberIsReadyWithoutACall(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	base, _ := rawNumbersFile(0, 300, "%s")
+	revision, _ := rawNumbersFile(0, 300, "0086 %s") // the same numbers, written again
+	h.put("base.csv", base)
+	h.put("crm.csv", revision)
+	u := h.object("crm", "crm.csv")
+	u.Spec.UserPackageID = packageA
+	u.Spec.File.Hashing = upv1.HashingMD5
+	h.excluding(u, "base.csv", "", base)
+	h.create(u)
+
+	u = h.waitReady("crm")
+	if msg := findCondition(u, upv1.ConditionReady).Message; !strings.Contains(msg, "nothing to upload") {
+		t.Errorf("Ready says %q, want that there is nothing to upload", msg)
+	}
+	assertDelta(t, u, 0, 300, 0, 300)
+	if n := len(h.sandbox.Records()); n != 0 {
+		t.Errorf("the sandbox saw %d calls for a file with no new member", n)
+	}
+	if s := u.Status.Summary; s == nil || s.UploadsProgress != "1/1" {
+		t.Errorf("summary %+v, want 1/1 uploads finished", s)
+	}
+}

@@ -95,6 +95,9 @@ func expandedMessage(u *upv1.UserPackageUpload, up *upv1.UploadStatus) string {
 // readyMessage says how far the upload went, for the Ready condition and
 // the Status printer column.
 func readyMessage(u *upv1.UserPackageUpload) string {
+	if nothingNew(u) {
+		return fmt.Sprintf("nothing to upload: the base spec.file.excludeMembersOf has every member of the file (%d lines unchanged)", u.Status.Delta.Unchanged)
+	}
 	if len(u.Status.Uploads) > 1 {
 		return setReadyMessage(u)
 	}

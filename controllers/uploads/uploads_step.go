@@ -20,6 +20,9 @@ var chunkSteps = []step{reconcileInitiate, reconcileParts, reconcileMerge, recon
 // soon as it is merged. The stage conditions then speak of the whole set.
 func reconcileUploads(ctx context.Context, s *scope) error {
 	u := s.obj
+	if nothingNew(u) {
+		return nil
+	}
 	defer func() { s.chunk = 0 }()
 	for i := range u.Status.Uploads {
 		s.chunk = i
@@ -140,6 +143,8 @@ func compactUploads(u *upv1.UserPackageUpload) {
 // finished reports whether an upload did all the spec asks of it.
 func finished(u *upv1.UserPackageUpload, up *upv1.UploadStatus) bool {
 	switch {
+	case nothingNew(u):
+		return true
 	case !u.Spec.WantsParts():
 		return up.ID != ""
 	case u.Spec.UserPackageID != "":
