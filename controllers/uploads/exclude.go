@@ -77,8 +77,11 @@ func (s *scope) readBase(ctx context.Context) (source.Source, source.Result, err
 	switch {
 	case errors.Is(err, source.ErrNotFound) || errors.Is(err, source.ErrChanged):
 		return nil, source.Result{}, baseUnavailable(u, "cannot be read: %v", err)
+	case errors.Is(err, source.ErrAccessDenied):
+		return nil, source.Result{}, classify.Stall(upv1.ReasonSourceAccessDenied,
+			"the base spec.file.excludeMembersOf: %v; check the storage credentials in spec.file.excludeMembersOf.*.secretRef and the bucket policy", err)
 	case err != nil:
-		return nil, source.Result{}, classify.Source(fmt.Errorf("spec.file.excludeMembersOf: %w", err))
+		return nil, source.Result{}, classify.Source(fmt.Errorf("the base spec.file.excludeMembersOf: %w", err))
 	}
 	if got, want := digestPrefix+base.Digest, u.Spec.File.ExcludeMembersOf.Digest; got != want {
 		return nil, source.Result{}, baseUnavailable(u, "reads as %s, not the pinned %s: it was overwritten", got, want)
