@@ -12,6 +12,7 @@ import (
 
 	"github.com/crowdpack/crowdpack/controllers/brands"
 	"github.com/crowdpack/crowdpack/controllers/managercache"
+	"github.com/crowdpack/crowdpack/controllers/syncs"
 	"github.com/crowdpack/crowdpack/controllers/uploads"
 )
 
@@ -27,7 +28,8 @@ func CacheOptions(watchNamespaces, brandSecretNamespace string) cache.Options {
 		managercache.ParseNamespaces(watchNamespaces), brandSecretNamespace)
 }
 
-// Setup adds the upload reconciler r and the brand reconciler to mgr,
+// Setup adds the upload reconciler r, the brand reconciler and the sync
+// reconciler to mgr,
 // through which both read and write.
 func Setup(ctx context.Context, mgr ctrl.Manager, r *uploads.Reconciler, brandSecretNamespace string) error {
 	r.Client, r.APIReader, r.Recorder = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("crowdpack")
@@ -41,6 +43,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, r *uploads.Reconciler, brandSe
 	}
 	if err := b.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up brand controller: %w", err)
+	}
+	s := &syncs.Reconciler{Client: mgr.GetClient(), Recorder: r.Recorder, Sources: r.SourceOpener(), Now: r.Now}
+	if err := s.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up sync controller: %w", err)
 	}
 	return nil
 }

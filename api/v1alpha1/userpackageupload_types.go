@@ -5,7 +5,7 @@ import (
 )
 
 // UserPackageUploadSpec says which file to take into WeChat Pay and how.
-// +kubebuilder:validation:XValidation:rule="has(self.file.filename) || (has(self.source.s3) && self.source.s3.key.matches('(^|/)[A-Za-z0-9_.-]{1,124}[.]csv$')) || (has(self.source.http) && self.source.http.url.matches('/[A-Za-z0-9_.-]{1,124}[.]csv([?#].*)?$'))",message="file.filename is required when the base name of the source key or URL is not a valid file name (letters, digits, _ . - only, ending in .csv, at most 128 characters)",fieldPath=".file.filename"
+// +kubebuilder:validation:XValidation:rule="has(self.file.filename) || (has(self.source.s3) && has(self.source.s3.key) && self.source.s3.key.matches('(^|/)[A-Za-z0-9_.-]{1,124}[.]csv$')) || (has(self.source.http) && self.source.http.url.matches('/[A-Za-z0-9_.-]{1,124}[.]csv([?#].*)?$'))",message="file.filename is required when the base name of the source key or URL is not a valid file name (letters, digits, _ . - only, ending in .csv, at most 128 characters)",fieldPath=".file.filename"
 // +kubebuilder:validation:XValidation:rule="!has(self.userPackageID) || !has(self.uploadParts) || self.uploadParts",message="userPackageID needs uploadParts: true (the crowd package is expanded after the parts are merged)",fieldPath=".userPackageID"
 // +kubebuilder:validation:XValidation:rule="has(self.brandRef) != has(self.credentialsRef)",message="exactly one of brandRef (a platform-owned WeChatPayBrand) or credentialsRef (a Secret of this namespace) must be set"
 type UserPackageUploadSpec struct {
@@ -54,6 +54,7 @@ type UserPackageUploadSpec struct {
 
 // Source is exactly one place a file can be read from.
 // +kubebuilder:validation:XValidation:rule="(has(self.s3) ? 1 : 0) + (has(self.http) ? 1 : 0) == 1",message="exactly one of s3 or http must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.s3) || has(self.s3.key)",message="s3.key is required: the object key of the CSV file",fieldPath=".s3.key"
 type Source struct {
 	// S3 reads from AWS S3 or any S3-compatible store (MinIO, Tencent COS,
 	// Aliyun OSS, ...).
@@ -81,10 +82,12 @@ type S3Source struct {
 	// +kubebuilder:validation:XValidation:rule="!self.contains('..')",message="bucket must not contain two adjacent dots"
 	Bucket string `json:"bucket"`
 
-	// Key is the object key of the CSV file.
+	// Key is the object key of the CSV file. Required, but in a
+	// UserPackageSync that follows a prefix instead.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
-	Key string `json:"key"`
+	// +optional
+	Key string `json:"key,omitempty"`
 
 	// Region of the bucket; empty lets the client discover it.
 	// +kubebuilder:validation:MaxLength=64

@@ -4,6 +4,7 @@
 package sources
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 
@@ -32,16 +33,16 @@ type Opener struct {
 
 // readSecret reads a Secret of the object's namespace; field names the spec
 // field that refers to it.
-func readSecret(ctx context.Context, reader client.Reader, u *upv1.UserPackageUpload, name, field string) (*corev1.Secret, error) {
-	return secrets.Read(ctx, reader, client.ObjectKey{Namespace: u.Namespace, Name: name}, field)
+func readSecret(ctx context.Context, reader client.Reader, ns, name, field string) (*corev1.Secret, error) {
+	return secrets.Read(ctx, reader, client.ObjectKey{Namespace: ns, Name: name}, field)
 }
 
 // caBundle reads ca.crt from the Secret ref names, if any.
-func (o *Opener) caBundle(ctx context.Context, u *upv1.UserPackageUpload, ref *upv1.SecretReference, field string) ([]byte, error) {
+func (o *Opener) caBundle(ctx context.Context, ns string, ref *upv1.SecretReference, field string) ([]byte, error) {
 	if ref == nil {
 		return nil, nil
 	}
-	s, err := readSecret(ctx, o.Reader, u, ref.Name, field)
+	s, err := readSecret(ctx, o.Reader, ns, ref.Name, field)
 	if err != nil {
 		return nil, err
 	}
@@ -71,11 +72,11 @@ func (o *Opener) open(ctx context.Context, u *upv1.UserPackageUpload, spec upv1.
 	var err error
 	switch {
 	case spec.S3 != nil:
-		cfg, cfgErr := o.s3Config(ctx, u, spec.S3, field)
+		cfg, cfgErr := o.s3Config(ctx, u.Namespace, spec.S3, field)
 		cfg.VersionID = versionID
 		src, err = made(source.NewS3)(cfg, cfgErr)
 	case spec.HTTP != nil:
-		src, err = made(source.NewHTTP)(o.httpConfig(ctx, u, spec.HTTP, field))
+		src, err = made(source.NewHTTP)(o.httpConfig(ctx, u.Namespace, spec.HTTP, field))
 	default:
 		return nil, classify.Stall(upv1.ReasonInvalidSpec, "%s names no source kind; set s3 or http", field)
 	}
@@ -96,9 +97,25 @@ func made[C any](newSource func(C) (source.Source, error)) func(C, error) (sourc
 	}
 }
 
+// S3Revisions returns what finds the revisions of a sync's export: its
+// bucket, with the credentials and CA bundle of namespace ns read live.
+func (o *Opener) S3Revisions(ctx context.Context, ns string, s3 *upv1.SyncS3Source) (*source.S3Revisions, error) {
+	spec := s3.S3Source
+	spec.Key = cmp.Or(s3.Key, s3.Prefix)
+	cfg, err := o.s3Config(ctx, ns, &spec, "spec.source")
+	if err != nil {
+		return nil, err
+	}
+	revisions, err := source.NewS3Revisions(cfg)
+	if err != nil {
+		return nil, classify.Source(err)
+	}
+	return revisions, nil
+}
+
 // s3Config is the configuration of an s3 source, with its credentials and
 // CA bundle read live.
-func (o *Opener) s3Config(ctx context.Context, u *upv1.UserPackageUpload, s3 *upv1.S3Source, field string) (source.S3Config, error) {
+func (o *Opener) s3Config(ctx context.Context, ns string, s3 *upv1.S3Source, field string) (source.S3Config, error) {
 	cfg := source.S3Config{
 		Endpoint:     s3.Endpoint,
 		Bucket:       s3.Bucket,
@@ -109,9 +126,9 @@ func (o *Opener) s3Config(ctx context.Context, u *upv1.UserPackageUpload, s3 *up
 		Transport:    o.Transport,
 		Guard:        o.Guard,
 	}
-	err := o.s3Credentials(ctx, u, s3, &cfg, field+".s3")
+	err := o.s3Credentials(ctx, ns, s3, &cfg, field+".s3")
 	if err == nil {
-		cfg.CABundle, err = o.caBundle(ctx, u, s3.CertSecretRef, field+".s3.certSecretRef")
+		cfg.CABundle, err = o.caBundle(ctx, ns, s3.CertSecretRef, field+".s3.certSecretRef")
 	}
 	return cfg, err
 }
@@ -119,7 +136,7 @@ func (o *Opener) s3Config(ctx context.Context, u *upv1.UserPackageUpload, s3 *up
 // s3Credentials puts the keys of spec.source.s3.secretRef into cfg, or
 // makes cfg anonymous: the operator's own identity only when both the
 // spec (provider aws) and the platform (AllowAmbientCredentials) ask.
-func (o *Opener) s3Credentials(ctx context.Context, u *upv1.UserPackageUpload, s3 *upv1.S3Source, cfg *source.S3Config, field string) error {
+func (o *Opener) s3Credentials(ctx context.Context, ns string, s3 *upv1.S3Source, cfg *source.S3Config, field string) error {
 	switch {
 	case s3.SecretRef == nil && s3.Provider != upv1.S3ProviderAWS:
 		cfg.Anonymous = true // never the operator's own identity unasked
@@ -131,7 +148,7 @@ func (o *Opener) s3Credentials(ctx context.Context, u *upv1.UserPackageUpload, s
 		return nil
 	}
 	field += ".secretRef"
-	secret, err := readSecret(ctx, o.Reader, u, s3.SecretRef.Name, field)
+	secret, err := readSecret(ctx, o.Reader, ns, s3.SecretRef.Name, field)
 	if err != nil {
 		return err
 	}
@@ -150,23 +167,23 @@ func (o *Opener) s3Credentials(ctx context.Context, u *upv1.UserPackageUpload, s
 
 // httpConfig is the configuration of an http source, with its
 // credentials and CA bundle read live.
-func (o *Opener) httpConfig(ctx context.Context, u *upv1.UserPackageUpload, h *upv1.HTTPSource, field string) (source.HTTPConfig, error) {
+func (o *Opener) httpConfig(ctx context.Context, ns string, h *upv1.HTTPSource, field string) (source.HTTPConfig, error) {
 	cfg := source.HTTPConfig{URL: h.URL, Insecure: h.Insecure, Transport: o.Transport, Guard: o.Guard}
-	err := o.httpCredentials(ctx, u, h, &cfg, field+".http.secretRef")
+	err := o.httpCredentials(ctx, ns, h, &cfg, field+".http.secretRef")
 	if err == nil {
-		cfg.CABundle, err = o.caBundle(ctx, u, h.CertSecretRef, field+".http.certSecretRef")
+		cfg.CABundle, err = o.caBundle(ctx, ns, h.CertSecretRef, field+".http.certSecretRef")
 	}
 	return cfg, err
 }
 
 // httpCredentials puts the bearer token or the basic credentials of
 // spec.source.http.secretRef, if any, into cfg.
-func (o *Opener) httpCredentials(ctx context.Context, u *upv1.UserPackageUpload, h *upv1.HTTPSource, cfg *source.HTTPConfig, field string) error {
+func (o *Opener) httpCredentials(ctx context.Context, ns string, h *upv1.HTTPSource, cfg *source.HTTPConfig, field string) error {
 	ref := h.SecretRef
 	if ref == nil {
 		return nil
 	}
-	secret, err := readSecret(ctx, o.Reader, u, ref.Name, field)
+	secret, err := readSecret(ctx, o.Reader, ns, ref.Name, field)
 	if err != nil {
 		return err
 	}

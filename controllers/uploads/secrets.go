@@ -16,16 +16,18 @@ import (
 // openSource returns the object storage the spec points at, with its
 // credentials read live.
 func (r *Reconciler) openSource(ctx context.Context, u *upv1.UserPackageUpload) (source.Source, error) {
-	return r.sourceOpener().Open(ctx, u)
+	return r.SourceOpener().Open(ctx, u)
 }
 
 // openBase returns the object storage of spec.file.excludeMembersOf, with
 // its credentials read live.
 func (r *Reconciler) openBase(ctx context.Context, u *upv1.UserPackageUpload) (source.Source, error) {
-	return r.sourceOpener().OpenBase(ctx, u)
+	return r.SourceOpener().OpenBase(ctx, u)
 }
 
-func (r *Reconciler) sourceOpener() *sources.Opener {
+// SourceOpener opens sources on the platform's terms: the reconciler's
+// transport, guard and credential rules, for the sync reconciler too.
+func (r *Reconciler) SourceOpener() *sources.Opener {
 	return &sources.Opener{Reader: r.APIReader, Transport: r.StorageTransport, Guard: r.SourceGuard, AllowAmbientCredentials: r.AllowAmbientCredentials}
 }
 

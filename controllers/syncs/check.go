@@ -1,0 +1,228 @@
+package syncs
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/controllers/classify"
+	"github.com/crowdpack/crowdpack/internal/source"
+)
+
+// ReasonSuspiciousShrink: a revision drops more of the last synced
+// revision's members than spec.shrinkGuard.maxDropPercent allows.
+const ReasonSuspiciousShrink = "SuspiciousShrink"
+
+// RequestedAt is the annotation that asks for a check now, and approves a
+// revision held back as a suspicious shrink.
+const RequestedAt = "reconcile.fluxcd.io/requestedAt"
+
+// check looks at the source once the interval has passed (or a reconcile
+// was requested) and starts a child for a revision not synced yet.
+func (r *Reconciler) check(ctx context.Context, sync *upv1.UserPackageSync) (ctrl.Result, error) {
+	if wait := r.untilCheck(sync); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	revisions, err := r.Sources.S3Revisions(ctx, sync.Namespace, &sync.Spec.Source.S3)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	rev, err := r.current(ctx, sync, revisions)
+	if err != nil {
+		return ctrl.Result{}, classify.Source(err)
+	}
+	next := metav1.NewTime(r.now().Add(interval(sync)))
+	sync.Status.NextCheckAt = &next
+	if seen(sync, rev) {
+		sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt]
+		return ctrl.Result{RequeueAfter: interval(sync)}, failedRun(sync, rev)
+	}
+	if err := r.guardShrink(ctx, sync, revisions, rev); err != nil {
+		return ctrl.Result{RequeueAfter: interval(sync)}, err
+	}
+	sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt]
+	return ctrl.Result{}, r.startChild(ctx, sync, rev)
+}
+
+// untilCheck is how long until the source is due a check: none while a
+// reconcile is requested and not handled.
+func (r *Reconciler) untilCheck(sync *upv1.UserPackageSync) time.Duration {
+	next := sync.Status.NextCheckAt
+	if next == nil || requested(sync) || sync.Status.ObservedGeneration != sync.Generation {
+		return 0
+	}
+	return next.Sub(r.now())
+}
+
+func requested(sync *upv1.UserPackageSync) bool {
+	at := sync.Annotations[RequestedAt]
+	return at != "" && at != sync.Status.LastHandledReconcileAt
+}
+
+func interval(sync *upv1.UserPackageSync) time.Duration {
+	return max(sync.Spec.Interval.Duration, time.Minute)
+}
+
+// current is the revision the source holds now.
+func (r *Reconciler) current(ctx context.Context, sync *upv1.UserPackageSync, revisions *source.S3Revisions) (upv1.Revision, error) {
+	byPrefix := sync.Spec.Source.S3.Prefix != ""
+	find := revisions.Object
+	if byPrefix {
+		find = revisions.Newest
+	}
+	found, err := find(ctx)
+	if err != nil {
+		return upv1.Revision{}, err
+	}
+	rev := upv1.Revision{ID: found.ID(byPrefix), Key: found.Key, VersionID: found.VersionID, ETag: found.ETag, Size: found.Size}
+	if !found.LastModified.IsZero() {
+		rev.LastModified = &metav1.Time{Time: found.LastModified}
+	}
+	sync.Status.CurrentRevision = &rev
+	return rev, nil
+}
+
+// seen reports whether the revision was synced, or tried, already: the
+// last synced revision, or the newest run's (a failed run is not tried
+// again by itself; a new revision or a changed spec is).
+func seen(sync *upv1.UserPackageSync, rev upv1.Revision) bool {
+	if last := sync.Status.LastSyncedRevision; last != nil && last.ID == rev.ID {
+		return true
+	}
+	h := sync.Status.History
+	return len(h) > 0 && h[0].Revision == rev.ID && h[0].Result != upv1.SyncResultHeldBack &&
+		sync.Status.ObservedGeneration == sync.Generation
+}
+
+// failedRun stalls a sync whose newest run, of the revision the source
+// still holds, failed: its child waits for a human, and so does the sync.
+func failedRun(sync *upv1.UserPackageSync, rev upv1.Revision) error {
+	h := sync.Status.History
+	if len(h) == 0 || h[0].Revision != rev.ID || h[0].Result != upv1.SyncResultFailed {
+		return nil
+	}
+	fix := "fix it and request a reconcile of the child, or change the sync's spec (e.g. mode: Full) to sync the revision again"
+	return classify.Stall(cmp.Or(h[0].Reason, upv1.ReasonRetrying), "revision %s: child %s failed: %s; %s", h[0].Key, h[0].Child, h[0].Message, fix)
+}
+
+// guardShrink holds back a revision with far fewer lines than the last
+// synced one (a truncated or empty export) until a requested reconcile
+// approves it.
+func (r *Reconciler) guardShrink(ctx context.Context, sync *upv1.UserPackageSync, revisions *source.S3Revisions, rev upv1.Revision) error {
+	last, maxDrop := sync.Status.LastSyncedRevision, maxDropPercent(sync)
+	if last == nil || last.Members == 0 || maxDrop >= 100 || approved(sync, rev) {
+		return nil
+	}
+	lines, err := revisions.Lines(ctx, source.Revision{Key: rev.Key, Version: source.Version{ETag: rev.ETag, VersionID: rev.VersionID, Size: rev.Size}})
+	if err != nil {
+		return classify.Source(err)
+	}
+	if sync.Spec.File.SkipHeaderRow && lines > 0 {
+		lines--
+	}
+	drop := 100 * float64(last.Members-lines) / float64(last.Members)
+	if drop <= float64(maxDrop) {
+		return nil
+	}
+	message := fmt.Sprintf("revision %s has %d lines, %.0f%% fewer than the %d members of the last synced revision %s (spec.shrinkGuard.maxDropPercent %d): "+
+		"it looks truncated and is not synced; to sync it anyway, request a reconcile (kubectl annotate upsync %s %s=\"$(date +%%s)\" --overwrite)",
+		rev.Key, lines, drop, last.Members, last.Key, maxDrop, sync.Name, RequestedAt)
+	holdBack(sync, rev, lines, message, r.now())
+	return classify.Stall(ReasonSuspiciousShrink, "%s", message)
+}
+
+// approved reports whether the revision was held back and a reconcile was
+// requested since: a human looked at it.
+func approved(sync *upv1.UserPackageSync, rev upv1.Revision) bool {
+	h := sync.Status.History
+	return len(h) > 0 && h[0].Revision == rev.ID && h[0].Result == upv1.SyncResultHeldBack && requested(sync)
+}
+
+func maxDropPercent(sync *upv1.UserPackageSync) int32 {
+	if p := sync.Spec.ShrinkGuard.MaxDropPercent; p != nil {
+		return *p
+	}
+	return 50
+}
+
+// holdBack records the held-back revision as the newest run, once.
+func holdBack(sync *upv1.UserPackageSync, rev upv1.Revision, lines int64, message string, now time.Time) {
+	h := sync.Status.History
+	if len(h) > 0 && h[0].Revision == rev.ID && h[0].Result == upv1.SyncResultHeldBack {
+		return
+	}
+	run := upv1.SyncRun{Revision: rev.ID, Key: rev.Key, Result: upv1.SyncResultHeldBack, Reason: ReasonSuspiciousShrink, Message: message, Members: lines, At: metav1.NewTime(now)}
+	sync.Status.History = append([]upv1.SyncRun{run}, h...)
+}
+
+// startChild creates the child that syncs rev, and records its run.
+func (r *Reconciler) startChild(ctx context.Context, sync *upv1.UserPackageSync, rev upv1.Revision) error {
+	child := childFor(sync, rev)
+	if err := controllerutil.SetControllerReference(sync, child, r.Scheme()); err != nil {
+		return fmt.Errorf("own child: %w", err)
+	}
+	if err := r.Create(ctx, child); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create child %s: %w", child.Name, err)
+	}
+	h := sync.Status.History
+	if len(h) > 0 && h[0].Revision == rev.ID && h[0].Result == upv1.SyncResultHeldBack {
+		h = h[1:] // approved: the held-back run becomes this one
+	}
+	run := upv1.SyncRun{Revision: rev.ID, Key: rev.Key, Child: child.Name, Result: upv1.SyncResultInFlight, At: metav1.NewTime(r.now())}
+	sync.Status.History = append([]upv1.SyncRun{run}, h...)
+	r.event(sync, corev1.EventTypeNormal, "NewRevision", fmt.Sprintf("revision %s of %s: syncing it with %s", rev.ID, rev.Key, child.Name))
+	return classify.Retry(upv1.ReasonProgressing, 0, "revision %s is being synced by %s", rev.Key, child.Name)
+}
+
+// childFor is the UserPackageUpload that syncs rev: the sync's file,
+// brand and package, the revision's object and, in Delta mode with a base,
+// only the members the base lacks. Its name and filename are derived from
+// the sync and the revision, so a restart finds the same child.
+func childFor(sync *upv1.UserPackageSync, rev upv1.Revision) *upv1.UserPackageUpload {
+	suffix := revisionSuffix(sync, rev)
+	s3 := sync.Spec.Source.S3.S3Source
+	s3.Key = rev.Key
+	file := sync.Spec.File
+	file.Filename = strings.TrimSuffix(cmp.Or(file.Filename, sync.Name+".csv"), ".csv") + "-" + suffix + ".csv"
+	if base := sync.Status.LastSyncedRevision; base != nil && sync.Spec.Mode != upv1.SyncModeFull {
+		baseS3 := sync.Spec.Source.S3.S3Source
+		baseS3.Key = base.Key
+		file.ExcludeMembersOf = &upv1.PinnedSource{Source: upv1.Source{S3: &baseS3}, Digest: base.Digest, VersionID: base.VersionID}
+	}
+	uploadParts := true
+	return &upv1.UserPackageUpload{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: childName(sync.Name, suffix), Namespace: sync.Namespace,
+			Labels: map[string]string{LabelSync: sync.Name},
+		},
+		Spec: upv1.UserPackageUploadSpec{
+			Source: upv1.Source{S3: &s3}, File: file,
+			CredentialsRef: sync.Spec.CredentialsRef, BrandRef: sync.Spec.BrandRef,
+			UploadParts: &uploadParts, UserPackageID: sync.Spec.UserPackageID,
+		},
+	}
+}
+
+// revisionSuffix names a revision in 8 hex characters, with the spec's
+// generation: a changed spec syncs the same revision again, as a new child.
+func revisionSuffix(sync *upv1.UserPackageSync, rev upv1.Revision) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%s", sync.UID, sync.Generation, rev.ID))
+	return hex.EncodeToString(sum[:4])
+}
+
+// childName is the sync's name and the suffix, within the 253 characters
+// of an object name.
+func childName(syncName, suffix string) string {
+	return syncName[:min(len(syncName), 253-len(suffix)-1)] + "-" + suffix
+}

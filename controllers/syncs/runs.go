@@ -1,0 +1,159 @@
+package syncs
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+)
+
+// LabelSync names, on a child UserPackageUpload, the sync that made it.
+const LabelSync = "wechatpay.crowdpack.io/sync"
+
+// children lists the sync's children, by its label and its ownership.
+func (r *Reconciler) children(ctx context.Context, sync *upv1.UserPackageSync) (map[string]*upv1.UserPackageUpload, error) {
+	list := &upv1.UserPackageUploadList{}
+	if err := r.List(ctx, list, client.InNamespace(sync.Namespace), client.MatchingLabels{LabelSync: sync.Name}); err != nil {
+		return nil, fmt.Errorf("list children: %w", err)
+	}
+	children := map[string]*upv1.UserPackageUpload{}
+	for i := range list.Items {
+		if metav1.IsControlledBy(&list.Items[i], sync) {
+			children[list.Items[i].Name] = &list.Items[i]
+		}
+	}
+	return children, nil
+}
+
+// followChildren brings each run in flight up to date with its child: a
+// child Ready is a synced revision, the base of the next; a stalled one a
+// failed run, which leaves the base as it was.
+func followChildren(sync *upv1.UserPackageSync, children map[string]*upv1.UserPackageUpload) {
+	for i := range sync.Status.History {
+		run := &sync.Status.History[i]
+		child := children[run.Child]
+		if run.Result != upv1.SyncResultInFlight {
+			continue
+		}
+		if child == nil {
+			run.Result, run.Reason, run.Message = upv1.SyncResultFailed, "ChildDeleted", "the child was deleted before it finished"
+			continue
+		}
+		countRun(run, child)
+		switch {
+		case isDone(child):
+			run.Result = upv1.SyncResultSynced
+			sync.Status.LastSyncedRevision = syncedRevision(run, child)
+		case stalledReason(child) != "":
+			run.Result, run.Reason, run.Message = upv1.SyncResultFailed, stalledReason(child), childMessage(child)
+		}
+	}
+}
+
+// isDone reports whether the child finished its current generation.
+func isDone(child *upv1.UserPackageUpload) bool {
+	ready := condition(child, upv1.ConditionReady)
+	return ready != nil && ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == child.Generation
+}
+
+// stalledReason is why the child waits for a human, or "".
+func stalledReason(child *upv1.UserPackageUpload) string {
+	if c := condition(child, upv1.ConditionStalled); c != nil && c.Status == metav1.ConditionTrue {
+		return c.Reason
+	}
+	return ""
+}
+
+func childMessage(child *upv1.UserPackageUpload) string {
+	if c := condition(child, upv1.ConditionReady); c != nil {
+		return c.Message
+	}
+	return ""
+}
+
+func condition(u *upv1.UserPackageUpload, typ string) *metav1.Condition {
+	for i := range u.Status.Conditions {
+		if u.Status.Conditions[i].Type == typ {
+			return &u.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// countRun takes the run's counts from what its child read.
+func countRun(run *upv1.SyncRun, child *upv1.UserPackageUpload) {
+	if c := child.Status.Content; c != nil {
+		run.Members, run.InvalidLines = c.Lines-c.InvalidLines, c.InvalidLines
+		run.Added = run.Members
+	}
+	if d := child.Status.Delta; d != nil {
+		run.Added, run.Unchanged, run.Left = d.Added, d.Unchanged, d.Left
+	}
+}
+
+// syncedRevision is the revision the child synced, as it read it: its
+// version and digest pin the base of the next Delta.
+func syncedRevision(run *upv1.SyncRun, child *upv1.UserPackageUpload) *upv1.SyncedRevision {
+	read := child.Status.Source
+	rev := upv1.Revision{ID: run.Revision, Key: run.Key}
+	if read != nil {
+		rev.ETag, rev.VersionID, rev.Size, rev.LastModified = read.ETag, read.VersionID, read.Size, read.LastModified
+	}
+	synced := &upv1.SyncedRevision{Revision: rev, Members: run.Members, Child: child.Name, At: run.At}
+	if read != nil {
+		synced.Digest = read.Digest
+	}
+	if c := condition(child, upv1.ConditionReady); c != nil {
+		synced.At = c.LastTransitionTime
+	}
+	return synced
+}
+
+// inFlight is the run whose child is still at work, if any: a sync has at
+// most one, and the next revision waits for it.
+func inFlight(sync *upv1.UserPackageSync) *upv1.SyncRun {
+	for i := range sync.Status.History {
+		if sync.Status.History[i].Result == upv1.SyncResultInFlight {
+			return &sync.Status.History[i]
+		}
+	}
+	return nil
+}
+
+// prune deletes the children past spec.historyLimit, oldest first, never
+// one still at work, and keeps as many runs in history.
+func (r *Reconciler) prune(ctx context.Context, sync *upv1.UserPackageSync, children map[string]*upv1.UserPackageUpload) error {
+	limit := int(historyLimit(sync))
+	history := sync.Status.History
+	if len(history) > limit {
+		sync.Status.History = slices.Clone(history[:limit])
+	}
+	kept := map[string]bool{}
+	for _, run := range sync.Status.History {
+		kept[run.Child] = true
+	}
+	if last := sync.Status.LastSyncedRevision; last != nil {
+		kept[last.Child] = true // the base's child, which says how it was read
+	}
+	for name, child := range children {
+		if kept[name] || (!isDone(child) && stalledReason(child) == "") {
+			continue
+		}
+		if err := r.Delete(ctx, child); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete child %s past the history limit: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func historyLimit(sync *upv1.UserPackageSync) int32 {
+	if sync.Spec.HistoryLimit > 0 {
+		return sync.Spec.HistoryLimit
+	}
+	return 10
+}
