@@ -32,7 +32,7 @@ const RequestedAt = "reconcile.fluxcd.io/requestedAt"
 // was requested) and starts a child for a revision not synced yet.
 func (r *Reconciler) check(ctx context.Context, sync *upv1.UserPackageSync) (ctrl.Result, error) {
 	if wait := r.untilCheck(sync); wait > 0 {
-		return ctrl.Result{RequeueAfter: wait}, nil
+		return ctrl.Result{RequeueAfter: wait}, stoppedRun(sync)
 	}
 	revisions, err := r.Sources.S3Revisions(ctx, sync.Namespace, &sync.Spec.Source.S3)
 	if err != nil {
@@ -46,13 +46,33 @@ func (r *Reconciler) check(ctx context.Context, sync *upv1.UserPackageSync) (ctr
 	sync.Status.NextCheckAt = &next
 	if seen(sync, rev) {
 		sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt]
-		return ctrl.Result{RequeueAfter: interval(sync)}, failedRun(sync, rev)
+		return ctrl.Result{RequeueAfter: interval(sync)}, stoppedRun(sync)
 	}
-	if err := r.guardShrink(ctx, sync, revisions, rev); err != nil {
+	digest, lines, err := revisions.Read(ctx, source.Revision{Key: rev.Key, Version: source.Version{ETag: rev.ETag, VersionID: rev.VersionID, Size: rev.Size}})
+	if err != nil {
+		return ctrl.Result{}, classify.Source(err)
+	}
+	if last := sync.Status.LastSyncedRevision; last != nil && last.Digest == "sha256:"+digest {
+		r.unchanged(sync, rev, lines)
+		return ctrl.Result{RequeueAfter: interval(sync)}, nil
+	}
+	if err := r.guardShrink(sync, rev, lines); err != nil {
 		return ctrl.Result{RequeueAfter: interval(sync)}, err
 	}
 	sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt]
 	return ctrl.Result{}, r.startChild(ctx, sync, rev)
+}
+
+// unchanged records a revision with the bytes of the last synced one (an
+// export written again): nothing is sent, and it becomes the last synced
+// revision, the same base under its new name.
+func (r *Reconciler) unchanged(sync *upv1.UserPackageSync, rev upv1.Revision, lines int64) {
+	last := sync.Status.LastSyncedRevision
+	run := upv1.SyncRun{Revision: rev.ID, Key: rev.Key, Result: upv1.SyncResultUnchanged, Members: last.Members,
+		Unchanged: lines, Message: "the same bytes as revision " + last.Key + ": nothing to send", At: metav1.NewTime(r.now())}
+	sync.Status.History = append([]upv1.SyncRun{run}, sync.Status.History...)
+	last.Revision = rev
+	sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt]
 }
 
 // untilCheck is how long until the source is due a check: none while a
@@ -70,7 +90,11 @@ func requested(sync *upv1.UserPackageSync) bool {
 	return at != "" && at != sync.Status.LastHandledReconcileAt
 }
 
+// interval is spec.interval: 1h when absent, at least a minute.
 func interval(sync *upv1.UserPackageSync) time.Duration {
+	if sync.Spec.Interval == nil {
+		return time.Hour
+	}
 	return max(sync.Spec.Interval.Duration, time.Minute)
 }
 
@@ -105,28 +129,28 @@ func seen(sync *upv1.UserPackageSync, rev upv1.Revision) bool {
 		sync.Status.ObservedGeneration == sync.Generation
 }
 
-// failedRun stalls a sync whose newest run, of the revision the source
-// still holds, failed: its child waits for a human, and so does the sync.
-func failedRun(sync *upv1.UserPackageSync, rev upv1.Revision) error {
+// stoppedRun stalls a sync whose newest run waits for a human: its child
+// failed (the sync's reason is the child's), or its revision was held back.
+// A new revision or a changed spec starts a new run.
+func stoppedRun(sync *upv1.UserPackageSync) error {
 	h := sync.Status.History
-	if len(h) == 0 || h[0].Revision != rev.ID || h[0].Result != upv1.SyncResultFailed {
+	if len(h) == 0 || (h[0].Result != upv1.SyncResultFailed && h[0].Result != upv1.SyncResultHeldBack) {
 		return nil
 	}
-	fix := "fix it and request a reconcile of the child, or change the sync's spec (e.g. mode: Full) to sync the revision again"
+	if h[0].Result == upv1.SyncResultHeldBack {
+		return classify.Stall(ReasonSuspiciousShrink, "%s", h[0].Message)
+	}
+	fix := "fix it and change the sync's spec (e.g. mode: Full) to sync the revision again, or wait for a new revision"
 	return classify.Stall(cmp.Or(h[0].Reason, upv1.ReasonRetrying), "revision %s: child %s failed: %s; %s", h[0].Key, h[0].Child, h[0].Message, fix)
 }
 
 // guardShrink holds back a revision with far fewer lines than the last
-// synced one (a truncated or empty export) until a requested reconcile
-// approves it.
-func (r *Reconciler) guardShrink(ctx context.Context, sync *upv1.UserPackageSync, revisions *source.S3Revisions, rev upv1.Revision) error {
+// synced one had members (a truncated or empty export) until a requested
+// reconcile approves it.
+func (r *Reconciler) guardShrink(sync *upv1.UserPackageSync, rev upv1.Revision, lines int64) error {
 	last, maxDrop := sync.Status.LastSyncedRevision, maxDropPercent(sync)
 	if last == nil || last.Members == 0 || maxDrop >= 100 || approved(sync, rev) {
 		return nil
-	}
-	lines, err := revisions.Lines(ctx, source.Revision{Key: rev.Key, Version: source.Version{ETag: rev.ETag, VersionID: rev.VersionID, Size: rev.Size}})
-	if err != nil {
-		return classify.Source(err)
 	}
 	if sync.Spec.File.SkipHeaderRow && lines > 0 {
 		lines--
@@ -139,6 +163,7 @@ func (r *Reconciler) guardShrink(ctx context.Context, sync *upv1.UserPackageSync
 		"it looks truncated and is not synced; to sync it anyway, request a reconcile (kubectl annotate upsync %s %s=\"$(date +%%s)\" --overwrite)",
 		rev.Key, lines, drop, last.Members, last.Key, maxDrop, sync.Name, RequestedAt)
 	holdBack(sync, rev, lines, message, r.now())
+	sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt] // the next request approves it
 	return classify.Stall(ReasonSuspiciousShrink, "%s", message)
 }
 

@@ -36,6 +36,7 @@ import (
 	"github.com/crowdpack/crowdpack/controllers/brands"
 	"github.com/crowdpack/crowdpack/controllers/managercache"
 	"github.com/crowdpack/crowdpack/controllers/secrets"
+	"github.com/crowdpack/crowdpack/controllers/syncs"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 	"github.com/crowdpack/crowdpack/internal/source"
@@ -151,6 +152,8 @@ type harness struct {
 	// secureMetrics serves metrics as main.go does by default: HTTPS, for
 	// tokens the API server authorizes only.
 	secureMetrics bool
+	// syncs runs the UserPackageSync reconciler too.
+	syncs bool
 	// reconcilers are the reconcilers of managers, in start order.
 	reconcilers []*Reconciler
 }
@@ -178,6 +181,8 @@ type harnessOptions struct {
 	maxConcurrentReconciles int
 	// secureMetrics serves metrics over HTTPS to authorized tokens only.
 	secureMetrics bool
+	// syncs runs the UserPackageSync reconciler too.
+	syncs bool
 }
 
 // testGuard is the source guard every manager of the suite runs with, as
@@ -203,7 +208,7 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	t.Helper()
 	requireCluster(t)
 	h := &harness{t: t, ctx: context.Background(), metricsAddr: cmp.Or(opts.metricsAddr, "0"), leaderElection: opts.leaderElection, weChatPayURL: opts.weChatPayURL,
-		guard: opts.guard, maxConcurrentReconciles: cmp.Or(opts.maxConcurrentReconciles, 2), secureMetrics: opts.secureMetrics}
+		guard: opts.guard, maxConcurrentReconciles: cmp.Or(opts.maxConcurrentReconciles, 2), secureMetrics: opts.secureMetrics, syncs: opts.syncs}
 	h.tenancy = opts.tenancy
 	h.ns = fmt.Sprintf("t%d", nsSeq.Add(1))
 	h.bucket = "crowd-" + h.ns
@@ -307,6 +312,10 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 	ctx, cancel := context.WithCancel(h.ctx)
 	must(t, r.SetupWithManager(ctx, mgr))
 	h.reconcilers = append(h.reconcilers, r)
+	if h.syncs {
+		s := &syncs.Reconciler{Client: c, Recorder: r.Recorder, Sources: r.SourceOpener()}
+		must(t, s.SetupWithManager(mgr))
+	}
 	if h.tenancy.brandSecretNamespace != "" {
 		brands := &brands.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), SecretNamespace: h.tenancy.brandSecretNamespace}
 		must(t, brands.SetupWithManager(mgr))

@@ -1,0 +1,187 @@
+package uploads
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/controllers/syncs"
+	"github.com/crowdpack/crowdpack/internal/sandbox"
+)
+
+// syncOf is a Delta sync of the dated raw exports under prefix, hashed in
+// the cluster, expanding packageA.
+func (h *harness) syncOf(name, prefix string) *upv1.UserPackageSync {
+	u := h.object(name, "")
+	s3 := upv1.SyncS3Source{S3Source: *u.Spec.Source.S3, Prefix: prefix}
+	s3.Key = ""
+	file := u.Spec.File
+	file.Hashing = upv1.HashingMD5
+	return &upv1.UserPackageSync{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns},
+		Spec: upv1.UserPackageSyncSpec{
+			Source: upv1.SyncSource{S3: s3}, File: file,
+			CredentialsRef: u.Spec.CredentialsRef, UserPackageID: packageA,
+		},
+	}
+}
+
+func (h *harness) getSync(name string) *upv1.UserPackageSync {
+	h.t.Helper()
+	s := &upv1.UserPackageSync{}
+	must(h.t, kube.Client.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: name}, s))
+	return s
+}
+
+// waitSync polls the sync until ok says yes.
+func (h *harness) waitSync(name, what string, ok func(*upv1.UserPackageSync) bool) *upv1.UserPackageSync {
+	h.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		s := h.getSync(name)
+		if ok(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			status, _ := json.MarshalIndent(s.Status, "", "  ")
+			h.t.Fatalf("sync %s: not %s after 90s; status:\n%s", name, what, status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitRun waits until the newest run is of key and has result.
+func (h *harness) waitRun(name, key string, result upv1.SyncResult) upv1.SyncRun {
+	h.t.Helper()
+	s := h.waitSync(name, fmt.Sprintf("%s %s", key, result), func(s *upv1.UserPackageSync) bool {
+		return len(s.Status.History) > 0 && s.Status.History[0].Key == key && s.Status.History[0].Result == result
+	})
+	return s.Status.History[0]
+}
+
+// requestSync asks the sync to check its source now.
+func (h *harness) requestSync(name string) {
+	h.t.Helper()
+	time.Sleep(10 * time.Millisecond) // requestedAt values must differ
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, syncs.RequestedAt, time.Now().Format(time.RFC3339Nano))
+	must(h.t, kube.Client.Patch(h.ctx, &upv1.UserPackageSync{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: name}},
+		client.RawPatch(types.MergePatchType, []byte(patch))))
+}
+
+// syncChildren lists the sync's children, by name.
+func (h *harness) syncChildren(name string) []upv1.UserPackageUpload {
+	h.t.Helper()
+	list := &upv1.UserPackageUploadList{}
+	must(h.t, kube.Client.List(h.ctx, list, client.InNamespace(h.ns), client.MatchingLabels{syncs.LabelSync: name}))
+	return list.Items
+}
+
+func assertRun(t *testing.T, run upv1.SyncRun, added, unchanged, left int64) {
+	t.Helper()
+	if run.Added != added || run.Unchanged != unchanged || run.Left != left {
+		t.Errorf("run of %s: added/unchanged/left %d/%d/%d, want %d/%d/%d", run.Key, run.Added, run.Unchanged, run.Left, added, unchanged, left)
+	}
+}
+
+// TestASyncOfDatedExportsSendsEachRevisionsNewMembersOnly: three dated
+// raw exports under a prefix. The first is sent whole; the second, which
+// drops 500 members and adds 500 (its numbers written in another form),
+// sends exactly the 500 new ones; the third, the second's bytes written
+// again, sends nothing and makes no child. A fourth with 40 % of the
+// members is held back as a suspicious shrink until a requested reconcile
+// approves it.
+func TestASyncOfDatedExportsSendsEachRevisionsNewMembersOnly(t *testing.T) {
+	h := newHarness(t, harnessOptions{syncs: true})
+	first, firstMD5 := rawNumbersFile(0, 20_000, "%s")
+	second, secondMD5 := rawNumbersFile(500, 20_000, "+86 %s")
+	_, added := rawNumbersFile(20_000, 500, "%s")
+	h.put("exports/vip/2026-12-01.csv", first)
+	must(t, kube.Client.Create(h.ctx, h.syncOf("vip", "exports/vip/")))
+
+	run := h.waitRun("vip", "exports/vip/2026-12-01.csv", upv1.SyncResultSynced)
+	assertRun(t, run, 20_000, 0, 0)
+	if got := h.sandbox.PackageMembers(packageA); !slices.Equal(got, members(firstMD5)) {
+		t.Fatalf("after the first revision the package holds %d members, want its %d", len(got), 20_000)
+	}
+
+	h.put("exports/vip/2026-12-02.csv", second)
+	h.requestSync("vip")
+	run = h.waitRun("vip", "exports/vip/2026-12-02.csv", upv1.SyncResultSynced)
+	assertRun(t, run, 500, 19_500, 500)
+	child := h.get(run.Child)
+	if got := mergedFiles(t, h, child); !bytes.Equal(got, added) {
+		t.Errorf("the second revision's child sent %d bytes, want the MD5 lines of the 500 new numbers", len(got))
+	}
+	union := slices.Sorted(slices.Values(slices.Compact(slices.Sorted(slices.Values(append(members(firstMD5), members(secondMD5)...))))))
+	if got := h.sandbox.PackageMembers(packageA); !slices.Equal(got, union) {
+		t.Errorf("the package holds %d members, want the %d of both revisions", len(got), len(union))
+	}
+
+	initiates := h.sandbox.CountSucceeded(sandbox.EndpointInitiate)
+	h.put("exports/vip/2026-12-03.csv", second)
+	h.requestSync("vip")
+	run = h.waitRun("vip", "exports/vip/2026-12-03.csv", upv1.SyncResultUnchanged)
+	if n := len(h.syncChildren("vip")); n != 2 {
+		t.Errorf("%d children after an unchanged revision, want 2", n)
+	}
+	if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != initiates {
+		t.Errorf("an unchanged revision made %d initiate calls", n-initiates)
+	}
+
+	shrunk, _ := rawNumbersFile(500, 8_000, "%s")
+	h.put("exports/vip/2026-12-04.csv", shrunk)
+	h.requestSync("vip")
+	h.waitSync("vip", "Stalled SuspiciousShrink", func(s *upv1.UserPackageSync) bool {
+		return conditionOf(s, upv1.ConditionStalled, syncs.ReasonSuspiciousShrink)
+	})
+	if n := len(h.syncChildren("vip")); n != 2 {
+		t.Errorf("%d children while a shrink is held back, want 2", n)
+	}
+	h.requestSync("vip")
+	run = h.waitRun("vip", "exports/vip/2026-12-04.csv", upv1.SyncResultSynced)
+	assertRun(t, run, 0, 8_000, 12_000)
+	if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != initiates {
+		t.Errorf("an approved shrink with no new member made %d initiate calls", n-initiates)
+	}
+}
+
+// TestASyncWhoseBaseIsGoneStallsWithoutACall: the last synced export is
+// deleted from an unversioned bucket, so the next revision's delta has no
+// base: the sync says BaseUnavailable and WeChat Pay is not called.
+func TestASyncWhoseBaseIsGoneStallsWithoutACall(t *testing.T) {
+	h := newHarness(t, harnessOptions{syncs: true})
+	first, _ := rawNumbersFile(0, 1_000, "%s")
+	second, _ := rawNumbersFile(100, 1_000, "%s")
+	h.put("exports/gone/2026-12-01.csv", first)
+	must(t, kube.Client.Create(h.ctx, h.syncOf("gone", "exports/gone/")))
+	h.waitRun("gone", "exports/gone/2026-12-01.csv", upv1.SyncResultSynced)
+	initiates := h.sandbox.CountSucceeded(sandbox.EndpointInitiate)
+
+	must(t, storage.Client.RemoveObject(h.ctx, h.bucket, "exports/gone/2026-12-01.csv", minio.RemoveObjectOptions{}))
+	h.put("exports/gone/2026-12-02.csv", second)
+	h.requestSync("gone")
+	h.waitSync("gone", "Stalled BaseUnavailable", func(s *upv1.UserPackageSync) bool {
+		return conditionOf(s, upv1.ConditionStalled, upv1.ReasonBaseUnavailable)
+	})
+	if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != initiates {
+		t.Errorf("a revision without its base made %d initiate calls", n-initiates)
+	}
+}
+
+func conditionOf(s *upv1.UserPackageSync, typ, reason string) bool {
+	for _, c := range s.Status.Conditions {
+		if c.Type == typ {
+			return c.Status == metav1.ConditionTrue && c.Reason == reason
+		}
+	}
+	return false
+}
