@@ -264,7 +264,7 @@ func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 				// ClusterRoles: the manager's, the three for people (user-roles.yaml) and the two of
 				// the secure metrics endpoint (metrics-rbac.yaml); CRDs: uploads and brands.
 				kinds := []string{"ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding",
-					"CustomResourceDefinition", "CustomResourceDefinition", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"}
+					"CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"}
 				if d := cmp.Diff(kinds, r.kinds()); d != "" {
 					t.Errorf("kinds -want +got:\n%s", d)
 				}
@@ -325,7 +325,7 @@ func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 				// ClusterRoles: the manager's, the three for people (user-roles.yaml) and the two of
 				// the secure metrics endpoint (metrics-rbac.yaml); CRDs: uploads and brands.
 				want := []string{"ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap",
-					"CustomResourceDefinition", "CustomResourceDefinition", "Deployment",
+					"CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition", "Deployment",
 					"PodDisruptionBudget", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}
 				if d := cmp.Diff(want, r.kinds()); d != "" {
 					t.Errorf("kinds -want +got:\n%s", d)
