@@ -185,3 +185,48 @@ func conditionOf(s *upv1.UserPackageSync, typ, reason string) bool {
 	}
 	return false
 }
+
+// TestASyncOfOneKeyInAVersionedBucketFollowsItsVersions: each version of
+// one key is a revision; the second sends only its new members against the
+// first version, read by its version id after the key was overwritten; the
+// third, the second's bytes written again, sends nothing.
+func TestASyncOfOneKeyInAVersionedBucketFollowsItsVersions(t *testing.T) {
+	h := newHarness(t, harnessOptions{syncs: true})
+	must(t, storage.EnableVersioning(h.ctx, h.bucket))
+	first, _ := rawNumbersFile(0, 2_000, "%s")
+	second, _ := rawNumbersFile(100, 2_000, "%s")
+	_, added := rawNumbersFile(2_000, 100, "%s")
+	const key = "exports/vip/latest.csv"
+	h.put(key, first)
+	s := h.syncOf("latest", "")
+	s.Spec.Source.S3.Key, s.Spec.Source.S3.Prefix = key, ""
+	must(t, kube.Client.Create(h.ctx, s))
+	firstRun := h.waitRun("latest", key, upv1.SyncResultSynced)
+
+	h.put(key, second)
+	h.requestSync("latest")
+	h.waitSync("latest", "a second run synced", func(s *upv1.UserPackageSync) bool {
+		return len(s.Status.History) == 2 && s.Status.History[0].Result == upv1.SyncResultSynced
+	})
+	run := h.getSync("latest").Status.History[0]
+	assertRun(t, run, 100, 1_900, 100)
+	child := h.get(run.Child)
+	if base := child.Spec.File.ExcludeMembersOf; base == nil || base.VersionID == "" || base.VersionID == child.Status.Source.VersionID {
+		t.Errorf("the second child's base is %+v, want the first version pinned by its version id", base)
+	}
+	if got := mergedFiles(t, h, child); !bytes.Equal(got, added) {
+		t.Errorf("the second version's child sent %d bytes, want the MD5 lines of the 100 new numbers", len(got))
+	}
+	if run.Revision == firstRun.Revision {
+		t.Errorf("both versions are revision %s", run.Revision)
+	}
+
+	h.put(key, second)
+	h.requestSync("latest")
+	h.waitSync("latest", "the rewritten version seen as unchanged", func(s *upv1.UserPackageSync) bool {
+		return len(s.Status.History) == 3 && s.Status.History[0].Result == upv1.SyncResultUnchanged
+	})
+	if n := len(h.syncChildren("latest")); n != 2 {
+		t.Errorf("%d children after three versions, one of them unchanged; want 2", n)
+	}
+}
