@@ -160,8 +160,8 @@ func (r *Reconciler) guardShrink(sync *upv1.UserPackageSync, rev upv1.Revision, 
 		return nil
 	}
 	message := fmt.Sprintf("revision %s has %d lines, %.0f%% fewer than the %d members of the last synced revision %s (spec.shrinkGuard.maxDropPercent %d): "+
-		"it looks truncated and is not synced; to sync it anyway, request a reconcile (kubectl annotate upsync %s %s=\"$(date +%%s)\" --overwrite)",
-		rev.Key, lines, drop, last.Members, last.Key, maxDrop, sync.Name, RequestedAt)
+		"it looks truncated and is not synced; to sync it anyway, request a reconcile (kubectl annotate upsync %s -n %s %s=\"$(date +%%s)\" --overwrite)",
+		rev.Key, lines, drop, last.Members, last.Key, maxDrop, sync.Name, sync.Namespace, RequestedAt)
 	holdBack(sync, rev, lines, message, r.now())
 	sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt] // the next request approves it
 	return classify.Stall(ReasonSuspiciousShrink, "%s", message)
