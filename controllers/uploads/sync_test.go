@@ -230,3 +230,48 @@ func TestASyncOfOneKeyInAVersionedBucketFollowsItsVersions(t *testing.T) {
 		t.Errorf("%d children after three versions, one of them unchanged; want 2", n)
 	}
 }
+
+// TestASyncRestartedAtEachStageSendsTheSameOnce: the manager stops when a
+// sync's revision has its child, and when that child's parts are going
+// out; started again, the package ends with the revision's members, from
+// one child, one initiate and one expand.
+func TestASyncRestartedAtEachStageSendsTheSameOnce(t *testing.T) {
+	stages := []struct {
+		name    string
+		reached func(h *harness) bool
+	}{
+		{name: "after the child was created", reached: func(h *harness) bool { return len(h.syncChildren("restart")) > 0 }},
+		{name: "while the child's parts go out", reached: func(h *harness) bool { return h.sandbox.CountSucceeded(sandbox.EndpointUploadPart) > 0 }},
+	}
+	for _, stage := range stages {
+		t.Run(stage.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{syncs: true, partSize: 4 << 10})
+			must(t, h.sandbox.SetFaults(sandbox.EndpointUploadPart, sandbox.Faults{LatencyMillis: 50}))
+			file, hashed := rawNumbersFile(0, 2_000, "%s") // 64,000 MD5 bytes: 16 parts
+			h.put("exports/restart/2026-12-01.csv", file)
+			must(t, kube.Client.Create(h.ctx, h.syncOf("restart", "exports/restart/")))
+			deadline := time.Now().Add(60 * time.Second)
+			for !stage.reached(h) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the sync never got %s", stage.name)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			h.stopManager()
+			h.startManager(nil)
+
+			h.waitRun("restart", "exports/restart/2026-12-01.csv", upv1.SyncResultSynced)
+			if got := h.sandbox.PackageMembers(packageA); !slices.Equal(got, members(hashed)) {
+				t.Errorf("the package holds %d members, want the revision's %d", len(got), 2_000)
+			}
+			if n := len(h.syncChildren("restart")); n != 1 {
+				t.Errorf("%d children, want 1", n)
+			}
+			for _, e := range []sandbox.Endpoint{sandbox.EndpointInitiate, sandbox.EndpointMerge, sandbox.EndpointExpand} {
+				if n := h.sandbox.CountSucceeded(e); n != 1 {
+					t.Errorf("%d successful %s calls, want 1", n, e)
+				}
+			}
+		})
+	}
+}
