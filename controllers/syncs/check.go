@@ -17,6 +17,7 @@ import (
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/controllers/classify"
+	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/source"
 )
 
@@ -42,6 +43,7 @@ func (r *Reconciler) check(ctx context.Context, sync *upv1.UserPackageSync) (ctr
 	if err != nil {
 		return ctrl.Result{}, classify.Source(err)
 	}
+	metrics.SyncChecks.WithLabelValues(sync.Namespace).Inc()
 	next := metav1.NewTime(r.now().Add(interval(sync)))
 	sync.Status.NextCheckAt = &next
 	if seen(sync, rev) {
@@ -71,6 +73,7 @@ func (r *Reconciler) unchanged(sync *upv1.UserPackageSync, rev upv1.Revision, li
 	run := upv1.SyncRun{Revision: rev.ID, Key: rev.Key, Result: upv1.SyncResultUnchanged, Members: last.Members,
 		Unchanged: lines, Message: "the same bytes as revision " + last.Key + ": nothing to send", At: metav1.NewTime(r.now())}
 	sync.Status.History = append([]upv1.SyncRun{run}, sync.Status.History...)
+	metrics.ObserveSyncRun(sync.Namespace, string(run.Result), 0)
 	last.Revision = rev
 	sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt]
 }
@@ -189,6 +192,7 @@ func holdBack(sync *upv1.UserPackageSync, rev upv1.Revision, lines int64, messag
 	}
 	run := upv1.SyncRun{Revision: rev.ID, Key: rev.Key, Result: upv1.SyncResultHeldBack, Reason: ReasonSuspiciousShrink, Message: message, Members: lines, At: metav1.NewTime(now)}
 	sync.Status.History = append([]upv1.SyncRun{run}, h...)
+	metrics.ObserveSyncRun(sync.Namespace, string(run.Result), 0)
 }
 
 // startChild creates the child that syncs rev, and records its run.

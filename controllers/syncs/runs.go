@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/metrics"
 )
 
 // LabelSync names, on a child UserPackageUpload, the sync that made it.
@@ -42,6 +43,7 @@ func followChildren(sync *upv1.UserPackageSync, children map[string]*upv1.UserPa
 		}
 		if child == nil {
 			run.Result, run.Reason, run.Message = upv1.SyncResultFailed, "ChildDeleted", "the child was deleted before it finished"
+			metrics.ObserveSyncRun(sync.Namespace, string(run.Result), 0)
 			continue
 		}
 		countRun(run, child)
@@ -49,8 +51,10 @@ func followChildren(sync *upv1.UserPackageSync, children map[string]*upv1.UserPa
 		case isDone(child):
 			run.Result = upv1.SyncResultSynced
 			sync.Status.LastSyncedRevision = syncedRevision(run, child)
+			metrics.ObserveSyncRun(sync.Namespace, string(run.Result), run.Added)
 		case stalledReason(child) != "":
 			run.Result, run.Reason, run.Message = upv1.SyncResultFailed, stalledReason(child), childMessage(child)
+			metrics.ObserveSyncRun(sync.Namespace, string(run.Result), 0)
 		}
 	}
 }

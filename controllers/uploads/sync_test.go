@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/controllers/syncs"
+	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 )
 
@@ -149,6 +151,8 @@ func TestASyncOfDatedExportsSendsEachRevisionsNewMembersOnly(t *testing.T) {
 	h.requestSync("vip")
 	run = h.waitRun("vip", "exports/vip/2026-12-04.csv", upv1.SyncResultSynced)
 	assertRun(t, run, 0, 8_000, 12_000)
+	assertSyncMetrics(t, h.ns, 20_500, map[upv1.SyncResult]float64{
+		upv1.SyncResultSynced: 3, upv1.SyncResultUnchanged: 1, upv1.SyncResultHeldBack: 1})
 	if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != initiates {
 		t.Errorf("an approved shrink with no new member made %d initiate calls", n-initiates)
 	}
@@ -273,5 +277,22 @@ func TestASyncRestartedAtEachStageSendsTheSameOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// assertSyncMetrics checks the members and revisions the namespace's syncs
+// counted.
+func assertSyncMetrics(t *testing.T, ns string, added float64, results map[upv1.SyncResult]float64) {
+	t.Helper()
+	if got := testutil.ToFloat64(metrics.SyncMembersAdded.WithLabelValues(ns)); got != added {
+		t.Errorf("crowdpack_sync_members_added_total{sync_namespace=%q} = %v, want %v", ns, got, added)
+	}
+	for result, want := range results {
+		if got := testutil.ToFloat64(metrics.SyncRevisions.WithLabelValues(ns, string(result))); got != want {
+			t.Errorf("crowdpack_sync_revisions_total{result=%q} = %v, want %v", result, got, want)
+		}
+	}
+	if testutil.ToFloat64(metrics.SyncChecks.WithLabelValues(ns)) < 4 {
+		t.Errorf("crowdpack_sync_checks_total counted fewer checks than the four revisions")
 	}
 }

@@ -112,11 +112,30 @@ var (
 		Name: "crowdpack_unknown_outcomes_total",
 		Help: "WeChat Pay calls whose answer was lost and that were made again, by call (initiate, merge, expand).",
 	}, []string{"call"})
+
+	// SyncChecks counts the times a UserPackageSync looked at its source.
+	SyncChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crowdpack_sync_checks_total",
+		Help: "Checks of a UserPackageSync's source for a new revision, by the sync's namespace.",
+	}, []string{"sync_namespace"})
+
+	// SyncRevisions counts the revisions syncs finished with, by result.
+	SyncRevisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crowdpack_sync_revisions_total",
+		Help: "Revisions UserPackageSyncs finished with, by namespace and result (Synced, Unchanged, HeldBack, Failed).",
+	}, []string{"sync_namespace", "result"})
+
+	// SyncMembersAdded counts the members syncs sent to their crowd packages.
+	SyncMembersAdded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crowdpack_sync_members_added_total",
+		Help: "Members UserPackageSyncs added to their crowd packages (sent in Delta mode, or whole), by namespace.",
+	}, []string{"sync_namespace"})
 )
 
 // collectors are crowdpack's own metrics, as the manager serves them.
 var collectors = []prometheus.Collector{WeChatPayRequests, WeChatPayDuration, SourceBytesRead, DigestDuration, Uploads, BuildInfo,
-	SourceReads, SourceBytesReadByNamespace, ReadSlotWaits, RetryAfter, UnknownOutcomes}
+	SourceReads, SourceBytesReadByNamespace, ReadSlotWaits, RetryAfter, UnknownOutcomes,
+	SyncChecks, SyncRevisions, SyncMembersAdded}
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(collectors...)
@@ -168,4 +187,13 @@ func ObserveReadSlotWait(namespace string) {
 // ObserveDigest records one successful digest that started at start.
 func ObserveDigest(start time.Time) {
 	DigestDuration.Observe(time.Since(start).Seconds())
+}
+
+// ObserveSyncRun counts a sync's run that ended with result, and the
+// members it added.
+func ObserveSyncRun(namespace, result string, added int64) {
+	SyncRevisions.WithLabelValues(namespace, result).Inc()
+	if added > 0 {
+		SyncMembersAdded.WithLabelValues(namespace).Add(float64(added))
+	}
 }
