@@ -17,7 +17,9 @@ import (
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/controllers/classify"
+	"github.com/crowdpack/crowdpack/internal/linecheck"
 	"github.com/crowdpack/crowdpack/internal/metrics"
+	"github.com/crowdpack/crowdpack/internal/rawphone"
 	"github.com/crowdpack/crowdpack/internal/source"
 )
 
@@ -50,15 +52,21 @@ func (r *Reconciler) check(ctx context.Context, sync *upv1.UserPackageSync) (ctr
 		sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt]
 		return ctrl.Result{RequeueAfter: interval(sync)}, stoppedRun(sync)
 	}
-	digest, lines, err := revisions.Read(ctx, source.Revision{Key: rev.Key, Version: source.Version{ETag: rev.ETag, VersionID: rev.VersionID, Size: rev.Size}})
+	count, err := revisions.Read(ctx, source.Revision{Key: rev.Key, Version: source.Version{ETag: rev.ETag, VersionID: rev.VersionID, Size: rev.Size}},
+		memberCheck(sync.Spec.File), sync.Spec.File.SkipHeaderRow)
 	if err != nil {
 		return ctrl.Result{}, classify.Source(err)
 	}
-	if last := sync.Status.LastSyncedRevision; last != nil && last.Digest == "sha256:"+digest {
-		r.unchanged(sync, rev, lines)
+	if last := sync.Status.LastSyncedRevision; last != nil && last.Digest == "sha256:"+count.Digest {
+		r.unchanged(sync, rev, count.Members)
 		return ctrl.Result{RequeueAfter: interval(sync)}, nil
 	}
-	if err := r.guardShrink(sync, rev, lines); err != nil {
+	if count.Members == 0 {
+		return ctrl.Result{RequeueAfter: interval(sync)}, classify.Stall(upv1.ReasonInvalidLines,
+			"revision %s holds no valid %s member in its %d lines (is it the export of another dataType, or does it need hashing: MD5?); it is not synced: fix the export, or the spec",
+			rev.Key, sync.Spec.File.DataType, count.Lines)
+	}
+	if err := r.guardShrink(sync, rev, count.Members); err != nil {
 		return ctrl.Result{RequeueAfter: interval(sync)}, err
 	}
 	sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt]
@@ -147,22 +155,28 @@ func stoppedRun(sync *upv1.UserPackageSync) error {
 	return classify.Stall(cmp.Or(h[0].Reason, upv1.ReasonRetrying), "revision %s: child %s failed: %s; %s", h[0].Key, h[0].Child, h[0].Message, fix)
 }
 
-// guardShrink holds back a revision with far fewer lines than the last
-// synced one had members (a truncated or empty export) until a requested
-// reconcile approves it.
+// memberCheck tells a line that is a member as the child will upload it:
+// a raw mobile number with hashing MD5, else a valid line of the dataType.
+func memberCheck(f upv1.FileSpec) func([]byte) bool {
+	if f.Hashing == upv1.HashingMD5 {
+		return func(line []byte) bool { _, ok := rawphone.Sum(line); return ok }
+	}
+	return func(line []byte) bool { return linecheck.Valid(linecheck.DataType(f.DataType), line) }
+}
+
+// guardShrink holds back a revision with far fewer members than the last
+// synced one (a truncated or empty export) until a requested reconcile
+// approves it.
 func (r *Reconciler) guardShrink(sync *upv1.UserPackageSync, rev upv1.Revision, lines int64) error {
 	last, maxDrop := sync.Status.LastSyncedRevision, maxDropPercent(sync)
 	if last == nil || last.Members == 0 || maxDrop >= 100 || approved(sync, rev) {
 		return nil
 	}
-	if sync.Spec.File.SkipHeaderRow && lines > 0 {
-		lines--
-	}
 	drop := 100 * float64(last.Members-lines) / float64(last.Members)
 	if drop <= float64(maxDrop) {
 		return nil
 	}
-	message := fmt.Sprintf("revision %s has %d lines, %.0f%% fewer than the %d members of the last synced revision %s (spec.shrinkGuard.maxDropPercent %d): "+
+	message := fmt.Sprintf("revision %s has %d members, %.0f%% fewer than the %d members of the last synced revision %s (spec.shrinkGuard.maxDropPercent %d): "+
 		"it looks truncated and is not synced; to sync it anyway, request a reconcile (kubectl annotate upsync %s -n %s %s=\"$(date +%%s)\" --overwrite)",
 		rev.Key, lines, drop, last.Members, last.Key, maxDrop, sync.Name, sync.Namespace, RequestedAt)
 	holdBack(sync, rev, lines, message, r.now())

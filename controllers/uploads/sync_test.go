@@ -95,33 +95,34 @@ func assertRun(t *testing.T, run upv1.SyncRun, added, unchanged, left int64) {
 }
 
 // TestASyncOfDatedExportsSendsEachRevisionsNewMembersOnly: three dated
-// raw exports under a prefix. The first is sent whole; the second, which
-// drops 500 members and adds 500 (its numbers written in another form),
-// sends exactly the 500 new ones; the third, the second's bytes written
-// again, sends nothing and makes no child. A fourth with 40 % of the
-// members is held back as a suspicious shrink until a requested reconcile
-// approves it.
+// raw exports of 200,000 numbers under a prefix. The first is sent whole;
+// the second, which drops 5,000 members and adds 10,000 (its numbers
+// written in another form), sends exactly the 10,000 new ones; the third,
+// the second's bytes written again, sends nothing and makes no child. A
+// fourth with 40 % of the members is held back as a suspicious shrink
+// until a requested reconcile approves it; a fifth with no valid line is
+// refused.
 func TestASyncOfDatedExportsSendsEachRevisionsNewMembersOnly(t *testing.T) {
 	h := newHarness(t, harnessOptions{syncs: true})
-	first, firstMD5 := rawNumbersFile(0, 20_000, "%s")
-	second, secondMD5 := rawNumbersFile(500, 20_000, "+86 %s")
-	_, added := rawNumbersFile(20_000, 500, "%s")
+	first, firstMD5 := rawNumbersFile(0, 200_000, "%s")
+	second, secondMD5 := rawNumbersFile(5_000, 205_000, "+86 %s")
+	_, added := rawNumbersFile(200_000, 10_000, "%s")
 	h.put("exports/vip/2026-12-01.csv", first)
 	must(t, kube.Client.Create(h.ctx, h.syncOf("vip", "exports/vip/")))
 
 	run := h.waitRun("vip", "exports/vip/2026-12-01.csv", upv1.SyncResultSynced)
-	assertRun(t, run, 20_000, 0, 0)
+	assertRun(t, run, 200_000, 0, 0)
 	if got := h.sandbox.PackageMembers(packageA); !slices.Equal(got, members(firstMD5)) {
-		t.Fatalf("after the first revision the package holds %d members, want its %d", len(got), 20_000)
+		t.Fatalf("after the first revision the package holds %d members, want its %d", len(got), 200_000)
 	}
 
 	h.put("exports/vip/2026-12-02.csv", second)
 	h.requestSync("vip")
 	run = h.waitRun("vip", "exports/vip/2026-12-02.csv", upv1.SyncResultSynced)
-	assertRun(t, run, 500, 19_500, 500)
+	assertRun(t, run, 10_000, 195_000, 5_000)
 	child := h.get(run.Child)
 	if got := mergedFiles(t, h, child); !bytes.Equal(got, added) {
-		t.Errorf("the second revision's child sent %d bytes, want the MD5 lines of the 500 new numbers", len(got))
+		t.Errorf("the second revision's child sent %d bytes, want the MD5 lines of the 10,000 new numbers", len(got))
 	}
 	union := slices.Sorted(slices.Values(slices.Compact(slices.Sorted(slices.Values(append(members(firstMD5), members(secondMD5)...))))))
 	if got := h.sandbox.PackageMembers(packageA); !slices.Equal(got, union) {
@@ -139,7 +140,7 @@ func TestASyncOfDatedExportsSendsEachRevisionsNewMembersOnly(t *testing.T) {
 		t.Errorf("an unchanged revision made %d initiate calls", n-initiates)
 	}
 
-	shrunk, _ := rawNumbersFile(500, 8_000, "%s")
+	shrunk, _ := rawNumbersFile(5_000, 82_000, "%s")
 	h.put("exports/vip/2026-12-04.csv", shrunk)
 	h.requestSync("vip")
 	h.waitSync("vip", "Stalled SuspiciousShrink", func(s *upv1.UserPackageSync) bool {
@@ -150,9 +151,18 @@ func TestASyncOfDatedExportsSendsEachRevisionsNewMembersOnly(t *testing.T) {
 	}
 	h.requestSync("vip")
 	run = h.waitRun("vip", "exports/vip/2026-12-04.csv", upv1.SyncResultSynced)
-	assertRun(t, run, 0, 8_000, 12_000)
-	assertSyncMetrics(t, h.ns, 20_500, map[upv1.SyncResult]float64{
+	assertRun(t, run, 0, 82_000, 123_000)
+	assertSyncMetrics(t, h.ns, 210_000, map[upv1.SyncResult]float64{
 		upv1.SyncResultSynced: 3, upv1.SyncResultUnchanged: 1, upv1.SyncResultHeldBack: 1})
+
+	h.put("exports/vip/2026-12-05.csv", []byte("mobile\nnot a number\n"))
+	h.requestSync("vip")
+	h.waitSync("vip", "Stalled InvalidLines", func(s *upv1.UserPackageSync) bool {
+		return conditionOf(s, upv1.ConditionStalled, upv1.ReasonInvalidLines)
+	})
+	if n := len(h.syncChildren("vip")); n != 3 {
+		t.Errorf("%d children after a revision with no valid line, want 3", n)
+	}
 	if n := h.sandbox.CountSucceeded(sandbox.EndpointInitiate); n != initiates {
 		t.Errorf("an approved shrink with no new member made %d initiate calls", n-initiates)
 	}

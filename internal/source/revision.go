@@ -1,6 +1,8 @@
 package source
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -90,54 +92,75 @@ func revisionOf(info minio.ObjectInfo) Revision {
 	}}
 }
 
-// Read reads exactly the revision (its version, its ETag) once, and
-// returns the SHA-256 of its bytes and how many non-empty lines it has:
-// what tells a revision with the bytes of the last one, and a shrink,
-// before anything is sent.
-func (r *S3Revisions) Read(ctx context.Context, rev Revision) (digest string, lines int64, err error) {
+// Count is what a revision holds, read once: its SHA-256 and its lines.
+type Count struct {
+	Digest string
+	// Lines counts the non-empty lines; Members those of them valid.
+	Lines, Members int64
+}
+
+// Read reads exactly the revision (its version, its ETag) once: its
+// SHA-256 tells a revision with the bytes of the last one, and its valid
+// lines a shrink, before anything is sent. skipFirst leaves line 1 out of
+// the counts (a header row).
+func (r *S3Revisions) Read(ctx context.Context, rev Revision, valid func(line []byte) bool, skipFirst bool) (Count, error) {
 	opts := minio.GetObjectOptions{VersionID: rev.VersionID}
 	if err := opts.SetMatchETag(rev.ETag); err != nil {
-		return "", 0, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		return Count{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	body, _, _, err := r.s.client.GetObject(ctx, r.s.bucket, rev.Key, opts)
 	if err != nil {
-		return "", 0, r.s.classify("get", err, true)
+		return Count{}, r.s.classify("get", err, true)
 	}
 	defer body.Close()
 	h := sha256.New()
-	lines, err = countLines(io.TeeReader(r.s.guard.watch(body, "s3://"+r.s.bucket+"/"+rev.Key, rev.Size), h))
+	count, err := countLines(io.TeeReader(r.s.guard.watch(body, "s3://"+r.s.bucket+"/"+rev.Key, rev.Size), h), valid, skipFirst)
 	if err != nil {
-		return "", 0, fmt.Errorf("read s3://%s/%s: %w", r.s.bucket, rev.Key, err)
+		return Count{}, fmt.Errorf("read s3://%s/%s: %w", r.s.bucket, rev.Key, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), lines, nil
+	count.Digest = hex.EncodeToString(h.Sum(nil))
+	return count, nil
 }
 
-// countLines counts the lines of r that hold anything but a line ending.
-func countLines(r io.Reader) (int64, error) {
-	var n int64
-	buf := make([]byte, 256<<10)
-	empty := true // the current line has nothing yet
-	for {
-		k, err := r.Read(buf)
-		for _, c := range buf[:k] {
-			switch {
-			case c == '\n':
-				if !empty {
-					n++
-				}
-				empty = true
-			case c != '\r':
-				empty = false
+// maxCountedLine is the longest line judged; a longer one is invalid.
+const maxCountedLine = 4 << 10
+
+// countLines counts the non-empty lines of r and the valid ones among them.
+func countLines(r io.Reader, valid func([]byte) bool, skipFirst bool) (Count, error) {
+	var c Count
+	br := bufio.NewReaderSize(r, 256<<10)
+	for first := true; ; first = false {
+		line, overlong, err := readLine(br)
+		if err == io.EOF && len(line) == 0 && !overlong {
+			return c, nil
+		}
+		if err != nil && err != io.EOF {
+			return Count{}, err
+		}
+		if (len(line) > 0 || overlong) && !(first && skipFirst) {
+			c.Lines++
+			if !overlong && valid(line) {
+				c.Members++
 			}
 		}
 		if err == io.EOF {
-			if !empty {
-				n++
-			}
-			return n, nil
+			return c, nil
 		}
-		if err != nil {
-			return 0, err
+	}
+}
+
+// readLine returns the next line without its line ending, at most
+// maxCountedLine bytes of it (overlong then tells that there were more).
+func readLine(br *bufio.Reader) (line []byte, overlong bool, err error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(line)+len(chunk) > maxCountedLine {
+			overlong = true
+		} else {
+			line = append(line, chunk...)
+		}
+		if err != bufio.ErrBufferFull {
+			return bytes.TrimRight(line, "\r\n"), overlong, err
 		}
 	}
 }
