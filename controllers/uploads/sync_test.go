@@ -306,3 +306,46 @@ func assertSyncMetrics(t *testing.T, ns string, added float64, results map[upv1.
 		t.Errorf("crowdpack_sync_checks_total counted fewer checks than the four revisions")
 	}
 }
+
+// TestASyncKeepsHistoryLimitChildren: with historyLimit 2, the third
+// revision's sync deletes the first revision's child, and keeps two runs;
+// every child is owned by the sync, so deleting the sync deletes them.
+func TestASyncKeepsHistoryLimitChildren(t *testing.T) {
+	h := newHarness(t, harnessOptions{syncs: true})
+	s := h.syncOf("short", "exports/short/")
+	s.Spec.HistoryLimit = 2
+	must(t, kube.Client.Create(h.ctx, s))
+	var firstChild string
+	for day := 1; day <= 3; day++ {
+		key := fmt.Sprintf("exports/short/2026-12-0%d.csv", day)
+		file, _ := rawNumbersFile(day*100, 1_000, "%s")
+		h.put(key, file)
+		h.requestSync("short")
+		run := h.waitRun("short", key, upv1.SyncResultSynced)
+		if day == 1 {
+			firstChild = run.Child
+		}
+	}
+	h.waitSync("short", "two runs kept", func(s *upv1.UserPackageSync) bool { return len(s.Status.History) == 2 })
+	deadline := time.Now().Add(30 * time.Second)
+	for names := childNames(h.syncChildren("short")); len(names) != 2 || slices.Contains(names, firstChild); names = childNames(h.syncChildren("short")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("children %v, want the two newest, not %s", names, firstChild)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	sync := h.getSync("short")
+	for _, child := range h.syncChildren("short") {
+		if owner := metav1.GetControllerOf(&child); owner == nil || owner.UID != sync.UID || owner.BlockOwnerDeletion == nil || !*owner.BlockOwnerDeletion {
+			t.Errorf("child %s is not controlled by the sync: %+v", child.Name, owner)
+		}
+	}
+}
+
+func childNames(children []upv1.UserPackageUpload) []string {
+	var names []string
+	for _, c := range children {
+		names = append(names, c.Name)
+	}
+	return names
+}
