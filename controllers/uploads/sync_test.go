@@ -2,7 +2,9 @@ package uploads
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/controllers/syncs"
@@ -124,7 +127,7 @@ func TestASyncOfDatedExportsSendsEachRevisionsNewMembersOnly(t *testing.T) {
 	if got := mergedFiles(t, h, child); !bytes.Equal(got, added) {
 		t.Errorf("the second revision's child sent %d bytes, want the MD5 lines of the 10,000 new numbers", len(got))
 	}
-	union := slices.Sorted(slices.Values(slices.Compact(slices.Sorted(slices.Values(append(members(firstMD5), members(secondMD5)...))))))
+	union := slices.Compact(slices.Sorted(slices.Values(append(members(firstMD5), members(secondMD5)...))))
 	if got := h.sandbox.PackageMembers(packageA); !slices.Equal(got, union) {
 		t.Errorf("the package holds %d members, want the %d of both revisions", len(got), len(union))
 	}
@@ -201,15 +204,18 @@ func conditionOf(s *upv1.UserPackageSync, typ, reason string) bool {
 }
 
 // TestASyncOfOneKeyInAVersionedBucketFollowsItsVersions: each version of
-// one key is a revision; the second sends only its new members against the
-// first version, read by its version id after the key was overwritten; the
-// third, the second's bytes written again, sends nothing.
+// one key of a versioned bucket is a revision: a raw export of 200,000
+// numbers, then one that drops 5,000 and adds 10,000, then the second's
+// bytes written again. The second sends exactly its 10,000 new members,
+// against the first version read by its version id after the key was
+// overwritten; the third sends nothing: two children, the package the
+// union of the first two.
 func TestASyncOfOneKeyInAVersionedBucketFollowsItsVersions(t *testing.T) {
 	h := newHarness(t, harnessOptions{syncs: true})
 	must(t, storage.EnableVersioning(h.ctx, h.bucket))
-	first, _ := rawNumbersFile(0, 2_000, "%s")
-	second, _ := rawNumbersFile(100, 2_000, "%s")
-	_, added := rawNumbersFile(2_000, 100, "%s")
+	first, firstMD5 := rawNumbersFile(0, 200_000, "%s")
+	second, secondMD5 := rawNumbersFile(5_000, 205_000, "%s")
+	_, added := rawNumbersFile(200_000, 10_000, "%s")
 	const key = "exports/vip/latest.csv"
 	h.put(key, first)
 	s := h.syncOf("latest", "")
@@ -223,13 +229,17 @@ func TestASyncOfOneKeyInAVersionedBucketFollowsItsVersions(t *testing.T) {
 		return len(s.Status.History) == 2 && s.Status.History[0].Result == upv1.SyncResultSynced
 	})
 	run := h.getSync("latest").Status.History[0]
-	assertRun(t, run, 100, 1_900, 100)
+	assertRun(t, run, 10_000, 195_000, 5_000)
 	child := h.get(run.Child)
 	if base := child.Spec.File.ExcludeMembersOf; base == nil || base.VersionID == "" || base.VersionID == child.Status.Source.VersionID {
 		t.Errorf("the second child's base is %+v, want the first version pinned by its version id", base)
 	}
 	if got := mergedFiles(t, h, child); !bytes.Equal(got, added) {
-		t.Errorf("the second version's child sent %d bytes, want the MD5 lines of the 100 new numbers", len(got))
+		t.Errorf("the second version's child sent %d bytes, want the MD5 lines of the 10,000 new numbers", len(got))
+	}
+	union := slices.Compact(slices.Sorted(slices.Values(append(members(firstMD5), members(secondMD5)...))))
+	if got := h.sandbox.PackageMembers(packageA); !slices.Equal(got, union) {
+		t.Errorf("the package holds %d members, want the %d of both versions", len(got), len(union))
 	}
 	if run.Revision == firstRun.Revision {
 		t.Errorf("both versions are revision %s", run.Revision)
@@ -252,14 +262,24 @@ func TestASyncOfOneKeyInAVersionedBucketFollowsItsVersions(t *testing.T) {
 func TestASyncRestartedAtEachStageSendsTheSameOnce(t *testing.T) {
 	stages := []struct {
 		name    string
+		wrap    func(client.Client) client.Client
 		reached func(h *harness) bool
 	}{
+		{
+			name: "after the revision was seen, before its child was created",
+			wrap: refuseChildren,
+			reached: func(h *harness) bool {
+				s := h.getSync("restart")
+				return s.Status.CurrentRevision != nil && len(h.syncChildren("restart")) == 0
+			},
+		},
 		{name: "after the child was created", reached: func(h *harness) bool { return len(h.syncChildren("restart")) > 0 }},
 		{name: "while the child's parts go out", reached: func(h *harness) bool { return h.sandbox.CountSucceeded(sandbox.EndpointUploadPart) > 0 }},
 	}
 	for _, stage := range stages {
 		t.Run(stage.name, func(t *testing.T) {
-			h := newHarness(t, harnessOptions{syncs: true, partSize: 4 << 10})
+			h := newHarness(t, harnessOptions{syncs: true, partSize: 4 << 10, noManager: true})
+			h.startManager(stage.wrap)
 			must(t, h.sandbox.SetFaults(sandbox.EndpointUploadPart, sandbox.Faults{LatencyMillis: 50}))
 			file, hashed := rawNumbersFile(0, 2_000, "%s") // 64,000 MD5 bytes: 16 parts
 			h.put("exports/restart/2026-12-01.csv", file)
@@ -348,4 +368,17 @@ func childNames(children []upv1.UserPackageUpload) []string {
 		names = append(names, c.Name)
 	}
 	return names
+}
+
+// refuseChildren is a client whose creates of UserPackageUploads fail, as
+// if the manager died between seeing a revision and creating its child.
+func refuseChildren(c client.Client) client.Client {
+	return interceptor.NewClient(c.(client.WithWatch), interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if _, ok := obj.(*upv1.UserPackageUpload); ok {
+				return errors.New("the manager stops before the child is created")
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+	})
 }
