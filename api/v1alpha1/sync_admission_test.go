@@ -20,7 +20,7 @@ func validSync() *upv1.UserPackageSync {
 	return &upv1.UserPackageSync{
 		ObjectMeta: metav1.ObjectMeta{Name: "vip", Namespace: "default"},
 		Spec: upv1.UserPackageSyncSpec{
-			Source: upv1.SyncSource{S3: s3}, File: u.Spec.File,
+			Source: upv1.SyncSource{S3: &s3}, File: u.Spec.File,
 			CredentialsRef: u.Spec.CredentialsRef, UserPackageID: "01000100010000000007",
 		},
 	}

@@ -8,6 +8,7 @@ import (
 // to keep in step with it.
 // +kubebuilder:validation:XValidation:rule="has(self.brandRef) != has(self.credentialsRef)",message="exactly one of brandRef (a platform-owned WeChatPayBrand) or credentialsRef (a Secret of this namespace) must be set"
 // +kubebuilder:validation:XValidation:rule="!has(self.file.excludeMembersOf)",message="a sync sets excludeMembersOf on its children itself (spec.mode: Delta); leave it out of spec.file",fieldPath=".file.excludeMembersOf"
+// +kubebuilder:validation:XValidation:rule="!has(self.source.http) || (has(self.mode) && self.mode == 'Full')",message="an http source keeps no earlier version to compare a revision with, so Delta cannot read its base: set mode: Full (each revision is uploaded whole), or follow an S3 key or prefix",fieldPath=".mode"
 // +kubebuilder:validation:XValidation:rule="!has(self.file.filename) || self.file.filename.size() <= 119",message="file.filename is the stem of each revision's filenames, which get a 9-character revision suffix: at most 119 characters",fieldPath=".file.filename"
 type UserPackageSyncSpec struct {
 	// Interval is how often the source is checked for a new revision, as
@@ -67,12 +68,22 @@ type UserPackageSyncSpec struct {
 	HistoryLimit int32 `json:"historyLimit,omitempty"`
 }
 
-// SyncSource is where the revisions of an export are.
+// SyncSource is where the revisions of an export are: exactly one of s3
+// or http.
+// +kubebuilder:validation:XValidation:rule="(has(self.s3) ? 1 : 0) + (has(self.http) ? 1 : 0) == 1",message="exactly one of s3 or http must be set"
 type SyncSource struct {
 	// S3 is the bucket, as an upload's spec.source.s3, with exactly one of
 	// key (each new version of that object is a revision) or prefix (the
 	// newest object under it is the current revision).
-	S3 SyncS3Source `json:"s3"`
+	// +optional
+	S3 *SyncS3Source `json:"s3,omitempty"`
+
+	// HTTP is a file served over HTTPS, as an upload's spec.source.http:
+	// each new strong ETag (or, without one, Last-Modified) is a revision.
+	// A server keeps no earlier version to compare with, so it needs
+	// mode: Full.
+	// +optional
+	HTTP *HTTPSource `json:"http,omitempty"`
 }
 
 // SyncS3Source is an S3 object whose versions are the revisions, or an S3

@@ -97,16 +97,29 @@ func made[C any](newSource func(C) (source.Source, error)) func(C, error) (sourc
 	}
 }
 
-// S3Revisions returns what finds the revisions of a sync's export: its
-// bucket, with the credentials and CA bundle of namespace ns read live.
-func (o *Opener) S3Revisions(ctx context.Context, ns string, s3 *upv1.SyncS3Source) (*source.S3Revisions, error) {
-	spec := s3.S3Source
-	spec.Key = cmp.Or(s3.Key, s3.Prefix)
-	cfg, err := o.s3Config(ctx, ns, &spec, "spec.source")
-	if err != nil {
-		return nil, err
+// Revisions returns what finds the revisions of a sync's export, with the
+// credentials and CA bundle of namespace ns read live.
+func (o *Opener) Revisions(ctx context.Context, ns string, spec *upv1.SyncSource) (source.Revisions, error) {
+	var revisions source.Revisions
+	var err error
+	switch {
+	case spec.S3 != nil:
+		s3 := spec.S3.S3Source
+		s3.Key = cmp.Or(s3.Key, spec.S3.Prefix)
+		cfg, cfgErr := o.s3Config(ctx, ns, &s3, "spec.source")
+		if cfgErr != nil {
+			return nil, cfgErr
+		}
+		revisions, err = source.NewS3Revisions(cfg, spec.S3.Prefix != "")
+	case spec.HTTP != nil:
+		cfg, cfgErr := o.httpConfig(ctx, ns, spec.HTTP, "spec.source")
+		if cfgErr != nil {
+			return nil, cfgErr
+		}
+		revisions, err = source.NewHTTPRevisions(cfg)
+	default:
+		return nil, classify.Stall(upv1.ReasonInvalidSpec, "spec.source names no source kind; set s3 or http")
 	}
-	revisions, err := source.NewS3Revisions(cfg)
 	if err != nil {
 		return nil, classify.Source(err)
 	}

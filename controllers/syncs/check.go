@@ -37,40 +37,68 @@ func (r *Reconciler) check(ctx context.Context, sync *upv1.UserPackageSync) (ctr
 	if wait := r.untilCheck(sync); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, stoppedRun(sync)
 	}
-	revisions, err := r.Sources.S3Revisions(ctx, sync.Namespace, &sync.Spec.Source.S3)
+	revisions, err := r.Sources.Revisions(ctx, sync.Namespace, &sync.Spec.Source)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	rev, err := r.current(ctx, sync, revisions)
+	found, err := revisions.Current(ctx)
 	if err != nil {
 		return ctrl.Result{}, classify.Source(err)
 	}
+	rev := revisionStatus(found)
+	sync.Status.CurrentRevision = &rev
 	metrics.SyncChecks.WithLabelValues(sync.Namespace).Inc()
+	settled, err := r.judge(ctx, sync, revisions, found)
+	if !settled {
+		return ctrl.Result{}, err // tried again with backoff: the check is not done
+	}
 	next := metav1.NewTime(r.now().Add(interval(sync)))
 	sync.Status.NextCheckAt = &next
+	sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt]
+	return ctrl.Result{RequeueAfter: interval(sync)}, err
+}
+
+// judge decides what the revision the source holds calls for: nothing (it
+// was seen, or has the bytes of the last), a stall (no member, a shrink),
+// or its child. settled is false when it could not decide (the revision
+// could not be read, the child not created) and the check must be made
+// again.
+func (r *Reconciler) judge(ctx context.Context, sync *upv1.UserPackageSync, revisions source.Revisions, found source.Revision) (settled bool, err error) {
+	rev := *sync.Status.CurrentRevision
 	if seen(sync, rev) {
-		sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt]
-		return ctrl.Result{RequeueAfter: interval(sync)}, stoppedRun(sync)
+		return true, stoppedRun(sync)
 	}
-	count, err := revisions.Read(ctx, source.Revision{Key: rev.Key, Version: source.Version{ETag: rev.ETag, VersionID: rev.VersionID, Size: rev.Size}},
-		memberCheck(sync.Spec.File), sync.Spec.File.SkipHeaderRow)
+	count, err := revisions.Read(ctx, found, memberCheck(sync.Spec.File), sync.Spec.File.SkipHeaderRow)
 	if err != nil {
-		return ctrl.Result{}, classify.Source(err)
+		return false, classify.Source(err)
 	}
 	if last := sync.Status.LastSyncedRevision; last != nil && last.Digest == "sha256:"+count.Digest {
 		r.unchanged(sync, rev, count.Members)
-		return ctrl.Result{RequeueAfter: interval(sync)}, nil
+		return true, nil
 	}
 	if count.Members == 0 {
-		return ctrl.Result{RequeueAfter: interval(sync)}, classify.Stall(upv1.ReasonInvalidLines,
+		return true, r.refuse(sync, rev, upv1.ReasonInvalidLines, fmt.Sprintf(
 			"revision %s holds no valid %s member in its %d lines (is it the export of another dataType, or does it need hashing: MD5?); it is not synced: fix the export, or the spec",
-			rev.Key, sync.Spec.File.DataType, count.Lines)
+			rev.Key, sync.Spec.File.DataType, count.Lines))
 	}
 	if err := r.guardShrink(sync, rev, count.Members); err != nil {
-		return ctrl.Result{RequeueAfter: interval(sync)}, err
+		return true, err
 	}
-	sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt]
-	return ctrl.Result{}, r.startChild(ctx, sync, rev)
+	child, err := r.startChild(ctx, sync, rev)
+	if err != nil {
+		return false, err
+	}
+	return true, classify.Retry(upv1.ReasonProgressing, 0, "revision %s is being synced by %s", rev.Key, child)
+}
+
+// refuse records a revision that cannot be synced as it is, as a failed
+// run without a child, and stalls: a new revision or a changed spec is
+// judged anew.
+func (r *Reconciler) refuse(sync *upv1.UserPackageSync, rev upv1.Revision, reason, message string) error {
+	run := upv1.SyncRun{Revision: rev.ID, Key: rev.Key, Result: upv1.SyncResultFailed, Reason: reason, Message: message, At: metav1.NewTime(r.now())}
+	sync.Status.History = append([]upv1.SyncRun{run}, sync.Status.History...)
+	metrics.ObserveSyncRun(sync.Namespace, string(run.Result), 0)
+	return classify.Stall(reason, "%s", message)
 }
 
 // unchanged records a revision with the bytes of the last synced one (an
@@ -83,7 +111,6 @@ func (r *Reconciler) unchanged(sync *upv1.UserPackageSync, rev upv1.Revision, li
 	sync.Status.History = append([]upv1.SyncRun{run}, sync.Status.History...)
 	metrics.ObserveSyncRun(sync.Namespace, string(run.Result), 0)
 	last.Revision = rev
-	sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt]
 }
 
 // untilCheck is how long until the source is due a check: none while a
@@ -109,23 +136,13 @@ func interval(sync *upv1.UserPackageSync) time.Duration {
 	return max(sync.Spec.Interval.Duration, time.Minute)
 }
 
-// current is the revision the source holds now.
-func (r *Reconciler) current(ctx context.Context, sync *upv1.UserPackageSync, revisions *source.S3Revisions) (upv1.Revision, error) {
-	byPrefix := sync.Spec.Source.S3.Prefix != ""
-	find := revisions.Object
-	if byPrefix {
-		find = revisions.Newest
-	}
-	found, err := find(ctx)
-	if err != nil {
-		return upv1.Revision{}, err
-	}
-	rev := upv1.Revision{ID: found.ID(byPrefix), Key: found.Key, VersionID: found.VersionID, ETag: found.ETag, Size: found.Size}
+// revisionStatus is a revision as status records it.
+func revisionStatus(found source.Revision) upv1.Revision {
+	rev := upv1.Revision{ID: found.ID, Key: found.Key, VersionID: found.VersionID, ETag: found.ETag, Size: found.Size}
 	if !found.LastModified.IsZero() {
 		rev.LastModified = &metav1.Time{Time: found.LastModified}
 	}
-	sync.Status.CurrentRevision = &rev
-	return rev, nil
+	return rev
 }
 
 // seen reports whether the revision was synced, or tried, already: the
@@ -148,8 +165,8 @@ func stoppedRun(sync *upv1.UserPackageSync) error {
 	if len(h) == 0 || (h[0].Result != upv1.SyncResultFailed && h[0].Result != upv1.SyncResultHeldBack) {
 		return nil
 	}
-	if h[0].Result == upv1.SyncResultHeldBack {
-		return classify.Stall(ReasonSuspiciousShrink, "%s", h[0].Message)
+	if h[0].Result == upv1.SyncResultHeldBack || h[0].Child == "" {
+		return classify.Stall(cmp.Or(h[0].Reason, ReasonSuspiciousShrink), "%s", h[0].Message)
 	}
 	fix := "fix it and change the sync's spec (e.g. mode: Full) to sync the revision again, or wait for a new revision"
 	return classify.Stall(cmp.Or(h[0].Reason, upv1.ReasonRetrying), "revision %s: child %s failed: %s; %s", h[0].Key, h[0].Child, h[0].Message, fix)
@@ -179,8 +196,7 @@ func (r *Reconciler) guardShrink(sync *upv1.UserPackageSync, rev upv1.Revision, 
 	message := fmt.Sprintf("revision %s has %d members, %.0f%% fewer than the %d members of the last synced revision %s (spec.shrinkGuard.maxDropPercent %d): "+
 		"it looks truncated and is not synced; to sync it anyway, request a reconcile (kubectl annotate upsync %s -n %s %s=\"$(date +%%s)\" --overwrite)",
 		rev.Key, lines, drop, last.Members, last.Key, maxDrop, sync.Name, sync.Namespace, RequestedAt)
-	holdBack(sync, rev, lines, message, r.now())
-	sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt] // the next request approves it
+	holdBack(sync, rev, lines, message, r.now()) // the next reconcile request approves it
 	return classify.Stall(ReasonSuspiciousShrink, "%s", message)
 }
 
@@ -209,14 +225,15 @@ func holdBack(sync *upv1.UserPackageSync, rev upv1.Revision, lines int64, messag
 	metrics.ObserveSyncRun(sync.Namespace, string(run.Result), 0)
 }
 
-// startChild creates the child that syncs rev, and records its run.
-func (r *Reconciler) startChild(ctx context.Context, sync *upv1.UserPackageSync, rev upv1.Revision) error {
+// startChild creates the child that syncs rev, records its run, and
+// returns its name.
+func (r *Reconciler) startChild(ctx context.Context, sync *upv1.UserPackageSync, rev upv1.Revision) (string, error) {
 	child := childFor(sync, rev)
 	if err := controllerutil.SetControllerReference(sync, child, r.Scheme()); err != nil {
-		return fmt.Errorf("own child: %w", err)
+		return "", fmt.Errorf("own child: %w", err)
 	}
 	if err := r.Create(ctx, child); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create child %s: %w", child.Name, err)
+		return "", fmt.Errorf("create child %s: %w", child.Name, err)
 	}
 	h := sync.Status.History
 	if len(h) > 0 && h[0].Revision == rev.ID && h[0].Result == upv1.SyncResultHeldBack {
@@ -225,7 +242,7 @@ func (r *Reconciler) startChild(ctx context.Context, sync *upv1.UserPackageSync,
 	run := upv1.SyncRun{Revision: rev.ID, Key: rev.Key, Child: child.Name, Result: upv1.SyncResultInFlight, At: metav1.NewTime(r.now())}
 	sync.Status.History = append([]upv1.SyncRun{run}, h...)
 	r.event(sync, corev1.EventTypeNormal, "NewRevision", fmt.Sprintf("revision %s of %s: syncing it with %s", rev.ID, rev.Key, child.Name))
-	return classify.Retry(upv1.ReasonProgressing, 0, "revision %s is being synced by %s", rev.Key, child.Name)
+	return child.Name, nil
 }
 
 // childFor is the UserPackageUpload that syncs rev: the sync's file,
@@ -234,14 +251,10 @@ func (r *Reconciler) startChild(ctx context.Context, sync *upv1.UserPackageSync,
 // the sync and the revision, so a restart finds the same child.
 func childFor(sync *upv1.UserPackageSync, rev upv1.Revision) *upv1.UserPackageUpload {
 	suffix := revisionSuffix(sync, rev)
-	s3 := sync.Spec.Source.S3.S3Source
-	s3.Key = rev.Key
 	file := sync.Spec.File
 	file.Filename = strings.TrimSuffix(cmp.Or(file.Filename, sync.Name+".csv"), ".csv") + "-" + suffix + ".csv"
-	if base := sync.Status.LastSyncedRevision; base != nil && sync.Spec.Mode != upv1.SyncModeFull {
-		baseS3 := sync.Spec.Source.S3.S3Source
-		baseS3.Key = base.Key
-		file.ExcludeMembersOf = &upv1.PinnedSource{Source: upv1.Source{S3: &baseS3}, Digest: base.Digest, VersionID: base.VersionID}
+	if base := sync.Status.LastSyncedRevision; base != nil && sync.Spec.Mode != upv1.SyncModeFull && sync.Spec.Source.S3 != nil {
+		file.ExcludeMembersOf = &upv1.PinnedSource{Source: objectSource(sync, base.Key), Digest: base.Digest, VersionID: base.VersionID}
 	}
 	uploadParts := true
 	return &upv1.UserPackageUpload{
@@ -250,11 +263,22 @@ func childFor(sync *upv1.UserPackageSync, rev upv1.Revision) *upv1.UserPackageUp
 			Labels: map[string]string{LabelSync: sync.Name},
 		},
 		Spec: upv1.UserPackageUploadSpec{
-			Source: upv1.Source{S3: &s3}, File: file,
+			Source: objectSource(sync, rev.Key), File: file,
 			CredentialsRef: sync.Spec.CredentialsRef, BrandRef: sync.Spec.BrandRef,
 			UploadParts: &uploadParts, UserPackageID: sync.Spec.UserPackageID,
 		},
 	}
+}
+
+// objectSource is the sync's source narrowed to one revision: the object
+// at key in its bucket, or its URL.
+func objectSource(sync *upv1.UserPackageSync, key string) upv1.Source {
+	if sync.Spec.Source.HTTP != nil {
+		return upv1.Source{HTTP: sync.Spec.Source.HTTP.DeepCopy()}
+	}
+	s3 := sync.Spec.Source.S3.S3Source
+	s3.Key = key
+	return upv1.Source{S3: &s3}
 }
 
 // revisionSuffix names a revision in 8 hex characters, with the spec's

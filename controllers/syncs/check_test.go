@@ -15,7 +15,7 @@ func syncForTest(mode upv1.SyncMode, last *upv1.SyncedRevision) *upv1.UserPackag
 	return &upv1.UserPackageSync{
 		ObjectMeta: metav1.ObjectMeta{Name: "vip", Namespace: "marketing", UID: "uid-1", Generation: 1},
 		Spec: upv1.UserPackageSyncSpec{
-			Source: upv1.SyncSource{S3: upv1.SyncS3Source{
+			Source: upv1.SyncSource{S3: &upv1.SyncS3Source{
 				S3Source: upv1.S3Source{Endpoint: "minio:9000", Bucket: "crm", SecretRef: &upv1.SecretReference{Name: "storage"}},
 				Prefix:   "exports/vip/",
 			}},
@@ -95,6 +95,8 @@ func TestWhatAChecksSeesOfTheNewestRun(t *testing.T) {
 		{name: "a failed revision is seen, and stalls with its child's reason", run: upv1.SyncRun{Revision: "r2", Result: upv1.SyncResultFailed, Reason: "BaseUnavailable"},
 			wantSeen: true, wantStall: "BaseUnavailable"},
 		{name: "a failed revision is tried again after the spec changed", run: upv1.SyncRun{Revision: "r2", Result: upv1.SyncResultFailed, Reason: "BaseUnavailable"}, edited: true, wantStall: "BaseUnavailable"},
+		{name: "a revision refused without a child is seen, and stalls with its reason", run: upv1.SyncRun{Revision: "r2", Result: upv1.SyncResultFailed, Reason: "InvalidLines"},
+			wantSeen: true, wantStall: "InvalidLines"},
 		{name: "a held-back revision is judged again", run: upv1.SyncRun{Revision: "r2", Result: upv1.SyncResultHeldBack}, wantStall: ReasonSuspiciousShrink},
 		{name: "another revision is new", run: upv1.SyncRun{Revision: "r1", Result: upv1.SyncResultSynced}},
 	}

@@ -155,8 +155,12 @@ func TestManagersRunWithLeastPrivilege(t *testing.T) {
 			u.Spec.Suspend = true
 			return c.Update(ctx, u)
 		}},
-		{"create a UserPackageUpload", func() error { return c.Create(ctx, h.object("planted", "vip.csv")) }},
-		{"delete a UserPackageUpload", func() error { return c.Delete(ctx, h.object("vip", "vip.csv")) }},
+		{"update a UserPackageSync's spec", func() error {
+			return c.Update(ctx, &upv1.UserPackageSync{ObjectMeta: metav1.ObjectMeta{Name: "planted", Namespace: h.ns}})
+		}},
+		{"delete a UserPackageSync", func() error {
+			return c.Delete(ctx, &upv1.UserPackageSync{ObjectMeta: metav1.ObjectMeta{Name: "planted", Namespace: h.ns}})
+		}},
 		{"list Leases without leader election's Role", func() error {
 			return c.List(ctx, &coordinationv1.LeaseList{}, client.InNamespace(h.ns))
 		}},
@@ -188,6 +192,10 @@ func TestManagersRunWithLeastPrivilege(t *testing.T) {
 	// And what role.yaml grants works.
 	must(t, c.Get(ctx, client.ObjectKey{Namespace: h.ns, Name: "wechatpay-brand"}, &corev1.Secret{}))
 	must(t, c.List(ctx, &upv1.UserPackageUploadList{}))
+	// A sync's children: made per revision, pruned past its historyLimit.
+	must(t, c.Create(ctx, h.object("child", "vip.csv")))
+	must(t, c.Delete(ctx, h.object("child", "vip.csv")))
+	must(t, c.List(ctx, &upv1.UserPackageSyncList{}))
 	// Namespace metadata (labels decide which WeChatPayBrands a namespace may use).
 	must(t, c.List(ctx, &corev1.NamespaceList{}))
 }

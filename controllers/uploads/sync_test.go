@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/controllers/syncs"
@@ -34,7 +33,7 @@ func (h *harness) syncOf(name, prefix string) *upv1.UserPackageSync {
 	return &upv1.UserPackageSync{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns},
 		Spec: upv1.UserPackageSyncSpec{
-			Source: upv1.SyncSource{S3: s3}, File: file,
+			Source: upv1.SyncSource{S3: &s3}, File: file,
 			CredentialsRef: u.Spec.CredentialsRef, UserPackageID: packageA,
 		},
 	}
@@ -163,6 +162,10 @@ func TestASyncOfDatedExportsSendsEachRevisionsNewMembersOnly(t *testing.T) {
 	h.waitSync("vip", "Stalled InvalidLines", func(s *upv1.UserPackageSync) bool {
 		return conditionOf(s, upv1.ConditionStalled, upv1.ReasonInvalidLines)
 	})
+	time.Sleep(time.Second) // the reconciles its status write starts must keep the stall
+	if s := h.getSync("vip"); !conditionOf(s, upv1.ConditionStalled, upv1.ReasonInvalidLines) {
+		t.Errorf("the InvalidLines stall did not last: %+v", s.Status.Conditions)
+	}
 	if n := len(h.syncChildren("vip")); n != 3 {
 		t.Errorf("%d children after a revision with no valid line, want 3", n)
 	}
@@ -372,13 +375,13 @@ func childNames(children []upv1.UserPackageUpload) []string {
 
 // refuseChildren is a client whose creates of UserPackageUploads fail, as
 // if the manager died between seeing a revision and creating its child.
-func refuseChildren(c client.Client) client.Client {
-	return interceptor.NewClient(c.(client.WithWatch), interceptor.Funcs{
-		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-			if _, ok := obj.(*upv1.UserPackageUpload); ok {
-				return errors.New("the manager stops before the child is created")
-			}
-			return c.Create(ctx, obj, opts...)
-		},
-	})
+func refuseChildren(c client.Client) client.Client { return childRefuser{c} }
+
+type childRefuser struct{ client.Client }
+
+func (c childRefuser) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	if _, ok := obj.(*upv1.UserPackageUpload); ok {
+		return errors.New("the manager stops before the child is created")
+	}
+	return c.Client.Create(ctx, obj, opts...)
 }

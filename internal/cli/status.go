@@ -61,6 +61,16 @@ who left.`,
 					return err
 				}
 				return printUploadStatus(o.streams.Out, u, events, time.Now())
+			case syncKind.Kind:
+				s := &upv1.UserPackageSync{}
+				if err := c.client.Get(cmd.Context(), client.ObjectKey{Namespace: c.namespace, Name: name}, s); err != nil {
+					return err
+				}
+				events, err := lastEvents(cmd.Context(), c, s)
+				if err != nil {
+					return err
+				}
+				return printSyncStatus(o.streams.Out, s, events, time.Now())
 			default:
 				return fmt.Errorf("status of a %s is not supported by this plugin release", k.Kind)
 			}

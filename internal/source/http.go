@@ -190,7 +190,12 @@ type limitedBody struct {
 // get sends a GET with the source's credentials and the headers set by
 // setHeaders. The bytes must arrive as stored, so no compression is asked for.
 func (s *httpSource) get(ctx context.Context, setHeaders func(http.Header)) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	return s.request(ctx, http.MethodGet, setHeaders)
+}
+
+// request sends a request of method with the source's credentials.
+func (s *httpSource) request(ctx context.Context, method string, setHeaders func(http.Header)) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, s.url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: get %s: cannot build the request", ErrInvalidConfig, s.name)
 	}

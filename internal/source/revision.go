@@ -9,43 +9,76 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 )
 
-// Revision is one version of an export a sync follows: the object's key
-// and the version found there.
+// Revision is one version of an export a sync follows: where it is, the
+// version found there, and the name the sync gives it.
 type Revision struct {
+	// ID names the revision: the version id where the bucket keeps versions,
+	// else the ETag (else, over HTTP, the time it was modified); an export
+	// followed by prefix has its key first, since two dated objects may
+	// have the same bytes.
+	ID string
+	// Key is the object's key, or the URL without query.
 	Key string
 	Version
 }
 
-// ID names the revision: the version id where the bucket keeps versions,
-// else the ETag; an export followed by prefix has its key first, since two
-// dated objects may have the same bytes.
-func (r Revision) ID(byPrefix bool) string {
-	id := cmp.Or(r.VersionID, strings.Trim(r.ETag, `"`))
-	if byPrefix {
-		return r.Key + "@" + id
+// Revisions finds the current revision of an export and reads it.
+type Revisions interface {
+	// Current returns the revision the source holds now.
+	Current(ctx context.Context) (Revision, error)
+	// Read reads exactly rev once: its SHA-256, its non-empty lines and
+	// those of them that valid accepts (line 1 left out with skipFirst).
+	Read(ctx context.Context, rev Revision, valid func(line []byte) bool, skipFirst bool) (Count, error)
+}
+
+// versionName is the version's own name: its version id, ETag, or the
+// time it was modified.
+func versionName(v Version) string {
+	if id := cmp.Or(v.VersionID, strings.Trim(v.ETag, `"`)); id != "" {
+		return id
 	}
-	return id
+	return v.LastModified.UTC().Format(time.RFC3339)
 }
 
-// S3Revisions finds the current revision of an export in an S3 bucket.
+// S3Revisions finds the current revision of an export in an S3 bucket:
+// the object at a key, or the newest under a prefix.
 type S3Revisions struct {
-	s *s3Source
+	s        *s3Source
+	byPrefix bool
 }
 
-// NewS3Revisions returns the revisions of the object at cfg.Key, or of the
-// objects under the prefix cfg.Key. It does no I/O.
-func NewS3Revisions(cfg S3Config) (*S3Revisions, error) {
+// NewS3Revisions returns the revisions of the object at cfg.Key or, with
+// byPrefix, of the objects under the prefix cfg.Key. It does no I/O.
+func NewS3Revisions(cfg S3Config, byPrefix bool) (*S3Revisions, error) {
 	src, err := NewS3(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &S3Revisions{s: src.(*s3Source)}, nil
+	return &S3Revisions{s: src.(*s3Source), byPrefix: byPrefix}, nil
+}
+
+// Current returns the object at the key, or the newest under the prefix.
+func (r *S3Revisions) Current(ctx context.Context) (Revision, error) {
+	find := r.Object
+	if r.byPrefix {
+		find = r.Newest
+	}
+	rev, err := find(ctx)
+	if err != nil {
+		return Revision{}, err
+	}
+	rev.ID = versionName(rev.Version)
+	if r.byPrefix {
+		rev.ID = rev.Key + "@" + rev.ID
+	}
+	return rev, nil
 }
 
 // Object returns the current version of the object at the key.
@@ -163,4 +196,56 @@ func readLine(br *bufio.Reader) (line []byte, overlong bool, err error) {
 			return bytes.TrimRight(line, "\r\n"), overlong, err
 		}
 	}
+}
+
+// HTTPRevisions finds the current revision of an export served over
+// HTTP(S): the file at the URL, named by its strong ETag or its
+// Last-Modified time.
+type HTTPRevisions struct {
+	s *httpSource
+}
+
+// NewHTTPRevisions returns the revisions of the file at cfg.URL. It does no I/O.
+func NewHTTPRevisions(cfg HTTPConfig) (*HTTPRevisions, error) {
+	src, err := NewHTTP(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &HTTPRevisions{s: src.(*httpSource)}, nil
+}
+
+// Current asks for the file's headers only (HEAD).
+func (r *HTTPRevisions) Current(ctx context.Context) (Revision, error) {
+	resp, err := r.s.request(ctx, http.MethodHead, nil)
+	if err != nil {
+		return Revision{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return Revision{}, r.s.statusError(resp, false)
+	}
+	resp.Body.Close()
+	v, err := r.s.version(resp)
+	if err != nil {
+		return Revision{}, err
+	}
+	return Revision{ID: versionName(v), Key: r.s.name, Version: v}, nil
+}
+
+// Read reads the file once, which must still be rev.
+func (r *HTTPRevisions) Read(ctx context.Context, rev Revision, valid func(line []byte) bool, skipFirst bool) (Count, error) {
+	body, v, err := r.s.Open(ctx)
+	if err != nil {
+		return Count{}, err
+	}
+	defer body.Close()
+	if versionName(v) != rev.ID {
+		return Count{}, fmt.Errorf("get %s: %w: revision %s is now %s", r.s.name, ErrChanged, remote(rev.ID), remote(versionName(v)))
+	}
+	h := sha256.New()
+	count, err := countLines(io.TeeReader(body, h), valid, skipFirst)
+	if err != nil {
+		return Count{}, fmt.Errorf("read %s: %w", r.s.name, err)
+	}
+	count.Digest = hex.EncodeToString(h.Sum(nil))
+	return count, nil
 }

@@ -57,21 +57,19 @@ func TestTheNewestObjectIsTheOneWrittenLastThenTheGreaterKey(t *testing.T) {
 	}
 }
 
-func TestARevisionsID(t *testing.T) {
-	versioned := Revision{Key: "vip.csv", Version: Version{ETag: `"e1"`, VersionID: "v1"}}
-	plain := Revision{Key: "vip.csv", Version: Version{ETag: `"e1"`}}
+func TestAVersionsName(t *testing.T) {
+	at := time.Date(2026, 12, 2, 3, 4, 5, 0, time.UTC)
 	for _, tt := range []struct {
-		name     string
-		rev      Revision
-		byPrefix bool
-		want     string
+		name string
+		v    Version
+		want string
 	}{
-		{name: "a versioned object is its version", rev: versioned, want: "v1"},
-		{name: "an unversioned object is its ETag", rev: plain, want: "e1"},
-		{name: "under a prefix the key comes first", rev: plain, byPrefix: true, want: "vip.csv@e1"},
+		{name: "a versioned object is its version", v: Version{ETag: `"e1"`, VersionID: "v1"}, want: "v1"},
+		{name: "an unversioned object is its ETag", v: Version{ETag: `"e1"`}, want: "e1"},
+		{name: "a file without ETag is the time it was modified", v: Version{LastModified: at}, want: "2026-12-02T03:04:05Z"},
 	} {
-		if got := tt.rev.ID(tt.byPrefix); got != tt.want {
-			t.Errorf("%s: ID = %q, want %q", tt.name, got, tt.want)
+		if got := versionName(tt.v); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
 		}
 	}
 }

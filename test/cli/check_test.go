@@ -24,7 +24,7 @@ func TestCheck(t *testing.T) {
 	for _, want := range []string{
 		"ok    userpackageuploads.wechatpay.crowdpack.io: established, v1alpha1 served and stored",
 		"ok    wechatpaybrands.wechatpay.crowdpack.io: established, v1alpha1 served and stored",
-		"--    userpackagesyncs.wechatpay.crowdpack.io: not installed (optional",
+		"ok    userpackagesyncs.wechatpay.crowdpack.io: established, v1alpha1 served and stored",
 		"FAIL  no manager Deployment",
 		"ok    create userpackageuploads",
 	} {

@@ -12,8 +12,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -269,8 +271,52 @@ func TestStatus(t *testing.T) {
 		t.Error("status printed a line's content")
 	}
 	r = run(t, "status", "sync/nightly", "-n", tn.ns)
-	if r.err == nil || !strings.Contains(r.err.Error(), "is not installed") {
-		t.Errorf("status of a sync: %v", r.err)
+	if r.err == nil || !apierrors.IsNotFound(r.err) {
+		t.Errorf("status of a sync that does not exist: %v", r.err)
+	}
+}
+
+// status of a sync shows what it follows, the revision it is in step with
+// and its runs, with the members each added and those who left.
+func TestStatusOfASync(t *testing.T) {
+	requireCluster(t)
+	tn := newTenant(t)
+	ctx := context.Background()
+	s := &upv1.UserPackageSync{
+		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: tn.ns},
+		Spec: upv1.UserPackageSyncSpec{
+			Source: upv1.SyncSource{S3: &upv1.SyncS3Source{S3Source: upv1.S3Source{Endpoint: "minio:9000", Bucket: tn.bucket}, Prefix: "exports/vip/"}},
+			File:   upv1.FileSpec{PackageType: upv1.PackageTypeExposure, DataType: upv1.DataTypePhone, Description: "VIP customers, one export a day"},
+			CredentialsRef: &upv1.SecretReference{Name: "wechatpay-brand"}, UserPackageID: "01000100010000000007",
+		},
+	}
+	must(t, kube.Client.Create(ctx, s))
+	at := metav1.NewTime(time.Now().Add(-time.Hour))
+	s.Status = upv1.UserPackageSyncStatus{
+		LastSyncedRevision: &upv1.SyncedRevision{Revision: upv1.Revision{ID: "k2@e2", Key: "exports/vip/2026-12-02.csv"},
+			Digest: "sha256:" + strings.Repeat("ab", 32), Members: 205000, Child: "nightly-2", At: at},
+		History: []upv1.SyncRun{
+			{Revision: "k2@e2", Key: "exports/vip/2026-12-02.csv", Child: "nightly-2", Result: upv1.SyncResultSynced,
+				Members: 205000, Added: 10000, Unchanged: 195000, Left: 5000, At: at},
+			{Revision: "k1@e1", Key: "exports/vip/2026-12-01.csv", Child: "nightly-1", Result: upv1.SyncResultSynced, Members: 200000, Added: 200000, At: at},
+		},
+	}
+	must(t, kube.Client.Status().Update(ctx, s))
+
+	r := run(t, "status", "sync/nightly", "-n", tn.ns)
+	if r.err != nil {
+		t.Fatalf("status of a sync: %v", r.err)
+	}
+	for _, want := range []string{
+		"UserPackageSync " + tn.ns + "/nightly", "the newest object under s3://" + tn.bucket + "/exports/vip/",
+		"Last synced: exports/vip/2026-12-02.csv", "205000 members", "Runs (newest first", "LEFT",
+	} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("status of a sync lacks %q", want)
+		}
+	}
+	if !regexp.MustCompile(`exports/vip/2026-12-02.csv\s+Synced\s+205000\s+10000\s+195000\s+5000\s`).MatchString(r.out) {
+		t.Error("status of a sync lacks the newest run's members, added, unchanged and left")
 	}
 }
 
