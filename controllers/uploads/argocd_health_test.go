@@ -286,7 +286,7 @@ func TestArgoCDHealthOfLiveSyncs(t *testing.T) {
 	// Suspended after it became Ready, then resumed.
 	setSuspend(h, "vip", true)
 	h.waitSync("vip", "suspended", currently(upv1.ConditionReady, upv1.ReasonSuspended, metav1.ConditionFalse))
-	capture(h, "vip", "ready-suspended.yaml", "Suspended", "")
+	capture(h, "vip", "ready-suspended.yaml", "Suspended", status.InProgressStatus)
 	setSuspend(h, "vip", false)
 	h.waitSync("vip", "Ready again", currently(upv1.ConditionReady, upv1.ReasonSucceeded, metav1.ConditionTrue))
 
@@ -301,7 +301,7 @@ func TestArgoCDHealthOfLiveSyncs(t *testing.T) {
 	paused.Spec.Suspend = true
 	must(t, kube.Client.Create(h.ctx, paused))
 	h.waitSync("paused", "suspended", currently(upv1.ConditionReady, upv1.ReasonSuspended, metav1.ConditionFalse))
-	capture(h, "paused", "suspended.yaml", "Suspended", "")
+	capture(h, "paused", "suspended.yaml", "Suspended", status.InProgressStatus)
 
 	for _, c := range all {
 		t.Run(c.file, func(t *testing.T) {
