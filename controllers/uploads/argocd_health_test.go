@@ -652,7 +652,7 @@ func normalizeCaptured(obj map[string]any, hs ...*harness) map[string]any {
 	meta["namespace"] = "default"
 	replacer := []string{storage.Endpoint, "minio.example.com:9000"}
 	for _, h := range hs {
-		replacer = append(replacer, h.bucket, "crowd-packages", h.ns+"/", "default/")
+		replacer = append(replacer, h.bucket, "crowd-packages", h.ns+"/", "default/", "-n "+h.ns+" ", "-n default ")
 	}
 	// The sandbox's upload and resource ids embed the time.
 	status, _ := obj["status"].(map[string]any)
