@@ -656,8 +656,11 @@ func normalizeCaptured(obj map[string]any, hs ...*harness) map[string]any {
 	}
 	// The sandbox's upload and resource ids embed the time.
 	status, _ := obj["status"].(map[string]any)
-	if up, ok := status["upload"].(map[string]any); ok {
-		for k, fixed := range map[string]string{"id": "upload-id-0001", "resourceID": "RES00000000000000000000000000000001"} {
+	// status.uploads[i] gets upload-id-000<i+1> and RES000…<i+1>.
+	uploads, _ := status["uploads"].([]any)
+	for i, u := range uploads {
+		up, _ := u.(map[string]any)
+		for k, fixed := range map[string]string{"id": fmt.Sprintf("upload-id-%04d", i+1), "resourceID": fmt.Sprintf("RES%032d", i+1)} {
 			if v, ok := up[k].(string); ok && v != "" {
 				replacer = append(replacer, v, fixed)
 			}
