@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -17,12 +18,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 	lua "github.com/yuin/gopher-lua"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/controllers/syncs"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 )
 
@@ -32,16 +36,50 @@ import (
 //	go test ./controllers/uploads -run ArgoCD -update
 var update = flag.Bool("update", false, "rewrite config/argocd testdata from live objects and argocd-cm-patch.yaml from the Lua files")
 
-// customizationDir is laid out as Argo CD's own resource_customizations.
-const customizationDir = "../../config/argocd/resource_customizations/wechatpay.crowdpack.io/UserPackageUpload"
+// argocdKind is the Argo CD customization of one kind, in a folder laid
+// out as Argo CD's own resource_customizations/<group>/<Kind>/.
+type argocdKind string
 
-const argocdPatchPath = "../../config/argocd/argocd-cm-patch.yaml"
+const (
+	argocdUpload argocdKind = "UserPackageUpload"
+	argocdSync   argocdKind = "UserPackageSync"
+)
+
+// argocdKinds are the kinds with a customization, in the order of the
+// argocd-cm patch.
+var argocdKinds = []argocdKind{argocdUpload, argocdSync}
+
+func (k argocdKind) dir() string {
+	return "../../config/argocd/resource_customizations/" + upv1.GroupVersion.Group + "/" + string(k)
+}
 
 // The argocd-cm keys of the customization (resource.customizations.<kind>.<group>_<Kind>).
-const (
-	argocdHealthKey  = "resource.customizations.health.wechatpay.crowdpack.io_UserPackageUpload"
-	argocdActionsKey = "resource.customizations.actions.wechatpay.crowdpack.io_UserPackageUpload"
-)
+func (k argocdKind) healthKey() string {
+	return "resource.customizations.health." + upv1.GroupVersion.Group + "_" + string(k)
+}
+
+func (k argocdKind) actionsKey() string {
+	return "resource.customizations.actions." + upv1.GroupVersion.Group + "_" + string(k)
+}
+
+// argocdKindOf is the customization that applies to obj, as Argo CD picks
+// it by group and kind.
+func argocdKindOf(t *testing.T, obj map[string]any) argocdKind {
+	t.Helper()
+	apiVersion, _ := obj["apiVersion"].(string)
+	kind, _ := obj["kind"].(string)
+	if group, _, _ := strings.Cut(apiVersion, "/"); group == upv1.GroupVersion.Group {
+		for _, k := range argocdKinds {
+			if string(k) == kind {
+				return k
+			}
+		}
+	}
+	t.Fatalf("no Argo CD customization for %s %s", apiVersion, kind)
+	return ""
+}
+
+const argocdPatchPath = "../../config/argocd/argocd-cm-patch.yaml"
 
 // argocdActions are the actions discovery.lua offers, each in actions/<name>/action.lua.
 var argocdActions = []string{"reconcile", "suspend", "resume"}
@@ -63,7 +101,7 @@ func TestArgoCDHealthOfLiveObjects(t *testing.T) {
 	var all []captured
 	capture := func(h *harness, name, file, wantStatus string, wantKstatus status.Status) {
 		t.Helper()
-		all = append(all, captured{file: file, obj: liveObject(t, h, name), wantStatus: wantStatus, wantKstatus: wantKstatus})
+		all = append(all, captured{file: file, obj: liveObject(t, h, argocdUpload, name), wantStatus: wantStatus, wantKstatus: wantKstatus})
 	}
 	// derive stores an edit of a captured object, for states the operator
 	// does not produce on its own (yet).
@@ -160,7 +198,155 @@ func TestArgoCDHealthOfLiveObjects(t *testing.T) {
 			obj := normalizeCaptured(c.obj, h, slow)
 			out, err := yaml.Marshal(obj)
 			must(t, err)
-			must(t, os.WriteFile(filepath.Join(customizationDir, "testdata", c.file), out, 0o644))
+			must(t, os.WriteFile(filepath.Join(argocdUpload.dir(), "testdata", c.file), out, 0o644))
+		}
+	}
+}
+
+// TestArgoCDHealthOfLiveSyncs is TestArgoCDHealthOfLiveObjects for
+// UserPackageSyncs: real syncs driven into each state by the operator,
+// health.lua and kstatus evaluated on them, and (with -update) stored as
+// the sync's testdata.
+func TestArgoCDHealthOfLiveSyncs(t *testing.T) {
+	type captured struct {
+		file        string
+		obj         map[string]any
+		wantStatus  string
+		wantKstatus status.Status // "" where kstatus differs by design
+	}
+	var all []captured
+	capture := func(h *harness, name, file, wantStatus string, wantKstatus status.Status) {
+		t.Helper()
+		all = append(all, captured{file: file, obj: liveObject(t, h, argocdSync, name), wantStatus: wantStatus, wantKstatus: wantKstatus})
+	}
+	derive := func(from map[string]any, file, wantStatus string, wantKstatus status.Status, edit func(obj map[string]any)) {
+		t.Helper()
+		obj := jsonRoundTrip(t, from).(map[string]any)
+		edit(obj)
+		all = append(all, captured{file: file, obj: obj, wantStatus: wantStatus, wantKstatus: wantKstatus})
+	}
+	// currently: condition typ has reason and status for the current generation.
+	currently := func(typ, reason string, want metav1.ConditionStatus) func(*upv1.UserPackageSync) bool {
+		return func(s *upv1.UserPackageSync) bool {
+			for _, c := range s.Status.Conditions {
+				if c.Type == typ {
+					return c.Status == want && c.Reason == reason && c.ObservedGeneration == s.Generation &&
+						s.Status.ObservedGeneration == s.Generation
+				}
+			}
+			return false
+		}
+	}
+	setSuspend := func(h *harness, name string, suspend bool) {
+		t.Helper()
+		patch := fmt.Sprintf(`{"spec":{"suspend":%t}}`, suspend)
+		must(t, kube.Client.Patch(h.ctx, &upv1.UserPackageSync{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: name}},
+			client.RawPatch(types.MergePatchType, []byte(patch))))
+	}
+	first, _ := rawNumbersFile(0, 1_000, "%s")
+	truncated, _ := rawNumbersFile(0, 100, "%s")
+
+	// A manager whose children cannot reach initiate: a fresh sync, then
+	// one whose first revision is being synced by a child that retries.
+	slow := newHarness(t, harnessOptions{noManager: true, syncs: true})
+	slow.put("exports/vip/2026-12-01.csv", first)
+	must(t, kube.Client.Create(slow.ctx, slow.syncOf("vip", "exports/vip/")))
+	capture(slow, "vip", "new.yaml", "Progressing", "")
+	must(t, slow.sandbox.FailNext(sandbox.EndpointInitiate, 1000, sandbox.FaultUnavailable))
+	slow.startManager(nil)
+	slow.waitSync("vip", "syncing its first revision", func(s *upv1.UserPackageSync) bool {
+		return len(s.Status.History) > 0 && s.Status.History[0].Result == upv1.SyncResultInFlight &&
+			currently(upv1.ConditionReconciling, upv1.ReasonProgressing, metav1.ConditionTrue)(s)
+	})
+	capture(slow, "vip", "syncing.yaml", "Progressing", status.InProgressStatus)
+
+	h := newHarness(t, harnessOptions{syncs: true})
+	h.put("exports/vip/2026-12-01.csv", first)
+	must(t, kube.Client.Create(h.ctx, h.syncOf("vip", "exports/vip/")))
+	h.waitRun("vip", "exports/vip/2026-12-01.csv", upv1.SyncResultSynced)
+	h.waitSync("vip", "Ready", currently(upv1.ConditionReady, upv1.ReasonSucceeded, metav1.ConditionTrue))
+	capture(h, "vip", "ready.yaml", "Healthy", status.CurrentStatus)
+	ready := all[len(all)-1].obj
+	derive(ready, "ready-spec-changed.yaml", "Progressing", status.InProgressStatus, func(obj map[string]any) {
+		must(t, unstructured.SetNestedField(obj, int64(2), "metadata", "generation"))
+		must(t, unstructured.SetNestedField(obj, "exports/vip-v2/", "spec", "source", "s3", "prefix"))
+	})
+	derive(ready, "ready-without-condition-generations.yaml", "Healthy", status.CurrentStatus, func(obj map[string]any) {
+		removeConditionGenerations(t, obj)
+	})
+	derive(ready, "ready-without-condition-generations-spec-changed.yaml", "Progressing", status.InProgressStatus, func(obj map[string]any) {
+		removeConditionGenerations(t, obj)
+		must(t, unstructured.SetNestedField(obj, int64(2), "metadata", "generation"))
+		must(t, unstructured.SetNestedField(obj, "exports/vip-v2/", "spec", "source", "s3", "prefix"))
+	})
+	derive(ready, "ready-with-suspend.yaml", "Suspended", "", func(obj map[string]any) {
+		must(t, unstructured.SetNestedField(obj, true, "spec", "suspend"))
+	})
+
+	// Suspended after it became Ready, then resumed.
+	setSuspend(h, "vip", true)
+	h.waitSync("vip", "suspended", currently(upv1.ConditionReady, upv1.ReasonSuspended, metav1.ConditionFalse))
+	capture(h, "vip", "ready-suspended.yaml", "Suspended", status.InProgressStatus)
+	setSuspend(h, "vip", false)
+	h.waitSync("vip", "Ready again", currently(upv1.ConditionReady, upv1.ReasonSucceeded, metav1.ConditionTrue))
+
+	// A revision with a tenth of the members is held back until approved.
+	h.put("exports/vip/2026-12-02.csv", truncated)
+	h.requestSync("vip")
+	h.waitSync("vip", "Stalled SuspiciousShrink", currently(upv1.ConditionStalled, syncs.ReasonSuspiciousShrink, metav1.ConditionTrue))
+	capture(h, "vip", "held-back.yaml", "Degraded", status.FailedStatus)
+
+	// Created suspended.
+	paused := h.syncOf("paused", "exports/vip/")
+	paused.Spec.Suspend = true
+	must(t, kube.Client.Create(h.ctx, paused))
+	h.waitSync("paused", "suspended", currently(upv1.ConditionReady, upv1.ReasonSuspended, metav1.ConditionFalse))
+	capture(h, "paused", "suspended.yaml", "Suspended", status.InProgressStatus)
+
+	for _, c := range all {
+		t.Run(c.file, func(t *testing.T) {
+			got := argocdHealth(t, c.obj)
+			if got.Status != c.wantStatus || got.Message == "" {
+				t.Errorf("health %+v, want status %s and a message", got, c.wantStatus)
+			}
+			if c.wantKstatus == "" {
+				return
+			}
+			if got := kstatusOf(t, c.obj); got.Status != c.wantKstatus {
+				t.Errorf("kstatus %s (%s), want %s", got.Status, got.Message, c.wantKstatus)
+			}
+		})
+		if *update {
+			obj := normalizeCaptured(c.obj, h, slow)
+			out, err := yaml.Marshal(obj)
+			must(t, err)
+			must(t, os.WriteFile(filepath.Join(argocdSync.dir(), "testdata", c.file), out, 0o644))
+		}
+	}
+}
+
+// TestArgoCDCustomizationsAreAlike: the kinds' Lua files differ only in
+// their comments, so a fix to one is made to all.
+func TestArgoCDCustomizationsAreAlike(t *testing.T) {
+	files := []string{"health.lua", filepath.Join("actions", "discovery.lua")}
+	for _, name := range argocdActions {
+		files = append(files, filepath.Join("actions", name, "action.lua"))
+	}
+	code := func(path string) string {
+		var b strings.Builder
+		for line := range strings.Lines(readText(t, path)) {
+			if trimmed := strings.TrimSpace(line); trimmed != "" && !strings.HasPrefix(trimmed, "--") {
+				b.WriteString(line)
+			}
+		}
+		return b.String()
+	}
+	for _, f := range files {
+		want := code(filepath.Join(argocdKinds[0].dir(), f))
+		for _, k := range argocdKinds[1:] {
+			if got := code(filepath.Join(k.dir(), f)); got != want {
+				t.Errorf("%s of %s differs from %s's beyond comments:\n%s", f, k, argocdKinds[0], cmp.Diff(want, got))
+			}
 		}
 	}
 }
@@ -191,9 +377,16 @@ func removeConditionGenerations(t *testing.T, obj map[string]any) {
 	must(t, unstructured.SetNestedSlice(obj, conditions, "status", "conditions"))
 }
 
-// TestArgoCDHealthTestCases runs health_test.yaml, Argo CD's own test
-// format, against the committed testdata.
+// TestArgoCDHealthTestCases runs each kind's health_test.yaml, Argo CD's
+// own test format, against the committed testdata.
 func TestArgoCDHealthTestCases(t *testing.T) {
+	for _, k := range argocdKinds {
+		t.Run(string(k), func(t *testing.T) { testArgoCDHealthTestCases(t, k) })
+	}
+}
+
+func testArgoCDHealthTestCases(t *testing.T, k argocdKind) {
+	customizationDir := k.dir()
 	var suite struct {
 		Tests []struct {
 			HealthStatus argocdHealthStatus `json:"healthStatus"`
@@ -208,6 +401,9 @@ func TestArgoCDHealthTestCases(t *testing.T) {
 		t.Run(tc.InputPath, func(t *testing.T) {
 			var obj map[string]any
 			readYAML(t, filepath.Join(customizationDir, tc.InputPath), &obj)
+			if got := argocdKindOf(t, obj); got != k {
+				t.Fatalf("%s is a %s, in the folder of %s", tc.InputPath, got, k)
+			}
 			if got := argocdHealth(t, obj); got != tc.HealthStatus {
 				t.Errorf("health %+v, want %+v (after changing the operator's messages, run with -update and fix health_test.yaml)", got, tc.HealthStatus)
 			}
@@ -215,10 +411,16 @@ func TestArgoCDHealthTestCases(t *testing.T) {
 	}
 }
 
-// TestArgoCDActions runs actions/action_test.yaml (Argo CD's format) and
-// checks what each action changes.
+// TestArgoCDActions runs each kind's actions/action_test.yaml (Argo CD's
+// format) and checks what each action changes.
 func TestArgoCDActions(t *testing.T) {
-	dir := filepath.Join(customizationDir, "actions")
+	for _, k := range argocdKinds {
+		t.Run(string(k), func(t *testing.T) { testArgoCDActions(t, k) })
+	}
+}
+
+func testArgoCDActions(t *testing.T, k argocdKind) {
+	dir := filepath.Join(k.dir(), "actions")
 	var suite struct {
 		DiscoveryTests []struct {
 			InputPath string `json:"inputPath"`
@@ -239,6 +441,9 @@ func TestArgoCDActions(t *testing.T) {
 		t.Run("discovery of "+tc.InputPath, func(t *testing.T) {
 			var obj map[string]any
 			readYAML(t, filepath.Join(dir, tc.InputPath), &obj)
+			if got := argocdKindOf(t, obj); got != k {
+				t.Fatalf("%s is a %s, in the folder of %s", tc.InputPath, got, k)
+			}
 			got := map[string]bool{}
 			for name, a := range runLua(t, discovery, obj).(map[string]any) {
 				got[name] = a.(map[string]any)["disabled"] == true
@@ -269,7 +474,7 @@ func TestArgoCDActions(t *testing.T) {
 
 	// Whatever the testdata, on a minimal object:
 	bare := func() map[string]any {
-		return map[string]any{"apiVersion": upv1.GroupVersion.String(), "kind": "UserPackageUpload",
+		return map[string]any{"apiVersion": upv1.GroupVersion.String(), "kind": string(k),
 			"metadata": map[string]any{"name": "vip"}, "spec": map[string]any{}}
 	}
 	t.Run("reconcile sets the Flux annotation", func(t *testing.T) {
@@ -321,11 +526,24 @@ func TestArgoCDConfigMapPatchInlinesTheLuaFiles(t *testing.T) {
 			argocdPatchPath, cmp.Diff(want, got))
 	}
 
-	// And it means what it says: the same Lua, once parsed as YAML.
+	// And it means what it says: the same Lua, once parsed as YAML, for
+	// each kind and nothing else.
 	var cm corev1.ConfigMap
 	readYAML(t, argocdPatchPath, &cm)
-	if got, want := cm.Data[argocdHealthKey], readText(t, filepath.Join(customizationDir, "health.lua")); got != want {
-		t.Errorf("%s differs from health.lua:\n%s", argocdHealthKey, cmp.Diff(want, got))
+	var keys []string
+	for _, k := range argocdKinds {
+		keys = append(keys, k.healthKey(), k.actionsKey())
+		t.Run(string(k), func(t *testing.T) { checkArgoCDConfigMapPatch(t, &cm, k) })
+	}
+	if got := slices.Sorted(maps.Keys(cm.Data)); !slices.Equal(got, slices.Sorted(slices.Values(keys))) {
+		t.Errorf("argocd-cm keys %v, want %v", got, keys)
+	}
+}
+
+func checkArgoCDConfigMapPatch(t *testing.T, cm *corev1.ConfigMap, k argocdKind) {
+	customizationDir := k.dir()
+	if got, want := cm.Data[k.healthKey()], readText(t, filepath.Join(customizationDir, "health.lua")); got != want {
+		t.Errorf("%s differs from health.lua:\n%s", k.healthKey(), cmp.Diff(want, got))
 	}
 	var actions struct {
 		Discovery   string `json:"discovery.lua"`
@@ -334,7 +552,7 @@ func TestArgoCDConfigMapPatchInlinesTheLuaFiles(t *testing.T) {
 			Action string `json:"action.lua"`
 		} `json:"definitions"`
 	}
-	must(t, yaml.UnmarshalStrict([]byte(cm.Data[argocdActionsKey]), &actions))
+	must(t, yaml.UnmarshalStrict([]byte(cm.Data[k.actionsKey()]), &actions))
 	if want := readText(t, filepath.Join(customizationDir, "actions", "discovery.lua")); actions.Discovery != want {
 		t.Errorf("discovery.lua differs:\n%s", cmp.Diff(want, actions.Discovery))
 	}
@@ -358,8 +576,8 @@ func argocdConfigMapPatch(t *testing.T) string {
 #   go test ./controllers/uploads -run ArgoCD -update
 # Do not edit: edit the .lua files and regenerate.
 #
-# Teaches Argo CD the health of UserPackageUploads and adds the reconcile,
-# suspend and resume actions. Apply it to Argo CD's ConfigMap:
+# Teaches Argo CD the health of UserPackageUploads and UserPackageSyncs and
+# adds their reconcile, suspend and resume actions. Apply it to Argo CD's ConfigMap:
 #   kubectl -n argocd patch configmap argocd-cm --type merge --patch-file config/argocd/argocd-cm-patch.yaml
 # or list it under patches: in the kustomization that installs Argo CD.
 apiVersion: v1
@@ -372,16 +590,19 @@ metadata:
     app.kubernetes.io/part-of: argocd
 data:
 `)
-	b.WriteString("  " + argocdHealthKey + ": |\n")
-	b.WriteString(indent(readText(t, filepath.Join(customizationDir, "health.lua")), 4))
-	b.WriteString("  " + argocdActionsKey + ": |\n")
-	b.WriteString("    discovery.lua: |\n")
-	b.WriteString(indent(readText(t, filepath.Join(customizationDir, "actions", "discovery.lua")), 6))
-	b.WriteString("    definitions:\n")
-	for _, name := range argocdActions {
-		b.WriteString("    - name: " + name + "\n")
-		b.WriteString("      action.lua: |\n")
-		b.WriteString(indent(readText(t, filepath.Join(customizationDir, "actions", name, "action.lua")), 8))
+	for _, k := range argocdKinds {
+		customizationDir := k.dir()
+		b.WriteString("  " + k.healthKey() + ": |\n")
+		b.WriteString(indent(readText(t, filepath.Join(customizationDir, "health.lua")), 4))
+		b.WriteString("  " + k.actionsKey() + ": |\n")
+		b.WriteString("    discovery.lua: |\n")
+		b.WriteString(indent(readText(t, filepath.Join(customizationDir, "actions", "discovery.lua")), 6))
+		b.WriteString("    definitions:\n")
+		for _, name := range argocdActions {
+			b.WriteString("    - name: " + name + "\n")
+			b.WriteString("      action.lua: |\n")
+			b.WriteString(indent(readText(t, filepath.Join(customizationDir, "actions", name, "action.lua")), 8))
+		}
 	}
 	return b.String()
 }
@@ -401,10 +622,10 @@ func indent(s string, n int) string {
 
 // liveObject reads the object as Argo CD sees it (unstructured, without
 // managedFields).
-func liveObject(t *testing.T, h *harness, name string) map[string]any {
+func liveObject(t *testing.T, h *harness, kind argocdKind, name string) map[string]any {
 	t.Helper()
 	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(upv1.GroupVersion.WithKind("UserPackageUpload"))
+	u.SetGroupVersionKind(upv1.GroupVersion.WithKind(string(kind)))
 	must(t, kube.Client.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: name}, u))
 	unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
 	return u.Object
@@ -413,12 +634,15 @@ func liveObject(t *testing.T, h *harness, name string) map[string]any {
 var (
 	rfc3339   = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$`)
 	requestID = regexp.MustCompile(`request id [0-9A-Za-z-]+`)
+	// inText is a time inside a message ("synced 2026-12-03T13:20:00Z").
+	inText = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
 )
 
 // normalizeCaptured makes a captured object the same on every run: no
-// uid, resourceVersion or creationTimestamp, fixed times, namespace
-// default, and the harnesses' random bucket, endpoint, request ids and
-// what derives from them replaced.
+// uid, resourceVersion or creationTimestamp, fixed times (also in
+// messages), namespace default, and the harnesses' random bucket,
+// endpoint, request ids and what derives from them replaced (a sync's
+// children are named after its uid: <sync>-00000001, -00000002, ...).
 func normalizeCaptured(obj map[string]any, hs ...*harness) map[string]any {
 	obj = jsonRoundTrip(nil, obj).(map[string]any)
 	meta := obj["metadata"].(map[string]any)
@@ -428,12 +652,15 @@ func normalizeCaptured(obj map[string]any, hs ...*harness) map[string]any {
 	meta["namespace"] = "default"
 	replacer := []string{storage.Endpoint, "minio.example.com:9000"}
 	for _, h := range hs {
-		replacer = append(replacer, h.bucket, "crowd-packages", h.ns+"/", "default/")
+		replacer = append(replacer, h.bucket, "crowd-packages", h.ns+"/", "default/", "-n "+h.ns+" ", "-n default ")
 	}
 	// The sandbox's upload and resource ids embed the time.
 	status, _ := obj["status"].(map[string]any)
-	if up, ok := status["upload"].(map[string]any); ok {
-		for k, fixed := range map[string]string{"id": "upload-id-0001", "resourceID": "RES00000000000000000000000000000001"} {
+	// status.uploads[i] gets upload-id-000<i+1> and RES000…<i+1>.
+	uploads, _ := status["uploads"].([]any)
+	for i, u := range uploads {
+		up, _ := u.(map[string]any)
+		for k, fixed := range map[string]string{"id": fmt.Sprintf("upload-id-%04d", i+1), "resourceID": fmt.Sprintf("RES%032d", i+1)} {
 			if v, ok := up[k].(string); ok && v != "" {
 				replacer = append(replacer, v, fixed)
 			}
@@ -443,6 +670,25 @@ func normalizeCaptured(obj map[string]any, hs ...*harness) map[string]any {
 	if src, ok := status["source"].(map[string]any); ok {
 		if v, ok := src["fingerprint"].(string); ok && v != "" {
 			replacer = append(replacer, v, "0123456789abcdef")
+		}
+	}
+	// A sync's children, by age (history is newest first): the oldest
+	// becomes <sync>-00000001.
+	var children []string
+	history, _ := status["history"].([]any)
+	for i := len(history) - 1; i >= 0; i-- {
+		if c, _ := history[i].(map[string]any)["child"].(string); c != "" && !slices.Contains(children, c) {
+			children = append(children, c)
+		}
+	}
+	if last, ok := status["lastSyncedRevision"].(map[string]any); ok {
+		if c, _ := last["child"].(string); c != "" && !slices.Contains(children, c) {
+			children = append(children, c)
+		}
+	}
+	for i, c := range children {
+		if j := strings.LastIndex(c, "-"); j > 0 {
+			replacer = append(replacer, c, fmt.Sprintf("%s-%08d", c[:j], i+1))
 		}
 	}
 	r := strings.NewReplacer(replacer...)
@@ -461,7 +707,7 @@ func normalizeCaptured(obj map[string]any, hs ...*harness) map[string]any {
 			if rfc3339.MatchString(v) {
 				return requestedAtPlaceholder
 			}
-			return requestID.ReplaceAllString(r.Replace(v), "request id 0123456789abcdef")
+			return inText.ReplaceAllString(requestID.ReplaceAllString(r.Replace(v), "request id 0123456789abcdef"), requestedAtPlaceholder)
 		}
 		return v
 	}
@@ -476,7 +722,7 @@ type argocdHealthStatus struct {
 
 func argocdHealth(t *testing.T, obj map[string]any) argocdHealthStatus {
 	t.Helper()
-	out, ok := runLua(t, readText(t, filepath.Join(customizationDir, "health.lua")), obj).(map[string]any)
+	out, ok := runLua(t, readText(t, filepath.Join(argocdKindOf(t, obj).dir(), "health.lua")), obj).(map[string]any)
 	if !ok {
 		t.Fatal("health.lua did not return a table")
 	}
