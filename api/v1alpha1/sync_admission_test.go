@@ -41,6 +41,28 @@ func TestSyncAdmission(t *testing.T) {
 			},
 		},
 		{
+			name: "an https export uploaded whole is accepted",
+			mutate: func(s *upv1.UserPackageSync) {
+				s.Spec.Source = upv1.SyncSource{HTTP: &upv1.HTTPSource{URL: "https://files.example.com/vip.csv"}}
+				s.Spec.Mode = upv1.SyncModeFull
+			},
+		},
+		{
+			name: "an https export in Delta mode is refused: it keeps no base",
+			mutate: func(s *upv1.UserPackageSync) {
+				s.Spec.Source = upv1.SyncSource{HTTP: &upv1.HTTPSource{URL: "https://files.example.com/vip.csv"}}
+			},
+			wantField: "spec.mode", wantText: "set mode: Full",
+		},
+		{
+			name: "both s3 and http are refused",
+			mutate: func(s *upv1.UserPackageSync) {
+				s.Spec.Source.HTTP = &upv1.HTTPSource{URL: "https://files.example.com/vip.csv"}
+				s.Spec.Mode = upv1.SyncModeFull
+			},
+			wantField: "spec.source", wantText: "exactly one of s3 or http",
+		},
+		{
 			name: "an interval under a minute is refused",
 			mutate: func(s *upv1.UserPackageSync) {
 				s.Spec.Interval = &metav1.Duration{Duration: 30 * time.Second}

@@ -6,7 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -384,4 +388,46 @@ func (c childRefuser) Create(ctx context.Context, obj client.Object, opts ...cli
 		return errors.New("the manager stops before the child is created")
 	}
 	return c.Client.Create(ctx, obj, opts...)
+}
+
+// TestASyncOfAnHTTPSExportUploadsEachRevisionWhole: a file served over
+// HTTP(S) keeps no earlier version to compare with, so each new revision
+// (a new Last-Modified time) is uploaded whole (mode: Full), and a check
+// of an unchanged file sends nothing.
+func TestASyncOfAnHTTPSExportUploadsEachRevisionWhole(t *testing.T) {
+	var mu sync.Mutex
+	data, modified := phoneFile(0, 500), time.Unix(1_700_000_000, 0)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		body, at := data, modified
+		mu.Unlock()
+		http.ServeContent(w, r, "vip.csv", at, bytes.NewReader(body))
+	}))
+	defer srv.Close()
+	h := newHarness(t, harnessOptions{syncs: true})
+	s := h.syncOf("web", "")
+	s.Spec.Source = upv1.SyncSource{HTTP: &upv1.HTTPSource{URL: srv.URL + "/exports/vip.csv?token=secret", Insecure: true}}
+	s.Spec.Mode, s.Spec.File.Hashing = upv1.SyncModeFull, upv1.HashingNone
+	must(t, kube.Client.Create(h.ctx, s))
+	first := h.waitRun("web", srv.URL+"/exports/vip.csv", upv1.SyncResultSynced)
+	assertRun(t, first, 500, 0, 0)
+
+	h.requestSync("web")
+	h.waitSync("web", "the unchanged file checked", func(s *upv1.UserPackageSync) bool {
+		return s.Status.LastHandledReconcileAt == s.Annotations[syncs.RequestedAt]
+	})
+	mu.Lock()
+	data, modified = phoneFile(400, 500), modified.Add(time.Hour)
+	mu.Unlock()
+	h.requestSync("web")
+	h.waitSync("web", "a second run synced", func(s *upv1.UserPackageSync) bool {
+		return len(s.Status.History) == 2 && s.Status.History[0].Result == upv1.SyncResultSynced
+	})
+	second := h.getSync("web").Status.History[0]
+	if merged := mergedFiles(t, h, h.get(second.Child)); !bytes.Equal(merged, phoneFile(400, 500)) {
+		t.Error("the second revision was not uploaded whole")
+	}
+	if strings.Contains(fmt.Sprint(h.getSync("web").Status), "secret") {
+		t.Error("the sync's status shows the URL's query")
+	}
 }
