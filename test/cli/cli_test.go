@@ -285,8 +285,8 @@ func TestStatusOfASync(t *testing.T) {
 	s := &upv1.UserPackageSync{
 		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: tn.ns},
 		Spec: upv1.UserPackageSyncSpec{
-			Source: upv1.SyncSource{S3: &upv1.SyncS3Source{S3Source: upv1.S3Source{Endpoint: "minio:9000", Bucket: tn.bucket}, Prefix: "exports/vip/"}},
-			File:   upv1.FileSpec{PackageType: upv1.PackageTypeExposure, DataType: upv1.DataTypePhone, Description: "VIP customers, one export a day"},
+			Source:         upv1.SyncSource{S3: &upv1.SyncS3Source{S3Source: upv1.S3Source{Endpoint: "minio:9000", Bucket: tn.bucket}, Prefix: "exports/vip/"}},
+			File:           upv1.FileSpec{PackageType: upv1.PackageTypeExposure, DataType: upv1.DataTypePhone, Description: "VIP customers, one export a day"},
 			CredentialsRef: &upv1.SecretReference{Name: "wechatpay-brand"}, UserPackageID: "01000100010000000007",
 		},
 	}
