@@ -50,32 +50,33 @@ who left.`,
 			if err := c.requireServed(k); err != nil {
 				return err
 			}
-			switch k.Kind {
-			case uploadKind.Kind:
-				u := &upv1.UserPackageUpload{}
-				if err := c.client.Get(cmd.Context(), client.ObjectKey{Namespace: c.namespace, Name: name}, u); err != nil {
-					return err
-				}
-				events, err := lastEvents(cmd.Context(), c, u)
-				if err != nil {
-					return err
-				}
-				return printUploadStatus(o.streams.Out, u, events, time.Now())
-			case syncKind.Kind:
-				s := &upv1.UserPackageSync{}
-				if err := c.client.Get(cmd.Context(), client.ObjectKey{Namespace: c.namespace, Name: name}, s); err != nil {
-					return err
-				}
-				events, err := lastEvents(cmd.Context(), c, s)
-				if err != nil {
-					return err
-				}
-				return printSyncStatus(o.streams.Out, s, events, time.Now())
-			default:
-				return fmt.Errorf("status of a %s is not supported by this plugin release", k.Kind)
-			}
+			return showStatus(cmd.Context(), c, k, name, o.streams.Out)
 		},
 	}
+}
+
+// showStatus reads the object of kind k and writes its one-screen status.
+func showStatus(ctx context.Context, c *clients, k kind, name string, w io.Writer) error {
+	switch k.Kind {
+	case uploadKind.Kind:
+		return showOne(ctx, c, name, &upv1.UserPackageUpload{}, w, printUploadStatus)
+	case syncKind.Kind:
+		return showOne(ctx, c, name, &upv1.UserPackageSync{}, w, printSyncStatus)
+	}
+	return fmt.Errorf("status of a %s is not supported by this plugin release", k.Kind)
+}
+
+// showOne reads obj by name and writes it, with its last events, by print.
+func showOne[T client.Object](ctx context.Context, c *clients, name string, obj T, w io.Writer,
+	print func(io.Writer, T, []eventsv1.Event, time.Time) error) error {
+	if err := c.client.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: name}, obj); err != nil {
+		return err
+	}
+	events, err := lastEvents(ctx, c, obj)
+	if err != nil {
+		return err
+	}
+	return print(w, obj, events, time.Now())
 }
 
 // lastEvents are the object's newest events, oldest first. A user who may
