@@ -18,7 +18,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
@@ -290,9 +292,10 @@ func TestStatusOfASync(t *testing.T) {
 			CredentialsRef: &upv1.SecretReference{Name: "wechatpay-brand"}, UserPackageID: "01000100010000000007",
 		},
 	}
+	s.Spec.Suspend = true // the suite's manager leaves it be
 	must(t, kube.Client.Create(ctx, s))
 	at := metav1.NewTime(time.Now().Add(-time.Hour))
-	s.Status = upv1.UserPackageSyncStatus{
+	status := upv1.UserPackageSyncStatus{
 		LastSyncedRevision: &upv1.SyncedRevision{Revision: upv1.Revision{ID: "k2@e2", Key: "exports/vip/2026-12-02.csv"},
 			Digest: "sha256:" + strings.Repeat("ab", 32), Members: 205000, Child: "nightly-2", At: at},
 		History: []upv1.SyncRun{
@@ -301,7 +304,13 @@ func TestStatusOfASync(t *testing.T) {
 			{Revision: "k1@e1", Key: "exports/vip/2026-12-01.csv", Child: "nightly-1", Result: upv1.SyncResultSynced, Members: 200000, Added: 200000, At: at},
 		},
 	}
-	must(t, kube.Client.Status().Update(ctx, s))
+	must(t, retry.RetryOnConflict(retry.DefaultRetry, func() error { // the manager writes it too
+		if err := kube.Client.Get(ctx, client.ObjectKeyFromObject(s), s); err != nil {
+			return err
+		}
+		s.Status.LastSyncedRevision, s.Status.History = status.LastSyncedRevision, status.History
+		return kube.Client.Status().Update(ctx, s)
+	}))
 
 	r := run(t, "status", "sync/nightly", "-n", tn.ns)
 	if r.err != nil {
