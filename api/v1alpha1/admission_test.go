@@ -317,23 +317,30 @@ func TestAdmission(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			u := validObject()
 			tt.mutate(u)
-			err := k8s.Create(context.Background(), u, client.DryRunAll)
-			if tt.wantField == "" {
-				if err != nil {
-					t.Fatalf("want accepted, got %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("want refused naming %s, got accepted", tt.wantField)
-			}
-			if !strings.Contains(err.Error(), tt.wantField+":") {
-				t.Errorf("error does not name %s:\n%v", tt.wantField, err)
-			}
-			if !strings.Contains(err.Error(), tt.wantText) {
-				t.Errorf("error does not say %q:\n%v", tt.wantText, err)
-			}
+			assertAdmission(t, u, tt.wantField, tt.wantText)
 		})
+	}
+}
+
+// assertAdmission dry-runs the creation of obj: it must be accepted when
+// wantField is empty, else refused naming wantField and saying wantText.
+func assertAdmission(t *testing.T, obj client.Object, wantField, wantText string) {
+	t.Helper()
+	err := k8s.Create(context.Background(), obj, client.DryRunAll)
+	if wantField == "" {
+		if err != nil {
+			t.Fatalf("want accepted, got %v", err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("want refused naming %s, got accepted", wantField)
+	}
+	if !strings.Contains(err.Error(), wantField+":") {
+		t.Errorf("error does not name %s:\n%v", wantField, err)
+	}
+	if !strings.Contains(err.Error(), wantText) {
+		t.Errorf("error does not say %q:\n%v", wantText, err)
 	}
 }
 

@@ -106,19 +106,7 @@ func TestSyncAdmission(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := validSync()
 			tt.mutate(s)
-			err := k8s.Create(context.Background(), s, client.DryRunAll)
-			if tt.wantField == "" {
-				if err != nil {
-					t.Fatalf("want accepted, got %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("want refused naming %s, got accepted", tt.wantField)
-			}
-			if !strings.Contains(err.Error(), tt.wantField) || !strings.Contains(err.Error(), tt.wantText) {
-				t.Errorf("error does not name %s and say %q:\n%v", tt.wantField, tt.wantText, err)
-			}
+			assertAdmission(t, s, tt.wantField, tt.wantText)
 		})
 	}
 }

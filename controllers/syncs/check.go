@@ -19,8 +19,8 @@ import (
 	"github.com/crowdpack/crowdpack/controllers/classify"
 	"github.com/crowdpack/crowdpack/internal/linecheck"
 	"github.com/crowdpack/crowdpack/internal/metrics"
-	"github.com/crowdpack/crowdpack/internal/rawphone"
 	"github.com/crowdpack/crowdpack/internal/source"
+	"github.com/crowdpack/crowdpack/internal/uploadplan"
 )
 
 // ReasonSuspiciousShrink: a revision drops more of the last synced
@@ -68,20 +68,21 @@ func (r *Reconciler) judge(ctx context.Context, sync *upv1.UserPackageSync, revi
 	if seen(sync, rev) {
 		return true, stoppedRun(sync)
 	}
-	count, err := revisions.Read(ctx, found, memberCheck(sync.Spec.File), sync.Spec.File.SkipHeaderRow)
+	read, err := readRevision(ctx, sync, revisions, found)
 	if err != nil {
-		return false, classify.Source(err)
+		return false, err
 	}
-	if last := sync.Status.LastSyncedRevision; last != nil && last.Digest == "sha256:"+count.Digest {
-		r.unchanged(sync, rev, count.Members)
+	members := read.Report.Lines - read.Report.InvalidLines
+	if last := sync.Status.LastSyncedRevision; last != nil && last.Digest == "sha256:"+read.Digest {
+		r.unchanged(sync, rev, members)
 		return true, nil
 	}
-	if count.Members == 0 {
+	if members == 0 {
 		return true, r.refuse(sync, rev, upv1.ReasonInvalidLines, fmt.Sprintf(
 			"revision %s holds no valid %s member in its %d lines (is it the export of another dataType, or does it need hashing: MD5?); it is not synced: fix the export, or the spec",
-			rev.Key, sync.Spec.File.DataType, count.Lines))
+			rev.Key, sync.Spec.File.DataType, read.Report.Lines))
 	}
-	if err := r.guardShrink(sync, rev, count.Members); err != nil {
+	if err := r.guardShrink(sync, rev, members); err != nil {
 		return true, err
 	}
 	child, err := r.startChild(ctx, sync, rev)
@@ -172,13 +173,28 @@ func stoppedRun(sync *upv1.UserPackageSync) error {
 	return classify.Stall(cmp.Or(h[0].Reason, upv1.ReasonRetrying), "revision %s: child %s failed: %s; %s", h[0].Key, h[0].Child, h[0].Message, fix)
 }
 
-// memberCheck tells a line that is a member as the child will upload it:
-// a raw mobile number with hashing MD5, else a valid line of the dataType.
-func memberCheck(f upv1.FileSpec) func([]byte) bool {
-	if f.Hashing == upv1.HashingMD5 {
-		return func(line []byte) bool { _, ok := rawphone.Sum(line); return ok }
+// readRevision reads the revision once, as its child will: its SHA-256
+// tells the bytes of the last synced revision, and the child's own line
+// checks and hashing count its members, before anything is sent.
+func readRevision(ctx context.Context, sync *upv1.UserPackageSync, revisions source.Revisions, rev source.Revision) (source.Result, error) {
+	src, err := revisions.Source(rev)
+	if err != nil {
+		return source.Result{}, classify.Source(err)
 	}
-	return func(line []byte) bool { return linecheck.Valid(linecheck.DataType(f.DataType), line) }
+	check, err := linecheck.New(linecheck.DataType(sync.Spec.File.DataType))
+	if err != nil {
+		return source.Result{}, classify.Stall(upv1.ReasonInvalidSpec, "spec.file.dataType: %v", err)
+	}
+	opts := uploadplan.SplitOptions(&sync.Spec.File)
+	opts.MaxLines = 0 // counted, not cut
+	read, err := source.DigestChunks(ctx, src, check, opts)
+	if err == nil && !source.SameVersion(rev, read.Version) {
+		err = fmt.Errorf("read %s: %w: the revision was replaced while it was read", rev.Key, source.ErrChanged)
+	}
+	if err != nil {
+		return source.Result{}, classify.Source(err)
+	}
+	return read, nil
 }
 
 // guardShrink holds back a revision with far fewer members than the last

@@ -1,14 +1,9 @@
 package source
 
 import (
-	"bufio"
-	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -29,13 +24,19 @@ type Revision struct {
 	Version
 }
 
-// Revisions finds the current revision of an export and reads it.
+// Revisions finds the current revision of an export.
 type Revisions interface {
 	// Current returns the revision the source holds now.
 	Current(ctx context.Context) (Revision, error)
-	// Read reads exactly rev once: its SHA-256, its non-empty lines and
-	// those of them that valid accepts (line 1 left out with skipFirst).
-	Read(ctx context.Context, rev Revision, valid func(line []byte) bool, skipFirst bool) (Count, error)
+	// Source reads rev's object: the version it names where the store keeps
+	// versions, else the current one, whose Version the caller compares
+	// with rev's (SameVersion).
+	Source(rev Revision) (Source, error)
+}
+
+// SameVersion reports whether a read found the version a revision names.
+func SameVersion(rev Revision, read Version) bool {
+	return versionName(read) == versionName(rev.Version)
 }
 
 // versionName is the version's own name: its version id, ETag, or the
@@ -51,6 +52,7 @@ func versionName(v Version) string {
 // the object at a key, or the newest under a prefix.
 type S3Revisions struct {
 	s        *s3Source
+	cfg      S3Config
 	byPrefix bool
 }
 
@@ -61,7 +63,7 @@ func NewS3Revisions(cfg S3Config, byPrefix bool) (*S3Revisions, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &S3Revisions{s: src.(*s3Source), byPrefix: byPrefix}, nil
+	return &S3Revisions{s: src.(*s3Source), cfg: cfg, byPrefix: byPrefix}, nil
 }
 
 // Current returns the object at the key, or the newest under the prefix.
@@ -125,77 +127,11 @@ func revisionOf(info minio.ObjectInfo) Revision {
 	}}
 }
 
-// Count is what a revision holds, read once: its SHA-256 and its lines.
-type Count struct {
-	Digest string
-	// Lines counts the non-empty lines; Members those of them valid.
-	Lines, Members int64
-}
-
-// Read reads exactly the revision (its version, its ETag) once: its
-// SHA-256 tells a revision with the bytes of the last one, and its valid
-// lines a shrink, before anything is sent. skipFirst leaves line 1 out of
-// the counts (a header row).
-func (r *S3Revisions) Read(ctx context.Context, rev Revision, valid func(line []byte) bool, skipFirst bool) (Count, error) {
-	opts := minio.GetObjectOptions{VersionID: rev.VersionID}
-	if err := opts.SetMatchETag(rev.ETag); err != nil {
-		return Count{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
-	}
-	body, _, _, err := r.s.client.GetObject(ctx, r.s.bucket, rev.Key, opts)
-	if err != nil {
-		return Count{}, r.s.classify("get", err, true)
-	}
-	defer body.Close()
-	h := sha256.New()
-	count, err := countLines(io.TeeReader(r.s.guard.watch(body, "s3://"+r.s.bucket+"/"+rev.Key, rev.Size), h), valid, skipFirst)
-	if err != nil {
-		return Count{}, fmt.Errorf("read s3://%s/%s: %w", r.s.bucket, rev.Key, err)
-	}
-	count.Digest = hex.EncodeToString(h.Sum(nil))
-	return count, nil
-}
-
-// maxCountedLine is the longest line judged; a longer one is invalid.
-const maxCountedLine = 4 << 10
-
-// countLines counts the non-empty lines of r and the valid ones among them.
-func countLines(r io.Reader, valid func([]byte) bool, skipFirst bool) (Count, error) {
-	var c Count
-	br := bufio.NewReaderSize(r, 256<<10)
-	for first := true; ; first = false {
-		line, overlong, err := readLine(br)
-		if err == io.EOF && len(line) == 0 && !overlong {
-			return c, nil
-		}
-		if err != nil && err != io.EOF {
-			return Count{}, err
-		}
-		if (len(line) > 0 || overlong) && !(first && skipFirst) {
-			c.Lines++
-			if !overlong && valid(line) {
-				c.Members++
-			}
-		}
-		if err == io.EOF {
-			return c, nil
-		}
-	}
-}
-
-// readLine returns the next line without its line ending, at most
-// maxCountedLine bytes of it (overlong then tells that there were more).
-func readLine(br *bufio.Reader) (line []byte, overlong bool, err error) {
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if len(line)+len(chunk) > maxCountedLine {
-			overlong = true
-		} else {
-			line = append(line, chunk...)
-		}
-		if err != bufio.ErrBufferFull {
-			return bytes.TrimRight(line, "\r\n"), overlong, err
-		}
-	}
+// Source reads rev's object, pinned to its version id if it has one.
+func (r *S3Revisions) Source(rev Revision) (Source, error) {
+	cfg := r.cfg
+	cfg.Key, cfg.VersionID = rev.Key, rev.VersionID
+	return NewS3(cfg)
 }
 
 // HTTPRevisions finds the current revision of an export served over
@@ -231,21 +167,5 @@ func (r *HTTPRevisions) Current(ctx context.Context) (Revision, error) {
 	return Revision{ID: versionName(v), Key: r.s.name, Version: v}, nil
 }
 
-// Read reads the file once, which must still be rev.
-func (r *HTTPRevisions) Read(ctx context.Context, rev Revision, valid func(line []byte) bool, skipFirst bool) (Count, error) {
-	body, v, err := r.s.Open(ctx)
-	if err != nil {
-		return Count{}, err
-	}
-	defer body.Close()
-	if versionName(v) != rev.ID {
-		return Count{}, fmt.Errorf("get %s: %w: revision %s is now %s", r.s.name, ErrChanged, remote(rev.ID), remote(versionName(v)))
-	}
-	h := sha256.New()
-	count, err := countLines(io.TeeReader(body, h), valid, skipFirst)
-	if err != nil {
-		return Count{}, fmt.Errorf("read %s: %w", r.s.name, err)
-	}
-	count.Digest = hex.EncodeToString(h.Sum(nil))
-	return count, nil
-}
+// Source reads the file at the URL: its current version.
+func (r *HTTPRevisions) Source(Revision) (Source, error) { return r.s, nil }

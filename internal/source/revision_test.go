@@ -1,41 +1,11 @@
 package source
 
 import (
-	"bytes"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 )
-
-func TestCountLines(t *testing.T) {
-	digits := func(line []byte) bool { return len(line) == 3 && bytes.Trim(line, "0123456789") == nil }
-	tests := []struct {
-		name          string
-		text          string
-		skipFirst     bool
-		lines, valids int64
-	}{
-		{name: "empty lines and a CRLF are no lines", text: "123\r\n\r\n\n456\n", lines: 2, valids: 2},
-		{name: "a last line without a line ending counts", text: "123\n456", lines: 2, valids: 2},
-		{name: "invalid lines count as lines, not members", text: "123\nabc\n", lines: 2, valids: 1},
-		{name: "a skipped header row counts as neither", text: "mobile\n123\n", skipFirst: true, lines: 1, valids: 1},
-		{name: "an overlong line is a line and never a member", text: strings.Repeat("1", 1<<20) + "\n123\n", lines: 2, valids: 1},
-		{name: "an empty file has nothing", text: "", lines: 0, valids: 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := countLines(strings.NewReader(tt.text), digits, tt.skipFirst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Lines != tt.lines || got.Members != tt.valids {
-				t.Errorf("lines/members %d/%d, want %d/%d", got.Lines, got.Members, tt.lines, tt.valids)
-			}
-		})
-	}
-}
 
 func TestTheNewestObjectIsTheOneWrittenLastThenTheGreaterKey(t *testing.T) {
 	at := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
