@@ -162,7 +162,8 @@ func checkOrphans(v *verdict, w *world, uploads []upv1.UserPackageUpload, known 
 			continue
 		}
 		orphans++
-		v.of(invInitiate).check(digests[s.Digest] && !s.Merged, "session %s (%s) is no object's, or was merged", s.ID, s.Filename)
+		v.of(invInitiate).check(digests[s.Digest], "session %s (%s) is of bytes no object uploaded", s.ID, s.Filename)
+		v.of(invInitiate).check(!s.Merged, "session %s (%s) was merged, and no object knows of it", s.ID, s.Filename)
 	}
 	v.of(invInitiate).check(orphans <= unknown, "%d orphan sessions, more than the %d initiate unknown outcomes recorded", orphans, unknown)
 }

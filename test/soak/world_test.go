@@ -229,6 +229,14 @@ func (m *manager) goroutineDump() string {
 	return string(dump)
 }
 
+// dumpGoroutines writes each running manager's goroutines to the log
+// directory, for a post-mortem of an object that did not settle.
+func (w *world) dumpGoroutines() {
+	for _, m := range w.running() {
+		_ = os.WriteFile(filepath.Join(w.logDir, m.name+"-goroutines.txt"), []byte(m.goroutineDump()), 0o644)
+	}
+}
+
 // kill SIGKILLs m and forgets it.
 func (w *world) kill(m *manager) {
 	_ = m.cmd.Process.Kill()
