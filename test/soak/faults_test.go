@@ -50,7 +50,6 @@ var faults = []fault{
 	{"kube-apiserver restarted", 1, (*driver).restartAPIServer},
 	{"MinIO restarted", 2, (*driver).restartMinIO},
 	{"WeChat Pay faults", 5, (*driver).weChatPayFaults},
-	{"source resets", 1, (*driver).sourceResets},
 	{"GitOps edit", 4, (*driver).gitOpsEdit},
 }
 
@@ -83,6 +82,7 @@ func (d *driver) intn(n int) int {
 // the second half of the run, and etcd is restarted once in its middle.
 func (d *driver) run(ctx context.Context) {
 	d.start = time.Now()
+	d.w.sources.setResets(true) // until calm
 	d.w.startManager(false)
 	elected := false
 	for {
@@ -201,13 +201,6 @@ func (d *driver) setFaults(e sandbox.Endpoint, f sandbox.Faults) {
 	if err := d.w.sandbox.SetFaults(e, f); err != nil {
 		d.w.t.Errorf("sandbox faults: %v", err)
 	}
-}
-
-// sourceResets makes the resetting HTTP source reset connections for 5 to 15 s.
-func (d *driver) sourceResets() {
-	d.w.sources.setResets(true)
-	time.Sleep(d.draw(5*time.Second, 15*time.Second))
-	d.w.sources.setResets(false)
 }
 
 // gitOpsEdit makes an edit a person or Argo CD / Flux makes: suspend and

@@ -19,7 +19,7 @@ const (
 	// managers' minimum source rate (64 KiB/s).
 	sourceDrip = "drip"
 	// sourceReset resets the connection half way through the body of
-	// every other request while source faults are on.
+	// half of the requests, drawn from the seed, until the faults stop.
 	sourceReset = "reset"
 )
 
