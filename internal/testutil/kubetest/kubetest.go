@@ -23,6 +23,9 @@ import (
 // are killed.
 const stopTimeout = 5 * time.Second
 
+// startTimeout is how long kube-apiserver and etcd get to become ready.
+const startTimeout = 2 * time.Minute
+
 // Env is a running API server with the CRDs installed.
 type Env struct {
 	Config *rest.Config
@@ -70,6 +73,9 @@ func Start() (*Env, error) {
 		Scheme:                scheme,
 		// A restarted API server (RestartAPIServer) is killed after this.
 		ControlPlaneStopTimeout: stopTimeout,
+		// On a loaded machine a restarted kube-apiserver takes longer to
+		// be ready than envtest's 20 s default.
+		ControlPlaneStartTimeout: startTimeout,
 	}
 	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir}
 	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: etcdDir}
