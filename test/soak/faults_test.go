@@ -205,7 +205,7 @@ func (d *driver) setFaults(e sandbox.Endpoint, f sandbox.Faults) {
 
 // gitOpsEdit makes an edit a person or Argo CD / Flux makes: suspend and
 // later resume an upload, request a reconcile of an upload or a sync, or
-// change a label or an annotation.
+// change a label and an annotation.
 func (d *driver) gitOpsEdit() {
 	key, ok := d.randomUpload()
 	if !ok {
@@ -220,7 +220,7 @@ func (d *driver) gitOpsEdit() {
 	case 1:
 		d.edit(key, func(u *upv1.UserPackageUpload) { annotate(u, requestedAt, now) })
 	case 2:
-		d.edit(key, func(u *upv1.UserPackageUpload) { u.Labels["soak/edited"] = now })
+		d.edit(key, func(u *upv1.UserPackageUpload) { u.Labels["soak/edited"] = now; annotate(u, "soak/note", now) })
 	case 3:
 		if s := d.randomSync(); s != nil {
 			d.requestSync(s)
