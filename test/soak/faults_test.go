@@ -36,6 +36,10 @@ type driver struct {
 	// managing is held while managers are killed, started or replaced, so
 	// that a kill never restarts a manager of the wrong kind beside them.
 	managing sync.Mutex
+	// restarting is held while kube-apiserver or etcd restarts, and
+	// restartingMinIO while MinIO does: two restarts of one process at once
+	// would race for its port.
+	restarting, restartingMinIO sync.Mutex
 }
 
 // A fault the driver can inject, with its weight in the draw.
@@ -159,18 +163,24 @@ func (d *driver) killManager() {
 }
 
 func (d *driver) restartAPIServer() {
+	d.restarting.Lock()
+	defer d.restarting.Unlock()
 	if _, err := d.w.kube.RestartAPIServer(d.draw(time.Second, 3*time.Second)); err != nil {
 		d.w.t.Errorf("restart kube-apiserver: %v", err)
 	}
 }
 
 func (d *driver) restartEtcd() {
+	d.restarting.Lock()
+	defer d.restarting.Unlock()
 	if err := d.w.kube.RestartEtcd(d.draw(time.Second, 3*time.Second)); err != nil {
 		d.w.t.Errorf("restart etcd: %v", err)
 	}
 }
 
 func (d *driver) restartMinIO() {
+	d.restartingMinIO.Lock()
+	defer d.restartingMinIO.Unlock()
 	if err := d.w.storage.Restart(d.draw(500*time.Millisecond, 2*time.Second)); err != nil {
 		d.w.t.Errorf("restart MinIO: %v", err)
 	}
