@@ -259,6 +259,9 @@ func judge(t *testing.T, w *world, wl *workload) *verdict {
 	uploads := listUploads(w)
 	known, sent := map[string]bool{}, map[string][]byte{}
 	texts := eventTexts(w)
+	for where, events := range texts {
+		_ = os.WriteFile(filepath.Join(w.logDir, strings.ReplaceAll(where, " ", "-")+".json"), events, 0o644)
+	}
 	for i := range uploads {
 		u := &uploads[i]
 		v.of(invReady).check(uploadReady(u), "upload %s/%s: %s", u.Namespace, u.Name, readyMessage(u.Status.Conditions))
