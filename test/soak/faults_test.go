@@ -269,7 +269,7 @@ func (d *driver) resumeAll() {
 
 // edit changes an upload through conflicts and API server restarts.
 func (d *driver) edit(key types.NamespacedName, change func(*upv1.UserPackageUpload)) {
-	err := retry(time.Minute, func() error {
+	err := retry(apiServerPatience, func() error {
 		u := &upv1.UserPackageUpload{}
 		if err := d.w.kube.Client.Get(d.w.ctx, key, u); err != nil {
 			return err
@@ -286,7 +286,7 @@ func (d *driver) edit(key types.NamespacedName, change func(*upv1.UserPackageUpl
 func (d *driver) requestSync(s *syncState) {
 	key := types.NamespacedName{Namespace: s.ns, Name: s.name}
 	now := strconv.FormatInt(time.Now().UnixNano(), 10)
-	err := retry(time.Minute, func() error {
+	err := retry(apiServerPatience, func() error {
 		sync := &upv1.UserPackageSync{}
 		if err := d.w.kube.Client.Get(d.w.ctx, key, sync); err != nil {
 			return err
@@ -344,6 +344,11 @@ func (d *driver) calm() {
 		d.w.startManager(true)
 	}
 }
+
+// apiServerPatience is how long the soak's own requests are tried again:
+// a restarted kube-apiserver can take minutes to be ready on a loaded
+// machine, and the soak judges the operator, not its own client.
+const apiServerPatience = 5 * time.Minute
 
 // retry calls f until it succeeds or timeout passes: the API server may be
 // restarting.

@@ -133,7 +133,7 @@ func createWorkload(t *testing.T, ctx context.Context, wl *workload, d *driver, 
 	for {
 		select {
 		case s := <-revisions:
-			if err := retry(time.Minute, func() error { return wl.newRevision(s) }); err != nil {
+			if err := retry(apiServerPatience, func() error { return wl.newRevision(s) }); err != nil {
 				t.Errorf("write a revision of sync %s: %v", s.name, err)
 				continue
 			}
@@ -155,7 +155,7 @@ func createWorkload(t *testing.T, ctx context.Context, wl *workload, d *driver, 
 // create retries a create through API server restarts; an object that
 // exists was created by an attempt whose answer was lost.
 func create(t *testing.T, what string, f func() error) {
-	err := retry(time.Minute, func() error {
+	err := retry(apiServerPatience, func() error {
 		if err := f(); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
@@ -238,7 +238,7 @@ func listUploads(w *world) []upv1.UserPackageUpload {
 	var all []upv1.UserPackageUpload
 	for _, ns := range tenants {
 		var list upv1.UserPackageUploadList
-		must(w.t, retry(time.Minute, func() error { return w.kube.Client.List(w.ctx, &list, inNamespace(ns)) }))
+		must(w.t, retry(apiServerPatience, func() error { return w.kube.Client.List(w.ctx, &list, inNamespace(ns)) }))
 		all = append(all, list.Items...)
 	}
 	return all
