@@ -70,15 +70,21 @@ func BenchmarkIdleSyncs(b *testing.B) {
 	b.ResetTimer()
 	writesBefore, readsBefore := managerWrites(b, metricsAddr)
 	served := apiServerWrites(b)
+	servedBefore := lastAPIServerWrites
 	cpu := processCPU(b, manager.Process.Pid)
 	start := time.Now()
-	time.Sleep(window)
+	watchWrites(b, metricsAddr, start.Add(window))
 	end := time.Now()
 	cpu = processCPU(b, manager.Process.Pid) - cpu
 	b.StopTimer()
 	time.Sleep(time.Second) // events are sent asynchronously
 	writesAfter, readsAfter := managerWrites(b, metricsAddr)
 	served = apiServerWrites(b) - served
+	for k, v := range lastAPIServerWrites {
+		if d := v - servedBefore[k]; d != 0 {
+			b.Logf("the API server served %d more %s in the window", d, k)
+		}
+	}
 
 	checks := proxy.between(start, end)
 	report := judgeIdleChecks(b, h.bucket, checks, n, intervals)
@@ -169,12 +175,47 @@ func waitNoWrites(b *testing.B, metricsAddr string, quiet, timeout time.Duration
 	}
 }
 
+// watchWrites waits until end, and logs when the manager writes and what:
+// a write of an idle sync should not happen, and when it does, its time
+// and kind say which one.
+func watchWrites(b *testing.B, metricsAddr string, end time.Time) {
+	start, last := time.Now(), requestsByMethodAndCode(b, metricsAddr)
+	for time.Now().Before(end) {
+		time.Sleep(min(5*time.Second, time.Until(end)))
+		now := requestsByMethodAndCode(b, metricsAddr)
+		for k, v := range now {
+			if d := v - last[k]; d != 0 && !strings.HasPrefix(k, "GET") {
+				b.Logf("%s into the window the manager sent %d more %s", time.Since(start).Round(time.Second), d, k)
+			}
+		}
+		last = now
+	}
+}
+
+// requestsByMethodAndCode is the manager's rest_client_requests_total by
+// "METHOD CODE".
+func requestsByMethodAndCode(b *testing.B, metricsAddr string) map[string]int {
+	out := map[string]int{}
+	for _, m := range scrape(b, "http://"+metricsAddr+"/metrics")["rest_client_requests_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		out[labels["method"]+" "+labels["code"]] += int(m.GetCounter().GetValue())
+	}
+	return out
+}
+
 // managerWrites is the manager's requests to the API server that write
 // (events included), and those that read, from its client metrics.
 func managerWrites(b *testing.B, metricsAddr string) (writes, reads int) {
 	byMethod := clientRequests(b, metricsAddr)
 	return byMethod["POST"] + byMethod["PUT"] + byMethod["PATCH"] + byMethod["DELETE"], byMethod["GET"]
 }
+
+// lastAPIServerWrites is the last count of apiServerWrites by verb,
+// resource, subresource and code.
+var lastAPIServerWrites map[string]int
 
 // apiServerWrites is the API server's own count of the writes it served
 // to crowdpack's kinds and to events, whoever sent them.
@@ -187,6 +228,8 @@ func apiServerWrites(b *testing.B) int {
 	fams, err := parser.TextToMetricFamilies(bytes.NewReader(data))
 	must(b, err)
 	writes := 0
+	byKind := map[string]int{}
+	defer func() { lastAPIServerWrites = byKind }()
 	for _, m := range fams["apiserver_request_total"].GetMetric() {
 		labels := map[string]string{}
 		for _, l := range m.GetLabel() {
@@ -195,6 +238,7 @@ func apiServerWrites(b *testing.B) int {
 		ours := labels["group"] == upv1.GroupVersion.Group || labels["resource"] == "events"
 		if ours && slices.Contains([]string{"POST", "PUT", "PATCH", "DELETE", "APPLY"}, labels["verb"]) {
 			writes += int(m.GetCounter().GetValue())
+			byKind[strings.Join([]string{labels["verb"], labels["resource"], labels["subresource"], labels["code"]}, " ")] += int(m.GetCounter().GetValue())
 		}
 	}
 	return writes
