@@ -244,8 +244,15 @@ func (r *Reconciler) startChild(ctx context.Context, sync *upv1.UserPackageSync,
 	if err := controllerutil.SetControllerReference(sync, child, r.Scheme()); err != nil {
 		return "", fmt.Errorf("own child: %w", err)
 	}
-	if err := r.Create(ctx, child); err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", fmt.Errorf("create child %s: %w", child.Name, err)
+	created := true
+	if err := r.Create(ctx, child); err != nil {
+		if !apierrors.IsAlreadyExists(err) {
+			return "", fmt.Errorf("create child %s: %w", child.Name, err)
+		}
+		// Created by a reconcile whose status write this one's cache has
+		// not seen yet (or before a restart), which announced it: a second
+		// event would become a series, written again minutes later.
+		created = false
 	}
 	h := sync.Status.History
 	if len(h) > 0 && h[0].Revision == rev.ID && h[0].Result == upv1.SyncResultHeldBack {
@@ -253,7 +260,9 @@ func (r *Reconciler) startChild(ctx context.Context, sync *upv1.UserPackageSync,
 	}
 	run := upv1.SyncRun{Revision: rev.ID, Key: rev.Key, Child: child.Name, Result: upv1.SyncResultInFlight, At: metav1.NewTime(r.now())}
 	sync.Status.History = append([]upv1.SyncRun{run}, h...)
-	r.event(sync, corev1.EventTypeNormal, "NewRevision", fmt.Sprintf("revision %s of %s: syncing it with %s", rev.ID, rev.Key, child.Name))
+	if created {
+		r.event(sync, corev1.EventTypeNormal, "NewRevision", fmt.Sprintf("revision %s of %s: syncing it with %s", rev.ID, rev.Key, child.Name))
+	}
 	return child.Name, nil
 }
 

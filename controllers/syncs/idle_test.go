@@ -9,6 +9,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -229,6 +230,38 @@ func TestAnIdleSyncChecksOncePerIntervalAndWritesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A reconcile from a cache that has not seen the last status write yet
+// starts the revision's child again: the create finds it, and the child is
+// not announced a second time (two events would become a series, which
+// the event recorder writes again minutes later, to an idle sync).
+func TestAChildCreatedAgainFromAStaleCacheIsNotAnnouncedAgain(t *testing.T) {
+	w := newIdleWorld(t)
+	events := &countingRecorder{}
+	w.r.Recorder = events
+	fresh := w.sync(t)
+	w.reconcile(t)
+	if w.creates != 1 || events.count != 1 {
+		t.Fatalf("the first revision: %d creates, %d events; want 1, 1", w.creates, events.count)
+	}
+	stale := w.sync(t)
+	stale.Status = fresh.Status // what a stale cache would hold
+	must(t, w.r.Status().Update(context.Background(), stale))
+	w.r.checked = checkTimes{}
+	w.reconcile(t)
+	if w.creates != 2 || events.count != 1 {
+		t.Errorf("from a stale cache: %d creates, %d events; want the create tried again and no second event", w.creates, events.count)
+	}
+	if h := w.sync(t).Status.History; len(h) != 1 || h[0].Result != upv1.SyncResultInFlight {
+		t.Errorf("history %+v, want the one run in flight", h)
+	}
+}
+
+type countingRecorder struct{ count int }
+
+func (r *countingRecorder) Eventf(runtime.Object, runtime.Object, string, string, string, string, ...any) {
+	r.count++
 }
 
 func setSuspend(t *testing.T, w *idleWorld, suspend bool) {
