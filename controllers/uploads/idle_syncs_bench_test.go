@@ -64,7 +64,7 @@ func BenchmarkIdleSyncs(b *testing.B) {
 
 	created := time.Now()
 	createIdleSyncs(b, h, proxy.addr, n)
-	waitAllSynced(b, h, n, max(5*time.Minute, time.Duration(n)*200*time.Millisecond))
+	waitAllSynced(b, h, n, max(10*time.Minute, time.Duration(n)*400*time.Millisecond))
 	b.Logf("%d syncs created and their first revisions synced in %s", n, time.Since(created).Round(time.Second))
 	waitNoWrites(b, metricsAddr, 5*time.Second, time.Minute)
 
