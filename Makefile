@@ -71,7 +71,7 @@ demo-tools: ## Build (or reuse) only what make demo needs: etcd, kube-apiserver 
 test: tools ## Everything CI runs: generated files current, vet, all tests, brief fuzzing.
 	hack/check-generated.sh
 	go vet ./...
-	go test ./... -count=1 -timeout 30m -bench . -benchtime 1x -skip ThousandUploads
+	go test ./... -count=1 -timeout 30m -bench . -benchtime 1x -skip 'ThousandUploads|IdleSyncs'
 	$(MAKE) test-oldest
 	$(MAKE) fuzz
 
@@ -111,7 +111,7 @@ fuzz: ## Run each fuzz target for FUZZTIME.
 
 .PHONY: bench
 bench: tools ## Run the benchmarks (not the load test).
-	go test ./... -run '^$$' -bench . -skip ThousandUploads -benchtime 3x -benchmem
+	go test ./... -run '^$$' -bench . -skip 'ThousandUploads|IdleSyncs' -benchtime 3x -benchmem
 
 # LOAD_FLAGS are the manager flags under test, e.g. LOAD_FLAGS="--max-concurrent-reconciles=16".
 LOAD_OBJECTS ?= 1000
@@ -120,6 +120,14 @@ LOAD_FLAGS ?=
 load: tools ## Time LOAD_OBJECTS UserPackageUploads to Ready with the manager binary; report initiates and peak RSS.
 	CROWDPACK_LOAD_OBJECTS=$(LOAD_OBJECTS) CROWDPACK_LOAD_FLAGS="$(LOAD_FLAGS)" \
 	  go test ./controllers/uploads -run '^$$' -bench ThousandUploads -benchtime 1x -timeout 20m
+
+# IDLE_SYNCS syncs of one unchanged key each, every minute, watched for IDLE_DURATION.
+IDLE_SYNCS ?= 1000
+IDLE_DURATION ?= 10m
+.PHONY: idle-syncs
+idle-syncs: tools ## Watch IDLE_SYNCS idle UserPackageSyncs for IDLE_DURATION with the manager binary; fail on any write or more than one request per sync per minute.
+	CROWDPACK_IDLE_SYNCS=$(IDLE_SYNCS) CROWDPACK_IDLE_DURATION=$(IDLE_DURATION) CROWDPACK_LOAD_FLAGS="$(LOAD_FLAGS)" \
+	  go test ./controllers/uploads -run '^$$' -bench IdleSyncs -benchtime 1x -timeout 60m
 
 ##@ Build
 

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -140,14 +142,13 @@ type UserPackageSyncStatus struct {
 	// +optional
 	LastSyncedRevision *SyncedRevision `json:"lastSyncedRevision,omitempty"`
 
-	// CurrentRevision is the revision the source holds now, when it was
-	// last checked.
+	// CurrentRevision is the revision the source held at the last check.
+	// A check that finds the same revision writes nothing: the source is
+	// checked every spec.interval, at the sync's own second of it (from its
+	// UID; kubectl crowdpack status sync/NAME shows when), and at once when
+	// a reconcile is requested or the spec changes.
 	// +optional
 	CurrentRevision *Revision `json:"currentRevision,omitempty"`
-
-	// NextCheckAt is when the source is checked again.
-	// +optional
-	NextCheckAt *metav1.Time `json:"nextCheckAt,omitempty"`
 
 	// History lists the runs, newest first, at most spec.historyLimit.
 	// +optional
@@ -273,6 +274,14 @@ type UserPackageSyncList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []UserPackageSync `json:"items"`
+}
+
+// CheckInterval is spec.interval: 1h when absent, never under a minute.
+func (s *UserPackageSyncSpec) CheckInterval() time.Duration {
+	if s.Interval == nil {
+		return time.Hour
+	}
+	return max(s.Interval.Duration, time.Minute)
 }
 
 func init() {

@@ -600,10 +600,6 @@ func (in *UserPackageSyncStatus) DeepCopyInto(out *UserPackageSyncStatus) {
 		*out = new(Revision)
 		(*in).DeepCopyInto(*out)
 	}
-	if in.NextCheckAt != nil {
-		in, out := &in.NextCheckAt, &out.NextCheckAt
-		*out = (*in).DeepCopy()
-	}
 	if in.History != nil {
 		in, out := &in.History, &out.History
 		*out = make([]SyncRun, len(*in))

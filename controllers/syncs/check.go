@@ -41,7 +41,7 @@ func (r *Reconciler) check(ctx context.Context, sync *upv1.UserPackageSync) (ctr
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	found, err := revisions.Current(ctx)
+	found, err := revisions.Current(ctx, lastFound(sync))
 	if err != nil {
 		return ctrl.Result{}, classify.Source(err)
 	}
@@ -52,10 +52,24 @@ func (r *Reconciler) check(ctx context.Context, sync *upv1.UserPackageSync) (ctr
 	if !settled {
 		return ctrl.Result{}, err // tried again with backoff: the check is not done
 	}
-	next := metav1.NewTime(r.now().Add(interval(sync)))
-	sync.Status.NextCheckAt = &next
+	now := r.now()
+	r.checked.record(keyOf(sync), now)
 	sync.Status.LastHandledReconcileAt = sync.Annotations[RequestedAt]
-	return ctrl.Result{RequeueAfter: interval(sync)}, err
+	return ctrl.Result{RequeueAfter: nextCheck(sync, now).Sub(now)}, err
+}
+
+// lastFound is the revision the source held at the last check, for a
+// conditional request.
+func lastFound(sync *upv1.UserPackageSync) *source.Revision {
+	rev := sync.Status.CurrentRevision
+	if rev == nil {
+		return nil
+	}
+	found := &source.Revision{ID: rev.ID, Key: rev.Key, Version: source.Version{VersionID: rev.VersionID, ETag: rev.ETag, Size: rev.Size}}
+	if rev.LastModified != nil {
+		found.LastModified = rev.LastModified.Time
+	}
+	return found
 }
 
 // judge decides what the revision the source holds calls for: nothing (it
@@ -114,27 +128,9 @@ func (r *Reconciler) unchanged(sync *upv1.UserPackageSync, rev upv1.Revision, li
 	last.Revision = rev
 }
 
-// untilCheck is how long until the source is due a check: none while a
-// reconcile is requested and not handled.
-func (r *Reconciler) untilCheck(sync *upv1.UserPackageSync) time.Duration {
-	next := sync.Status.NextCheckAt
-	if next == nil || requested(sync) || sync.Status.ObservedGeneration != sync.Generation {
-		return 0
-	}
-	return next.Sub(r.now())
-}
-
 func requested(sync *upv1.UserPackageSync) bool {
 	at := sync.Annotations[RequestedAt]
 	return at != "" && at != sync.Status.LastHandledReconcileAt
-}
-
-// interval is spec.interval: 1h when absent, at least a minute.
-func interval(sync *upv1.UserPackageSync) time.Duration {
-	if sync.Spec.Interval == nil {
-		return time.Hour
-	}
-	return max(sync.Spec.Interval.Duration, time.Minute)
 }
 
 // revisionStatus is a revision as status records it.
@@ -248,8 +244,15 @@ func (r *Reconciler) startChild(ctx context.Context, sync *upv1.UserPackageSync,
 	if err := controllerutil.SetControllerReference(sync, child, r.Scheme()); err != nil {
 		return "", fmt.Errorf("own child: %w", err)
 	}
-	if err := r.Create(ctx, child); err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", fmt.Errorf("create child %s: %w", child.Name, err)
+	created := true
+	if err := r.Create(ctx, child); err != nil {
+		if !apierrors.IsAlreadyExists(err) {
+			return "", fmt.Errorf("create child %s: %w", child.Name, err)
+		}
+		// Created by a reconcile whose status write this one's cache has
+		// not seen yet (or before a restart), which announced it: a second
+		// event would become a series, written again minutes later.
+		created = false
 	}
 	h := sync.Status.History
 	if len(h) > 0 && h[0].Revision == rev.ID && h[0].Result == upv1.SyncResultHeldBack {
@@ -257,7 +260,9 @@ func (r *Reconciler) startChild(ctx context.Context, sync *upv1.UserPackageSync,
 	}
 	run := upv1.SyncRun{Revision: rev.ID, Key: rev.Key, Child: child.Name, Result: upv1.SyncResultInFlight, At: metav1.NewTime(r.now())}
 	sync.Status.History = append([]upv1.SyncRun{run}, h...)
-	r.event(sync, corev1.EventTypeNormal, "NewRevision", fmt.Sprintf("revision %s of %s: syncing it with %s", rev.ID, rev.Key, child.Name))
+	if created {
+		r.event(sync, corev1.EventTypeNormal, "NewRevision", fmt.Sprintf("revision %s of %s: syncing it with %s", rev.ID, rev.Key, child.Name))
+	}
 	return child.Name, nil
 }
 

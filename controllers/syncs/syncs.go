@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,8 +23,8 @@ import (
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/controllers/classify"
 	"github.com/crowdpack/crowdpack/controllers/conditions"
-	"github.com/crowdpack/crowdpack/controllers/sources"
 	"github.com/crowdpack/crowdpack/internal/bound"
+	"github.com/crowdpack/crowdpack/internal/source"
 )
 
 // Reconciler reconciles UserPackageSyncs.
@@ -33,9 +34,17 @@ type Reconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	// Sources opens the sync's bucket with its namespace's credentials.
-	Sources *sources.Opener
+	Sources RevisionFinder
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+
+	checked checkTimes
+}
+
+// RevisionFinder finds the revisions of a sync's export, with the
+// credentials of its namespace; *sources.Opener is the manager's.
+type RevisionFinder interface {
+	Revisions(ctx context.Context, ns string, spec *upv1.SyncSource) (source.Revisions, error)
 }
 
 // +kubebuilder:rbac:groups=wechatpay.crowdpack.io,resources=userpackagesyncs,verbs=get;list;watch
@@ -58,15 +67,36 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	sync := &upv1.UserPackageSync{}
 	if err := r.Get(ctx, req.NamespacedName, sync); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.checked.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := sync.DeepCopy()
 	result, err := r.reconcile(ctx, sync)
 	result, err = r.conclude(sync, result, err)
-	if patchErr := r.Status().Patch(ctx, sync, client.MergeFrom(before)); patchErr != nil && !apierrors.IsNotFound(patchErr) {
-		return ctrl.Result{}, errors.Join(err, fmt.Errorf("write status: %w", patchErr))
+	if writeErr := r.writeStatus(ctx, before, sync); writeErr != nil {
+		return ctrl.Result{}, errors.Join(err, writeErr)
 	}
 	return result, err
+}
+
+// writeStatus sends what the reconcile changed in status, and nothing when
+// the API server would store the same: a check that finds the revision it
+// found before costs no write.
+func (r *Reconciler) writeStatus(ctx context.Context, before, sync *upv1.UserPackageSync) error {
+	data, err := client.MergeFrom(before).Data(sync)
+	if err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	if string(data) == "{}" {
+		return nil
+	}
+	err = r.Status().Patch(ctx, sync, client.RawPatch(types.MergePatchType, data))
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("write status: %w", err)
+	}
+	return nil
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, sync *upv1.UserPackageSync) (ctrl.Result, error) {
@@ -103,7 +133,7 @@ func (r *Reconciler) conclude(sync *upv1.UserPackageSync, result ctrl.Result, er
 		r.setReady(sync, metav1.ConditionTrue, upv1.ReasonSucceeded, upToDateMessage(sync))
 	case errors.Is(err, errSuspended):
 		r.setReady(sync, metav1.ConditionFalse, upv1.ReasonSuspended, "suspended: the source is not checked and no child is created")
-		sync.Status.NextCheckAt = nil
+		r.checked.forget(keyOf(sync)) // resumed, it checks at once
 		return ctrl.Result{}, nil
 	case errors.As(err, &stalled):
 		r.setStalled(sync, stalled.Reason, stalled.Message)

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/internal/checkslot"
 )
 
 // printSyncStatus writes the one-screen status of a sync: what it follows,
@@ -38,9 +39,20 @@ func printSyncSpec(w io.Writer, s *upv1.UserPackageSync, now time.Time) {
 	}
 	fmt.Fprintf(w, "  Follows:     %s\n", syncSourceString(s.Spec.Source))
 	fmt.Fprintf(w, "  Package:     %s, mode %s\n", s.Spec.UserPackageID, orDefault(string(s.Spec.Mode), string(upv1.SyncModeDelta)))
-	if next := s.Status.NextCheckAt; next != nil {
-		fmt.Fprintf(w, "  Next check:  in %s\n", duration.HumanDuration(max(next.Sub(now), 0)))
+	if !s.Spec.Suspend {
+		fmt.Fprintf(w, "  Checks:      %s\n", checksString(s, now))
 	}
+}
+
+// checksString says when the operator checks the sync's source: every
+// interval at the sync's own offset into it (from its UID), which anyone
+// can compute, so status need not carry it.
+func checksString(s *upv1.UserPackageSync, now time.Time) string {
+	interval := s.Spec.CheckInterval()
+	next := checkslot.Next(s.UID, interval, now)
+	return fmt.Sprintf("every %s, at %s into each (next in %s, at %s); a requested reconcile checks at once",
+		shortDuration(interval), shortDuration(checkslot.Offset(s.UID, interval).Truncate(time.Second)),
+		duration.HumanDuration(next.Sub(now)), next.UTC().Format(time.RFC3339))
 }
 
 // syncSourceString names what a sync follows, never a URL's query.
@@ -66,4 +78,16 @@ func printRuns(w io.Writer, runs []upv1.SyncRun, now time.Time) {
 			fmt.Sprint(r.Left), fmt.Sprint(r.InvalidLines), orDefault(r.Child, "-"), age(r.At, now), r.Message})
 	}
 	_ = tw.Flush()
+}
+
+// shortDuration writes d as a spec would: 1h, 1m, 1h30m, 37s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

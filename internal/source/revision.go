@@ -26,8 +26,12 @@ type Revision struct {
 
 // Revisions finds the current revision of an export.
 type Revisions interface {
-	// Current returns the revision the source holds now.
-	Current(ctx context.Context) (Revision, error)
+	// Current returns the revision the source holds now, in one request:
+	// a stat of a key, a list of a prefix, a HEAD of a URL. last, when set,
+	// is the revision found at the previous check: a source that can ask on
+	// condition (HTTP: If-None-Match, else If-Modified-Since) returns it
+	// again when the server answers that nothing changed (304).
+	Current(ctx context.Context, last *Revision) (Revision, error)
 	// Source reads rev's object: the version it names where the store keeps
 	// versions, else the current one, whose Version the caller compares
 	// with rev's (SameVersion).
@@ -75,16 +79,20 @@ func NewS3Revisions(cfg S3Config, byPrefix bool) (*S3Revisions, error) {
 	return &S3Revisions{s: src.(*s3Source), cfg: cfg, byPrefix: byPrefix}, nil
 }
 
-// Current returns the object at the key, or the newest under the prefix.
-func (r *S3Revisions) Current(ctx context.Context) (Revision, error) {
+// Current returns the object at the key (a stat, which is as cheap as a
+// conditional one: a HEAD carries no body), or the newest under the prefix
+// (a list). last is not needed.
+func (r *S3Revisions) Current(ctx context.Context, _ *Revision) (Revision, error) {
 	find := r.Object
 	if r.byPrefix {
 		find = r.Newest
 	}
 	rev, err := find(ctx)
 	if err != nil {
+		r.s.forgetRegion()
 		return Revision{}, err
 	}
+	r.s.rememberRegion(ctx)
 	rev.ID = versionName(rev.Version)
 	if r.byPrefix {
 		rev.ID = rev.Key + "@" + rev.ID
@@ -159,11 +167,19 @@ func NewHTTPRevisions(cfg HTTPConfig) (*HTTPRevisions, error) {
 	return &HTTPRevisions{s: src.(*httpSource)}, nil
 }
 
-// Current asks for the file's headers only (HEAD).
-func (r *HTTPRevisions) Current(ctx context.Context) (Revision, error) {
-	resp, err := r.s.request(ctx, http.MethodHead, nil)
+// Current asks for the file's headers only (HEAD), on condition that it
+// changed since last when last names this URL.
+func (r *HTTPRevisions) Current(ctx context.Context, last *Revision) (Revision, error) {
+	if last != nil && last.Key != r.s.name {
+		last = nil // another URL's revision says nothing of this one
+	}
+	resp, err := r.s.request(ctx, http.MethodHead, ifChangedSince(last))
 	if err != nil {
 		return Revision{}, err
+	}
+	if resp.StatusCode == http.StatusNotModified && last != nil {
+		resp.Body.Close()
+		return *last, nil
 	}
 	if resp.StatusCode != http.StatusOK {
 		return Revision{}, r.s.statusError(resp, false)
@@ -178,3 +194,19 @@ func (r *HTTPRevisions) Current(ctx context.Context) (Revision, error) {
 
 // Source reads the file at the URL: its current version.
 func (r *HTTPRevisions) Source(Revision) (Source, error) { return r.s, nil }
+
+// ifChangedSince sets the headers that make a request conditional on the
+// file no longer being last: its strong ETag, else its Last-Modified time.
+func ifChangedSince(last *Revision) func(http.Header) {
+	if last == nil {
+		return nil
+	}
+	return func(h http.Header) {
+		switch {
+		case last.ETag != "":
+			h.Set("If-None-Match", last.ETag)
+		case !last.LastModified.IsZero():
+			h.Set("If-Modified-Since", last.LastModified.UTC().Format(http.TimeFormat))
+		}
+	}
+}

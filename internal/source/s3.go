@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -63,6 +64,8 @@ type s3Source struct {
 	name      string // s3://bucket/key, for messages
 	host      string // the endpoint's host as the spec wrote it, for messages
 	guard     *Guard
+	// regionKey names the bucket in regions when the spec names no region.
+	regionKey string
 }
 
 // NewS3 returns a Source for the object cfg locates. It does no I/O.
@@ -81,11 +84,16 @@ func NewS3(cfg S3Config) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	region, regionKey := cfg.Region, ""
+	if region == "" {
+		regionKey = cfg.Endpoint + "\x00" + cfg.Bucket + "\x00" + cfg.BucketLookup
+		region = knownRegion(regionKey)
+	}
 	client, err := minio.NewCore(cfg.Endpoint, &minio.Options{
 		Creds:        cfg.credentials(),
 		Secure:       !cfg.Insecure,
 		Transport:    transport,
-		Region:       cfg.Region,
+		Region:       region,
 		BucketLookup: lookup,
 		MaxRetries:   maxS3Retries,
 	})
@@ -100,7 +108,40 @@ func NewS3(cfg S3Config) (Source, error) {
 		name:      "s3://" + cfg.Bucket + "/" + cfg.Key,
 		host:      endpointHost(cfg.Endpoint),
 		guard:     cfg.Guard,
+		regionKey: regionKey,
 	}, nil
+}
+
+// regions remembers the region of each bucket whose spec names none, as
+// the store answered it for a request that then succeeded. A client is made
+// for every check of a sync; without this, each would ask the store for
+// the bucket's location before its one stat, two requests where one does.
+var regions sync.Map // endpoint, bucket and lookup → region
+
+func knownRegion(key string) string {
+	if region, ok := regions.Load(key); ok {
+		return region.(string)
+	}
+	return ""
+}
+
+// rememberRegion keeps the region the client used for a request that
+// succeeded; the client has it cached, so this asks the store nothing.
+func (s *s3Source) rememberRegion(ctx context.Context) {
+	if s.regionKey == "" {
+		return
+	}
+	if region, err := s.client.GetBucketLocation(ctx, s.bucket); err == nil && region != "" {
+		regions.Store(s.regionKey, region)
+	}
+}
+
+// forgetRegion drops the remembered region after a failed request: the
+// next client asks the store again, in case the bucket moved.
+func (s *s3Source) forgetRegion() {
+	if s.regionKey != "" {
+		regions.Delete(s.regionKey)
+	}
 }
 
 func (c S3Config) validate() error {
