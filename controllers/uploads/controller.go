@@ -90,6 +90,7 @@ type Reconciler struct {
 	parkedMarks once.ParkedMarks
 	answers     once.Answers
 	packages    packagelock.Locks // expands of one crowd package take turns
+	brands      brandMemo         // the brand of each credentials Secret version read
 }
 
 // secretIndex indexes UserPackageUploads by the Secrets they refer to.
