@@ -76,7 +76,7 @@ func BenchmarkThousandUploads(b *testing.B) {
 	// The manager's own gauge says when all are Ready (a list of thousands
 	// of objects every second would load the API server more than the
 	// operator does); one list then confirms it.
-	waitGauge(b, metricsAddr, "crowdpack_uploads", map[string]string{"phase": "Ready"}, n, max(5*time.Minute, time.Duration(n)*50*time.Millisecond))
+	waitGauge(b, metricsAddr, "crowdpack_uploads", map[string]string{"phase": "Ready"}, n, max(5*time.Minute, time.Duration(n)*150*time.Millisecond))
 	elapsed := time.Since(start)
 	<-profiled
 	<-managerProfiled
@@ -240,8 +240,13 @@ func startManagerBinary(t testing.TB, h *harness, extraArgs ...string) *exec.Cmd
 var managerBinaryDir string
 
 // managerBinary builds the manager once per test run, into
-// managerBinaryDir, which the suite removes at its end.
+// managerBinaryDir, which the suite removes at its end; or it is
+// CROWDPACK_LOAD_MANAGER, a manager built beforehand (another commit's,
+// to compare two in the same harness).
 var managerBinary = sync.OnceValues(func() (string, error) {
+	if bin := os.Getenv("CROWDPACK_LOAD_MANAGER"); bin != "" {
+		return bin, nil
+	}
 	root, err := repo.Root()
 	if err != nil {
 		return "", err
