@@ -122,6 +122,9 @@ func BenchmarkThousandUploads(b *testing.B) {
 	floor := runFloor(b, h, n, ready)
 	b.ReportMetric(floor.elapsed.Seconds(), "floor-s")
 	b.ReportMetric(elapsed.Seconds()/floor.elapsed.Seconds(), "floor-ratio")
+	b.ReportMetric(floor.apiServerCPU.Seconds(), "floor-apiserver-cpu-s")
+	b.ReportMetric(floor.etcdCPU.Seconds(), "floor-etcd-cpu-s")
+	b.ReportMetric(floor.selfCPU.Seconds(), "floor-client-and-creator-cpu-s")
 	b.Logf("floor: %d status writes and %d events for %d objects in %s; a finished object %d bytes of JSON",
 		floor.statusWrites, floor.events, n, floor.elapsed.Round(time.Millisecond), floor.objectBytes)
 }

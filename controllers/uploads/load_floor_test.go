@@ -44,6 +44,9 @@ type floorResult struct {
 	statusWrites int
 	events       int
 	objectBytes  int
+	// CPU time the API server, etcd and this process (the creator and
+	// the floor's client) spent.
+	apiServerCPU, etcdCPU, selfCPU time.Duration
 }
 
 // runFloor creates n objects in a namespace of their own and makes each
@@ -74,6 +77,8 @@ func runFloor(b *testing.B, h *harness, n int, ready *upv1.UserPackageUpload) fl
 			}
 		})
 	}
+	apiServer, etcd := childProcess(b, "kube-apiserver"), childProcess(b, "etcd")
+	apiServerCPU, etcdCPU, selfCPU := processCPU(b, apiServer), processCPU(b, etcd), processCPU(b, os.Getpid())
 	start := time.Now()
 	createEach(b, n, func(i int) {
 		u := h.object(fmt.Sprintf("load-%04d", i), fmt.Sprintf("load-%04d.csv", i))
@@ -89,6 +94,9 @@ func runFloor(b *testing.B, h *harness, n int, ready *upv1.UserPackageUpload) fl
 	close(created)
 	writers.Wait()
 	res.elapsed = time.Since(start)
+	res.apiServerCPU = processCPU(b, apiServer) - apiServerCPU
+	res.etcdCPU = processCPU(b, etcd) - etcdCPU
+	res.selfCPU = processCPU(b, os.Getpid()) - selfCPU
 	last := &upv1.UserPackageUpload{}
 	must(b, kube.Client.Get(h.ctx, client.ObjectKey{Namespace: ns, Name: "load-0000"}, last))
 	data, err := json.Marshal(last)
