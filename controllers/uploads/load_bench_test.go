@@ -233,6 +233,9 @@ func startManagerBinary(t testing.TB, h *harness, extraArgs ...string) *exec.Cmd
 	args = append(args, extraArgs...)
 	args = append(args, strings.Fields(os.Getenv("CROWDPACK_LOAD_FLAGS"))...)
 	cmd := exec.Command(bin, args...)
+	// CROWDPACK_LOAD_MANAGER_ENV (e.g. GOMEMLIMIT=100MiB) is the manager's
+	// alone, not the API server's or the sandbox's.
+	cmd.Env = append(os.Environ(), strings.Fields(os.Getenv("CROWDPACK_LOAD_MANAGER_ENV"))...)
 	cmd.Stderr = os.Stderr
 	must(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
