@@ -110,7 +110,7 @@ LOAD_FLAGS ?=
 .PHONY: load
 load: tools ## Time LOAD_OBJECTS UserPackageUploads to Ready with the manager binary against the bare-write floor in the same run; restart the manager; report the ratio, peak RSS and what the restart cost.
 	CROWDPACK_LOAD_OBJECTS=$(LOAD_OBJECTS) CROWDPACK_LOAD_FLAGS="$(LOAD_FLAGS)" \
-	  go test ./controllers/uploads -run '^$$' -bench ThousandUploads -benchtime 1x -timeout 40m
+	  go test ./controllers/uploads -run '^$$' -bench ThousandUploads -benchtime 1x -timeout 60m
 
 ##@ Build
 
