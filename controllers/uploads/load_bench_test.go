@@ -76,7 +76,7 @@ func BenchmarkThousandUploads(b *testing.B) {
 	// The manager's own gauge says when all are Ready (a list of thousands
 	// of objects every second would load the API server more than the
 	// operator does); one list then confirms it.
-	waitGauge(b, metricsAddr, "crowdpack_uploads", map[string]string{"phase": "Ready"}, n, max(5*time.Minute, time.Duration(n)*150*time.Millisecond))
+	waitGauge(b, metricsAddr, "crowdpack_uploads", map[string]string{"phase": "Ready"}, n, max(10*time.Minute, time.Duration(n)*150*time.Millisecond))
 	elapsed := time.Since(start)
 	<-profiled
 	<-managerProfiled
