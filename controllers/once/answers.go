@@ -47,4 +47,7 @@ func (b *Answers) Forget(object client.ObjectKey) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.entries, object)
+	if len(b.entries) == 0 {
+		b.entries = nil // a map keeps the room of its largest size until dropped
+	}
 }

@@ -57,4 +57,7 @@ func (j *Journal) Forget(key client.ObjectKey) {
 			delete(j.entries, k)
 		}
 	}
+	if len(j.entries) == 0 {
+		j.entries = nil // a map keeps the room of its largest size until dropped
+	}
 }

@@ -184,7 +184,7 @@ func (m *ParkedMarks) take(u *upv1.UserPackageUpload) bool {
 	if mine, found := m.marks[key]; !ok || !found || mine.uid != mark.uid || !mine.since.Equal(&mark.since) {
 		return false
 	}
-	delete(m.marks, key)
+	m.delete(key)
 	return true
 }
 
@@ -192,5 +192,15 @@ func (m *ParkedMarks) take(u *upv1.UserPackageUpload) bool {
 func (m *ParkedMarks) Forget(key types.NamespacedName) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.delete(key)
+}
+
+// delete drops key's mark, and the map once it is empty: a Go map keeps
+// the room of its largest size, thousands of objects' after a wave of new
+// ones, until it is dropped.
+func (m *ParkedMarks) delete(key types.NamespacedName) {
 	delete(m.marks, key)
+	if len(m.marks) == 0 {
+		m.marks = nil
+	}
 }

@@ -90,6 +90,7 @@ type Reconciler struct {
 	parkedMarks once.ParkedMarks
 	answers     once.Answers
 	packages    packagelock.Locks // expands of one crowd package take turns
+	brands      brandMemo         // the brand of each credentials Secret version read
 }
 
 // secretIndex indexes UserPackageUploads by the Secrets they refer to.
@@ -192,8 +193,9 @@ func (r *Reconciler) wakeOnFreedSlots() chan event.TypedGenericEvent[*upv1.UserP
 // objectsUsingSecret maps a Secret to the objects of its namespace that refer to it.
 func (r *Reconciler) objectsUsingSecret(ctx context.Context, secret client.Object) []reconcile.Request {
 	var list upv1.UserPackageUploadList
+	// The names alone are read: no copy of thousands of objects per event.
 	if err := r.List(ctx, &list, client.InNamespace(secret.GetNamespace()),
-		client.MatchingFields{secretIndex: secret.GetName()}); err != nil {
+		client.MatchingFields{secretIndex: secret.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 		log.FromContext(ctx).Error(err, "list objects using Secret", "secret", secret.GetName())
 		return nil
 	}

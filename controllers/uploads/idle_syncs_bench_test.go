@@ -3,10 +3,6 @@ package uploads
 import (
 	"bytes"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -54,7 +50,7 @@ func BenchmarkIdleSyncs(b *testing.B) {
 		b.Fatalf("CROWDPACK_IDLE_DURATION %s: give at least two intervals of %s", window, idleInterval)
 	}
 	h := newHarness(b, harnessOptions{noManager: true})
-	proxy := startCountingProxy(b, storage.Endpoint)
+	proxy := newCountingProxy(b, storage.Endpoint)
 	for i := range n {
 		file, _ := rawNumbersFile(i*10, 10, "%s")
 		h.put(idleKey(i), file)
@@ -63,7 +59,7 @@ func BenchmarkIdleSyncs(b *testing.B) {
 	manager := startManagerBinary(b, h, "--metrics-bind-address", metricsAddr)
 
 	created := time.Now()
-	createIdleSyncs(b, h, proxy.addr, n)
+	createIdleSyncs(b, h, proxy.endpoint, n)
 	waitAllSynced(b, h, n, max(10*time.Minute, time.Duration(n)*400*time.Millisecond))
 	b.Logf("%d syncs created and their first revisions synced in %s", n, time.Since(created).Round(time.Second))
 	waitNoWrites(b, metricsAddr, 5*time.Second, time.Minute)
@@ -310,49 +306,6 @@ func judgeIdleChecks(b *testing.B, bucket string, requests []countedRequest, n, 
 	b.Logf("%d requests to MinIO over %d intervals of %d syncs (%d not of a sync's key); checks of one sync %s to %s apart; busiest second %d checks (even: %d)",
 		r.attributed+r.unattributed, intervals, n, r.unattributed, r.minGap.Round(time.Millisecond), r.maxGap.Round(time.Millisecond), r.busiestSecond, n/int(idleInterval.Seconds()))
 	return r
-}
-
-// countingProxy stands in front of MinIO and notes every request. The
-// requests keep their Host header, which their signatures cover.
-type countingProxy struct {
-	addr     string
-	mu       sync.Mutex
-	requests []countedRequest
-}
-
-type countedRequest struct {
-	at                  time.Time
-	method, path, query string
-}
-
-func startCountingProxy(b *testing.B, target string) *countingProxy {
-	p := &countingProxy{}
-	forward := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(b, err)
-	p.addr = l.Addr().String()
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.mu.Lock()
-		p.requests = append(p.requests, countedRequest{at: time.Now(), method: r.Method, path: r.URL.Path, query: r.URL.RawQuery})
-		p.mu.Unlock()
-		forward.ServeHTTP(w, r)
-	})}
-	go func() { _ = srv.Serve(l) }()
-	b.Cleanup(func() { _ = srv.Close() })
-	return p
-}
-
-// between is the requests that arrived in [start, end).
-func (p *countingProxy) between(start, end time.Time) []countedRequest {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []countedRequest
-	for _, r := range p.requests {
-		if !r.at.Before(start) && r.at.Before(end) {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 // currentRSS reads the process's resident memory now.

@@ -40,7 +40,7 @@ const renameDelay = time.Second
 // is counted, announced and made again.
 func reconcileInitiate(ctx context.Context, s *scope) error {
 	u := s.obj
-	if _, err := s.weChatPay(ctx); err != nil {
+	if err := s.brand(ctx); err != nil {
 		return failInitiate(u, err)
 	}
 	if s.chunk == 0 {

@@ -30,24 +30,33 @@ import (
 )
 
 // BenchmarkThousandUploads creates CROWDPACK_LOAD_OBJECTS (default 1,000)
-// UserPackageUploads of small files in MinIO and measures the time until
-// all are Ready, with the real manager binary (flags from
-// CROWDPACK_LOAD_FLAGS) against the sandbox. It reports the seconds, the
-// initiate calls (exactly one per object), the manager's peak RSS, the API
-// server writes per upload (from the manager's own client metrics) and the
-// CPU time the API server, etcd, the manager, MinIO and this process (the
-// sandbox and the creator) spent. Run it with `make load`.
+// UserPackageUploads of small files in MinIO, each expanding a crowd
+// package, and measures the time until all are Ready, with the real
+// manager binary (flags from CROWDPACK_LOAD_FLAGS) against the sandbox. It
+// reports the seconds, the initiate calls (exactly one per object), the
+// manager's peak RSS, the API server writes per upload (from the manager's
+// own client metrics) and the CPU time the API server, etcd, the manager,
+// MinIO and this process (the sandbox and the creator) spent. Then, in the
+// same run, it restarts the manager with every upload finished and counts
+// what the restart cost (load_restart_test.go), and times the bare-write
+// floor: the same objects and the writes the exactly-once protocol cannot
+// avoid, from a plain client (load_floor_test.go); "floor-ratio" is the
+// operator's time over the floor's. Run it with `make load`.
 func BenchmarkThousandUploads(b *testing.B) {
 	n := 1000
 	if v, err := strconv.Atoi(os.Getenv("CROWDPACK_LOAD_OBJECTS")); err == nil {
 		n = v
 	}
 	h := newHarness(b, harnessOptions{noManager: true})
+	// Every request to MinIO goes through a proxy that counts it.
+	proxy := newCountingProxy(b, storage.Endpoint)
 	for i := range n {
 		h.put(fmt.Sprintf("load-%04d.csv", i), phoneFile(i*10, 10))
 	}
+	// The floor's objects, in a namespace of their own, are not the manager's.
+	watch := []string{"--watch-namespaces", h.ns}
 	metricsAddr, pprofAddr := freeAddress(b), freeAddress(b)
-	manager := startManagerBinary(b, h, "--metrics-bind-address", metricsAddr, "--pprof-bind-address", pprofAddr)
+	manager := startManagerBinary(b, h, append([]string{"--metrics-bind-address", metricsAddr, "--pprof-bind-address", pprofAddr}, watch...)...)
 	apiServer, etcd, minio := childProcess(b, "kube-apiserver"), childProcess(b, "etcd"), childProcess(b, "minio")
 	apiServerCPU, etcdCPU, managerCPU := processCPU(b, apiServer), processCPU(b, etcd), processCPU(b, manager.Process.Pid)
 	minioCPU, selfCPU := processCPU(b, minio), processCPU(b, os.Getpid())
@@ -58,11 +67,16 @@ func BenchmarkThousandUploads(b *testing.B) {
 	profileAt, _ := time.ParseDuration(os.Getenv("CROWDPACK_LOAD_PROFILE_AT"))
 	profiled := profileAPIServer(b, os.Getenv("CROWDPACK_LOAD_APISERVER_PROFILE"), profileAt, 30*time.Second)
 	managerProfiled := profileManager(b, pprofAddr, os.Getenv("CROWDPACK_LOAD_MANAGER_PROFILE"), profileAt, 30*time.Second)
-	createConcurrently(b, h, n)
+	createEach(b, n, func(i int) {
+		u := loadObject(h, i, proxy)
+		if err := kube.Client.Create(h.ctx, u); err != nil {
+			b.Error(err)
+		}
+	})
 	// The manager's own gauge says when all are Ready (a list of thousands
 	// of objects every second would load the API server more than the
 	// operator does); one list then confirms it.
-	waitGauge(b, metricsAddr, "crowdpack_uploads", map[string]string{"phase": "Ready"}, n, max(5*time.Minute, time.Duration(n)*50*time.Millisecond))
+	waitGauge(b, metricsAddr, "crowdpack_uploads", map[string]string{"phase": "Ready"}, n, max(10*time.Minute, time.Duration(n)*150*time.Millisecond))
 	elapsed := time.Since(start)
 	<-profiled
 	<-managerProfiled
@@ -76,15 +90,22 @@ func BenchmarkThousandUploads(b *testing.B) {
 	time.Sleep(time.Second) // the last events are sent asynchronously
 	requests := clientRequests(b, metricsAddr)
 	writes := requests["POST"] + requests["PUT"] + requests["PATCH"] + requests["DELETE"]
+	reconciles := sumOf(scrape(b, "http://"+metricsAddr+"/metrics"), "controller_runtime_reconcile_total")
+	heapProfile(b, pprofAddr, os.Getenv("CROWDPACK_LOAD_HEAP_PROFILE"))
+	rss := peakRSS(b, manager.Process.Pid)
 
 	initiates := h.sandbox.CountSucceeded(sandbox.EndpointInitiate)
 	if initiates != n {
 		b.Errorf("%d initiate calls for %d objects, want exactly one each", initiates, n)
 	}
+	if expands := h.sandbox.CountSucceeded(sandbox.EndpointExpand); expands != n {
+		b.Errorf("%d expand calls for %d objects, want exactly one each", expands, n)
+	}
 	b.ReportMetric(elapsed.Seconds(), "s-to-ready")
 	b.ReportMetric(float64(initiates), "initiates")
-	b.ReportMetric(float64(peakRSS(b, manager.Process.Pid))/(1<<20), "MiB-peak-rss")
+	b.ReportMetric(float64(rss)/(1<<20), "MiB-peak-rss")
 	b.ReportMetric(float64(writes)/float64(n), "writes/upload")
+	b.ReportMetric(reconciles/float64(n), "reconciles/upload")
 	b.ReportMetric(apiServerCPU.Seconds(), "apiserver-cpu-s")
 	b.ReportMetric(etcdCPU.Seconds(), "etcd-cpu-s")
 	b.ReportMetric(managerCPU.Seconds(), "manager-cpu-s")
@@ -94,6 +115,46 @@ func BenchmarkThousandUploads(b *testing.B) {
 	objectBytes, managedFieldsBytes := objectSize(b, ready)
 	b.ReportMetric(float64(objectBytes), "bytes/object")
 	b.Logf("a Ready object: %d bytes of JSON, %d of them managedFields", objectBytes, managedFieldsBytes)
+
+	manager, restart := restartManager(b, h, manager, proxy, n, watch...)
+	restart.report(b)
+	_ = manager.Process.Kill()
+	_ = manager.Wait()
+
+	floor := runFloor(b, h, n, ready)
+	b.ReportMetric(floor.elapsed.Seconds(), "floor-s")
+	b.ReportMetric(elapsed.Seconds()/floor.elapsed.Seconds(), "floor-ratio")
+	b.ReportMetric(floor.apiServerCPU.Seconds(), "floor-apiserver-cpu-s")
+	// What the operator costs the API server beyond the floor, whatever
+	// else the machine did meanwhile (wall time depends on it).
+	b.ReportMetric(apiServerCPU.Seconds()/floor.apiServerCPU.Seconds(), "floor-apiserver-cpu-ratio")
+	b.ReportMetric(floor.etcdCPU.Seconds(), "floor-etcd-cpu-s")
+	b.ReportMetric(floor.selfCPU.Seconds(), "floor-client-and-creator-cpu-s")
+	b.Logf("floor: %d status writes and %d events for %d objects in %s; a finished object %d bytes of JSON",
+		floor.statusWrites, floor.events, n, floor.elapsed.Round(time.Millisecond), floor.objectBytes)
+}
+
+// loadObject is the i-th object of the load test: its own small file,
+// read through the counting proxy, expanding a crowd package of its own.
+func loadObject(h *harness, i int, proxy *countingProxy) *upv1.UserPackageUpload {
+	u := h.object(fmt.Sprintf("load-%04d", i), fmt.Sprintf("load-%04d.csv", i))
+	u.Spec.Source.S3.Endpoint = proxy.endpoint
+	u.Spec.UserPackageID = loadPackageID(i)
+	return u
+}
+
+// heapProfile writes the manager's heap profile (in use and allocated) to
+// file, for go tool pprof; none when file is empty.
+func heapProfile(b *testing.B, pprofAddr, file string) {
+	if file == "" {
+		return
+	}
+	resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/heap?gc=1")
+	must(b, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	must(b, err)
+	must(b, os.WriteFile(file, data, 0o644))
 }
 
 // profileAPIServer writes a CPU profile of the API server, taken over
@@ -177,6 +238,9 @@ func startManagerBinary(t testing.TB, h *harness, extraArgs ...string) *exec.Cmd
 	args = append(args, extraArgs...)
 	args = append(args, strings.Fields(os.Getenv("CROWDPACK_LOAD_FLAGS"))...)
 	cmd := exec.Command(bin, args...)
+	// CROWDPACK_LOAD_MANAGER_ENV (e.g. GOMEMLIMIT=100MiB) is the manager's
+	// alone, not the API server's or the sandbox's.
+	cmd.Env = append(os.Environ(), strings.Fields(os.Getenv("CROWDPACK_LOAD_MANAGER_ENV"))...)
 	cmd.Stderr = os.Stderr
 	must(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
@@ -187,8 +251,13 @@ func startManagerBinary(t testing.TB, h *harness, extraArgs ...string) *exec.Cmd
 var managerBinaryDir string
 
 // managerBinary builds the manager once per test run, into
-// managerBinaryDir, which the suite removes at its end.
+// managerBinaryDir, which the suite removes at its end; or it is
+// CROWDPACK_LOAD_MANAGER, a manager built beforehand (another commit's,
+// to compare two in the same harness).
 var managerBinary = sync.OnceValues(func() (string, error) {
+	if bin := os.Getenv("CROWDPACK_LOAD_MANAGER"); bin != "" {
+		return bin, nil
+	}
 	root, err := repo.Root()
 	if err != nil {
 		return "", err
@@ -201,26 +270,6 @@ var managerBinary = sync.OnceValues(func() (string, error) {
 	build.Dir, build.Stderr = root, os.Stderr
 	return bin, build.Run()
 })
-
-func createConcurrently(b *testing.B, h *harness, n int) {
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for range 8 {
-		wg.Go(func() {
-			for i := range work {
-				u := h.object(fmt.Sprintf("load-%04d", i), fmt.Sprintf("load-%04d.csv", i))
-				if err := kube.Client.Create(h.ctx, u); err != nil {
-					b.Error(err)
-				}
-			}
-		})
-	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-}
 
 // waitAllReady lists the objects until all n are Ready, and returns one.
 func waitAllReady(b *testing.B, h *harness, n int, timeout time.Duration) *upv1.UserPackageUpload {

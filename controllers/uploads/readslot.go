@@ -22,9 +22,11 @@ func (s *scope) readSlot() (memory *semaphore.Weighted, err error) {
 	return memory, nil
 }
 
-// releaseSlot gives back the read slot the reconcile held, if any.
+// releaseSlot gives back the read slot the reconcile held, if any; a later
+// read of the same reconcile would take one again.
 func (s *scope) releaseSlot() {
 	if s.slotRelease != nil {
 		s.slotRelease()
+		s.slotMemory, s.slotRelease = nil, nil
 	}
 }

@@ -2,6 +2,7 @@ package uploads
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -38,13 +39,15 @@ type scope struct {
 	packages *packagelock.Locks
 
 	dialWeChatPay func(context.Context) (wechatpay.API, string, error)
-	dialSource    func(context.Context) (source.Source, error)
-	dialBase      func(context.Context) (source.Source, error)
-	deltaPool     *delta.Pool
-	wechat        wechatpay.API
-	brandID       string // the brand of wechat
-	source        source.Source
-	base          source.Source
+	// knownBrand is the brand of the credentials, if known without reading them.
+	knownBrand func(context.Context) (string, bool)
+	dialSource func(context.Context) (source.Source, error)
+	dialBase   func(context.Context) (source.Source, error)
+	deltaPool  *delta.Pool
+	wechat     wechatpay.API
+	brandID    string // the brand of wechat
+	source     source.Source
+	base       source.Source
 
 	// chunk is the position in status.uploads of the upload the chunk
 	// steps work on (see upload).
@@ -80,6 +83,7 @@ func (r *Reconciler) newScope(u *upv1.UserPackageUpload) *scope {
 		answers:       &r.answers,
 		packages:      &r.packages,
 		dialWeChatPay: func(ctx context.Context) (wechatpay.API, string, error) { return r.weChatPay(ctx, u) },
+		knownBrand:    func(ctx context.Context) (string, bool) { return r.knownBrand(ctx, u) },
 		dialSource:    func(ctx context.Context) (source.Source, error) { return r.openSource(ctx, u) },
 		dialBase:      func(ctx context.Context) (source.Source, error) { return r.openBase(ctx, u) },
 		deltaPool:     r.DeltaPool,
@@ -92,16 +96,35 @@ func (r *Reconciler) newScope(u *upv1.UserPackageUpload) *scope {
 // key names the object.
 func (s *scope) key() client.ObjectKey { return client.ObjectKeyFromObject(s.obj) }
 
-// weChatPay returns the brand API client, made on first use.
+// weChatPay returns the brand API client, made on first use with
+// credentials read live.
 func (s *scope) weChatPay(ctx context.Context) (wechatpay.API, error) {
 	if s.wechat == nil {
 		c, brandID, err := s.dialWeChatPay(ctx)
 		if err != nil {
 			return nil, err
 		}
+		if s.brandID != "" && s.brandID != brandID {
+			// The uploads' keys were checked against the brand before: check again.
+			return nil, fmt.Errorf("the credentials changed from brand %s to %s during the reconcile; reconciling again", s.brandID, brandID)
+		}
 		s.wechat, s.brandID = c, brandID
 	}
 	return s.wechat, nil
+}
+
+// brand returns the brand the object's uploads go to, without reading the
+// credentials when the version of their Secret is known (brandMemo).
+func (s *scope) brand(ctx context.Context) error {
+	if s.brandID != "" {
+		return nil
+	}
+	if id, ok := s.knownBrand(ctx); ok {
+		s.brandID = id
+		return nil
+	}
+	_, err := s.weChatPay(ctx)
+	return err
 }
 
 // storage returns the object storage of the spec, opened on first use.

@@ -54,6 +54,7 @@ func (r *Reconciler) weChatPay(ctx context.Context, u *upv1.UserPackageUpload) (
 	if err != nil {
 		return nil, "", classify.Stall(upv1.ReasonInvalidCredentials, "Secret %s named by %s: %v; fix it", secret.Name, field, err)
 	}
+	r.brands.remember(secret, creds.BrandID)
 	return client, creds.BrandID, nil
 }
 

@@ -12,7 +12,18 @@ import (
 )
 
 // chunkSteps take one chunk's upload through WeChat Pay, on s.upload().
-var chunkSteps = []step{reconcileInitiate, reconcileParts, reconcileMerge, reconcileExpand}
+var chunkSteps = []step{reconcileInitiate, reconcileParts, releaseSlotAfterLastParts, reconcileMerge, reconcileExpand}
+
+// releaseSlotAfterLastParts gives the namespace's read slot back once the
+// last chunk's parts are sent: merge, expand and their status writes read
+// nothing from storage, and the next object in line can start reading
+// meanwhile.
+func releaseSlotAfterLastParts(_ context.Context, s *scope) error {
+	if s.chunk == len(s.obj.Status.Uploads)-1 {
+		s.releaseSlot()
+	}
+	return nil
+}
 
 // reconcileUploads takes each chunk of the file through initiate, parts,
 // merge and expand in turn, one chunk after the other: the parts in flight

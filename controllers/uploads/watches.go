@@ -52,7 +52,7 @@ func (r *Reconciler) objectsUsingBrand(ctx context.Context, brand client.Object)
 // that name a brand: they may have become allowed, or no longer be.
 func (r *Reconciler) objectsInNamespace(ctx context.Context, ns client.Object) []reconcile.Request {
 	var list upv1.UserPackageUploadList
-	if err := r.List(ctx, &list, client.InNamespace(ns.GetName())); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(ns.GetName()), client.UnsafeDisableDeepCopy); err != nil {
 		// With --watch-namespaces every other namespace lands here: the
 		// cache does not know it, and the operator has nothing there.
 		log.FromContext(ctx).V(1).Info("no objects to re-trigger in namespace", "namespace", ns.GetName(), "reason", err.Error())
@@ -83,7 +83,8 @@ func (r *Reconciler) objectsUsingSecretOrBrand(ctx context.Context, secret clien
 
 func (r *Reconciler) listRequests(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
 	var list upv1.UserPackageUploadList
-	if err := r.List(ctx, &list, opts...); err != nil {
+	// The names alone are read: no copy of thousands of objects per event.
+	if err := r.List(ctx, &list, append(opts, client.UnsafeDisableDeepCopy)...); err != nil {
 		log.FromContext(ctx).Error(err, "list objects to re-trigger")
 		return nil
 	}
