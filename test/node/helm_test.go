@@ -1,0 +1,48 @@
+//go:build e2enode
+
+package node
+
+import (
+	"testing"
+	"time"
+)
+
+func image(r release) string { return imageRepo + ":" + r.version }
+
+// TestTheHelmChartOnARealNode installs the release's chart with its
+// defaults and takes the manager's pod through what a platform team does
+// with it. The steps share the install, so they run in order; a failing
+// step fails the ones after it.
+func TestTheHelmChartOnARealNode(t *testing.T) {
+	restrictedNamespace(t, managerNamespace)
+	t.Cleanup(func() { uninstallHelm(t) })
+	steps := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"TheManagerPodIsReadyUnderTheRestrictedPodSecurityLevel", helmInstallIsReady},
+		{"TheImageRunIsTheReleasesImageTarball", theImageRunIsTheReleases},
+		{"ARawExportIsHashedSplitAndUploadedThroughThePod", aRawExportIsUploadedThroughThePod},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.run) {
+			t.Fatalf("%s failed: the steps after it need it", s.name)
+		}
+	}
+}
+
+func helmInstallIsReady(t *testing.T) {
+	helm(t, "install", helmRelease, first.chart(), "--namespace", managerNamespace, "--values", helmValues(t, nil), "--wait=false")
+	waitManagerReady(t, 1, image(first))
+}
+
+func aRawExportIsUploadedThroughThePod(t *testing.T) {
+	setupTenant(t)
+	createUpload(t, "vip-raw-export", 2500, 1000)
+	u := waitUploadReady(t, "vip-raw-export", 3*time.Minute)
+	checkEveryCallOnce(t, u, 3)
+}
+
+func uninstallHelm(t *testing.T) {
+	helm(t, "uninstall", helmRelease, "--namespace", managerNamespace, "--wait")
+}
