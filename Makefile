@@ -88,6 +88,31 @@ test-oldest: $(HELM) ## Run the admission tests, one full upload, the release an
 	hack/tools.sh k8s-oldest minio
 	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test ./api/... ./controllers/uploads ./test/release ./test/helm -count=1 -run '$(OLDEST_TESTS)'
 
+# make e2e-node runs the release on a real single-node cluster on this machine
+# (docs/e2e-node.md): two releases are built (the second for helm upgrade),
+# hack/node brings up etcd, the control plane, containerd, kubelet and
+# kube-proxy from bin/node (hack/tools.sh node), imports both image tarballs,
+# runs test/node against it and tears it all down. It needs root; it installs
+# containerd, runc and the CNI plugins with apt-get when they are missing.
+E2E_NODE_DIR := $(BIN)/e2e-node
+E2E_NODE_VERSION ?= v0.0.0-e2e.1
+E2E_NODE_VERSION_2 ?= v0.0.0-e2e.2
+E2E_NODE_IMAGE = crowdpack-image-$(1)-linux-amd64.tar
+.PHONY: e2e-node
+e2e-node: $(HELM) ## Run the release (image, chart, install.yaml) on a real single-node cluster on this machine; needs root.
+	hack/tools.sh node minio
+	HELM=$(HELM) hack/release.sh $(E2E_NODE_VERSION) $(IMG) $(E2E_NODE_DIR)/dist-1
+	HELM=$(HELM) hack/release.sh $(E2E_NODE_VERSION_2) $(IMG) $(E2E_NODE_DIR)/dist-2
+	go build -o $(E2E_NODE_DIR)/node ./hack/node
+	go test -c -tags e2enode -o $(E2E_NODE_DIR)/node.test ./test/node
+	cd test/node && CROWDPACK_E2E_NODE_IMAGE_REPO=$(IMG) \
+	  CROWDPACK_E2E_NODE_VERSION=$(E2E_NODE_VERSION) CROWDPACK_E2E_NODE_DIST=$(E2E_NODE_DIR)/dist-1 \
+	  CROWDPACK_E2E_NODE_VERSION_2=$(E2E_NODE_VERSION_2) CROWDPACK_E2E_NODE_DIST_2=$(E2E_NODE_DIR)/dist-2 \
+	  $(E2E_NODE_DIR)/node --bin $(BIN)/node \
+	    --image $(E2E_NODE_DIR)/dist-1/$(call E2E_NODE_IMAGE,$(E2E_NODE_VERSION)) \
+	    --image $(E2E_NODE_DIR)/dist-2/$(call E2E_NODE_IMAGE,$(E2E_NODE_VERSION_2)) \
+	    -- $(E2E_NODE_DIR)/node.test -test.v -test.timeout 30m $(if $(E2E_NODE_RUN),-test.run '$(E2E_NODE_RUN)')
+
 .PHONY: test-docs
 test-docs: tools ## Check the docs: YAML dry-run against the API server, commands, links, README length.
 	go test ./test/docs -count=1

@@ -132,7 +132,9 @@ func (c *cluster) start(name, bin string, args ...string) error {
 	return nil
 }
 
-func (c *cluster) path(parts ...string) string { return filepath.Join(append([]string{c.dir}, parts...)...) }
+func (c *cluster) path(parts ...string) string {
+	return filepath.Join(append([]string{c.dir}, parts...)...)
+}
 
 func (c *cluster) binary(name string) string { return filepath.Join(c.o.bin, name) }
 

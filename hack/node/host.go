@@ -116,10 +116,10 @@ var touchedSysctls = []string{
 // hostState is what the machine had before the cluster: teardown removes
 // only what appeared since.
 type hostState struct {
-	sysctls  map[string]string
-	netns    map[string]bool
-	podLogs  map[string]map[string]bool // kubeletDirs → entries; nil: absent
-	chains   chainSet
+	sysctls map[string]string
+	netns   map[string]bool
+	podLogs map[string]map[string]bool // kubeletDirs → entries; nil: absent
+	chains  chainSet
 }
 
 // kubeletDirs are what the kubelet writes outside its --root-dir: pod
