@@ -191,6 +191,8 @@ func (c *cluster) startAPIServer(ctx context.Context) error {
 		"--tls-cert-file", servingCert, "--tls-private-key-file", servingKey,
 		"--client-ca-file", c.pki.CAFile,
 		"--kubelet-client-certificate", kubeletCert, "--kubelet-client-key", kubeletKey,
+		// The node's name resolves nowhere: reach the kubelet at its address.
+		"--kubelet-preferred-address-types", "InternalIP",
 		"--service-account-key-file", saKey, "--service-account-signing-key-file", saKey,
 		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
 		"--service-cluster-ip-range", serviceCIDR, "--authorization-mode", "RBAC",

@@ -23,6 +23,8 @@ func TestTheHelmChartOnARealNode(t *testing.T) {
 		{"TheManagerPodIsReadyUnderTheRestrictedPodSecurityLevel", helmInstallIsReady},
 		{"TheImageRunIsTheReleasesImageTarball", theImageRunIsTheReleases},
 		{"ARawExportIsHashedSplitAndUploadedThroughThePod", aRawExportIsUploadedThroughThePod},
+		{"TheMetricsEndpointAnswersOnlyTheReaderRole", theMetricsEndpointAnswersOnlyTheReaderRole},
+		{"TheLogsAreJSONLinesWithoutSecrets", theLogsAreJSONLinesWithoutSecrets},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, s.run) {
