@@ -25,6 +25,8 @@ func TestTheHelmChartOnARealNode(t *testing.T) {
 		{"ARawExportIsHashedSplitAndUploadedThroughThePod", aRawExportIsUploadedThroughThePod},
 		{"TheMetricsEndpointAnswersOnlyTheReaderRole", theMetricsEndpointAnswersOnlyTheReaderRole},
 		{"TheLogsAreJSONLinesWithoutSecrets", theLogsAreJSONLinesWithoutSecrets},
+		{"HelmUpgradeRollsThePodAndRepeatsNoCall", helmUpgradeRepeatsNoCall},
+		{"DeletingTheLeaderMidPartsInitiatesOnce", deletingTheLeaderMidPartsInitiatesOnce},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, s.run) {
