@@ -27,6 +27,7 @@ func TestTheHelmChartOnARealNode(t *testing.T) {
 		{"TheLogsAreJSONLinesWithoutSecrets", theLogsAreJSONLinesWithoutSecrets},
 		{"HelmUpgradeRollsThePodAndRepeatsNoCall", helmUpgradeRepeatsNoCall},
 		{"DeletingTheLeaderMidPartsInitiatesOnce", deletingTheLeaderMidPartsInitiatesOnce},
+		{"AManagerCutOffFromTheAPIServerGoesUnreadyNotCrashLooping", aManagerCutOffFromTheAPIServerGoesUnready},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, s.run) {

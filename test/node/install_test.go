@@ -191,3 +191,5 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+var metaGet = metav1.GetOptions{}
