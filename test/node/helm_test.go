@@ -7,6 +7,10 @@ import (
 	"time"
 )
 
+// uploadName is the raw export's UserPackageUpload of the install under
+// test: WeChat Pay takes a filename once per brand, so each install's differs.
+var uploadName string
+
 func image(r release) string { return imageRepo + ":" + r.version }
 
 // TestTheHelmChartOnARealNode installs the release's chart with its
@@ -14,8 +18,11 @@ func image(r release) string { return imageRepo + ":" + r.version }
 // with it. The steps share the install, so they run in order; a failing
 // step fails the ones after it.
 func TestTheHelmChartOnARealNode(t *testing.T) {
+	uploadName = "helm-raw-export"
 	restrictedNamespace(t, managerNamespace)
-	t.Cleanup(func() { uninstallHelm(t) })
+	t.Cleanup(func() {
+		removeInstall(t, func() { helm(t, "uninstall", helmRelease, "--namespace", managerNamespace, "--wait") })
+	})
 	steps := []struct {
 		name string
 		run  func(t *testing.T)
@@ -43,11 +50,7 @@ func helmInstallIsReady(t *testing.T) {
 
 func aRawExportIsUploadedThroughThePod(t *testing.T) {
 	setupTenant(t)
-	createUpload(t, "vip-raw-export", 2500, 1000)
-	u := waitUploadReady(t, "vip-raw-export", 3*time.Minute)
+	createUpload(t, uploadName, 2500, 1000)
+	u := waitUploadReady(t, uploadName, 3*time.Minute)
 	checkEveryCallOnce(t, u, 3)
-}
-
-func uninstallHelm(t *testing.T) {
-	helm(t, "uninstall", helmRelease, "--namespace", managerNamespace, "--wait")
 }

@@ -25,7 +25,7 @@ func helmUpgradeRepeatsNoCall(t *testing.T) {
 	before := len(world.sandbox.Records())
 	helm(t, "upgrade", helmRelease, second.chart(), "--namespace", managerNamespace, "--values", helmValues(t, nil), "--wait=false")
 	waitManagerReady(t, 1, image(second))
-	requestReconcile(t, "vip-raw-export")
+	requestReconcile(t, uploadName)
 	if after := world.sandbox.Records(); len(after) != before {
 		t.Fatalf("after the upgrade the sandbox recorded %d more calls for finished objects: %v", len(after)-before, after[before:])
 	}
