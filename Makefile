@@ -67,13 +67,16 @@ demo-tools: ## Build (or reuse) only what make demo needs: etcd, kube-apiserver 
 
 # go test ./... includes ./test/docs, which checks every command, YAML block
 # and link of README.md and docs/ (make test-docs runs it alone).
+# make e2e-node comes last: it needs root, and it says so by failing.
 .PHONY: test
-test: tools ## Everything CI runs: generated files current, vet, all tests, brief fuzzing.
+test: tools ## Everything CI runs: generated files current, vet, all tests, brief fuzzing, the release on a real node.
 	hack/check-generated.sh
 	go vet ./...
+	go vet -tags e2enode ./test/node
 	go test ./... -count=1 -timeout 30m -bench . -benchtime 1x -skip ThousandUploads
 	$(MAKE) test-oldest
 	$(MAKE) fuzz
+	$(MAKE) e2e-node
 
 # The oldest Kubernetes minor the CRD works on (hack/tools.sh
 # OLDEST_KUBERNETES_VERSION; docs/install.md "Supported Kubernetes versions" states the range): the

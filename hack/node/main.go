@@ -60,6 +60,14 @@ type options struct {
 func run(o options, command []string) (code int) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	if os.Geteuid() == 0 { // without root, preflight says what is wrong
+		unlock, err := lockMachine()
+		if err != nil {
+			log.Print(err)
+			return 1
+		}
+		defer unlock()
+	}
 	c, err := newCluster(o)
 	if err != nil {
 		log.Print(err)
