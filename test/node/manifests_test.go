@@ -24,7 +24,9 @@ const (
 // metrics and logs.
 func TestInstallYAMLOnARealNode(t *testing.T) {
 	uploadName = "yaml-raw-export"
-	t.Cleanup(func() { removeInstall(t, func() { kubectl(t, nil, "delete", "--ignore-not-found", "--wait=false", "-f", first.installYAML()) }) })
+	t.Cleanup(func() {
+		removeInstall(t, func() { kubectl(t, nil, "delete", "--ignore-not-found", "--wait=false", "-f", first.installYAML()) })
+	})
 	steps := []struct {
 		name string
 		run  func(t *testing.T)
