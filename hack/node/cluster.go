@@ -510,3 +510,28 @@ func hostIP() (string, error) {
 	defer conn.Close()
 	return conn.LocalAddr().(*net.UDPAddr).IP.String(), nil
 }
+
+// runAPod runs a pod of the pause image and waits for it to run: the
+// sandbox, its network namespace, CNI address and rules, cgroups and logs
+// are then all there for a teardown to remove.
+func (c *cluster) runAPod(ctx context.Context) error {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "pause"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "pause", Image: pauseImage, ImagePullPolicy: corev1.PullNever,
+		}}},
+	}
+	if _, err := c.client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create a pod: %w", err)
+	}
+	return c.waitFor(ctx, "a pod Running", 2*time.Minute, func() error {
+		p, err := c.client.CoreV1().Pods("default").Get(ctx, "pause", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if p.Status.Phase != corev1.PodRunning {
+			return fmt.Errorf("pod is %s", p.Status.Phase)
+		}
+		return nil
+	})
+}

@@ -41,17 +41,29 @@ func main() {
 	var o options
 	flag.StringVar(&o.bin, "bin", "bin/node", "the folder of etcd, kube-*, kubelet and pause-image.tar (hack/tools.sh node)")
 	flag.Var(&o.images, "image", "an image tarball to import into the node's containerd (repeatable)")
+	flag.BoolVar(&o.panicWithAPod, "panic-with-a-pod", false,
+		"instead of running a command, run a pod and panic: make e2e-node checks that the teardown after a panic leaves nothing (exit code 4)")
 	flag.Parse()
-	if flag.NArg() == 0 {
+	if flag.NArg() == 0 && !o.panicWithAPod {
 		fmt.Fprintln(os.Stderr, "usage: node [--bin DIR] [--image TAR]... -- COMMAND [ARG]...")
 		os.Exit(2)
 	}
 	os.Exit(run(o, flag.Args()))
 }
 
+// exitTeardownFailed is node's exit code when the cluster could not be
+// removed entirely, whatever the command's: make e2e-node tells it from a
+// command that failed (a panicking Go program exits 2).
+const exitTeardownFailed = 3
+
+// exitPanicked is node's exit code after a panic it recovered from (and
+// tore the cluster down after).
+const exitPanicked = 4
+
 type options struct {
-	bin    string
-	images imageFlags
+	bin           string
+	images        imageFlags
+	panicWithAPod bool
 }
 
 // run brings the cluster up, runs command, and tears everything down
@@ -76,11 +88,11 @@ func run(o options, command []string) (code int) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.Printf("panic: %v; tearing the cluster down", p)
-			code = 1
+			code = exitPanicked
 		}
 		if err := c.teardown(); err != nil {
 			log.Printf("teardown: %v", err)
-			code = 1
+			code = exitTeardownFailed
 		}
 		if code != 0 {
 			log.Printf("the cluster's logs are in %s", c.logDir())
@@ -92,6 +104,13 @@ func run(o options, command []string) (code int) {
 		log.Printf("the node did not come up: %v", err)
 		c.dumpLogs()
 		return 1
+	}
+	if o.panicWithAPod {
+		if err := c.runAPod(ctx); err != nil {
+			log.Print(err)
+			return 1
+		}
+		panic("--panic-with-a-pod: a pod runs, and node panics")
 	}
 	return runCommand(ctx, command, c.envFor())
 }

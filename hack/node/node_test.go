@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -68,5 +71,18 @@ func TestRemoveNewLeavesWhatWasThereBefore(t *testing.T) {
 func TestMountPointsAreUnescaped(t *testing.T) {
 	if got := unescapeMount(`/tmp/a\040b`); got != "/tmp/a b" {
 		t.Errorf("unescapeMount = %q", got)
+	}
+}
+
+func TestProcessesNamingTheClustersFolderAreFound(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command("sleep", "30", dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	found := processesMentioning(dir)
+	if len(found) != 1 || !strings.Contains(found[0], fmt.Sprint(cmd.Process.Pid)) {
+		t.Fatalf("processesMentioning(%s) = %v, want the sleep %d", dir, found, cmd.Process.Pid)
 	}
 }

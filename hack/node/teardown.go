@@ -52,6 +52,7 @@ func (c *cluster) teardown() error {
 			note(d, removeNew(d, c.host.podLogs[d]))
 		}
 	}
+	note("check", c.leftovers())
 	note("remove "+c.dir, os.RemoveAll(c.dir))
 	err := errors.Join(errs...)
 	if err == nil {

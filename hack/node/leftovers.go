@@ -1,0 +1,77 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// leftovers checks, after the teardown, that the machine holds nothing of
+// the cluster: no process started from or serving its folder, no mount
+// under it, no bridge, no kubepods cgroup, no new KUBE-/CNI- chain, and
+// the sysctls as they were. "Nothing left running" is checked, not hoped.
+func (c *cluster) leftovers() error {
+	var found []string
+	found = append(found, processesMentioning(c.dir)...)
+	if points, err := mountsUnder(c.dir); err == nil && len(points) > 0 {
+		found = append(found, fmt.Sprintf("mounts %v", points))
+	}
+	if _, err := os.Stat("/sys/class/net/" + bridgeName); err == nil {
+		found = append(found, "the bridge "+bridgeName)
+	}
+	if dirs, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods"); len(dirs) > 0 {
+		found = append(found, fmt.Sprintf("cgroups %v", dirs))
+	}
+	if c.host != nil {
+		found = append(found, c.host.changed()...)
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	return errors.New("left on the machine: " + strings.Join(found, "; "))
+}
+
+// processesMentioning lists processes whose command line names dir (the
+// daemons, containerd's shims) other than this one.
+func processesMentioning(dir string) []string {
+	files, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var found []string
+	self := fmt.Sprint(os.Getpid())
+	for _, f := range files {
+		pid := filepath.Base(filepath.Dir(f))
+		data, err := os.ReadFile(f)
+		if err != nil || pid == self {
+			continue
+		}
+		if cmdline := strings.ReplaceAll(string(data), "\x00", " "); strings.Contains(cmdline, dir) {
+			found = append(found, fmt.Sprintf("process %s (%.80s)", pid, cmdline))
+		}
+	}
+	return found
+}
+
+// changed lists what differs from before the cluster: sysctls, chains.
+func (h *hostState) changed() []string {
+	var found []string
+	for s, before := range h.sysctls {
+		if data, err := os.ReadFile("/proc/sys/" + s); err == nil && strings.TrimSpace(string(data)) != before {
+			found = append(found, fmt.Sprintf("sysctl %s=%s (was %s)", s, strings.TrimSpace(string(data)), before))
+		}
+	}
+	now, err := listChains()
+	if err != nil {
+		return append(found, err.Error())
+	}
+	for tool, tables := range now {
+		for table, chains := range tables {
+			for chain := range chains {
+				if ours(chain) && !h.chains[tool][table][chain] {
+					found = append(found, fmt.Sprintf("%s chain %s/%s", tool, table, chain))
+				}
+			}
+		}
+	}
+	return found
+}
