@@ -76,13 +76,13 @@ func TestMountPointsAreUnescaped(t *testing.T) {
 
 func TestProcessesNamingTheClustersFolderAreFound(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command("sleep", "30", dir)
+	cmd := exec.Command("sh", "-c", "sleep 30; true", dir) // $0 names the folder
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	found := processesMentioning(dir)
 	if len(found) != 1 || !strings.Contains(found[0], fmt.Sprint(cmd.Process.Pid)) {
-		t.Fatalf("processesMentioning(%s) = %v, want the sleep %d", dir, found, cmd.Process.Pid)
+		t.Fatalf("processesMentioning(%s) = %v, want the shell %d", dir, found, cmd.Process.Pid)
 	}
 }
