@@ -94,7 +94,7 @@ func run(o options, command []string) (code int) {
 			log.Printf("teardown: %v", err)
 			code = exitTeardownFailed
 		}
-		if code != 0 {
+		if code != 0 && len(c.order) > 0 {
 			log.Printf("the cluster's logs are in %s", c.logDir())
 		} else {
 			_ = os.RemoveAll(c.logDir())
