@@ -35,6 +35,8 @@ func TestTheHelmChartOnARealNode(t *testing.T) {
 		{"HelmUpgradeRollsThePodAndRepeatsNoCall", helmUpgradeRepeatsNoCall},
 		{"DeletingTheLeaderMidPartsInitiatesOnce", deletingTheLeaderMidPartsInitiatesOnce},
 		{"AManagerCutOffFromTheAPIServerGoesUnreadyNotCrashLooping", aManagerCutOffFromTheAPIServerGoesUnready},
+		// Client-go's own messages (leader election, watches) came out while cut off.
+		{"TheLogsStayJSONLinesAfterTheAPIServerWasUnreachable", theLogsAreJSONLinesWithoutSecrets},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, s.run) {

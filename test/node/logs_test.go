@@ -23,6 +23,11 @@ func theLogsAreJSONLinesWithoutSecrets(t *testing.T) {
 	for _, p := range pods {
 		data, err := clientset.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
 		must(t, err)
+		if restarts(p) > 0 { // kubectl logs --previous: the run before the restart too
+			previous, err := clientset.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Previous: true}).DoRaw(ctx)
+			must(t, err)
+			data = append(previous, data...)
+		}
 		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 		if len(lines) < 3 {
 			t.Fatalf("pod %s logged %d lines, want the start-up and the upload's", p.Name, len(lines))
