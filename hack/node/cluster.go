@@ -54,12 +54,12 @@ func newCluster(o options) (*cluster, error) {
 		return nil, err
 	}
 	o.bin = bin
-	dir, err := os.MkdirTemp("", "crowdpack-e2e-node-")
+	dir, err := os.MkdirTemp("", tempPrefix)
 	if err != nil {
 		return nil, err
 	}
 	// The logs outlive the cluster's folder: they are kept after a failure.
-	logs, err := os.MkdirTemp("", "crowdpack-e2e-node-logs-")
+	logs, err := os.MkdirTemp("", "crowdpack-e2e-logs-")
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +94,9 @@ func (c *cluster) up(ctx context.Context) error {
 	}
 	c.hostIP = ip
 	if c.host, err = recordHost(); err != nil {
+		return err
+	}
+	if err := c.host.save(); err != nil {
 		return err
 	}
 	steps := []struct {

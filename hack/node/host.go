@@ -116,10 +116,10 @@ var touchedSysctls = []string{
 // hostState is what the machine had before the cluster: teardown removes
 // only what appeared since.
 type hostState struct {
-	sysctls map[string]string
-	netns   map[string]bool
-	podLogs map[string]map[string]bool // kubeletDirs → entries; nil: absent
-	chains  chainSet
+	Sysctls map[string]string          `json:"sysctls"`
+	Netns   map[string]bool            `json:"netns"`
+	Dirs    map[string]map[string]bool `json:"dirs"` // kubeletDirs → entries; nil: absent
+	Chains  chainSet                   `json:"chains"`
 }
 
 // kubeletDirs are what the kubelet writes outside its --root-dir: pod
@@ -127,21 +127,21 @@ type hostState struct {
 var kubeletDirs = []string{"/var/log/pods", "/var/log/containers", "/var/lib/kubelet"}
 
 func recordHost() (*hostState, error) {
-	h := &hostState{sysctls: map[string]string{}, podLogs: map[string]map[string]bool{}}
+	h := &hostState{Sysctls: map[string]string{}, Dirs: map[string]map[string]bool{}}
 	for _, s := range touchedSysctls {
 		data, err := os.ReadFile("/proc/sys/" + s)
 		if err != nil {
 			return nil, fmt.Errorf("read sysctl %s: %w", s, err)
 		}
-		h.sysctls[s] = strings.TrimSpace(string(data))
+		h.Sysctls[s] = strings.TrimSpace(string(data))
 	}
-	h.netns = entries("/var/run/netns")
+	h.Netns = entries("/var/run/netns")
 	var err error
-	if h.chains, err = listChains(); err != nil {
+	if h.Chains, err = listChains(); err != nil {
 		return nil, err
 	}
 	for _, d := range kubeletDirs {
-		h.podLogs[d] = entries(d)
+		h.Dirs[d] = entries(d)
 	}
 	return h, nil
 }
@@ -161,7 +161,7 @@ func entries(dir string) map[string]bool {
 
 func (h *hostState) restoreSysctls() error {
 	var errs []error
-	for s, v := range h.sysctls {
+	for s, v := range h.Sysctls {
 		if err := os.WriteFile("/proc/sys/"+s, []byte(v), 0o644); err != nil {
 			errs = append(errs, fmt.Errorf("restore sysctl %s=%s: %w", s, v, err))
 		}

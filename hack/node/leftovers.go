@@ -36,18 +36,10 @@ func (c *cluster) leftovers() error {
 // processesMentioning lists processes whose command line names dir (the
 // daemons, containerd's shims) other than this one.
 func processesMentioning(dir string) []string {
-	files, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	var found []string
-	self := fmt.Sprint(os.Getpid())
-	for _, f := range files {
-		pid := filepath.Base(filepath.Dir(f))
-		data, err := os.ReadFile(f)
-		if err != nil || pid == self {
-			continue
-		}
-		if cmdline := strings.ReplaceAll(string(data), "\x00", " "); strings.Contains(cmdline, dir) {
-			found = append(found, fmt.Sprintf("process %s (%.80s)", pid, cmdline))
-		}
+	for _, pid := range pidsMentioning(dir) {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		found = append(found, fmt.Sprintf("process %d (%.80s)", pid, strings.ReplaceAll(string(data), "\x00", " ")))
 	}
 	return found
 }
@@ -55,7 +47,7 @@ func processesMentioning(dir string) []string {
 // changed lists what differs from before the cluster: sysctls, chains.
 func (h *hostState) changed() []string {
 	var found []string
-	for s, before := range h.sysctls {
+	for s, before := range h.Sysctls {
 		if data, err := os.ReadFile("/proc/sys/" + s); err == nil && strings.TrimSpace(string(data)) != before {
 			found = append(found, fmt.Sprintf("sysctl %s=%s (was %s)", s, strings.TrimSpace(string(data)), before))
 		}
@@ -67,7 +59,7 @@ func (h *hostState) changed() []string {
 	for tool, tables := range now {
 		for table, chains := range tables {
 			for chain := range chains {
-				if ours(chain) && !h.chains[tool][table][chain] {
+				if ours(chain) && !h.Chains[tool][table][chain] {
 					found = append(found, fmt.Sprintf("%s chain %s/%s", tool, table, chain))
 				}
 			}

@@ -79,6 +79,10 @@ func run(o options, command []string) (code int) {
 			return 1
 		}
 		defer unlock()
+		if err := cleanStale(); err != nil {
+			log.Print(err)
+			return 1
+		}
 	}
 	c, err := newCluster(o)
 	if err != nil {

@@ -44,17 +44,15 @@ func (c *cluster) teardown() error {
 	note("mounts", unmountUnder(c.dir))
 	note("stop", c.stop(reversed(c.order)...))
 	if c.host != nil {
-		note("network namespaces", c.removeNetns())
-		note("bridge", removeLink(bridgeName))
-		note("iptables", removeNewChains(c.host.chains))
-		note("sysctls", c.host.restoreSysctls())
-		for _, d := range kubeletDirs {
-			note(d, removeNew(d, c.host.podLogs[d]))
-		}
+		note("the host", c.host.restore())
 	}
 	note("check", c.leftovers())
 	note("remove "+c.dir, os.RemoveAll(c.dir))
 	err := errors.Join(errs...)
+	if err == nil {
+		// All is put back: the next node has nothing of this one to restore.
+		err = removeHostState()
+	}
 	if err == nil {
 		log.Printf("torn down in %s: nothing of the cluster is left", time.Since(start).Round(time.Millisecond))
 	}
@@ -220,10 +218,10 @@ func unmountUnder(dir string) error {
 }
 
 // removeNetns removes the pods' network namespaces containerd left behind.
-func (c *cluster) removeNetns() error {
+func (h *hostState) removeNetns() error {
 	var errs []error
 	for name := range entries("/var/run/netns") {
-		if c.host.netns[name] {
+		if h.Netns[name] {
 			continue
 		}
 		p := filepath.Join("/var/run/netns", name)
