@@ -35,17 +35,19 @@ const (
 )
 
 type cluster struct {
-	o       options
-	dir     string // everything the cluster writes that is its own
-	logs    string
-	hostIP  string
-	pki     *pki
-	procs   map[string]*process
-	order   []string // start order
-	host    *hostState
-	admin   string // cluster-admin kubeconfig
-	client  *kubernetes.Clientset
-	ctrSock string
+	o      options
+	dir    string // everything the cluster writes that is its own
+	logs   string
+	hostIP string
+	pki    *pki
+	procs  map[string]*process
+	order  []string // start order
+	host   *hostState
+	admin  string // cluster-admin kubeconfig
+	// etcdPort and apiPort are free ports taken at start.
+	etcdPort, apiPort int
+	client            *kubernetes.Clientset
+	ctrSock           string
 }
 
 func newCluster(o options) (*cluster, error) {
@@ -147,18 +149,16 @@ func (c *cluster) writeCertificates(context.Context) error {
 	return err
 }
 
-var etcdPort, apiPort int
-
 func (c *cluster) startEtcd(ctx context.Context) error {
 	var err error
-	if etcdPort, err = freePort(); err != nil {
+	if c.etcdPort, err = freePort(); err != nil {
 		return err
 	}
 	peer, err := freePort()
 	if err != nil {
 		return err
 	}
-	url := "http://127.0.0.1:" + strconv.Itoa(etcdPort)
+	url := "http://127.0.0.1:" + strconv.Itoa(c.etcdPort)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(peer)
 	if err := c.start("etcd", c.binary("etcd"), "--data-dir", c.path("etcd"),
 		"--listen-client-urls", url, "--advertise-client-urls", url,
@@ -171,7 +171,7 @@ func (c *cluster) startEtcd(ctx context.Context) error {
 
 func (c *cluster) startAPIServer(ctx context.Context) error {
 	var err error
-	if apiPort, err = freePort(); err != nil {
+	if c.apiPort, err = freePort(); err != nil {
 		return err
 	}
 	ips := []net.IP{net.ParseIP(c.hostIP), net.ParseIP(apiServiceIP), net.ParseIP("127.0.0.1")}
@@ -189,8 +189,8 @@ func (c *cluster) startAPIServer(ctx context.Context) error {
 		return err
 	}
 	if err := c.start("kube-apiserver", c.binary("kube-apiserver"),
-		"--etcd-servers", "http://127.0.0.1:"+strconv.Itoa(etcdPort),
-		"--bind-address", "0.0.0.0", "--advertise-address", c.hostIP, "--secure-port", strconv.Itoa(apiPort),
+		"--etcd-servers", "http://127.0.0.1:"+strconv.Itoa(c.etcdPort),
+		"--bind-address", "0.0.0.0", "--advertise-address", c.hostIP, "--secure-port", strconv.Itoa(c.apiPort),
 		"--tls-cert-file", servingCert, "--tls-private-key-file", servingKey,
 		"--client-ca-file", c.pki.CAFile,
 		"--kubelet-client-certificate", kubeletCert, "--kubelet-client-key", kubeletKey,
@@ -216,7 +216,7 @@ func (c *cluster) startAPIServer(ctx context.Context) error {
 	return err
 }
 
-func (c *cluster) apiURL() string { return "https://" + c.hostIP + ":" + strconv.Itoa(apiPort) }
+func (c *cluster) apiURL() string { return "https://" + c.hostIP + ":" + strconv.Itoa(c.apiPort) }
 
 // adminTLS is the admin's client certificate, for probing /readyz.
 func (c *cluster) adminTLS() (*tls.Config, error) {
