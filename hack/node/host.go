@@ -118,13 +118,15 @@ var touchedSysctls = []string{
 type hostState struct {
 	Sysctls map[string]string          `json:"sysctls"`
 	Netns   map[string]bool            `json:"netns"`
-	Dirs    map[string]map[string]bool `json:"dirs"` // kubeletDirs → entries; nil: absent
+	Dirs    map[string]map[string]bool `json:"dirs"` // hostDirs → entries; nil: absent
 	Chains  chainSet                   `json:"chains"`
 }
 
-// kubeletDirs are what the kubelet writes outside its --root-dir: pod
-// logs (and their links) and the device plugins' socket.
-var kubeletDirs = []string{"/var/log/pods", "/var/log/containers", "/var/lib/kubelet"}
+// hostDirs are what the kubelet, containerd and the CNI plugins write
+// outside the cluster's folder, whatever they are told: pod logs (and their
+// links), the device plugins' socket, the shims' sockets and runc's state,
+// the CNI results cache.
+var hostDirs = []string{"/var/log/pods", "/var/log/containers", "/var/lib/kubelet", "/run/containerd", "/var/lib/cni"}
 
 func recordHost() (*hostState, error) {
 	h := &hostState{Sysctls: map[string]string{}, Dirs: map[string]map[string]bool{}}
@@ -140,7 +142,7 @@ func recordHost() (*hostState, error) {
 	if h.Chains, err = listChains(); err != nil {
 		return nil, err
 	}
-	for _, d := range kubeletDirs {
+	for _, d := range hostDirs {
 		h.Dirs[d] = entries(d)
 	}
 	return h, nil

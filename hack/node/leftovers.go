@@ -52,6 +52,16 @@ func (h *hostState) changed() []string {
 			found = append(found, fmt.Sprintf("sysctl %s=%s (was %s)", s, strings.TrimSpace(string(data)), before))
 		}
 	}
+	for _, d := range hostDirs {
+		for name := range entries(d) {
+			if h.Dirs[d] == nil || !h.Dirs[d][name] {
+				found = append(found, filepath.Join(d, name))
+			}
+		}
+		if h.Dirs[d] == nil && entries(d) != nil {
+			found = append(found, d)
+		}
+	}
 	now, err := listChains()
 	if err != nil {
 		return append(found, err.Error())

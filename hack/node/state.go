@@ -15,7 +15,7 @@ const stateFile = "/run/crowdpack-e2e-node.state.json"
 // restore puts back what the node changed outside its folder.
 func (h *hostState) restore() error {
 	errs := []error{h.removeNetns(), removeLink(bridgeName), removeNewChains(h.Chains), h.restoreSysctls()}
-	for _, d := range kubeletDirs {
+	for _, d := range hostDirs {
 		errs = append(errs, removeNew(d, h.Dirs[d]))
 	}
 	return errors.Join(errs...)
