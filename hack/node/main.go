@@ -98,7 +98,9 @@ func run(o options, command []string) (code int) {
 			log.Printf("teardown: %v", err)
 			code = exitTeardownFailed
 		}
-		if code != 0 && len(c.order) > 0 {
+		// A panic asked for by --panic-with-a-pod and torn down clean is success.
+		expected := o.panicWithAPod && code == exitPanicked
+		if code != 0 && len(c.order) > 0 && !expected {
 			log.Printf("the cluster's logs are in %s", c.logDir())
 		} else {
 			_ = os.RemoveAll(c.logDir())
