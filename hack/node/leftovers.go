@@ -25,7 +25,7 @@ func (c *cluster) leftovers() error {
 		found = append(found, fmt.Sprintf("cgroups %v", dirs))
 	}
 	if c.host != nil {
-		found = append(found, c.host.changed()...)
+		found = append(found, c.host.changed(hostDirs)...)
 	}
 	if len(found) == 0 {
 		return nil
@@ -44,15 +44,16 @@ func processesMentioning(dir string) []string {
 	return found
 }
 
-// changed lists what differs from before the cluster: sysctls, chains.
-func (h *hostState) changed() []string {
+// changed lists what differs from before the cluster: sysctls, entries
+// of dirs, chains.
+func (h *hostState) changed(dirs []string) []string {
 	var found []string
 	for s, before := range h.Sysctls {
 		if data, err := os.ReadFile("/proc/sys/" + s); err == nil && strings.TrimSpace(string(data)) != before {
 			found = append(found, fmt.Sprintf("sysctl %s=%s (was %s)", s, strings.TrimSpace(string(data)), before))
 		}
 	}
-	for _, d := range hostDirs {
+	for _, d := range dirs {
 		for name := range entries(d) {
 			if h.Dirs[d] == nil || !h.Dirs[d][name] {
 				found = append(found, filepath.Join(d, name))
@@ -61,6 +62,9 @@ func (h *hostState) changed() []string {
 		if h.Dirs[d] == nil && entries(d) != nil {
 			found = append(found, d)
 		}
+	}
+	if h.Chains == nil { // none recorded: nothing to compare with
+		return found
 	}
 	now, err := listChains()
 	if err != nil {

@@ -86,3 +86,21 @@ func TestProcessesNamingTheClustersFolderAreFound(t *testing.T) {
 		t.Fatalf("processesMentioning(%s) = %v, want the shell %d", dir, found, cmd.Process.Pid)
 	}
 }
+
+func TestTheLeftoverCheckFindsANewEntryOfAHostFolder(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "before"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := &hostState{Dirs: map[string]map[string]bool{dir: entries(dir)}}
+	if found := h.changed([]string{dir}); len(found) != 0 {
+		t.Fatalf("nothing changed, yet the check found %v", found)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "after"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	found := h.changed([]string{dir})
+	if len(found) != 1 || found[0] != filepath.Join(dir, "after") {
+		t.Fatalf("changed = %v, want only %s", found, filepath.Join(dir, "after"))
+	}
+}
