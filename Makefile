@@ -127,6 +127,15 @@ test-docs: tools ## Check the docs: YAML dry-run against the API server, command
 crash-test: tools ## Kill the manager binary at every crash point of an upload's life and check that it recovers (make test draws three).
 	CROWDPACK_CRASH_POINTS=all go test ./controllers/uploads -count=1 -run TestAManagerKilledAnywhereFinishesEveryUploadOnce -v -timeout 30m
 
+# The soak (test/soak, docs/soak.md): make test runs it for 2 minutes with
+# seed 1; make soak for SOAK_DURATION with a new seed, which it prints.
+SOAK_DURATION ?= 10m
+SOAK_SEED ?= $(shell date +%s)
+.PHONY: soak
+soak: tools ## Run uploads and syncs under combined faults for SOAK_DURATION (10m) and check the invariants; SOAK_SEED=N replays a run.
+	CROWDPACK_SOAK_DURATION=$(SOAK_DURATION) CROWDPACK_SOAK_SEED=$(SOAK_SEED) \
+	  go test ./test/soak -count=1 -run TestSoak -v -timeout 3h
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME.
 	hack/fuzz.sh $(FUZZTIME)

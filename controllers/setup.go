@@ -44,7 +44,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, r *uploads.Reconciler, brandSe
 	if err := b.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up brand controller: %w", err)
 	}
-	s := &syncs.Reconciler{Client: mgr.GetClient(), Recorder: r.Recorder, Sources: r.SourceOpener(), Now: r.Now}
+	s := &syncs.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: r.Recorder, Sources: r.SourceOpener(), Now: r.Now}
 	if err := s.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up sync controller: %w", err)
 	}

@@ -31,6 +31,33 @@ func (r *Reconciler) children(ctx context.Context, sync *upv1.UserPackageSync) (
 	return children, nil
 }
 
+// findUncachedChildren asks the API server for the child of a run in
+// flight that the cache lacks: a child created a moment ago may not have
+// reached the cache yet (a watch re-established after an API server
+// restart lags further), and only the API server can tell it is gone.
+func (r *Reconciler) findUncachedChildren(ctx context.Context, sync *upv1.UserPackageSync, children map[string]*upv1.UserPackageUpload) error {
+	var reader client.Reader = r.Client
+	if r.APIReader != nil {
+		reader = r.APIReader
+	}
+	for _, run := range sync.Status.History {
+		if run.Result != upv1.SyncResultInFlight || children[run.Child] != nil {
+			continue
+		}
+		child := &upv1.UserPackageUpload{}
+		err := reader.Get(ctx, client.ObjectKey{Namespace: sync.Namespace, Name: run.Child}, child)
+		switch {
+		case apierrors.IsNotFound(err):
+			continue // deleted indeed
+		case err != nil:
+			return fmt.Errorf("get child %s: %w", run.Child, err)
+		case metav1.IsControlledBy(child, sync):
+			children[run.Child] = child
+		}
+	}
+	return nil
+}
+
 // followChildren brings each run in flight up to date with its child: a
 // child Ready is a synced revision, the base of the next; a stalled one a
 // failed run, which leaves the base as it was.

@@ -29,7 +29,9 @@ import (
 // Reconciler reconciles UserPackageSyncs.
 type Reconciler struct {
 	client.Client
-	Recorder events.EventRecorder
+	// APIReader reads past the cache; default the Client.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
 	// Sources opens the sync's bucket with its namespace's credentials.
 	Sources *sources.Opener
 	// Now is the clock; default time.Now.
@@ -70,6 +72,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 func (r *Reconciler) reconcile(ctx context.Context, sync *upv1.UserPackageSync) (ctrl.Result, error) {
 	children, err := r.children(ctx, sync)
 	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.findUncachedChildren(ctx, sync, children); err != nil {
 		return ctrl.Result{}, err
 	}
 	followChildren(sync, children)

@@ -118,7 +118,8 @@ func uploadKey(u *upv1.UserPackageUpload, up *upv1.UploadStatus, brandID string)
 
 // initiateFailed sorts a failed initiate. A filename refused right after a
 // lost answer was most likely taken by that lost call: a default filename
-// then moves on to the next free one; an explicit one needs a human.
+// (or a sync child's) then moves on to the next free one; an explicit one
+// needs a human.
 func (s *scope) initiateFailed(ctx context.Context, callErr error, retried bool) error {
 	u := s.obj
 	if !classify.IsClassified(callErr) {
@@ -128,7 +129,7 @@ func (s *scope) initiateFailed(ctx context.Context, callErr error, retried bool)
 	if !filenameRefused(callErr, up.Filename) {
 		return failInitiate(u, callErr)
 	}
-	if !retried || u.Spec.File.Filename != "" {
+	if !retried || filenames.Explicit(u) {
 		return failInitiate(u, classify.Stall(upv1.ReasonFilenameTaken,
 			"WeChat Pay refused the filename %s (%v); it may be taken by an earlier upload whose answer was lost: set a new spec.file.filename",
 			up.Filename, errors.Unwrap(callErr)))

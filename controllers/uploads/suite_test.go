@@ -313,7 +313,7 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 	must(t, r.SetupWithManager(ctx, mgr))
 	h.reconcilers = append(h.reconcilers, r)
 	if h.syncs {
-		s := &syncs.Reconciler{Client: c, Recorder: r.Recorder, Sources: r.SourceOpener()}
+		s := &syncs.Reconciler{Client: c, APIReader: mgr.GetAPIReader(), Recorder: r.Recorder, Sources: r.SourceOpener()}
 		must(t, s.SetupWithManager(mgr))
 	}
 	if h.tenancy.brandSecretNamespace != "" {

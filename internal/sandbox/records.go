@@ -3,6 +3,7 @@ package sandbox
 import (
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -72,6 +73,31 @@ func (s *Server) MergedFile(uploadID string) ([]byte, bool) {
 		return nil, false
 	}
 	return u.assemble(), true
+}
+
+// Session is one upload session as the sandbox holds it: what initiate
+// was told, and whether it was merged.
+type Session struct {
+	ID       string `json:"id"`
+	Filename string `json:"filename"`
+	// Digest is the hex SHA-256 initiate was given for the file.
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+	Merged bool   `json:"merged"`
+}
+
+// Sessions returns every upload session initiated so far, sorted by id,
+// so that a test can tell each from the objects that started it (and
+// count the sessions no object knows of).
+func (s *Server) Sessions() []Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Session, 0, len(s.uploads))
+	for _, u := range s.uploads {
+		out = append(out, Session{ID: u.id, Filename: u.filename, Digest: u.digest, Size: u.size, Merged: u.merged})
+	}
+	slices.SortFunc(out, func(a, b Session) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // PackageMembers returns the members a crowd package was expanded with,

@@ -34,9 +34,18 @@ type Revisions interface {
 	Source(rev Revision) (Source, error)
 }
 
-// SameVersion reports whether a read found the version a revision names.
+// SameVersion reports whether a read found the version a revision names,
+// by the most precise name the revision has: a listing of a prefix has no
+// version ids even where the bucket keeps versions, and a read of the
+// current version does, so a revision without one is judged by its ETag.
 func SameVersion(rev Revision, read Version) bool {
-	return versionName(read) == versionName(rev.Version)
+	switch {
+	case rev.VersionID != "":
+		return rev.VersionID == read.VersionID
+	case rev.ETag != "":
+		return strings.Trim(rev.ETag, `"`) == strings.Trim(read.ETag, `"`)
+	}
+	return versionName(rev.Version) == versionName(Version{LastModified: read.LastModified})
 }
 
 // versionName is the version's own name: its version id, ETag, or the

@@ -43,3 +43,24 @@ func TestAVersionsName(t *testing.T) {
 		}
 	}
 }
+
+func TestARevisionIsTheVersionReadWhenItsMostPreciseNameMatches(t *testing.T) {
+	at := time.Date(2026, 12, 2, 3, 4, 5, 0, time.UTC)
+	for _, tt := range []struct {
+		name string
+		rev  Version
+		read Version
+		want bool
+	}{
+		{name: "the same version id is the same version", rev: Version{ETag: "e1", VersionID: "v1"}, read: Version{ETag: `"e1"`, VersionID: "v1"}, want: true},
+		{name: "another version id is another version, even with the same bytes", rev: Version{ETag: "e1", VersionID: "v1"}, read: Version{ETag: "e1", VersionID: "v2"}},
+		{name: "a listed revision without version id in a versioned bucket matches the current version by ETag", rev: Version{ETag: "e1"}, read: Version{ETag: `"e1"`, VersionID: "v1"}, want: true},
+		{name: "a listed revision without version id whose object was replaced does not match", rev: Version{ETag: "e1"}, read: Version{ETag: "e2", VersionID: "v2"}},
+		{name: "a file without ETag matches by the time it was modified", rev: Version{LastModified: at}, read: Version{LastModified: at}, want: true},
+		{name: "a file without ETag modified since does not match", rev: Version{LastModified: at}, read: Version{LastModified: at.Add(time.Second)}},
+	} {
+		if got := SameVersion(Revision{Version: tt.rev}, tt.read); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

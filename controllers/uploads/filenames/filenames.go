@@ -9,6 +9,8 @@ import (
 	"path"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
 	"github.com/crowdpack/crowdpack/internal/uploadplan"
 	"github.com/crowdpack/crowdpack/internal/wechatpay"
@@ -45,7 +47,7 @@ func ForChunk(u *upv1.UserPackageUpload, index int32) string {
 		return ForUpload(u)
 	}
 	base := strings.TrimSuffix(Requested(u), ".csv")
-	if u.Spec.File.Filename != "" {
+	if Explicit(u) {
 		return chunkName(base, index, count)
 	}
 	used := usedFilenames(u)
@@ -92,13 +94,26 @@ func Requested(u *upv1.UserPackageUpload) string {
 	return ""
 }
 
+// Explicit reports whether a person chose the filename: spec.file.filename
+// set on an object no UserPackageSync controls. A sync names its children's
+// files itself, so such a name moves on to the next free one, as a default
+// name does, when a lost initiate answer took it: nobody is there to set a
+// new one on a child.
+func Explicit(u *upv1.UserPackageUpload) bool {
+	if u.Spec.File.Filename == "" {
+		return false
+	}
+	owner := metav1.GetControllerOf(u)
+	return owner == nil || owner.Kind != "UserPackageSync" || !strings.HasPrefix(owner.APIVersion, upv1.GroupVersion.Group+"/")
+}
+
 // ForUpload is the filename a new upload sends. WeChat Pay refuses a
 // filename it has seen, so a default name that an earlier upload of the
 // object used gets a number: vip.csv, then vip-2.csv. An explicit filename
 // is used as it is.
 func ForUpload(u *upv1.UserPackageUpload) string {
 	base := Requested(u)
-	if u.Spec.File.Filename != "" {
+	if Explicit(u) {
 		return base
 	}
 	used := usedFilenames(u)

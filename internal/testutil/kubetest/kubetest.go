@@ -23,6 +23,9 @@ import (
 // are killed.
 const stopTimeout = 5 * time.Second
 
+// startTimeout is how long kube-apiserver and etcd get to become ready.
+const startTimeout = 2 * time.Minute
+
 // Env is a running API server with the CRDs installed.
 type Env struct {
 	Config *rest.Config
@@ -33,6 +36,9 @@ type Env struct {
 	// envtest's temporary one, so that a restarted API server keeps them
 	// (envtest makes new ones in a new directory, which clients would not trust).
 	certDir string
+	// etcdDir holds etcd's data. It is ours too, so that a restarted etcd
+	// (RestartEtcd) keeps every object: envtest removes a directory it made.
+	etcdDir string
 }
 
 // Start starts etcd and kube-apiserver from KUBEBUILDER_ASSETS (or the
@@ -54,6 +60,12 @@ func Start() (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	etcdDir, err := os.MkdirTemp("", "crowdpack-etcd-")
+	if err != nil {
+		_ = os.RemoveAll(certDir)
+		return nil, err
+	}
+	removeDirs := func() { _ = os.RemoveAll(certDir); _ = os.RemoveAll(etcdDir) }
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
@@ -61,25 +73,50 @@ func Start() (*Env, error) {
 		Scheme:                scheme,
 		// A restarted API server (RestartAPIServer) is killed after this.
 		ControlPlaneStopTimeout: stopTimeout,
+		// On a loaded machine a restarted kube-apiserver takes longer to
+		// be ready than envtest's 20 s default.
+		ControlPlaneStartTimeout: startTimeout,
 	}
 	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir}
+	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: etcdDir}
 	cfg, err := env.Start()
 	if err != nil {
-		_ = os.RemoveAll(certDir)
+		removeDirs()
 		return nil, fmt.Errorf("start envtest: %w", err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		_ = env.Stop()
+		removeDirs()
 		return nil, fmt.Errorf("client for envtest: %w", err)
 	}
-	return &Env{Config: cfg, Client: c, Scheme: scheme, env: env, certDir: certDir}, nil
+	return &Env{Config: cfg, Client: c, Scheme: scheme, env: env, certDir: certDir, etcdDir: etcdDir}, nil
 }
 
 // Stop stops kube-apiserver and etcd.
 func (e *Env) Stop() error {
+	defer os.RemoveAll(e.etcdDir)
 	defer os.RemoveAll(e.certDir)
 	return e.env.Stop()
+}
+
+// RestartEtcd stops etcd, waits down, and starts it again on the same
+// address with the same data: kube-apiserver loses its storage meanwhile
+// and carries on once etcd is back. Like RestartAPIServer, it kills etcd
+// when it has not stopped after stopTimeout.
+func (e *Env) RestartEtcd(down time.Duration) error {
+	etcd := e.env.ControlPlane.Etcd
+	if err := etcd.Stop(); err != nil {
+		if !strings.Contains(err.Error(), "timeout waiting for process") {
+			return fmt.Errorf("stop etcd: %w", err)
+		}
+		time.Sleep(500 * time.Millisecond) // SIGKILLed: give it a moment to exit
+	}
+	time.Sleep(down)
+	if err := etcd.Start(); err != nil {
+		return fmt.Errorf("restart etcd: %w", err)
+	}
+	return nil
 }
 
 // RestartAPIServer stops kube-apiserver, waits down, and starts it again on

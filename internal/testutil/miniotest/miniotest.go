@@ -48,9 +48,11 @@ type Server struct {
 	// Client is a client with the root credentials.
 	Client *minio.Client
 
-	cmd    *exec.Cmd
-	exited chan struct{}
-	dir    string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	dir     string
+	binary  string
+	console string // the console's address, kept across restarts
 }
 
 // StartT starts a server that is stopped when t ends. It skips t when the
@@ -116,7 +118,7 @@ func startOnce(binary string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, AccessKey: randomHex(8), SecretKey: randomHex(16), exited: make(chan struct{})}
+	s := &Server{dir: dir, AccessKey: randomHex(8), SecretKey: randomHex(16)}
 	if err := s.launch(binary); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -138,15 +140,22 @@ func (s *Server) launch(binary string) error {
 	if err != nil {
 		return err
 	}
+	s.binary = binary
 	s.Endpoint = net.JoinHostPort("127.0.0.1", ports[0])
-	logFile, err := os.Create(filepath.Join(s.dir, "minio.log"))
+	s.console = net.JoinHostPort("127.0.0.1", ports[1])
+	return s.run()
+}
+
+// run starts the server process on s.Endpoint with the data in s.dir.
+func (s *Server) run() error {
+	logFile, err := os.OpenFile(filepath.Join(s.dir, "minio.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer logFile.Close() // the child has its own descriptor
-	s.cmd = exec.Command(binary, "server", "--quiet",
+	s.cmd = exec.Command(s.binary, "server", "--quiet",
 		"--address", s.Endpoint,
-		"--console-address", net.JoinHostPort("127.0.0.1", ports[1]),
+		"--console-address", s.console,
 		filepath.Join(s.dir, "data"))
 	s.cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+s.AccessKey,
@@ -157,13 +166,30 @@ func (s *Server) launch(binary string) error {
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	s.cmd.SysProcAttr = dieWithParent()
 	if err := s.cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", binary, err)
+		return fmt.Errorf("start %s: %w", s.binary, err)
 	}
+	exited, cmd := make(chan struct{}), s.cmd
+	s.exited = exited
 	go func() {
-		s.cmd.Wait()
-		close(s.exited)
+		cmd.Wait()
+		close(exited)
 	}()
 	return nil
+}
+
+// Restart kills the server (SIGKILL: reads in flight break, as when a
+// node dies), waits down, and starts it again on the same address with
+// the same data and credentials, returning once it is ready.
+func (s *Server) Restart(down time.Duration) error {
+	if err := s.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("kill minio: %w", err)
+	}
+	<-s.exited
+	time.Sleep(down)
+	if err := s.run(); err != nil {
+		return err
+	}
+	return s.waitReady()
 }
 
 // freePorts returns n distinct ports that were free a moment ago on
