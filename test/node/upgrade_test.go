@@ -71,7 +71,9 @@ func deletingTheLeaderMidPartsInitiatesOnce(t *testing.T) {
 	world.sandbox.SetHook(func(e sandbox.Endpoint, _ sandbox.Record, phase sandbox.Phase) bool {
 		if e == sandbox.EndpointUploadPart && phase == sandbox.PhaseArrived {
 			once.Do(func() { close(partsArrived) })
-			time.Sleep(200 * time.Millisecond)
+			// About 10 s of parts (41 of them, 4 at once): time for kubectl
+			// to delete the leader, on a loaded machine too, while parts remain.
+			time.Sleep(time.Second)
 		}
 		return false
 	})
