@@ -67,13 +67,16 @@ demo-tools: ## Build (or reuse) only what make demo needs: etcd, kube-apiserver 
 
 # go test ./... includes ./test/docs, which checks every command, YAML block
 # and link of README.md and docs/ (make test-docs runs it alone).
+# make e2e-node comes last: it needs root, and it says so by failing.
 .PHONY: test
-test: tools ## Everything CI runs: generated files current, vet, all tests, brief fuzzing.
+test: tools ## Everything CI runs: generated files current, vet, all tests, brief fuzzing, the release on a real node.
 	hack/check-generated.sh
 	go vet ./...
+	go vet -tags e2enode ./test/node
 	go test ./... -count=1 -timeout 30m -bench . -benchtime 1x -skip 'ThousandUploads|IdleSyncs'
 	$(MAKE) test-oldest
 	$(MAKE) fuzz
+	$(MAKE) e2e-node
 
 # The oldest Kubernetes minor the CRD works on (hack/tools.sh
 # OLDEST_KUBERNETES_VERSION; docs/install.md "Supported Kubernetes versions" states the range): the
@@ -87,6 +90,34 @@ OLDEST_TESTS := ^(TestAdmission.*|TestAMultiPartFileIsUploadedMergedAndExpandedO
 test-oldest: $(HELM) ## Run the admission tests, one full upload, the release and chart checks against the oldest supported kube-apiserver.
 	hack/tools.sh k8s-oldest minio
 	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test ./api/... ./controllers/uploads ./test/release ./test/helm -count=1 -run '$(OLDEST_TESTS)'
+
+# make e2e-node runs the release on a real single-node cluster on this machine
+# (docs/e2e-node.md): two releases are built (the second for helm upgrade),
+# hack/node brings up etcd, the control plane, containerd, kubelet and
+# kube-proxy from bin/node (hack/tools.sh node), imports both image tarballs,
+# runs test/node against it and tears it all down. It needs root; it installs
+# containerd, runc and the CNI plugins with apt-get when they are missing.
+E2E_NODE_DIR := $(BIN)/e2e-node
+E2E_NODE_VERSION ?= v0.0.0-e2e.1
+E2E_NODE_VERSION_2 ?= v0.0.0-e2e.2
+E2E_NODE_IMAGE = crowdpack-image-$(1)-linux-amd64.tar
+.PHONY: e2e-node
+e2e-node: $(HELM) ## Run the release (image, chart, install.yaml) on a real single-node cluster on this machine; needs root.
+	hack/tools.sh node minio
+	HELM=$(HELM) hack/release.sh $(E2E_NODE_VERSION) $(IMG) $(E2E_NODE_DIR)/dist-1
+	HELM=$(HELM) hack/release.sh $(E2E_NODE_VERSION_2) $(IMG) $(E2E_NODE_DIR)/dist-2
+	go build -o $(E2E_NODE_DIR)/node ./hack/node
+	go test -c -tags e2enode -o $(E2E_NODE_DIR)/node.test ./test/node
+	cd test/node && CROWDPACK_E2E_NODE_IMAGE_REPO=$(IMG) \
+	  CROWDPACK_E2E_NODE_VERSION=$(E2E_NODE_VERSION) CROWDPACK_E2E_NODE_DIST=$(E2E_NODE_DIR)/dist-1 \
+	  CROWDPACK_E2E_NODE_VERSION_2=$(E2E_NODE_VERSION_2) CROWDPACK_E2E_NODE_DIST_2=$(E2E_NODE_DIR)/dist-2 \
+	  $(E2E_NODE_DIR)/node --bin $(BIN)/node \
+	    --image $(E2E_NODE_DIR)/dist-1/$(call E2E_NODE_IMAGE,$(E2E_NODE_VERSION)) \
+	    --image $(E2E_NODE_DIR)/dist-2/$(call E2E_NODE_IMAGE,$(E2E_NODE_VERSION_2)) \
+	    -- $(E2E_NODE_DIR)/node.test -test.v -test.timeout 30m $(if $(E2E_NODE_RUN),-test.run '$(E2E_NODE_RUN)')
+	@# A node that panics with a pod running must still leave nothing (exit 4: panicked, torn down, checked).
+	rc=0; $(E2E_NODE_DIR)/node --bin $(BIN)/node --panic-with-a-pod || rc=$$?; \
+	  test $$rc -eq 4 || { echo "e2e-node: after a panic node exited $$rc, want 4 (see its log above)" >&2; exit 1; }
 
 .PHONY: test-docs
 test-docs: tools ## Check the docs: YAML dry-run against the API server, commands, links, README length.

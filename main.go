@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -131,7 +132,15 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := newManager(o)
+	cfg := ctrl.GetConfigOrDie()
+	apiServer, err := apiServerAnswers(cfg)
+	if err != nil {
+		return err
+	}
+	if err := waitForAPIServer(ctx, apiServer, o.probeAddr); err != nil {
+		return err
+	}
+	mgr, err := newManager(o, cfg)
 	if err != nil {
 		return err
 	}
@@ -141,7 +150,7 @@ func run(ctx context.Context, o options) error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	if err := mgr.AddReadyzCheck("kube-apiserver", apiServer); err != nil {
 		return err
 	}
 	ctrl.Log.Info("starting manager", "version", version.Version, "commit", version.Commit, "wechatpayEndpoint", o.wechatpayEndpoint,
@@ -151,8 +160,7 @@ func run(ctx context.Context, o options) error {
 
 // newManager is the controller manager the flags describe: API rate
 // limits, cache scope, metrics, probes and leader election.
-func newManager(o options) (ctrl.Manager, error) {
-	cfg := ctrl.GetConfigOrDie()
+func newManager(o options, cfg *rest.Config) (ctrl.Manager, error) {
 	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
 	// With --watch-namespaces, only those namespaces (and the brand Secrets).
 	cacheOpts := controllers.CacheOptions(o.watchNamespaces, o.brandSecretNamespace)

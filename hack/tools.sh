@@ -8,7 +8,12 @@
 # (with the same etcd) into bin/k8s-oldest/, where make test-oldest runs the
 # admission tests, one full upload and the release and chart checks against it.
 #
-#   hack/tools.sh [controller-gen|crd-ref-docs|etcd|kube-apiserver|k8s-oldest|minio|helm|all]...
+# node links what make e2e-node runs a real single-node cluster with into
+# bin/node/: etcd and the NODE_KUBERNETES_VERSION control plane, kubelet and
+# kube-proxy (built like kube-apiserver, with the providerless tag that drops
+# the cloud SDKs) and a static pause image for containerd's sandboxes.
+#
+#   hack/tools.sh [controller-gen|crd-ref-docs|etcd|kube-apiserver|k8s-oldest|node|minio|helm|all]...
 set -euo pipefail
 
 ETCD_VERSION=v3.6.16
@@ -17,6 +22,12 @@ KUBERNETES_VERSION=v1.37.2
 # came in 1.28. Keep in step with README.md, docs/install.md and the chart's
 # kubeVersion (test/release checks them).
 OLDEST_KUBERNETES_VERSION=v1.28.15
+# The real node of make e2e-node runs the oldest supported minor throughout:
+# kubelet 1.28 builds in a fraction of 1.37's time, a kubelet must not be newer
+# than its API server, and it shares k8s-oldest's cached kube-apiserver.
+NODE_KUBERNETES_VERSION=$OLDEST_KUBERNETES_VERSION
+# The pause image is built here from hack/node/pause; bump on a change there.
+PAUSE_VERSION=3.9-crowdpack.1
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 CONTROLLER_GEN_VERSION=v0.23.0
 HELM_VERSION=v3.22.0
@@ -40,7 +51,7 @@ ensure() {
   local name=$1 version=$2 builder=$3 linkdir=${4:-$BIN}
   local dir=$CACHE/$name-$version
   mkdir -p "$linkdir"
-  if [[ -x $dir/$name ]] && { ! declare -F "${builder}_ok" >/dev/null || "${builder}_ok" "$dir/$name" "$version"; }; then
+  if [[ -f $dir/$name ]] && { ! declare -F "${builder}_ok" >/dev/null || "${builder}_ok" "$dir/$name" "$version"; }; then
     log "$name $version: cached in $dir, nothing to build"
   else
     log "$name $version: building (not in $dir yet, or unfit)..."
@@ -91,8 +102,17 @@ build_etcd() {
 # modules are v0.X.Y) instead. The version is stamped as Kubernetes' own
 # build does, so that /version answers it (helm checks a chart's kubeVersion
 # against it).
-build_kube_apiserver() {
-  local dir=$1 version=$2 staging
+build_kube_apiserver() { build_kubernetes_command kube-apiserver "$@"; }
+build_kube_controller_manager() { build_kubernetes_command kube-controller-manager "$@"; }
+build_kube_scheduler() { build_kubernetes_command kube-scheduler "$@"; }
+build_kubelet() { build_kubernetes_command kubelet "$@"; }
+build_kube_proxy() { build_kubernetes_command kube-proxy "$@"; }
+
+# build_kubernetes_command NAME DIR VERSION: k8s.io/kubernetes/cmd/NAME, with
+# the providerless tag (no cloud providers: much less to compile, nothing a
+# single local node needs).
+build_kubernetes_command() {
+  local name=$1 dir=$2 version=$3 staging
   local staging_version=v0.${version#v1.} minor=${version#v1.}
   minor=${minor%%.*}
   local pkg=k8s.io/component-base/version
@@ -104,15 +124,36 @@ build_kube_apiserver() {
     cd "$dir"
     for m in $staging; do go mod edit -replace "$m=$m@$staging_version"; done
     go mod edit -require "k8s.io/kubernetes@$version"
-    go get "k8s.io/kubernetes/cmd/kube-apiserver@$version"
-    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+    go get "k8s.io/kubernetes/cmd/$name@$version"
+    CGO_ENABLED=0 go build -trimpath -tags providerless -ldflags "$ldflags" -o "$name" "k8s.io/kubernetes/cmd/$name"
   )
+}
+
+# The pause image (an OCI tarball for ctr images import) from hack/node/pause.
+build_pause_image() {
+  (cd "$ROOT" && go run ./hack/node/pause --version "$2" --out "$1/pause-image.tar")
 }
 
 # A cached kube-apiserver is fit when it says its version (older caches were
 # built unstamped; rebuilding them only links again from Go's build cache).
 build_kube_apiserver_ok() {
   [[ $("$1" --version 2>/dev/null) == "Kubernetes $2" ]]
+}
+build_kube_controller_manager_ok() { build_kube_apiserver_ok "$@"; }
+build_kube_scheduler_ok() { build_kube_apiserver_ok "$@"; }
+build_kubelet_ok() { build_kube_apiserver_ok "$@"; }
+build_kube_proxy_ok() { build_kube_apiserver_ok "$@"; }
+
+# node: what make e2e-node needs in bin/node/, each cached by version.
+ensure_node() {
+  local v=$NODE_KUBERNETES_VERSION d=$BIN/node
+  ensure etcd "$ETCD_VERSION" build_etcd "$d"
+  ensure kube-apiserver "$v" build_kube_apiserver "$d"
+  ensure kube-controller-manager "$v" build_kube_controller_manager "$d"
+  ensure kube-scheduler "$v" build_kube_scheduler "$d"
+  ensure kube-proxy "$v" build_kube_proxy "$d"
+  ensure kubelet "$v" build_kubelet "$d"
+  ensure pause-image.tar "$PAUSE_VERSION" build_pause_image "$d"
 }
 
 main() {
@@ -127,6 +168,7 @@ main() {
       k8s-oldest)
         ensure etcd "$ETCD_VERSION" build_etcd "$BIN/k8s-oldest"
         ensure kube-apiserver "$OLDEST_KUBERNETES_VERSION" build_kube_apiserver "$BIN/k8s-oldest" ;;
+      node) ensure_node ;;
       minio) ensure minio "$MINIO_VERSION" build_minio ;;
       helm) ensure helm "$HELM_VERSION" build_helm ;;
       *) log "unknown tool $t"; exit 2 ;;
