@@ -142,9 +142,7 @@ func (d *driver) switchToTwoReplicas() {
 	d.count("switched to 2 replicas with leader election")
 	d.managing.Lock()
 	defer d.managing.Unlock()
-	d.w.stopManagers()
-	d.w.startManager(true)
-	d.w.startManager(true)
+	d.w.switchMode(true, 2)
 }
 
 // killManager SIGKILLs the manager at work (the leader, with two
@@ -156,10 +154,9 @@ func (d *driver) killManager() {
 	if m == nil {
 		return // no leader yet: the Lease is changing hands
 	}
-	elected := len(d.w.running()) > 1
 	d.w.kill(m)
 	time.Sleep(d.draw(0, 3*time.Second))
-	d.w.startManager(elected)
+	d.w.startManager(m.elected)
 }
 
 func (d *driver) restartAPIServer() {
@@ -341,7 +338,7 @@ func (d *driver) calm() {
 	d.managing.Lock()
 	defer d.managing.Unlock()
 	if len(d.w.running()) == 0 {
-		d.w.startManager(true)
+		d.w.startManager(d.w.isElected())
 	}
 }
 

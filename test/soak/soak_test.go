@@ -101,8 +101,8 @@ func TestSoak(t *testing.T) {
 	v := judge(t, w, wl)
 	w.dumpGoroutines()
 	t.Logf("faults injected:\n| fault | times |\n|---|---|\n%s", d.report())
-	t.Logf("settled in %s; %d connections reset by the resetting source; peak manager RSS %d MiB",
-		settled.Round(time.Second), w.sources.resetCount.Load(), w.peakRSS>>20)
+	t.Logf("settled in %s; %d connections reset by the resetting source; %d managers exited by themselves (leader election lost) and were replaced; peak manager RSS %d MiB",
+		settled.Round(time.Second), w.sources.resetCount.Load(), w.exitedByThemselves, w.peakRSS>>20)
 	t.Logf("invariants (CROWDPACK_SOAK_SEED=%d):\n%s", cfg.seed, v.table())
 	for _, f := range v.failures() {
 		t.Error(f)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +60,11 @@ type world struct {
 	mu       sync.Mutex
 	managers []*manager // running, oldest first
 	started  int
+	// elected is the mode replacements start in; stopping ends replacing.
+	elected, stopping bool
+	// exitedByThemselves counts managers that exited on their own (a lost
+	// leader election) and were replaced, as a Deployment replaces them.
+	exitedByThemselves int
 	// peakRSS is the highest resident memory any manager reached.
 	peakRSS int64
 }
@@ -71,6 +77,8 @@ type manager struct {
 	pprofAddr   string
 	exited      chan struct{}
 	startedAt   time.Time
+	elected     bool
+	killed      atomic.Bool // by the soak, not by itself
 	// goroutinesAtStart is go_goroutines once the manager first answered,
 	// for the leak check; 0 until then.
 	goroutinesAtStart atomic.Int64
@@ -100,7 +108,7 @@ func newWorld(t *testing.T, seed uint64) *world {
 	w.sources = startHTTPSources(t, seed)
 	w.binary = buildManager(t)
 	must(t, w.kube.Client.Create(w.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNamespace}}))
-	t.Cleanup(w.stopManagers)
+	t.Cleanup(w.stop)
 	return w
 }
 
@@ -142,7 +150,7 @@ func (w *world) startManager(leaderElection bool) *manager {
 	w.started++
 	name := fmt.Sprintf("manager-%d", w.started)
 	w.mu.Unlock()
-	m := &manager{name: name, metricsAddr: freeAddress(t), pprofAddr: freeAddress(t), exited: make(chan struct{})}
+	m := &manager{name: name, metricsAddr: freeAddress(t), pprofAddr: freeAddress(t), exited: make(chan struct{}), elected: leaderElection}
 	args := []string{"--kubeconfig", kubeconfig, "--wechatpay-endpoint", w.api.URL,
 		"--wechatpay-timeout", wechatpayTimeout.String(),
 		"--metrics-bind-address", m.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address", "0",
@@ -160,7 +168,11 @@ func (w *world) startManager(leaderElection bool) *manager {
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	must(t, m.cmd.Start())
 	m.startedAt = time.Now()
-	go func() { _ = m.cmd.Wait(); close(m.exited) }()
+	go func() {
+		_ = m.cmd.Wait()
+		close(m.exited)
+		w.replaceIfExitedByItself(m)
+	}()
 	go m.recordGoroutinesAtStart(leaderElection)
 	w.mu.Lock()
 	w.managers = append(w.managers, m)
@@ -237,8 +249,32 @@ func (w *world) dumpGoroutines() {
 	}
 }
 
+// replaceIfExitedByItself starts a new manager in place of one that exited
+// on its own: a manager that loses its leader election (the API server
+// away for longer than the Lease's renew deadline) exits, and its
+// Deployment starts it again.
+func (w *world) replaceIfExitedByItself(m *manager) {
+	if m.killed.Load() {
+		return
+	}
+	w.mu.Lock()
+	running := slices.Contains(w.managers, m)
+	w.managers = slices.DeleteFunc(w.managers, func(other *manager) bool { return other == m })
+	stopping, elected := w.stopping, w.elected
+	if running && !stopping {
+		w.exitedByThemselves++
+	}
+	w.mu.Unlock()
+	if !running || stopping {
+		return
+	}
+	time.Sleep(time.Second) // the kubelet's first restart backoff is longer; a second keeps the soak busy
+	w.startManager(elected)
+}
+
 // kill SIGKILLs m and forgets it.
 func (w *world) kill(m *manager) {
+	m.killed.Store(true)
 	_ = m.cmd.Process.Kill()
 	<-m.exited
 	w.mu.Lock()
@@ -252,6 +288,34 @@ func (w *world) kill(m *manager) {
 }
 
 func (w *world) stopManagers() {
+	for _, m := range w.running() {
+		w.kill(m)
+	}
+}
+
+// switchMode kills the managers and starts n in the given mode.
+func (w *world) switchMode(elected bool, n int) {
+	w.mu.Lock()
+	w.elected = elected
+	w.mu.Unlock()
+	w.stopManagers()
+	for range n {
+		w.startManager(elected)
+	}
+}
+
+// isElected says whether managers start with leader election now.
+func (w *world) isElected() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.elected
+}
+
+// stop kills every manager and replaces none.
+func (w *world) stop() {
+	w.mu.Lock()
+	w.stopping = true
+	w.mu.Unlock()
 	for _, m := range w.running() {
 		w.kill(m)
 	}
