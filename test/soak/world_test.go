@@ -82,6 +82,8 @@ type manager struct {
 	// goroutinesAtStart is go_goroutines once the manager first answered,
 	// for the leak check; 0 until then.
 	goroutinesAtStart atomic.Int64
+	// measuredAsLeader says goroutinesAtStart was taken once it led.
+	measuredAsLeader atomic.Bool
 }
 
 func newWorld(t *testing.T, seed uint64) *world {
@@ -207,8 +209,16 @@ func (m *manager) recordGoroutinesAtStart(elected bool) {
 		}
 		if n, ok := metric(m.metricsAddr, "go_goroutines"); ok {
 			m.goroutinesAtStart.Store(int64(n))
+			m.measuredAsLeader.Store(leading)
 		}
 	}
+}
+
+// leads reports whether the manager does the work: it holds the Lease,
+// or elects no leader.
+func (m *manager) leads() bool {
+	status, ok := metric(m.metricsAddr, "leader_election_master_status")
+	return !m.elected || (ok && status == 1)
 }
 
 // metric scrapes a manager's metrics once for the sum of name's samples.
