@@ -281,7 +281,8 @@ func childFor(sync *upv1.UserPackageSync, rev upv1.Revision) *upv1.UserPackageUp
 	return &upv1.UserPackageUpload{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: childName(sync.Name, suffix), Namespace: sync.Namespace,
-			Labels: map[string]string{LabelSync: sync.Name},
+			Labels:      map[string]string{LabelSync: sync.Name},
+			Annotations: map[string]string{AnnotationRevision: rev.ID, AnnotationRevisionKey: rev.Key},
 		},
 		Spec: upv1.UserPackageUploadSpec{
 			Source: objectSource(sync, rev.Key), File: file,

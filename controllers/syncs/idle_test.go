@@ -3,6 +3,7 @@ package syncs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"testing"
@@ -69,6 +70,11 @@ type idleWorld struct {
 	writes  int
 	creates int
 	key     types.NamespacedName
+	// loseWrites is how many status writes to lose, as a manager killed
+	// or an API server away loses them.
+	loseWrites int
+	// hideChildren lists no child, as a cache that has not seen them yet.
+	hideChildren bool
 }
 
 func newIdleWorld(t *testing.T) *idleWorld {
@@ -80,12 +86,22 @@ func newIdleWorld(t *testing.T) *idleWorld {
 	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(sync).WithStatusSubresource(sync, &upv1.UserPackageUpload{}).Build()
 	counted := interceptor.NewClient(c, interceptor.Funcs{
 		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			if w.loseWrites > 0 {
+				w.loseWrites--
+				return errors.New("the API server went away")
+			}
 			w.writes++
 			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 		},
 		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
 			w.writes++
 			return c.SubResource(sub).Update(ctx, obj, opts...)
+		},
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if _, ok := list.(*upv1.UserPackageUploadList); ok && w.hideChildren {
+				return nil
+			}
+			return c.List(ctx, list, opts...)
 		},
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 			w.creates++
@@ -116,14 +132,20 @@ func (w *idleWorld) sync(t *testing.T) *upv1.UserPackageSync {
 // reconciler would, and reconciles the sync.
 func (w *idleWorld) finishChild(t *testing.T) {
 	t.Helper()
+	w.readyChild(t, w.sync(t).Status.History[0].Child)
+	w.reconcile(t)
+}
+
+// readyChild makes the child Ready, as the upload reconciler would.
+func (w *idleWorld) readyChild(t *testing.T, name string) {
+	t.Helper()
 	ctx := context.Background()
 	child := &upv1.UserPackageUpload{}
-	must(t, w.r.Get(ctx, types.NamespacedName{Namespace: w.key.Namespace, Name: w.sync(t).Status.History[0].Child}, child))
+	must(t, w.r.Get(ctx, types.NamespacedName{Namespace: w.key.Namespace, Name: name}, child))
 	child.Status.Conditions = []metav1.Condition{{Type: upv1.ConditionReady, Status: metav1.ConditionTrue, Reason: upv1.ReasonSucceeded,
 		ObservedGeneration: child.Generation, LastTransitionTime: metav1.NewTime(w.clock)}}
 	child.Status.Source = &upv1.SourceStatus{Digest: "sha256:" + fmt.Sprint(w.export.current.ETag), ETag: w.export.current.ETag, Size: w.export.current.Size}
 	must(t, w.r.Status().Update(ctx, child))
-	w.reconcile(t)
 }
 
 // settle brings the world to an idle sync: the first revision synced by
@@ -233,28 +255,41 @@ func TestAnIdleSyncChecksOncePerIntervalAndWritesNothing(t *testing.T) {
 }
 
 // A reconcile from a cache that has not seen the last status write yet
-// starts the revision's child again: the create finds it, and the child is
-// not announced a second time (two events would become a series, which
-// the event recorder writes again minutes later, to an idle sync).
-func TestAChildCreatedAgainFromAStaleCacheIsNotAnnouncedAgain(t *testing.T) {
-	w := newIdleWorld(t)
-	events := &countingRecorder{}
-	w.r.Recorder = events
-	fresh := w.sync(t)
-	w.reconcile(t)
-	if w.creates != 1 || events.count != 1 {
-		t.Fatalf("the first revision: %d creates, %d events; want 1, 1", w.creates, events.count)
-	}
-	stale := w.sync(t)
-	stale.Status = fresh.Status // what a stale cache would hold
-	must(t, w.r.Status().Update(context.Background(), stale))
-	w.r.checked = checkTimes{}
-	w.reconcile(t)
-	if w.creates != 2 || events.count != 1 {
-		t.Errorf("from a stale cache: %d creates, %d events; want the create tried again and no second event", w.creates, events.count)
-	}
-	if h := w.sync(t).Status.History; len(h) != 1 || h[0].Result != upv1.SyncResultInFlight {
-		t.Errorf("history %+v, want the one run in flight", h)
+// finds the revision's child as its run: recorded from the child when the
+// cache has it, created again (and found) when it has not. Either way the
+// child is not announced a second time (two events would become a series,
+// which the event recorder writes again minutes later, to an idle sync).
+func TestAChildSeenAgainFromAStaleCacheIsNotAnnouncedAgain(t *testing.T) {
+	for _, tt := range []struct {
+		name            string
+		childUncached   bool
+		wantCreateTries int
+	}{
+		{name: "a child in the cache is recorded from itself", wantCreateTries: 1},
+		{name: "a child not in the cache yet is created again, and found", childUncached: true, wantCreateTries: 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newIdleWorld(t)
+			events := &countingRecorder{}
+			w.r.Recorder = events
+			fresh := w.sync(t)
+			w.reconcile(t)
+			if w.creates != 1 || events.count != 1 {
+				t.Fatalf("the first revision: %d creates, %d events; want 1, 1", w.creates, events.count)
+			}
+			stale := w.sync(t)
+			stale.Status = fresh.Status // what a stale cache would hold
+			must(t, w.r.Status().Update(context.Background(), stale))
+			w.r.checked = checkTimes{}
+			w.hideChildren = tt.childUncached
+			w.reconcile(t)
+			if w.creates != tt.wantCreateTries || events.count != 1 {
+				t.Errorf("from a stale cache: %d creates, %d events; want %d and no second event", w.creates, events.count, tt.wantCreateTries)
+			}
+			if h := w.sync(t).Status.History; len(h) != 1 || h[0].Result != upv1.SyncResultInFlight {
+				t.Errorf("history %+v, want the one run in flight", h)
+			}
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package syncs
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -15,6 +16,14 @@ import (
 
 // LabelSync names, on a child UserPackageUpload, the sync that made it.
 const LabelSync = "wechatpay.crowdpack.io/sync"
+
+// AnnotationRevision and AnnotationRevisionKey name, on a child, the
+// revision it syncs: a child whose run was never recorded (the sync's
+// status write lost to a restart) is recorded from them.
+const (
+	AnnotationRevision    = "wechatpay.crowdpack.io/revision"
+	AnnotationRevisionKey = "wechatpay.crowdpack.io/revision-key"
+)
 
 // children lists the sync's children, by its label and its ownership.
 func (r *Reconciler) children(ctx context.Context, sync *upv1.UserPackageSync) (map[string]*upv1.UserPackageUpload, error) {
@@ -58,9 +67,37 @@ func (r *Reconciler) findUncachedChildren(ctx context.Context, sync *upv1.UserPa
 	return nil
 }
 
+// recordUnrecordedChildren records, as the newest run in flight, a child
+// that no run names: it was created, and the status write that recorded
+// its run was lost (the manager killed, the API server away). Such a
+// child may have uploaded and merged already; deleting it as a stranger
+// would have its revision synced again under its filename, which WeChat
+// Pay refuses. A child's run leaves history only once the child is gone
+// (see prune), so a child no run names is always one of these.
+func recordUnrecordedChildren(sync *upv1.UserPackageSync, children map[string]*upv1.UserPackageUpload) {
+	known := map[string]bool{}
+	for _, run := range sync.Status.History {
+		known[run.Child] = true
+	}
+	if last := sync.Status.LastSyncedRevision; last != nil {
+		known[last.Child] = true
+	}
+	for _, name := range slices.Sorted(maps.Keys(children)) {
+		child := children[name]
+		rev, ok := child.Annotations[AnnotationRevision]
+		if known[name] || !ok || child.DeletionTimestamp != nil {
+			continue
+		}
+		run := upv1.SyncRun{Revision: rev, Key: child.Annotations[AnnotationRevisionKey], Child: name,
+			Result: upv1.SyncResultInFlight, At: child.CreationTimestamp}
+		sync.Status.History = append([]upv1.SyncRun{run}, sync.Status.History...)
+	}
+}
+
 // followChildren brings each run in flight up to date with its child: a
-// child Ready is a synced revision, the base of the next; a stalled one a
-// failed run, which leaves the base as it was.
+// child Ready is a synced revision, the base of the next unless a newer
+// run synced already; a stalled one a failed run, which leaves the base
+// as it was.
 func followChildren(sync *upv1.UserPackageSync, children map[string]*upv1.UserPackageUpload) {
 	for i := range sync.Status.History {
 		run := &sync.Status.History[i]
@@ -77,13 +114,23 @@ func followChildren(sync *upv1.UserPackageSync, children map[string]*upv1.UserPa
 		switch {
 		case isDone(child):
 			run.Result = upv1.SyncResultSynced
-			sync.Status.LastSyncedRevision = syncedRevision(run, child)
+			if !newerRunSynced(sync.Status.History[:i]) {
+				sync.Status.LastSyncedRevision = syncedRevision(run, child)
+			}
 			metrics.ObserveSyncRun(sync.Namespace, string(run.Result), run.Added)
 		case stalledReason(child) != "":
 			run.Result, run.Reason, run.Message = upv1.SyncResultFailed, stalledReason(child), childMessage(child)
 			metrics.ObserveSyncRun(sync.Namespace, string(run.Result), 0)
 		}
 	}
+}
+
+// newerRunSynced reports whether one of the newer runs made its revision
+// the base: an older child finishing later must not take its place.
+func newerRunSynced(newer []upv1.SyncRun) bool {
+	return slices.ContainsFunc(newer, func(run upv1.SyncRun) bool {
+		return run.Result == upv1.SyncResultSynced || run.Result == upv1.SyncResultUnchanged
+	})
 }
 
 // isDone reports whether the child finished its current generation.
@@ -157,28 +204,33 @@ func inFlight(sync *upv1.UserPackageSync) *upv1.SyncRun {
 }
 
 // prune deletes the children past spec.historyLimit, oldest first, never
-// one still at work, and keeps as many runs in history.
+// one still at work, and keeps as many runs in history. A run leaves
+// history only once its child is gone, so that a child no run names is
+// one whose run was never recorded (see recordUnrecordedChildren).
 func (r *Reconciler) prune(ctx context.Context, sync *upv1.UserPackageSync, children map[string]*upv1.UserPackageUpload) error {
 	limit := int(historyLimit(sync))
 	history := sync.Status.History
-	if len(history) > limit {
-		sync.Status.History = slices.Clone(history[:limit])
-	}
-	kept := map[string]bool{}
-	for _, run := range sync.Status.History {
-		kept[run.Child] = true
+	kept := slices.Clone(history[:min(limit, len(history))])
+	keep := map[string]bool{}
+	for _, run := range kept {
+		keep[run.Child] = true
 	}
 	if last := sync.Status.LastSyncedRevision; last != nil {
-		kept[last.Child] = true // the base's child, which says how it was read
+		keep[last.Child] = true // the base's child, which says how it was read
 	}
-	for name, child := range children {
-		if kept[name] || (!isDone(child) && stalledReason(child) == "") {
-			continue
-		}
-		if err := r.Delete(ctx, child); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete child %s past the history limit: %w", name, err)
+	for _, run := range history[len(kept):] {
+		child := children[run.Child]
+		switch {
+		case child == nil || keep[run.Child]:
+		case !isDone(child) && stalledReason(child) == "":
+			kept = append(kept, run) // at work again: its run stays until it is done
+		default:
+			if err := r.Delete(ctx, child); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("delete child %s past the history limit: %w", run.Child, err)
+			}
 		}
 	}
+	sync.Status.History = kept
 	return nil
 }
 

@@ -107,6 +107,7 @@ func (r *Reconciler) reconcile(ctx context.Context, sync *upv1.UserPackageSync) 
 	if err := r.findUncachedChildren(ctx, sync, children); err != nil {
 		return ctrl.Result{}, err
 	}
+	recordUnrecordedChildren(sync, children)
 	followChildren(sync, children)
 	if err := r.prune(ctx, sync, children); err != nil {
 		return ctrl.Result{}, err
