@@ -204,9 +204,10 @@ func inFlight(sync *upv1.UserPackageSync) *upv1.SyncRun {
 }
 
 // prune deletes the children past spec.historyLimit, oldest first, never
-// one still at work, and keeps as many runs in history. A run leaves
-// history only once its child is gone, so that a child no run names is
-// one whose run was never recorded (see recordUnrecordedChildren).
+// one still at work nor the base's, and keeps as many runs in history,
+// and the runs of those children. A run leaves history only once its
+// child is gone, so that a child no run names is one whose run was never
+// recorded (see recordUnrecordedChildren).
 func (r *Reconciler) prune(ctx context.Context, sync *upv1.UserPackageSync, children map[string]*upv1.UserPackageUpload) error {
 	limit := int(historyLimit(sync))
 	history := sync.Status.History
@@ -221,9 +222,9 @@ func (r *Reconciler) prune(ctx context.Context, sync *upv1.UserPackageSync, chil
 	for _, run := range history[len(kept):] {
 		child := children[run.Child]
 		switch {
-		case child == nil || keep[run.Child]:
-		case !isDone(child) && stalledReason(child) == "":
-			kept = append(kept, run) // at work again: its run stays until it is done
+		case child == nil:
+		case keep[run.Child], !isDone(child) && stalledReason(child) == "":
+			kept = append(kept, run) // the base's, or at work again: its run stays with it
 		default:
 			if err := r.Delete(ctx, child); err != nil && !apierrors.IsNotFound(err) {
 				return fmt.Errorf("delete child %s past the history limit: %w", run.Child, err)

@@ -119,12 +119,14 @@ func TestPruneDropsARunOnlyOnceItsChildIsGone(t *testing.T) {
 		name        string
 		oldChild    func(*upv1.UserPackageUpload)
 		failDelete  bool
+		olderIsBase bool
 		wantRuns    int
 		wantDeleted bool
 	}{
 		{name: "a finished child past the limit is deleted with its run", oldChild: ready, wantRuns: 1, wantDeleted: true},
 		{name: "a failed delete keeps the run for the next reconcile", oldChild: ready, failDelete: true, wantRuns: 2},
 		{name: "a child at work again keeps its run until it is done", oldChild: func(*upv1.UserPackageUpload) {}, wantRuns: 2},
+		{name: "the base's child keeps its run until the base moves on", oldChild: ready, olderIsBase: true, wantRuns: 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := scheme.New()
@@ -136,6 +138,9 @@ func TestPruneDropsARunOnlyOnceItsChildIsGone(t *testing.T) {
 			sync.Status.History = []upv1.SyncRun{
 				{Revision: "b", Child: newer.Name, Result: upv1.SyncResultSynced},
 				{Revision: "a", Child: older.Name, Result: upv1.SyncResultSynced},
+			}
+			if tt.olderIsBase {
+				sync.Status.LastSyncedRevision = &upv1.SyncedRevision{Revision: upv1.Revision{ID: "a"}, Child: older.Name}
 			}
 			c := fake.NewClientBuilder().WithScheme(s).WithObjects(newer, older)
 			if tt.failDelete {
