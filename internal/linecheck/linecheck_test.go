@@ -277,6 +277,13 @@ func FuzzChecker(f *testing.F) {
 		if diff := cmp.Diff(want, split.Report()); diff != "" {
 			t.Errorf("report depends on write chunking (-whole +split):\n%s", diff)
 		}
+
+		slow := mustNew(t, dataType)
+		slow.noFastPath = true
+		slow.Write(data)
+		if diff := cmp.Diff(slow.Report(), want); diff != "" {
+			t.Errorf("the fast path reports otherwise (-line by line +fast):\n%s", diff)
+		}
 	})
 }
 
@@ -355,5 +362,76 @@ func TestIsHex32AgreesWithTheCharacterTable(t *testing.T) {
 				t.Fatalf("isHex32 with byte %#x at %d = %v, want %v", b, pos, !want, want)
 			}
 		}
+	}
+}
+
+// randomLines returns about size bytes of lines of the kinds a file holds:
+// mostly valid phone lines, and now and then an invalid or a header-like
+// line, an empty one, "\r\n", a lone "\r", an upper-case hash, a BOM.
+func randomLines(rng *rand.Rand, size int) []byte {
+	pieces := []string{
+		"\n", "\r\n", "\r", "phone\n", "\ufeff", md5Line[:31] + "\n", md5Line + "0\n",
+		strings.ToUpper(md5Line) + "\n", md5Line + "\r\n", "13800138000\n", md5Line[:16] + "g" + md5Line[17:] + "\n",
+		strings.Repeat("x", 200) + "\n", openIDLine + "\n", md5Line[:5] + "\x80" + md5Line[6:] + "\n",
+	}
+	var b bytes.Buffer
+	for b.Len() < size {
+		if rng.IntN(10) < 8 {
+			for range 1 + rng.IntN(50) {
+				b.WriteString(md5Line + "\n")
+			}
+		} else {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+	}
+	return b.Bytes()
+}
+
+// The fast path of valid phone lines reports exactly what checking every
+// line one by one does, however the bytes are written, and the runs it
+// hands out are valid phone lines, each "\n" included.
+func TestTheFastPathReportsAsLineByLine(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 200 {
+		data := randomLines(rng, 1+rng.IntN(20_000))
+		for _, dataType := range []DataType{Phone, OpenID} {
+			for _, skipHeader := range []bool{false, true} {
+				slow := mustNew(t, dataType)
+				slow.noFastPath = true
+				fast := mustNew(t, dataType)
+				if skipHeader {
+					slow.SkipHeaderRow()
+					fast.SkipHeaderRow()
+				}
+				writeInChunks(slow, data, len(data)+1)
+				for p := data; len(p) > 0; {
+					n := min(len(p), 1+rng.IntN(4096))
+					checkRuns(t, p[:n], fast.WriteRuns(p[:n], nil))
+					p = p[n:]
+				}
+				if diff := cmp.Diff(slow.Report(), fast.Report()); diff != "" {
+					t.Fatalf("round %d, %s, skip header %v: report mismatch (-line by line +fast):\n%s", round, dataType, skipHeader, diff)
+				}
+			}
+		}
+	}
+}
+
+// checkRuns fails unless runs are in order, inside p and made of valid
+// phone lines.
+func checkRuns(t *testing.T, p []byte, runs []Run) {
+	t.Helper()
+	end := 0
+	for _, r := range runs {
+		if r.Start < end || r.Lines < 1 || r.End() > len(p) {
+			t.Fatalf("run %+v out of order or outside the %d bytes written (last end %d)", r, len(p), end)
+		}
+		for line := range r.Lines {
+			at := r.Start + line*PhoneLineLen
+			if p[at+32] != '\n' || !Valid(Phone, p[at:at+32]) {
+				t.Fatalf("run %+v: line at %d is no valid phone line: %q", r, at, p[at:at+PhoneLineLen])
+			}
+		}
+		end = r.End()
 	}
 }

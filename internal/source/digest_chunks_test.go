@@ -134,6 +134,50 @@ func TestTheCutterCutsAsLineByLineWhenItMovesInBulk(t *testing.T) {
 	}
 }
 
+// The lines moved past because the line checker found them valid phone
+// lines are cut as when each line is looked at, whatever else the file
+// holds: invalid lines, "\r\n", empty lines, a header row, lines split
+// across buffers, no newline at the end.
+func TestTheCutterCutsAsLineByLineWhenItMovesPastCheckedLines(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const valid = "e10adc3949ba59abbe56e057f20f883e\n"
+	pieces := []string{"\n", "\r", "\r\n", "phone\n", "0123456789abcdef\n", valid[:32] + "\r\n", valid[:20], "x\r"}
+	for round := range 12 {
+		var b strings.Builder
+		for b.Len() < 3*digestBufferSize/2 {
+			if rng.IntN(10) < 8 {
+				b.WriteString(strings.Repeat(valid, 1+rng.IntN(3000)))
+			} else {
+				b.WriteString(pieces[rng.IntN(len(pieces))])
+			}
+		}
+		content := []byte(b.String())
+		for _, opts := range []SplitOptions{{}, {MaxLines: 1 + rng.Int64N(20_000)}, {MaxLines: 1 + rng.Int64N(5)}, {MaxLines: 7000, SkipHeaderRow: true}} {
+			oneByOne := newCutter(opts)
+			oneByOne.noBulk = true
+			checkedRuns := make(chan []linecheck.Run, 1)
+			checked := newCutter(opts)
+			checked.checked = checkedRuns
+			check, _ := linecheck.New(linecheck.Phone)
+			if opts.SkipHeaderRow {
+				check.SkipHeaderRow()
+			}
+			for p := content; len(p) > 0; {
+				n := min(len(p), 1+rng.IntN(digestBufferSize))
+				_, _ = oneByOne.Write(p[:n])
+				checkedRuns <- check.WriteRuns(p[:n], nil)
+				_, _ = checked.Write(p[:n])
+				p = p[n:]
+			}
+			want, _ := oneByOne.finish()
+			got, _ := checked.finish()
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("round %d, %+v: chunks mismatch (-line by line +past checked lines):\n%s", round, opts, diff)
+			}
+		}
+	}
+}
+
 func sha256Of(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
