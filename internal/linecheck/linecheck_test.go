@@ -435,3 +435,23 @@ func checkRuns(t *testing.T, p []byte, runs []Run) {
 		end = r.End()
 	}
 }
+
+// TestAreFourPhoneLinesAgreesWithOneLineAtATime puts every byte value at
+// every position of four valid lines: the four-at-a-time check must agree
+// with checking each line alone.
+func TestAreFourPhoneLinesAgreesWithOneLineAtATime(t *testing.T) {
+	valid := strings.Repeat(md5Line+"\n", 4)
+	for pos := range len(valid) {
+		for b := range 256 {
+			q := []byte(valid)
+			q[pos] = byte(b)
+			want := true
+			for line := q; len(line) > 0; line = line[PhoneLineLen:] {
+				want = want && line[32] == '\n' && isHex32(line)
+			}
+			if got := areFourPhoneLines((*[4 * PhoneLineLen]byte)(q)); got != want {
+				t.Fatalf("areFourPhoneLines with byte %#x at %d = %v, want %v", b, pos, got, want)
+			}
+		}
+	}
+}
