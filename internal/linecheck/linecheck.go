@@ -85,6 +85,8 @@ type Checker struct {
 
 	// skipFirstLine leaves line 1, a header row the upload leaves out, unchecked.
 	skipFirstLine bool
+
+	noFastPath bool // tests only: every line checked one by one
 }
 
 // New returns a Checker for dataType, or an error for an unknown data type.
@@ -102,18 +104,55 @@ func (c *Checker) SkipHeaderRow() {
 	c.skipFirstLine = true
 }
 
+// DataType returns the data type the checker checks.
+func (c *Checker) DataType() DataType {
+	return c.dataType
+}
+
 // Write checks the complete lines in p and carries an unfinished last line
 // over to the next write. It always returns len(p), nil.
 func (c *Checker) Write(p []byte) (int, error) {
+	c.write(p, nil, false)
+	return len(p), nil
+}
+
+// A Run is consecutive lines of one write that the checker found to be
+// valid phone lines: Lines lines of PhoneLineLen bytes each, "\n"
+// included, the first at byte Start of the write. A reader that cuts the
+// same bytes at lines can move past a run without looking at it again.
+type Run struct {
+	Start, Lines int
+}
+
+// End is the offset in the write just past the run's last "\n".
+func (r Run) End() int {
+	return r.Start + r.Lines*PhoneLineLen
+}
+
+// WriteRuns is Write that also appends to runs the runs of valid phone
+// lines found in p, in order, and returns runs. Not every valid line is in
+// a run (one with "\r\n", one split across writes, a skipped header row),
+// and there are none for OpenID.
+func (c *Checker) WriteRuns(p []byte, runs []Run) []Run {
+	return c.write(p, runs, true)
+}
+
+// write checks p and, with record, appends its runs of valid phone lines
+// to runs.
+func (c *Checker) write(p []byte, runs []Run, record bool) []Run {
 	n := len(p)
 	for {
-		if c.dataType == Phone && !c.partial && !c.skipsLine(c.lineNo+1) {
-			p = c.skipValidPhoneLines(p)
+		if c.dataType == Phone && !c.partial && !c.skipsLine(c.lineNo+1) && !c.noFastPath {
+			lines := c.countValidPhoneLines(p)
+			if record && lines > 0 {
+				runs = append(runs, Run{Start: n - len(p), Lines: lines})
+			}
+			p = p[lines*PhoneLineLen:]
 		}
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			c.carryOver(p)
-			return n, nil
+			return runs
 		}
 		c.finishLine(p[:i])
 		p = p[i+1:]
@@ -131,23 +170,47 @@ func (c *Checker) Report() Report {
 	return final.report
 }
 
-// phoneLineLen is a valid phone line with its "\n".
-const phoneLineLen = 32 + 1
+// PhoneLineLen is a valid phone line with its "\n".
+const PhoneLineLen = 32 + 1
 
-// skipValidPhoneLines counts the valid phone lines at the start of p and
-// returns the rest. It is the common case made cheap, eight bytes at a time
-// with no search for the newline: the checks run next to SHA-256 on the
-// same CPU and would otherwise cost about as much. Such a line can be no
-// header and holds no BOM, so counting it is all there is to do.
-func (c *Checker) skipValidPhoneLines(p []byte) []byte {
-	var lines int64
-	for len(p) >= phoneLineLen && p[32] == '\n' && isHex32(p) {
-		p = p[phoneLineLen:]
+// countValidPhoneLines counts the valid phone lines at the start of p. It
+// is the common case made cheap, eight bytes at a time with no search for
+// the newline, four lines at a time while they are valid: the checks run
+// next to SHA-256 on the same CPU and would otherwise cost about as much.
+// Such a line can be no header and holds no BOM, so counting it is all
+// there is to do.
+func (c *Checker) countValidPhoneLines(p []byte) int {
+	lines := 0
+	for len(p) >= 4*PhoneLineLen && areFourPhoneLines((*[4 * PhoneLineLen]byte)(p)) {
+		p = p[4*PhoneLineLen:]
+		lines += 4
+	}
+	for len(p) >= PhoneLineLen && p[32] == '\n' && isHex32(p) {
+		p = p[PhoneLineLen:]
 		lines++
 	}
-	c.lineNo += lines
-	c.report.Lines += lines
-	return p
+	c.lineNo += int64(lines)
+	c.report.Lines += int64(lines)
+	return lines
+}
+
+// areFourPhoneLines tells whether q is four valid phone lines. It is
+// isHex32 and a newline four times over with one branch instead of eight,
+// which makes the check about a third faster.
+func areFourPhoneLines(q *[4 * PhoneLineLen]byte) bool {
+	if q[32] != '\n' || q[65] != '\n' || q[98] != '\n' || q[131] != '\n' {
+		return false
+	}
+	word := func(i int) uint64 { return binary.LittleEndian.Uint64(q[i : i+8]) }
+	a0, a1, a2, a3 := word(0), word(8), word(16), word(24)
+	b0, b1, b2, b3 := word(33), word(41), word(49), word(57)
+	c0, c1, c2, c3 := word(66), word(74), word(82), word(90)
+	d0, d1, d2, d3 := word(99), word(107), word(115), word(123)
+	hex := hex8(a0) & hex8(a1) & hex8(a2) & hex8(a3) & hex8(b0) & hex8(b1) & hex8(b2) & hex8(b3) &
+		hex8(c0) & hex8(c1) & hex8(c2) & hex8(c3) & hex8(d0) & hex8(d1) & hex8(d2) & hex8(d3)
+	// hex8 tells only of bytes below 0x80.
+	ascii := ^(a0 | a1 | a2 | a3 | b0 | b1 | b2 | b3 | c0 | c1 | c2 | c3 | d0 | d1 | d2 | d3)
+	return hex&ascii&highBits == highBits
 }
 
 // isHex32 tells whether the first 32 bytes of p are all hex characters.

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -277,21 +279,46 @@ func FuzzChecker(f *testing.F) {
 		if diff := cmp.Diff(want, split.Report()); diff != "" {
 			t.Errorf("report depends on write chunking (-whole +split):\n%s", diff)
 		}
+
+		slow := mustNew(t, dataType)
+		slow.noFastPath = true
+		slow.Write(data)
+		if diff := cmp.Diff(slow.Report(), want); diff != "" {
+			t.Errorf("the fast path reports otherwise (-line by line +fast):\n%s", diff)
+		}
 	})
 }
 
-// BenchmarkChecker checks ~64 MiB of MD5 phone lines written in 256 KiB chunks.
+// BenchmarkChecker checks ~64 MiB of MD5 phone lines written in 256 KiB
+// chunks. Besides MB/s it reports "cpu-GB/s", the bytes checked per second
+// of the thread's CPU time, which other work on a shared machine moves far
+// less.
 func BenchmarkChecker(b *testing.B) {
 	data := phoneLines(64 << 20)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start, runs := threadCPU(b), 0
 	for b.Loop() {
 		c, _ := New(Phone)
 		writeInChunks(c, data, 256<<10)
 		if r := c.Report(); r.InvalidLines != 0 {
 			b.Fatalf("invalid lines in generated data: %+v", r)
 		}
+		runs++
 	}
+	b.ReportMetric(float64(runs*len(data))/float64(threadCPU(b)-start), "cpu-GB/s")
+}
+
+// threadCPU is the CPU time, in nanoseconds, of the calling thread.
+func threadCPU(b *testing.B) int64 {
+	const rusageThread = 1 // RUSAGE_THREAD, Linux
+	var usage syscall.Rusage
+	if err := syscall.Getrusage(rusageThread, &usage); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return usage.Utime.Nano() + usage.Stime.Nano()
 }
 
 // phoneLines returns about size bytes of distinct MD5 hex lines.
@@ -353,6 +380,97 @@ func TestIsHex32AgreesWithTheCharacterTable(t *testing.T) {
 			all, _ := classify(line)
 			if want := all&hexChar != 0; isHex32(line) != want {
 				t.Fatalf("isHex32 with byte %#x at %d = %v, want %v", b, pos, !want, want)
+			}
+		}
+	}
+}
+
+// randomLines returns about size bytes of lines of the kinds a file holds:
+// mostly valid phone lines, and now and then an invalid or a header-like
+// line, an empty one, "\r\n", a lone "\r", an upper-case hash, a BOM.
+func randomLines(rng *rand.Rand, size int) []byte {
+	pieces := []string{
+		"\n", "\r\n", "\r", "phone\n", "\ufeff", md5Line[:31] + "\n", md5Line + "0\n",
+		strings.ToUpper(md5Line) + "\n", md5Line + "\r\n", "13800138000\n", md5Line[:16] + "g" + md5Line[17:] + "\n",
+		strings.Repeat("x", 200) + "\n", openIDLine + "\n", md5Line[:5] + "\x80" + md5Line[6:] + "\n",
+	}
+	var b bytes.Buffer
+	for b.Len() < size {
+		if rng.IntN(10) < 8 {
+			for range 1 + rng.IntN(50) {
+				b.WriteString(md5Line + "\n")
+			}
+		} else {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+	}
+	return b.Bytes()
+}
+
+// The fast path of valid phone lines reports exactly what checking every
+// line one by one does, however the bytes are written, and the runs it
+// hands out are valid phone lines, each "\n" included.
+func TestTheFastPathReportsAsLineByLine(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 200 {
+		data := randomLines(rng, 1+rng.IntN(20_000))
+		for _, dataType := range []DataType{Phone, OpenID} {
+			for _, skipHeader := range []bool{false, true} {
+				slow := mustNew(t, dataType)
+				slow.noFastPath = true
+				fast := mustNew(t, dataType)
+				if skipHeader {
+					slow.SkipHeaderRow()
+					fast.SkipHeaderRow()
+				}
+				writeInChunks(slow, data, len(data)+1)
+				for p := data; len(p) > 0; {
+					n := min(len(p), 1+rng.IntN(4096))
+					checkRuns(t, p[:n], fast.WriteRuns(p[:n], nil))
+					p = p[n:]
+				}
+				if diff := cmp.Diff(slow.Report(), fast.Report()); diff != "" {
+					t.Fatalf("round %d, %s, skip header %v: report mismatch (-line by line +fast):\n%s", round, dataType, skipHeader, diff)
+				}
+			}
+		}
+	}
+}
+
+// checkRuns fails unless runs are in order, inside p and made of valid
+// phone lines.
+func checkRuns(t *testing.T, p []byte, runs []Run) {
+	t.Helper()
+	end := 0
+	for _, r := range runs {
+		if r.Start < end || r.Lines < 1 || r.End() > len(p) {
+			t.Fatalf("run %+v out of order or outside the %d bytes written (last end %d)", r, len(p), end)
+		}
+		for line := range r.Lines {
+			at := r.Start + line*PhoneLineLen
+			if p[at+32] != '\n' || !Valid(Phone, p[at:at+32]) {
+				t.Fatalf("run %+v: line at %d is no valid phone line: %q", r, at, p[at:at+PhoneLineLen])
+			}
+		}
+		end = r.End()
+	}
+}
+
+// TestAreFourPhoneLinesAgreesWithOneLineAtATime puts every byte value at
+// every position of four valid lines: the four-at-a-time check must agree
+// with checking each line alone.
+func TestAreFourPhoneLinesAgreesWithOneLineAtATime(t *testing.T) {
+	valid := strings.Repeat(md5Line+"\n", 4)
+	for pos := range len(valid) {
+		for b := range 256 {
+			q := []byte(valid)
+			q[pos] = byte(b)
+			want := true
+			for line := q; len(line) > 0; line = line[PhoneLineLen:] {
+				want = want && line[32] == '\n' && isHex32(line)
+			}
+			if got := areFourPhoneLines((*[4 * PhoneLineLen]byte)(q)); got != want {
+				t.Fatalf("areFourPhoneLines with byte %#x at %d = %v, want %v", b, pos, got, want)
 			}
 		}
 	}

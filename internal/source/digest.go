@@ -76,7 +76,7 @@ func DigestChunks(ctx context.Context, src Source, check *linecheck.Checker, opt
 		if opts.SkipHeaderRow {
 			check.SkipHeaderRow()
 		}
-		sinks = append(sinks, check)
+		sinks = append(sinks, checkFor(check, cut))
 	}
 	// Without header row and hashing the uploads are the file's bytes: the
 	// cutter and the fileHasher take the file's SHA-256 (see
@@ -202,4 +202,32 @@ func consumeChunks(queue <-chan *chunk, sink io.Writer, free chan<- *chunk) {
 			free <- c
 		}
 	}
+}
+
+// checkFor returns the digest's sink that runs check. For Phone it also
+// tells cut, buffer by buffer, where the valid phone lines are (see
+// cutter.skipCheckedLines): one scan of the bytes, in the checker's
+// goroutine, serves both, and the cutter's goroutine is left the hashing.
+func checkFor(check *linecheck.Checker, cut *cutter) io.Writer {
+	if check.DataType() != linecheck.Phone {
+		return check
+	}
+	// The checker is never more than digestBuffers buffers ahead of the
+	// cutter (a buffer is free again only once both are done with it), so
+	// sending to checked never blocks.
+	checked := make(chan []linecheck.Run, digestBuffers)
+	cut.checked = checked
+	return &runChecker{check: check, checked: checked}
+}
+
+// runChecker checks each buffer and hands the runs of valid phone lines it
+// found to the cutter.
+type runChecker struct {
+	check   *linecheck.Checker
+	checked chan<- []linecheck.Run
+}
+
+func (r *runChecker) Write(p []byte) (int, error) {
+	r.checked <- r.check.WriteRuns(p, nil)
+	return len(p), nil
 }

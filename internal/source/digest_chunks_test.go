@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -26,6 +27,36 @@ func numberedLines(from, n int) []string {
 	return lines
 }
 
+// phoneLinesFrom is n valid phone lines, 32 hex digits of a number and a
+// newline each.
+func phoneLinesFrom(from, n int) []string {
+	lines := make([]string, n)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("%032x\n", from+i)
+	}
+	return lines
+}
+
+// inUploadsOfNonEmpty groups lines into uploads of at most max non-empty
+// lines each, an empty line ("\n" or "\r\n") going with the line before.
+func inUploadsOfNonEmpty(max int, lines []string) []string {
+	var uploads []string
+	var upload strings.Builder
+	nonEmpty := 0
+	for _, line := range lines {
+		if empty := line == "\n" || line == "\r\n"; !empty {
+			if nonEmpty == max {
+				uploads = append(uploads, upload.String())
+				upload.Reset()
+				nonEmpty = 0
+			}
+			nonEmpty++
+		}
+		upload.WriteString(line)
+	}
+	return append(uploads, upload.String())
+}
+
 // inUploadsOf groups lines into uploads of at most max lines each.
 func inUploadsOf(max int, lines []string) []string {
 	var uploads []string
@@ -43,6 +74,10 @@ func TestDigestChunksDigestsAreTheSHA256OfTheBytes(t *testing.T) {
 	big := numberedLines(0, 4*perBuffer+7)
 	// perBuffer lines that fill the first buffer but its last byte.
 	crAtBufferEnd := strings.Join(big[:perBuffer-1], "") + "12345678901234\n"
+	// Valid phone lines, which the line checker hands the cutter as runs,
+	// over several buffers; and the same with a line of each other kind.
+	phones := phoneLinesFrom(0, 3*digestBufferSize/linecheck.PhoneLineLen)
+	mixed := slices.Concat(phones[:9000], []string{"bad\n", "\r\n", phones[0][:32] + "\r\n", "\n"}, phones[9000:])
 	cases := []struct {
 		name    string
 		content string
@@ -68,6 +103,9 @@ func TestDigestChunksDigestsAreTheSHA256OfTheBytes(t *testing.T) {
 			content: crAtBufferEnd + "\rx\n" + strings.Join(big[:3], ""), opts: SplitOptions{MaxLines: perBuffer},
 			uploads: []string{crAtBufferEnd, "\rx\n" + strings.Join(big[:3], "")},
 		},
+		{name: "phone lines, one upload", content: strings.Join(phones, ""), uploads: []string{strings.Join(phones, "")}},
+		{name: "phone lines, cut inside and across buffers", content: strings.Join(phones, ""), opts: SplitOptions{MaxLines: 7000}, uploads: inUploadsOf(7000, phones)},
+		{name: "phone lines among other lines, cut", content: strings.Join(mixed, ""), opts: SplitOptions{MaxLines: 4500}, uploads: inUploadsOfNonEmpty(4500, mixed)},
 		{name: "a skipped header row, one upload", content: "phone\na\nb\n", opts: SplitOptions{SkipHeaderRow: true}, uploads: []string{"a\nb\n"}},
 		{name: "a skipped header row, cut", content: "phone\na\nb\n", opts: SplitOptions{MaxLines: 1, SkipHeaderRow: true}, uploads: []string{"a\n", "b\n"}},
 		{name: "a skipped header row only", content: "phone", opts: SplitOptions{SkipHeaderRow: true}, uploads: []string{""}},
@@ -129,6 +167,50 @@ func TestTheCutterCutsAsLineByLineWhenItMovesInBulk(t *testing.T) {
 			}
 			if diff := cmp.Diff(cut(true), cut(false)); diff != "" {
 				t.Fatalf("round %d, %+v: chunks mismatch (-line by line +in bulk):\n%s", round, opts, diff)
+			}
+		}
+	}
+}
+
+// The lines moved past because the line checker found them valid phone
+// lines are cut as when each line is looked at, whatever else the file
+// holds: invalid lines, "\r\n", empty lines, a header row, lines split
+// across buffers, no newline at the end.
+func TestTheCutterCutsAsLineByLineWhenItMovesPastCheckedLines(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const valid = "e10adc3949ba59abbe56e057f20f883e\n"
+	pieces := []string{"\n", "\r", "\r\n", "phone\n", "0123456789abcdef\n", valid[:32] + "\r\n", valid[:20], "x\r"}
+	for round := range 12 {
+		var b strings.Builder
+		for b.Len() < 3*digestBufferSize/2 {
+			if rng.IntN(10) < 8 {
+				b.WriteString(strings.Repeat(valid, 1+rng.IntN(3000)))
+			} else {
+				b.WriteString(pieces[rng.IntN(len(pieces))])
+			}
+		}
+		content := []byte(b.String())
+		for _, opts := range []SplitOptions{{}, {MaxLines: 1 + rng.Int64N(20_000)}, {MaxLines: 1 + rng.Int64N(5)}, {MaxLines: 7000, SkipHeaderRow: true}} {
+			oneByOne := newCutter(opts)
+			oneByOne.noBulk = true
+			checkedRuns := make(chan []linecheck.Run, 1)
+			checked := newCutter(opts)
+			checked.checked = checkedRuns
+			check, _ := linecheck.New(linecheck.Phone)
+			if opts.SkipHeaderRow {
+				check.SkipHeaderRow()
+			}
+			for p := content; len(p) > 0; {
+				n := min(len(p), 1+rng.IntN(digestBufferSize))
+				_, _ = oneByOne.Write(p[:n])
+				checkedRuns <- check.WriteRuns(p[:n], nil)
+				_, _ = checked.Write(p[:n])
+				p = p[n:]
+			}
+			want, _ := oneByOne.finish()
+			got, _ := checked.finish()
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("round %d, %+v: chunks mismatch (-line by line +past checked lines):\n%s", round, opts, diff)
 			}
 		}
 	}

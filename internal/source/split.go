@@ -97,6 +97,11 @@ type cutter struct {
 	handedOff  bool
 	bufStart   int64 // the offset of p
 
+	// With the line checks of a Phone file, the runs of valid phone lines
+	// the checker found in each p, one word a Write (see skipCheckedLines).
+	checked <-chan []linecheck.Run
+	runs    []linecheck.Run // of p, not yet moved past
+
 	noBulk bool // tests only: every line looked at one by one
 }
 
@@ -117,12 +122,15 @@ func newCutter(opts SplitOptions) *cutter {
 // Write cuts p into chunks; it never fails.
 func (c *cutter) Write(p []byte) (int, error) {
 	c.p, c.at, c.from, c.bufStart = p, 0, 0, c.offset
+	if c.checked != nil {
+		c.runs = <-c.checked
+	}
 	for c.at < len(p) {
 		switch c.state {
 		case inHeader:
 			c.skipHeader()
 		case atLineStart:
-			if !c.noBulk && c.bulkLines() {
+			if !c.noBulk && (c.skipCheckedLines() || c.bulkLines()) {
 				continue
 			}
 			c.startLine()
@@ -219,6 +227,34 @@ func (c *cutter) skipHeader() {
 	if ends {
 		c.state, c.lineNo, c.current.Start = atLineStart, 1, c.offset
 	}
+}
+
+// skipCheckedLines moves, from the start of a line, past the lines of p
+// that the line checker found to be valid phone lines (see linecheck.Run),
+// as many as the current chunk has room for. Such lines are whole and
+// non-empty, and the checker knows where they end, so the cutter need not
+// look at them again: its scan would cost about half a SHA-256 of the same
+// bytes, in the hash's own goroutine. It reports whether it moved.
+func (c *cutter) skipCheckedLines() bool {
+	for len(c.runs) > 0 && c.runs[0].End() <= c.at {
+		c.runs = c.runs[1:]
+	}
+	if len(c.runs) == 0 || c.runs[0].Start > c.at {
+		return false
+	}
+	lines := int64((c.runs[0].End() - c.at) / linecheck.PhoneLineLen)
+	if c.opts.MaxLines > 0 {
+		lines = min(lines, c.opts.MaxLines-c.nonEmpty)
+		if lines == 0 {
+			return false // the next line starts a new chunk
+		}
+	}
+	n := int(lines) * linecheck.PhoneLineLen
+	c.lineNo += lines
+	c.nonEmpty += lines
+	c.lineStart = c.offset + int64(n-linecheck.PhoneLineLen)
+	c.advance(n)
+	return true
 }
 
 // bulkLines moves, from the start of a line, past the whole lines that
