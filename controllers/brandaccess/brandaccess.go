@@ -25,25 +25,32 @@ import (
 // the brand-secret namespace, live (never from a cache). Its stalls are
 // worded from the brand's side; uploads prefix them with the brand's name.
 func Credentials(ctx context.Context, reader client.Reader, namespace string, b *upv1.WeChatPayBrand) (*wechatpay.Credentials, error) {
+	creds, _, err := credentialsAndSecret(ctx, reader, namespace, b)
+	return creds, err
+}
+
+// credentialsAndSecret is Credentials, with the Secret they were read
+// from.
+func credentialsAndSecret(ctx context.Context, reader client.Reader, namespace string, b *upv1.WeChatPayBrand) (*wechatpay.Credentials, *corev1.Secret, error) {
 	const field = "spec.credentialsSecretRef"
 	name := b.Spec.CredentialsSecretRef.Name
 	if namespace == "" {
-		return nil, classify.Stall(upv1.ReasonSecretNotFound,
+		return nil, nil, classify.Stall(upv1.ReasonSecretNotFound,
 			"the operator has no brand-secret namespace to read Secret %s named by %s from; run it with POD_NAMESPACE or --brand-secret-namespace", name, field)
 	}
 	secret := &corev1.Secret{}
 	err := secrets.GetFromServer(ctx, reader, client.ObjectKey{Namespace: namespace, Name: name}, secret)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil, classify.Stall(upv1.ReasonSecretNotFound, "Secret %s/%s named by %s not found; create it", namespace, name, field)
+		return nil, nil, classify.Stall(upv1.ReasonSecretNotFound, "Secret %s/%s named by %s not found; create it", namespace, name, field)
 	case err != nil:
-		return nil, classify.Retry(upv1.ReasonAPIServerUnavailable, 0, "read Secret %s/%s named by %s: %v; retrying", namespace, name, field, err)
+		return nil, nil, classify.Retry(upv1.ReasonAPIServerUnavailable, 0, "read Secret %s/%s named by %s: %v; retrying", namespace, name, field, err)
 	}
 	creds, err := wechatpay.CredentialsFromSecretData(secret.Data)
 	if err != nil {
-		return nil, classify.Stall(upv1.ReasonInvalidCredentials, "Secret %s/%s named by %s: %v; fix it", namespace, name, field, err)
+		return nil, nil, classify.Stall(upv1.ReasonInvalidCredentials, "Secret %s/%s named by %s: %v; fix it", namespace, name, field, err)
 	}
-	return creds, nil
+	return creds, secret, nil
 }
 
 // Allows reports whether the brand lets objects of a namespace with
@@ -95,10 +102,24 @@ func Naming(ctx context.Context, c client.Reader, secret client.Object) []*upv1.
 }
 
 // ForObject returns the credentials of the WeChatPayBrand u's
-// spec.brandRef names, once the brand allows u's namespace. The brand and the namespace's labels come from the
-// cache (both are watched); the Secret is read live from the brand-secret
-// namespace.
-func ForObject(ctx context.Context, cache, apiReader client.Reader, secretNamespace string, u *upv1.UserPackageUpload) (*wechatpay.Credentials, error) {
+// spec.brandRef names, once the brand allows u's namespace (see Allowed),
+// and the Secret of the brand-secret namespace they were read from, live.
+func ForObject(ctx context.Context, cache, apiReader client.Reader, secretNamespace string, u *upv1.UserPackageUpload) (*wechatpay.Credentials, *corev1.Secret, error) {
+	brand, err := Allowed(ctx, cache, u)
+	if err != nil {
+		return nil, nil, err
+	}
+	creds, secret, err := credentialsAndSecret(ctx, apiReader, secretNamespace, brand)
+	if err != nil {
+		return nil, nil, classify.Prefixed(err, fmt.Sprintf("WeChatPayBrand %s named by spec.brandRef: ", brand.Name))
+	}
+	return creds, secret, nil
+}
+
+// Allowed returns the WeChatPayBrand u's spec.brandRef names, once it
+// allows u's namespace. The brand and the namespace's labels come from the
+// cache (both are watched).
+func Allowed(ctx context.Context, cache client.Reader, u *upv1.UserPackageUpload) (*upv1.WeChatPayBrand, error) {
 	name := u.Spec.BrandRef.Name
 	brand := &upv1.WeChatPayBrand{}
 	err := cache.Get(ctx, client.ObjectKey{Name: name}, brand)
@@ -122,11 +143,7 @@ func ForObject(ctx context.Context, cache, apiReader client.Reader, secretNamesp
 			"WeChatPayBrand %s does not allow namespace %s: it allows %s; ask the platform team to label the namespace or change the brand",
 			name, u.Namespace, DescribeAllowed(brand))
 	}
-	creds, err := Credentials(ctx, apiReader, secretNamespace, brand)
-	if err != nil {
-		return nil, classify.Prefixed(err, fmt.Sprintf("WeChatPayBrand %s named by spec.brandRef: ", name))
-	}
-	return creds, nil
+	return brand, nil
 }
 
 // namespaceMetadata is an empty Namespace of the metadata-only cache.

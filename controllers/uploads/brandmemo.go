@@ -10,9 +10,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
+	"github.com/crowdpack/crowdpack/controllers/brandaccess"
 )
 
-// brandMemo remembers, for each credentials Secret read, the brand its
+// brandMemo remembers, for each credentials Secret read (a team's, or a
+// WeChatPayBrand's in the brand-secret namespace), the brand its
 // version holds: the brand ID only (public, in every request WeChat Pay
 // receives), never a key. A reconcile that makes no call needs the brand
 // alone, to check its uploads' keys (a new brand is a new upload); it takes
@@ -53,18 +55,36 @@ func (m *brandMemo) lookup(meta *metav1.PartialObjectMetadata) (string, bool) {
 	return b.brandID, true
 }
 
-// knownBrand is the brand of the object's credentials Secret when the
-// version the cache holds is one already read. Objects of a WeChatPayBrand
-// are not remembered: their brand and namespace are checked on every
-// reconcile, with the brand's Secret.
+// knownBrand is the brand of the object's credentials when the version of
+// their Secret that the cache holds is one already read.
 func (r *Reconciler) knownBrand(ctx context.Context, u *upv1.UserPackageUpload) (string, bool) {
-	if u.Spec.BrandRef != nil || u.Spec.CredentialsRef == nil {
+	key, ok := r.credentialsSecret(ctx, u)
+	if !ok {
 		return "", false
 	}
 	meta := &metav1.PartialObjectMetadata{}
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	if err := r.Get(ctx, client.ObjectKey{Namespace: u.Namespace, Name: u.Spec.CredentialsRef.Name}, meta); err != nil {
+	if err := r.Get(ctx, key, meta); err != nil {
 		return "", false // read it live, which says what is wrong
 	}
 	return r.brands.lookup(meta)
+}
+
+// credentialsSecret names the Secret that holds the object's credentials:
+// its credentialsRef, or the Secret of the WeChatPayBrand its brandRef
+// names, once the brand allows the object's namespace. The brand and the
+// namespace are checked from the cache on every reconcile, as for a call;
+// ok is false when they do not allow it, and the live read says why.
+func (r *Reconciler) credentialsSecret(ctx context.Context, u *upv1.UserPackageUpload) (key client.ObjectKey, ok bool) {
+	switch {
+	case u.Spec.BrandRef != nil:
+		brand, err := brandaccess.Allowed(ctx, r.Client, u)
+		if err != nil || r.BrandSecretNamespace == "" {
+			return client.ObjectKey{}, false
+		}
+		return client.ObjectKey{Namespace: r.BrandSecretNamespace, Name: brand.Spec.CredentialsSecretRef.Name}, true
+	case u.Spec.CredentialsRef != nil:
+		return client.ObjectKey{Namespace: u.Namespace, Name: u.Spec.CredentialsRef.Name}, true
+	}
+	return client.ObjectKey{}, false
 }

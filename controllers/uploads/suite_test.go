@@ -154,6 +154,9 @@ type harness struct {
 	secureMetrics bool
 	// syncs runs the UserPackageSync reconciler too.
 	syncs bool
+	// wrapAPIReader, when set, comes between the upload reconciler and its
+	// reads past the cache (Secrets).
+	wrapAPIReader func(client.Reader) client.Reader
 	// reconcilers are the reconcilers of managers, in start order.
 	reconcilers []*Reconciler
 }
@@ -308,6 +311,9 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 	}
 	if h.guard != nil {
 		h.guard(r.SourceGuard)
+	}
+	if h.wrapAPIReader != nil {
+		r.APIReader = h.wrapAPIReader(r.APIReader)
 	}
 	ctx, cancel := context.WithCancel(h.ctx)
 	must(t, r.SetupWithManager(ctx, mgr))

@@ -21,7 +21,7 @@ const brandIndex = ".spec.brandRef.name"
 // spec.brandRef names, once the brand allows the object's namespace, and
 // the brand it is of (see brandaccess.ForObject).
 func (r *Reconciler) brandClient(ctx context.Context, u *upv1.UserPackageUpload) (wechatpay.API, string, error) {
-	creds, err := brandaccess.ForObject(ctx, r.Client, r.APIReader, r.BrandSecretNamespace, u)
+	creds, secret, err := brandaccess.ForObject(ctx, r.Client, r.APIReader, r.BrandSecretNamespace, u)
 	if err != nil {
 		return nil, "", err
 	}
@@ -30,6 +30,7 @@ func (r *Reconciler) brandClient(ctx context.Context, u *upv1.UserPackageUpload)
 		return nil, "", classify.Stall(upv1.ReasonInvalidCredentials,
 			"WeChatPayBrand %s named by spec.brandRef: %v; the platform team must fix its Secret", u.Spec.BrandRef.Name, err)
 	}
+	r.brands.remember(secret, creds.BrandID)
 	return c, creds.BrandID, nil
 }
 
