@@ -22,6 +22,7 @@ import (
 	"github.com/crowdpack/crowdpack/controllers"
 	"github.com/crowdpack/crowdpack/controllers/uploads"
 	"github.com/crowdpack/crowdpack/internal/delta"
+	"github.com/crowdpack/crowdpack/internal/memlimit"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/scheme"
 	"github.com/crowdpack/crowdpack/internal/source"
@@ -39,6 +40,7 @@ type options struct {
 	partConcurrency         int
 	partMemory              int64
 	deltaMemory             resource.QuantityValue
+	memoryRequest           string
 	retryBaseDelay          time.Duration
 	retryMaxDelay           time.Duration
 	leaderElect             bool
@@ -77,6 +79,8 @@ func parseFlags() (options, zap.Options) {
 	o.deltaMemory.Quantity = *resource.NewQuantity(controllers.Defaults.DeltaMemory, resource.BinarySI)
 	flag.Var(&o.deltaMemory, "max-delta-memory",
 		"Bytes (a quantity such as 64Mi) the comparisons of spec.file.excludeMembersOf hold at once, by all uploads together; a larger base takes more passes over both files.")
+	flag.StringVar(&o.memoryRequest, "memory-request", os.Getenv("MEMORY_REQUEST"),
+		"The manager's memory request, a quantity such as 128Mi (default: MEMORY_REQUEST, which the chart and manifests set to the container's); the Go heap is kept under it, less room for the binary's code, unless GOMEMLIMIT is set. Empty or 0: no soft limit.")
 	flag.DurationVar(&o.retryBaseDelay, "retry-base-delay", controllers.Defaults.RetryBaseDelay, "First delay after a transient error; it doubles on each further one.")
 	flag.DurationVar(&o.retryMaxDelay, "retry-max-delay", controllers.Defaults.RetryMaxDelay, "Longest delay after transient errors.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica works at a time.")
@@ -128,6 +132,9 @@ func main() {
 
 func run(ctx context.Context, o options) error {
 	// Flags first: a mistake in them is reported before any connection.
+	if err := setSoftMemoryLimit(o.memoryRequest); err != nil {
+		return err
+	}
 	uploads, err := uploadReconciler(o)
 	if err != nil {
 		return err
@@ -275,4 +282,19 @@ func wechatPayHTTPClient(caFile string) (*http.Client, error) {
 		}
 	}
 	return wechatpay.NewHTTPClient(bundle)
+}
+
+// setSoftMemoryLimit keeps the Go heap inside the memory request (a
+// quantity; empty for none), unless GOMEMLIMIT says otherwise.
+func setSoftMemoryLimit(request string) error {
+	var bytes int64
+	if request != "" {
+		q, err := resource.ParseQuantity(request)
+		if err != nil {
+			return fmt.Errorf("--memory-request (or MEMORY_REQUEST) %q: %w", request, err)
+		}
+		bytes = q.Value()
+	}
+	ctrl.Log.Info("soft memory limit", "limit", memlimit.Apply(bytes, os.Getenv("GOMEMLIMIT")))
+	return nil
 }
