@@ -16,7 +16,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/crowdpack/crowdpack/controllers"
@@ -24,6 +23,7 @@ import (
 	"github.com/crowdpack/crowdpack/internal/delta"
 	"github.com/crowdpack/crowdpack/internal/memlimit"
 	"github.com/crowdpack/crowdpack/internal/metrics"
+	"github.com/crowdpack/crowdpack/internal/metricsauth"
 	"github.com/crowdpack/crowdpack/internal/scheme"
 	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/version"
@@ -243,7 +243,7 @@ func weChatPayClients(o options) (func(*wechatpay.Credentials) (wechatpay.API, e
 func metricsOptions(o options) metricsserver.Options {
 	opts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.metricsSecure}
 	if o.metricsSecure {
-		opts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		opts.FilterProvider = metricsauth.WithAuthenticationAndAuthorization
 		// HTTP/2 off, as kubebuilder scaffolds it (HTTP/2 Rapid Reset, CVE-2023-44487).
 		opts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
 	}
