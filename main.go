@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	uberzap "go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -21,6 +22,7 @@ import (
 	"github.com/crowdpack/crowdpack/controllers"
 	"github.com/crowdpack/crowdpack/controllers/uploads"
 	"github.com/crowdpack/crowdpack/internal/delta"
+	"github.com/crowdpack/crowdpack/internal/lazylog"
 	"github.com/crowdpack/crowdpack/internal/memlimit"
 	"github.com/crowdpack/crowdpack/internal/metrics"
 	"github.com/crowdpack/crowdpack/internal/metricsauth"
@@ -123,7 +125,8 @@ func main() {
 		fmt.Println(version.String("manager"))
 		return
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	// Fields are encoded only for lines that are written (see lazylog).
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts), zap.RawZapOpts(uberzap.WrapCore(lazylog.Core))))
 	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
 		ctrl.Log.Error(err, "manager stopped")
 		os.Exit(1)
