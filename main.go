@@ -20,6 +20,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/crowdpack/crowdpack/controllers"
+	"github.com/crowdpack/crowdpack/controllers/managercache"
 	"github.com/crowdpack/crowdpack/controllers/uploads"
 	"github.com/crowdpack/crowdpack/internal/delta"
 	"github.com/crowdpack/crowdpack/internal/lazylog"
@@ -178,6 +179,7 @@ func newManager(o options, cfg *rest.Config) (ctrl.Manager, error) {
 		Scheme:                  scheme.New(),
 		Metrics:                 metricsOptions(o),
 		Cache:                   cacheOpts,
+		MapperProvider:          managercache.NewRESTMapper,
 		HealthProbeBindAddress:  o.probeAddr,
 		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
