@@ -1,9 +1,9 @@
 // Package lazylog defers the cost of a logger's fields until it logs.
 // controller-runtime gives every reconcile a logger with the object's name
 // and a reconcile ID; zap encodes such fields at once, in a fresh buffer
-// that is never reused, whether or not anything is logged: a fifth of all
-// the bytes the manager allocated in the load test, for lines its log
-// level dropped.
+// that is never reused, whether or not anything is logged: 13 % of all the
+// bytes the manager allocated in the load test at 10,000 objects, for
+// lines its log level dropped.
 package lazylog
 
 import (
