@@ -11,18 +11,22 @@ import (
 	"os"
 	"time"
 
+	uberzap "go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/crowdpack/crowdpack/controllers"
+	"github.com/crowdpack/crowdpack/controllers/managercache"
 	"github.com/crowdpack/crowdpack/controllers/uploads"
 	"github.com/crowdpack/crowdpack/internal/delta"
+	"github.com/crowdpack/crowdpack/internal/lazylog"
+	"github.com/crowdpack/crowdpack/internal/memlimit"
 	"github.com/crowdpack/crowdpack/internal/metrics"
+	"github.com/crowdpack/crowdpack/internal/metricsauth"
 	"github.com/crowdpack/crowdpack/internal/scheme"
 	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/version"
@@ -39,6 +43,7 @@ type options struct {
 	partConcurrency         int
 	partMemory              int64
 	deltaMemory             resource.QuantityValue
+	memoryRequest           string
 	retryBaseDelay          time.Duration
 	retryMaxDelay           time.Duration
 	leaderElect             bool
@@ -77,6 +82,8 @@ func parseFlags() (options, zap.Options) {
 	o.deltaMemory.Quantity = *resource.NewQuantity(controllers.Defaults.DeltaMemory, resource.BinarySI)
 	flag.Var(&o.deltaMemory, "max-delta-memory",
 		"Bytes (a quantity such as 64Mi) the comparisons of spec.file.excludeMembersOf hold at once, by all uploads together; a larger base takes more passes over both files.")
+	flag.StringVar(&o.memoryRequest, "memory-request", os.Getenv("MEMORY_REQUEST"),
+		"The manager's memory request, a quantity such as 128Mi (default: MEMORY_REQUEST, which the chart and manifests set to the container's); the Go heap is kept under it, less room for the binary's code, unless GOMEMLIMIT is set. Empty or 0: no soft limit.")
 	flag.DurationVar(&o.retryBaseDelay, "retry-base-delay", controllers.Defaults.RetryBaseDelay, "First delay after a transient error; it doubles on each further one.")
 	flag.DurationVar(&o.retryMaxDelay, "retry-max-delay", controllers.Defaults.RetryMaxDelay, "Longest delay after transient errors.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica works at a time.")
@@ -119,7 +126,8 @@ func main() {
 		fmt.Println(version.String("manager"))
 		return
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	// Fields are encoded only for lines that are written (see lazylog).
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts), zap.RawZapOpts(uberzap.WrapCore(lazylog.Core))))
 	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
 		ctrl.Log.Error(err, "manager stopped")
 		os.Exit(1)
@@ -128,6 +136,9 @@ func main() {
 
 func run(ctx context.Context, o options) error {
 	// Flags first: a mistake in them is reported before any connection.
+	if err := setSoftMemoryLimit(o.memoryRequest); err != nil {
+		return err
+	}
 	uploads, err := uploadReconciler(o)
 	if err != nil {
 		return err
@@ -168,6 +179,7 @@ func newManager(o options, cfg *rest.Config) (ctrl.Manager, error) {
 		Scheme:                  scheme.New(),
 		Metrics:                 metricsOptions(o),
 		Cache:                   cacheOpts,
+		MapperProvider:          managercache.NewRESTMapper,
 		HealthProbeBindAddress:  o.probeAddr,
 		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
@@ -236,7 +248,7 @@ func weChatPayClients(o options) (func(*wechatpay.Credentials) (wechatpay.API, e
 func metricsOptions(o options) metricsserver.Options {
 	opts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.metricsSecure}
 	if o.metricsSecure {
-		opts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		opts.FilterProvider = metricsauth.WithAuthenticationAndAuthorization
 		// HTTP/2 off, as kubebuilder scaffolds it (HTTP/2 Rapid Reset, CVE-2023-44487).
 		opts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
 	}
@@ -275,4 +287,19 @@ func wechatPayHTTPClient(caFile string) (*http.Client, error) {
 		}
 	}
 	return wechatpay.NewHTTPClient(bundle)
+}
+
+// setSoftMemoryLimit keeps the Go heap inside the memory request (a
+// quantity; empty for none), unless GOMEMLIMIT says otherwise.
+func setSoftMemoryLimit(request string) error {
+	var bytes int64
+	if request != "" {
+		q, err := resource.ParseQuantity(request)
+		if err != nil {
+			return fmt.Errorf("--memory-request (or MEMORY_REQUEST) %q: %w", request, err)
+		}
+		bytes = q.Value()
+	}
+	ctrl.Log.Info("soft memory limit", "limit", memlimit.Apply(bytes, os.Getenv("GOMEMLIMIT")))
+	return nil
 }

@@ -238,15 +238,22 @@ func startManagerBinary(t testing.TB, h *harness, extraArgs ...string) *exec.Cmd
 	args = append(args, extraArgs...)
 	args = append(args, strings.Fields(os.Getenv("CROWDPACK_LOAD_FLAGS"))...)
 	cmd := exec.Command(bin, args...)
-	// CROWDPACK_LOAD_MANAGER_ENV (e.g. GOMEMLIMIT=100MiB) is the manager's
-	// alone, not the API server's or the sandbox's.
-	cmd.Env = append(os.Environ(), strings.Fields(os.Getenv("CROWDPACK_LOAD_MANAGER_ENV"))...)
+	// The memory request the chart and config/manager give it, as they
+	// pass it; CROWDPACK_LOAD_MANAGER_ENV (e.g. GOMEMLIMIT=100MiB, or
+	// MEMORY_REQUEST=0 for none) is the manager's alone, not the API
+	// server's or the sandbox's.
+	cmd.Env = append(os.Environ(), "MEMORY_REQUEST="+deployedMemoryRequest)
+	cmd.Env = append(cmd.Env, strings.Fields(os.Getenv("CROWDPACK_LOAD_MANAGER_ENV"))...)
 	cmd.Stderr = os.Stderr
 	must(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	t.Logf("manager %v", args[6:])
 	return cmd
 }
+
+// deployedMemoryRequest is the manager container's memory request in the
+// chart's values and config/manager, which pass it as MEMORY_REQUEST.
+const deployedMemoryRequest = "128Mi"
 
 var managerBinaryDir string
 

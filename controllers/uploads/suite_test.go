@@ -29,7 +29,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	upv1 "github.com/crowdpack/crowdpack/api/v1alpha1"
@@ -38,6 +37,7 @@ import (
 	"github.com/crowdpack/crowdpack/controllers/secrets"
 	"github.com/crowdpack/crowdpack/controllers/syncs"
 	"github.com/crowdpack/crowdpack/internal/metrics"
+	"github.com/crowdpack/crowdpack/internal/metricsauth"
 	"github.com/crowdpack/crowdpack/internal/sandbox"
 	"github.com/crowdpack/crowdpack/internal/source"
 	"github.com/crowdpack/crowdpack/internal/testutil/kubetest"
@@ -270,7 +270,7 @@ func (h *harness) startManager(wrap func(client.Client) client.Client) *runningM
 	}
 	if h.secureMetrics {
 		opts.Metrics.SecureServing = true
-		opts.Metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
+		opts.Metrics.FilterProvider = metricsauth.WithAuthenticationAndAuthorization
 	}
 	if h.leaderElection {
 		h.electLeader(&opts)

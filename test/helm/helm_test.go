@@ -386,8 +386,8 @@ func TestTheChartRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 				for _, e := range c.Env {
 					env[e.Name] = e.Value
 				}
-				if env["HTTPS_PROXY"] != "http://proxy.example.com:3128" || env["NO_PROXY"] == "" || !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" }) {
-					t.Errorf("env %v, want GOMEMLIMIT and the proxy variables", c.Env)
+				if env["HTTPS_PROXY"] != "http://proxy.example.com:3128" || env["NO_PROXY"] == "" || !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "MEMORY_REQUEST" }) {
+					t.Errorf("env %v, want MEMORY_REQUEST and the proxy variables", c.Env)
 				}
 				if len(pod.TopologySpreadConstraints) != 1 || pod.TopologySpreadConstraints[0].LabelSelector == nil ||
 					pod.TopologySpreadConstraints[0].LabelSelector.MatchLabels["control-plane"] != "controller-manager" {

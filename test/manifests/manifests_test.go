@@ -341,6 +341,7 @@ func TestManagerDeploymentIsHardened(t *testing.T) {
 				!m.Resources.Limits.Cpu().IsZero() && !m.Resources.Limits.Memory().IsZero()},
 		{"the manager's memory limit is at least its request",
 			m.Resources.Limits.Memory().Cmp(*m.Resources.Requests.Memory()) >= 0},
+		{"the manager keeps its heap under its memory request", passesMemoryRequest(m.Env)},
 		{"the manager elects a leader", slices.Contains(m.Args, "--leader-elect")},
 		{"the manager serves metrics on :8443", slices.Contains(m.Args, "--metrics-bind-address=:8443")},
 		{"the manager serves probes on :8081", slices.Contains(m.Args, "--health-probe-bind-address=:8081")},
@@ -374,6 +375,17 @@ func managerDeployment(t *testing.T) *appsv1.Deployment {
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }
+
+// passesMemoryRequest is true when env gives the manager its container's
+// memory request as MEMORY_REQUEST, and sets no GOMEMLIMIT that would
+// override the soft limit the manager takes from it.
+func passesMemoryRequest(env []corev1.EnvVar) bool {
+	request := slices.ContainsFunc(env, func(e corev1.EnvVar) bool {
+		return e.Name == "MEMORY_REQUEST" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil &&
+			e.ValueFrom.ResourceFieldRef.Resource == "requests.memory"
+	})
+	return request && !slices.ContainsFunc(env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
+}
 
 // probes is true when p is an HTTP GET of path on port 8081, named or not.
 func probes(p *corev1.Probe, path string, ports []corev1.ContainerPort) bool {
