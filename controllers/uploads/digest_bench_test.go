@@ -1,12 +1,10 @@
 package uploads
 
 import (
-	"context"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
 	"math"
 	"os"
@@ -15,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
 	dto "github.com/prometheus/client_model/go"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -32,7 +29,7 @@ import (
 // file from MinIO with the line checks and the cut into uploads, and the
 // signed initiate. Against it, in the same run, the necessary work alone: a
 // plain GetObject of the same object through minio-go, copied in one
-// goroutine into the hashes that initiate needs (see getAndHashObject).
+// goroutine into the hashes that initiate needs (see miniotest.Server.GetAndHash).
 // Twice: "whole", the file as one upload (a maxLinesPerUpload of at least
 // its lines), against GET + SHA-256; and "split", the default of 500,000
 // lines per upload, against GET + the file's SHA-256 + a SHA-256 per
@@ -73,7 +70,7 @@ func BenchmarkObjectCreatedToFirstInitiate(b *testing.B) {
 	baseline := func(uploadSize int64) func() (time.Duration, error) {
 		return func() (time.Duration, error) {
 			start := time.Now()
-			digest, err := getAndHashObject(h.ctx, h.bucket, "big.csv", uploadSize)
+			digest, err := storage.GetAndHash(h.ctx, h.bucket, "big.csv", uploadSize)
 			if err == nil && digest != wantDigest {
 				err = fmt.Errorf("digest %s, want %s", digest, wantDigest)
 			}
@@ -204,54 +201,6 @@ func timeToFirstInitiate(h *harness, u *upv1.UserPackageUpload, arrivals *initia
 		_ = kube.Client.Get(h.ctx, client.ObjectKeyFromObject(u), got)
 		return 0, fmt.Errorf("no initiate for %s in 5 minutes; status:\n%s", u.Name, describe(got))
 	}
-}
-
-// getAndHashObject is the necessary work of a digest and nothing else: one
-// GetObject through minio-go, its body copied into SHA-256 and, with an
-// uploadSize, also into a SHA-256 per upload of that many bytes, in one
-// pass. It returns the file's digest.
-func getAndHashObject(ctx context.Context, bucket, key string, uploadSize int64) (string, error) {
-	body, _, _, err := minio.Core{Client: storage.Client}.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
-	if err != nil {
-		return "", err
-	}
-	defer body.Close()
-	file := sha256.New()
-	var w io.Writer = file
-	if uploadSize > 0 {
-		w = &perUploadHashes{file: file, upload: sha256.New(), size: uploadSize}
-	}
-	if _, err := io.CopyBuffer(w, struct{ io.Reader }{body}, make([]byte, 256<<10)); err != nil {
-		return "", err
-	}
-	if u, ok := w.(*perUploadHashes); ok && u.at > 0 {
-		u.sums = append(u.sums, u.upload.Sum(nil)) // the last upload
-	}
-	return hex.EncodeToString(file.Sum(nil)), nil
-}
-
-// perUploadHashes writes to the file's hash and to the current upload's,
-// and sums the upload every size bytes.
-type perUploadHashes struct {
-	file, upload hash.Hash
-	size, at     int64
-	sums         [][]byte
-}
-
-func (u *perUploadHashes) Write(p []byte) (int, error) {
-	_, _ = u.file.Write(p)
-	n := len(p)
-	for len(p) > 0 {
-		take := min(int64(len(p)), u.size-u.at)
-		_, _ = u.upload.Write(p[:take])
-		p, u.at = p[take:], u.at+take
-		if u.at == u.size {
-			u.sums = append(u.sums, u.upload.Sum(nil))
-			u.upload.Reset()
-			u.at = 0
-		}
-	}
-	return n, nil
 }
 
 // repeatedPhoneLines reads size bytes of MD5 phone lines, cycling through a

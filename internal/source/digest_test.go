@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"hash"
 	"io"
 	"runtime"
 	"runtime/metrics"
@@ -18,10 +16,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/minio/minio-go/v7"
 
 	"github.com/crowdpack/crowdpack/internal/linecheck"
-	"github.com/crowdpack/crowdpack/internal/testutil/miniotest"
 )
 
 // fakeSource serves content but claims size bytes.
@@ -356,7 +352,7 @@ func (s slowSink) Write(p []byte) (int, error) {
 // DigestChunks of a 256 MiB object with the line checks, against the
 // necessary work alone, a plain GetObject of the same object from the same
 // MinIO through minio-go copied in one goroutine into the hashes that are
-// written (see getAndHash). Twice: "whole", the file as one upload (a
+// written (see miniotest.Server.GetAndHash). Twice: "whole", the file as one upload (a
 // maxLinesPerUpload of at least its lines), whose digest is the upload's,
 // against GET + SHA-256; and "split", with the reconciler's default of
 // 500,000 lines per upload (17 uploads), against GET + the file's SHA-256 +
@@ -393,10 +389,10 @@ func BenchmarkDigestFromMinIO(b *testing.B) {
 		run       func() (string, error)
 		took, cpu time.Duration
 	}{
-		{metric: "baseline-MB/s", run: func() (string, error) { return getAndHash(ctx, s, bucket, "bench.csv", 0) }},
+		{metric: "baseline-MB/s", run: func() (string, error) { return s.GetAndHash(ctx, bucket, "bench.csv", 0) }},
 		{metric: "whole-MB/s", run: digestChunks(size / phoneLineLen)},
 		{metric: "split-baseline-MB/s", run: func() (string, error) {
-			return getAndHash(ctx, s, bucket, "bench.csv", recommendedMaxLines*phoneLineLen)
+			return s.GetAndHash(ctx, bucket, "bench.csv", recommendedMaxLines*phoneLineLen)
 		}},
 		{metric: "split-MB/s", run: digestChunks(recommendedMaxLines)},
 	}
@@ -433,52 +429,4 @@ func processCPU() time.Duration {
 		panic(err) // RUSAGE_SELF with a valid pointer cannot fail
 	}
 	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
-}
-
-// getAndHash is the necessary work of a digest and nothing else: one
-// GetObject through minio-go, its body copied into SHA-256 and, with an
-// uploadSize, also into a SHA-256 per upload of that many bytes, in one
-// pass. It returns the file's digest.
-func getAndHash(ctx context.Context, s *miniotest.Server, bucket, key string, uploadSize int64) (string, error) {
-	body, _, _, err := minio.Core{Client: s.Client}.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
-	if err != nil {
-		return "", err
-	}
-	defer body.Close()
-	hash := sha256.New()
-	var w io.Writer = hash
-	if uploadSize > 0 {
-		w = &uploadHashes{file: hash, upload: sha256.New(), size: uploadSize}
-	}
-	if _, err := io.CopyBuffer(w, struct{ io.Reader }{body}, make([]byte, digestBufferSize)); err != nil {
-		return "", err
-	}
-	if u, ok := w.(*uploadHashes); ok && u.at > 0 {
-		u.sums = append(u.sums, u.upload.Sum(nil)) // the last upload
-	}
-	return hex.EncodeToString(hash.Sum(nil)), nil
-}
-
-// uploadHashes writes to the file's hash and to the current upload's, and
-// sums the upload every size bytes.
-type uploadHashes struct {
-	file, upload hash.Hash
-	size, at     int64
-	sums         [][]byte
-}
-
-func (u *uploadHashes) Write(p []byte) (int, error) {
-	_, _ = u.file.Write(p)
-	n := len(p)
-	for len(p) > 0 {
-		take := min(int64(len(p)), u.size-u.at)
-		_, _ = u.upload.Write(p[:take])
-		p, u.at = p[take:], u.at+take
-		if u.at == u.size {
-			u.sums = append(u.sums, u.upload.Sum(nil))
-			u.upload.Reset()
-			u.at = 0
-		}
-	}
-	return n, nil
 }
