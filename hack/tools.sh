@@ -42,15 +42,23 @@ CACHE=${CROWDPACK_CACHE:-$HOME/.cache/crowdpack}
 # the go command fetch another one.
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 
+# Test and demo binaries need no debugger's tables: the linker has less to
+# write without them (panics still print their stacks).
+STRIP="-s -w"
+
 log() { printf '[tools] %s\n' "$*" >&2; }
 
 # ensure NAME VERSION BUILDER [LINKDIR]: link $CACHE/NAME-VERSION/NAME into
 # LINKDIR (bin/ by default), building it first when missing or when
-# BUILDER_ok (if defined) finds the cached one unfit.
+# BUILDER_ok (if defined) finds the cached one unfit. A lock per tool and
+# version lets builds run side by side (and two clones share the cache): a
+# second ensure of the same tool waits for the first and finds it cached.
 ensure() {
   local name=$1 version=$2 builder=$3 linkdir=${4:-$BIN}
-  local dir=$CACHE/$name-$version
-  mkdir -p "$linkdir"
+  local dir=$CACHE/$name-$version lock
+  mkdir -p "$linkdir" "$dir"
+  exec {lock}>"$dir/.lock"
+  flock "$lock"
   if [[ -f $dir/$name ]] && { ! declare -F "${builder}_ok" >/dev/null || "${builder}_ok" "$dir/$name" "$version"; }; then
     log "$name $version: cached in $dir, nothing to build"
   else
@@ -58,11 +66,11 @@ ensure() {
     local start=$SECONDS tmp
     tmp=$(mktemp -d)
     "$builder" "$tmp" "$version"
-    mkdir -p "$dir"
     mv "$tmp/$name" "$dir/$name.tmp" && mv "$dir/$name.tmp" "$dir/$name"
     rm -rf "$tmp"
     log "$name $version: built in $((SECONDS - start))s"
   fi
+  exec {lock}>&-
   ln -sfn "$dir/$name" "$linkdir/$name"
 }
 
@@ -84,7 +92,7 @@ build_helm() {
 }
 
 build_minio() {
-  GOBIN=$1 CGO_ENABLED=0 go install "github.com/minio/minio@$2"
+  GOBIN=$1 CGO_ENABLED=0 go install -ldflags "$STRIP" "github.com/minio/minio@$2"
 }
 
 # etcd's server module has relative replaces, so go install cannot build it
@@ -94,7 +102,7 @@ build_etcd() {
   throwaway_module "$dir"
   (cd "$dir" &&
     go get "go.etcd.io/etcd/server/v3@$version" &&
-    CGO_ENABLED=0 go build -trimpath -o etcd go.etcd.io/etcd/server/v3)
+    CGO_ENABLED=0 go build -trimpath -ldflags "$STRIP" -o etcd go.etcd.io/etcd/server/v3)
 }
 
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them
@@ -116,7 +124,7 @@ build_kubernetes_command() {
   local staging_version=v0.${version#v1.} minor=${version#v1.}
   minor=${minor%%.*}
   local pkg=k8s.io/component-base/version
-  local ldflags="-X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  local ldflags="$STRIP -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   throwaway_module "$dir"
   staging=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$version" |
     sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' | xargs sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p')
@@ -156,24 +164,34 @@ ensure_node() {
   ensure pause-image.tar "$PAUSE_VERSION" build_pause_image "$d"
 }
 
+# ensure_tool NAME: what each name on the command line builds and links.
+ensure_tool() {
+  case $1 in
+    controller-gen) ensure controller-gen "$CONTROLLER_GEN_VERSION" build_controller_gen ;;
+    crd-ref-docs) ensure crd-ref-docs "$CRD_REF_DOCS_VERSION" build_crd_ref_docs ;;
+    etcd) ensure etcd "$ETCD_VERSION" build_etcd ;;
+    kube-apiserver) ensure kube-apiserver "$KUBERNETES_VERSION" build_kube_apiserver ;;
+    k8s-oldest)
+      ensure etcd "$ETCD_VERSION" build_etcd "$BIN/k8s-oldest"
+      ensure kube-apiserver "$OLDEST_KUBERNETES_VERSION" build_kube_apiserver "$BIN/k8s-oldest" ;;
+    node) ensure_node ;;
+    minio) ensure minio "$MINIO_VERSION" build_minio ;;
+    helm) ensure helm "$HELM_VERSION" build_helm ;;
+    *) log "unknown tool $1"; return 2 ;;
+  esac
+}
+
+# The tools build side by side: on a cold cache much of a build is waiting
+# for the module proxy or for one linker, time another build's compiler uses.
 main() {
-  local tools=("$@")
+  local tools=("$@") t pids=() failed=0
   [[ ${#tools[@]} -gt 0 && ${tools[0]} != all ]] || tools=(controller-gen crd-ref-docs etcd kube-apiserver k8s-oldest minio helm)
   for t in "${tools[@]}"; do
-    case $t in
-      controller-gen) ensure controller-gen "$CONTROLLER_GEN_VERSION" build_controller_gen ;;
-      crd-ref-docs) ensure crd-ref-docs "$CRD_REF_DOCS_VERSION" build_crd_ref_docs ;;
-      etcd) ensure etcd "$ETCD_VERSION" build_etcd ;;
-      kube-apiserver) ensure kube-apiserver "$KUBERNETES_VERSION" build_kube_apiserver ;;
-      k8s-oldest)
-        ensure etcd "$ETCD_VERSION" build_etcd "$BIN/k8s-oldest"
-        ensure kube-apiserver "$OLDEST_KUBERNETES_VERSION" build_kube_apiserver "$BIN/k8s-oldest" ;;
-      node) ensure_node ;;
-      minio) ensure minio "$MINIO_VERSION" build_minio ;;
-      helm) ensure helm "$HELM_VERSION" build_helm ;;
-      *) log "unknown tool $t"; exit 2 ;;
-    esac
+    ensure_tool "$t" &
+    pids+=($!)
   done
+  for t in "${pids[@]}"; do wait "$t" || failed=1; done
+  return $failed
 }
 
 main "$@"
