@@ -58,6 +58,10 @@ func BenchmarkThousandUploads(b *testing.B) {
 	metricsAddr, pprofAddr := freeAddress(b), freeAddress(b)
 	manager := startManagerBinary(b, h, append([]string{"--metrics-bind-address", metricsAddr, "--pprof-bind-address", pprofAddr}, watch...)...)
 	apiServer, etcd, minio := childProcess(b, "kube-apiserver"), childProcess(b, "etcd"), childProcess(b, "minio")
+	pinning := newLoadPinning()
+	pinning.controlPlaneOn(b, apiServer, etcd)
+	pinning.restOn(b, manager.Process.Pid, minio, os.Getpid())
+	pinning.report(b)
 	apiServerCPU, etcdCPU, managerCPU := processCPU(b, apiServer), processCPU(b, etcd), processCPU(b, manager.Process.Pid)
 	minioCPU, selfCPU := processCPU(b, minio), processCPU(b, os.Getpid())
 
@@ -116,7 +120,7 @@ func BenchmarkThousandUploads(b *testing.B) {
 	b.ReportMetric(float64(objectBytes), "bytes/object")
 	b.Logf("a Ready object: %d bytes of JSON, %d of them managedFields", objectBytes, managedFieldsBytes)
 
-	manager, restart := restartManager(b, h, manager, proxy, n, watch...)
+	manager, restart := restartManager(b, h, manager, proxy, n, pinning, watch...)
 	restart.report(b)
 	_ = manager.Process.Kill()
 	_ = manager.Wait()

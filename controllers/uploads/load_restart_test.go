@@ -28,7 +28,7 @@ type restartResult struct {
 // restartManager stops the manager gracefully, starts a new one and waits
 // until it has reconciled every object and gone idle; it returns the new
 // manager with what the restart cost.
-func restartManager(b *testing.B, h *harness, old *exec.Cmd, proxy *countingProxy, n int, args ...string) (*exec.Cmd, restartResult) {
+func restartManager(b *testing.B, h *harness, old *exec.Cmd, proxy *countingProxy, n int, pinning loadPinning, args ...string) (*exec.Cmd, restartResult) {
 	time.Sleep(time.Second) // the last events are sent asynchronously
 	before := h.snapshot()
 	before.storageRequests = proxy.requests.Load()
@@ -41,6 +41,7 @@ func restartManager(b *testing.B, h *harness, old *exec.Cmd, proxy *countingProx
 	metricsAddr := freeAddress(b)
 	start = time.Now()
 	manager := startManagerBinary(b, h, append([]string{"--metrics-bind-address", metricsAddr}, args...)...)
+	pinning.restOn(b, manager.Process.Pid)
 	url := "http://" + metricsAddr + "/metrics"
 	first := waitSum(b, url, "controller_runtime_reconcile_total", 1, 5*time.Minute)
 	res.toFirst = first.Sub(start)
