@@ -1,6 +1,7 @@
 package readslots
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -75,6 +76,32 @@ func TestNamespaceSlots(t *testing.T) {
 		release()
 		if _, _, ok := s.tryAcquire("a", "next", now); !ok {
 			t.Error("a deleted object's place in the queue blocks the next waiter")
+		}
+	})
+	t.Run("waiters further back in line ask again less often, never so late that they are forgotten", func(t *testing.T) {
+		s := New(2, 1<<20)
+		s.tryAcquire("a", "reader-1", now)
+		s.tryAcquire("a", "reader-2", now)
+		for i := range 20 {
+			s.tryAcquire("a", fmt.Sprint("waiter-", i), now)
+		}
+		for _, tc := range []struct {
+			place    int
+			min, max time.Duration
+		}{
+			{0, Delay, Delay * 3 / 2},
+			{1, Delay, Delay * 3 / 2},
+			{2, 2 * Delay, 3 * Delay},
+			{19, maxDelayFactor * Delay, maxDelayFactor * Delay * 3 / 2},
+		} {
+			for range 50 {
+				if d := s.retryDelay("a", fmt.Sprint("waiter-", tc.place)); d < tc.min || d >= tc.max {
+					t.Fatalf("waiter %d asks again after %s, want [%s, %s)", tc.place, d, tc.min, tc.max)
+				}
+			}
+		}
+		if longest := maxDelayFactor * Delay * 3 / 2; longest >= waiterTimeout {
+			t.Errorf("a waiter may wait %s to ask again, and is forgotten after %s", longest, waiterTimeout)
 		}
 	})
 	t.Run("the fair share is half the workers, at least one", func(t *testing.T) {
