@@ -3,10 +3,13 @@ package linecheck
 import (
 	"bytes"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -263,49 +266,90 @@ func FuzzChecker(f *testing.F) {
 		if openID {
 			dataType = OpenID
 		}
-		whole := mustNew(t, dataType)
-		whole.Write(data)
-		want := whole.Report()
-
-		if got, lines := want.Lines+want.EmptyLines, countLines(data); got != lines {
-			t.Errorf("Lines+EmptyLines = %d, want %d lines", got, lines)
-		}
-		if want.InvalidLines > want.Lines {
-			t.Errorf("InvalidLines %d > Lines %d", want.InvalidLines, want.Lines)
-		}
-
-		split := mustNew(t, dataType)
-		writeAtRandomPoints(split, data, rand.New(rand.NewPCG(seed, seed)))
-		if diff := cmp.Diff(want, split.Report()); diff != "" {
-			t.Errorf("report depends on write chunking (-whole +split):\n%s", diff)
-		}
-
-		slow := mustNew(t, dataType)
-		slow.noFastPath = true
-		slow.Write(data)
-		if diff := cmp.Diff(slow.Report(), want); diff != "" {
-			t.Errorf("the fast path reports otherwise (-line by line +fast):\n%s", diff)
-		}
+		checkEveryWay(t, dataType, data, seed)
+		checkEveryWay(t, dataType, amidValidLines(data, seed), seed)
 	})
 }
 
+// checkEveryWay checks data written whole and at random points, with each
+// fast path, against checking every line one by one.
+func checkEveryWay(t *testing.T, dataType DataType, data []byte, seed uint64) {
+	slow := mustNew(t, dataType)
+	slow.noFastPath = true
+	slow.Write(data)
+	want := slow.Report()
+
+	if got, lines := want.Lines+want.EmptyLines, countLines(data); got != lines {
+		t.Errorf("Lines+EmptyLines = %d, want %d lines", got, lines)
+	}
+	if want.InvalidLines > want.Lines {
+		t.Errorf("InvalidLines %d > Lines %d", want.InvalidLines, want.Lines)
+	}
+
+	for _, path := range fastPaths() {
+		whole := path.newChecker(t, dataType)
+		whole.Write(data)
+		if diff := cmp.Diff(want, whole.Report()); diff != "" {
+			t.Errorf("%s reports otherwise (-line by line +fast):\n%s", path.name, diff)
+		}
+
+		split := path.newChecker(t, dataType)
+		writeAtRandomPoints(split, data, rand.New(rand.NewPCG(seed, seed)))
+		if diff := cmp.Diff(want, split.Report()); diff != "" {
+			t.Errorf("%s, written at random points, reports otherwise (-line by line +split):\n%s", path.name, diff)
+		}
+	}
+}
+
+// amidValidLines puts data after up to a group of valid phone lines, as
+// many as seed says, and before two groups: the fuzzer's bytes then fall
+// at every place in a group the assembly checks.
+func amidValidLines(data []byte, seed uint64) []byte {
+	before := int(seed % phoneGroupLines)
+	line := md5Line + "\n"
+	return slices.Concat([]byte(strings.Repeat(line, before)), data, []byte(strings.Repeat(line, 2*phoneGroupLines)))
+}
+
 // BenchmarkChecker checks ~64 MiB of MD5 phone lines written in 256 KiB
-// chunks. Besides MB/s it reports "cpu-GB/s", the bytes checked per second
-// of the thread's CPU time, which other work on a shared machine moves far
-// less.
+// chunks, with the Go path alone and with AVX2, and hashes them with
+// SHA-256, which the checks run beside. Besides MB/s each reports
+// "cpu-GB/s", the bytes per second of the thread's CPU time, which other
+// work on a shared machine moves far less.
 func BenchmarkChecker(b *testing.B) {
+	const chunk = 256 << 10
 	data := phoneLines(64 << 20)
+	check := func(b *testing.B, pureGo bool) {
+		perThreadCPU(b, data, func() {
+			c := mustNew(b, Phone)
+			c.pureGo = pureGo
+			writeInChunks(c, data, chunk)
+			if r := c.Report(); r.InvalidLines != 0 {
+				b.Fatalf("invalid lines in generated data: %+v", r)
+			}
+		})
+	}
+	b.Run("pure Go", func(b *testing.B) { check(b, true) })
+	b.Run("AVX2", func(b *testing.B) {
+		if !haveAVX2 {
+			b.Skip("the CPU has no AVX2")
+		}
+		check(b, false)
+	})
+	b.Run("SHA-256", func(b *testing.B) {
+		perThreadCPU(b, data, func() { writeInChunks(sha256.New(), data, chunk) })
+	})
+}
+
+// perThreadCPU runs process, which goes over data once, as often as b asks,
+// and reports "cpu-GB/s" besides MB/s.
+func perThreadCPU(b *testing.B, data []byte, process func()) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	start, runs := threadCPU(b), 0
 	for b.Loop() {
-		c, _ := New(Phone)
-		writeInChunks(c, data, 256<<10)
-		if r := c.Report(); r.InvalidLines != 0 {
-			b.Fatalf("invalid lines in generated data: %+v", r)
-		}
+		process()
 		runs++
 	}
 	b.ReportMetric(float64(runs*len(data))/float64(threadCPU(b)-start), "cpu-GB/s")
@@ -344,10 +388,10 @@ func mustNew(t testing.TB, dataType DataType) *Checker {
 
 func writeString(c *Checker, s string) { c.Write([]byte(s)) }
 
-func writeInChunks(c *Checker, data []byte, size int) {
+func writeInChunks(w io.Writer, data []byte, size int) {
 	for len(data) > 0 {
 		n := min(size, len(data))
-		c.Write(data[:n])
+		w.Write(data[:n])
 		data = data[n:]
 	}
 }
@@ -418,23 +462,49 @@ func TestTheFastPathReportsAsLineByLine(t *testing.T) {
 			for _, skipHeader := range []bool{false, true} {
 				slow := mustNew(t, dataType)
 				slow.noFastPath = true
-				fast := mustNew(t, dataType)
 				if skipHeader {
 					slow.SkipHeaderRow()
-					fast.SkipHeaderRow()
 				}
 				writeInChunks(slow, data, len(data)+1)
-				for p := data; len(p) > 0; {
-					n := min(len(p), 1+rng.IntN(4096))
-					checkRuns(t, p[:n], fast.WriteRuns(p[:n], nil))
-					p = p[n:]
-				}
-				if diff := cmp.Diff(slow.Report(), fast.Report()); diff != "" {
-					t.Fatalf("round %d, %s, skip header %v: report mismatch (-line by line +fast):\n%s", round, dataType, skipHeader, diff)
+				for _, path := range fastPaths() {
+					fast := path.newChecker(t, dataType)
+					if skipHeader {
+						fast.SkipHeaderRow()
+					}
+					for p := data; len(p) > 0; {
+						n := min(len(p), 1+rng.IntN(4096))
+						checkRuns(t, p[:n], fast.WriteRuns(p[:n], nil))
+						p = p[n:]
+					}
+					if diff := cmp.Diff(slow.Report(), fast.Report()); diff != "" {
+						t.Fatalf("round %d, %s, %s, skip header %v: report mismatch (-line by line +fast):\n%s", round, path.name, dataType, skipHeader, diff)
+					}
 				}
 			}
 		}
 	}
+}
+
+// A fastPath is a way the checker can count valid phone lines.
+type fastPath struct {
+	name   string
+	pureGo bool
+}
+
+// fastPaths are the fast paths this CPU can take: the Go path alone, and
+// AVX2 where the CPU has it.
+func fastPaths() []fastPath {
+	paths := []fastPath{{name: "pure Go", pureGo: true}}
+	if haveAVX2 {
+		paths = append(paths, fastPath{name: "AVX2"})
+	}
+	return paths
+}
+
+func (f fastPath) newChecker(t testing.TB, dataType DataType) *Checker {
+	c := mustNew(t, dataType)
+	c.pureGo = f.pureGo
+	return c
 }
 
 // checkRuns fails unless runs are in order, inside p and made of valid
@@ -457,21 +527,137 @@ func checkRuns(t *testing.T, p []byte, runs []Run) {
 }
 
 // TestAreFourPhoneLinesAgreesWithOneLineAtATime puts every byte value at
-// every position of four valid lines: the four-at-a-time check must agree
-// with checking each line alone.
+// every position of four valid lines, and of a group of the assembly's: the
+// checks of many lines at once must agree with checking each line alone.
 func TestAreFourPhoneLinesAgreesWithOneLineAtATime(t *testing.T) {
-	valid := strings.Repeat(md5Line+"\n", 4)
-	for pos := range len(valid) {
-		for b := range 256 {
-			q := []byte(valid)
-			q[pos] = byte(b)
-			want := true
-			for line := q; len(line) > 0; line = line[PhoneLineLen:] {
-				want = want && line[32] == '\n' && isHex32(line)
+	cases := []struct {
+		name      string
+		lines     int
+		needsAVX2 bool
+		valid     func(q []byte) bool
+	}{
+		{
+			name:  "four lines eight bytes at a time",
+			lines: 4,
+			valid: func(q []byte) bool { return areFourPhoneLines((*[4 * PhoneLineLen]byte)(q)) },
+		},
+		{
+			name:      "a group of 32 lines with AVX2",
+			lines:     phoneGroupLines,
+			needsAVX2: true,
+			valid:     func(q []byte) bool { return countPhoneGroupLines(q) == phoneGroupLines },
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.needsAVX2 && !haveAVX2 {
+				t.Skip("the CPU has no AVX2")
 			}
-			if got := areFourPhoneLines((*[4 * PhoneLineLen]byte)(q)); got != want {
-				t.Fatalf("areFourPhoneLines with byte %#x at %d = %v, want %v", b, pos, got, want)
+			valid := strings.Repeat(md5Line+"\n", tc.lines)
+			for pos := range len(valid) {
+				for b := range 256 {
+					q := []byte(valid)
+					q[pos] = byte(b)
+					want := true
+					for line := q; len(line) > 0; line = line[PhoneLineLen:] {
+						want = want && line[32] == '\n' && isHex32(line)
+					}
+					if got := tc.valid(q); got != want {
+						t.Fatalf("byte %#x at %d: valid = %v, want %v", b, pos, got, want)
+					}
+				}
 			}
+		})
+	}
+}
+
+// The AVX2 path counts what the Go path does, and reports what checking
+// every line one by one does, when one byte anywhere in a group of lines is
+// out of place, however the bytes are written.
+func TestTheAVX2PathAgreesWithPureGoAndLineByLine(t *testing.T) {
+	if !haveAVX2 {
+		t.Skip("the CPU has no AVX2")
+	}
+	cases := []struct {
+		name   string
+		b      byte
+		insert bool // before the byte at the position instead of over it
+	}{
+		{name: "a newline out of place splits a line or joins two", b: '\n'},
+		{name: "a hex digit where the newline belongs joins two lines", b: '0'},
+		{name: "'g', just past 'f', is no hex character", b: 'g'},
+		{name: "'G', just past 'F', is none either", b: 'G'},
+		{name: "'/', just below '0', is none", b: '/'},
+		{name: "':', just past '9', is none", b: ':'},
+		{name: "'@', just below 'A', is none", b: '@'},
+		{name: "'`', just below 'a', is none", b: '`'},
+		{name: "'J' has the low nibble of a newline and the high one of a letter", b: 'J'},
+		{name: "0x1A has the low nibble of a newline but not its high one", b: 0x1A},
+		{name: "a NUL byte is no hex character", b: 0},
+		{name: "0x80, the first byte beyond ASCII, is none", b: 0x80},
+		{name: "0xB0 is '0' with the high bit set", b: 0xB0},
+		{name: "0x8A is a newline with the high bit set", b: 0x8A},
+		{name: "0xFF, the last byte value, is none", b: 0xFF},
+		{name: "a carriage return before a newline ends a 31-character line", b: '\r'},
+		{name: "an extra carriage return before a newline makes a valid CRLF line", b: '\r', insert: true},
+		{name: "an extra hex character makes a line of 33", b: 'a', insert: true},
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	groupLen := phoneGroupLines * PhoneLineLen
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for pos := range groupLen {
+				data := randomPhoneLines(rng, 2*phoneGroupLines+1+rng.IntN(phoneGroupLines))
+				data = data[:len(data)-rng.IntN(PhoneLineLen)] // a last line cut short
+				at := rng.IntN(2)*groupLen + pos
+				if tc.insert {
+					data = slices.Insert(data, at, tc.b)
+				} else {
+					data[at] = tc.b
+				}
+				agreeWithPureGoAndLineByLine(t, data, rng)
+			}
+		})
+	}
+}
+
+// agreeWithPureGoAndLineByLine fails unless the AVX2 path finds in data
+// the runs the Go path finds, and both report what checking line by line
+// does, written whole and at random points.
+func agreeWithPureGoAndLineByLine(t *testing.T, data []byte, rng *rand.Rand) {
+	t.Helper()
+	slow := mustNew(t, Phone)
+	slow.noFastPath = true
+	slow.Write(data)
+	want := slow.Report()
+
+	pureGo := mustNew(t, Phone)
+	pureGo.pureGo = true
+	wantRuns := pureGo.WriteRuns(data, nil)
+	avx2 := mustNew(t, Phone)
+	gotRuns := avx2.WriteRuns(data, nil)
+	if diff := cmp.Diff(wantRuns, gotRuns); diff != "" {
+		t.Fatalf("runs of valid lines in %q (-pure Go +AVX2):\n%s", data, diff)
+	}
+	split := mustNew(t, Phone)
+	writeAtRandomPoints(split, data, rng)
+	for name, got := range map[string]Report{"pure Go": pureGo.Report(), "AVX2": avx2.Report(), "AVX2 at random points": split.Report()} {
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("%s reports otherwise on %q (-line by line +fast):\n%s", name, data, diff)
 		}
 	}
+}
+
+// randomPhoneLines returns lines valid phone lines of random hex
+// characters, upper and lower case.
+func randomPhoneLines(rng *rand.Rand, lines int) []byte {
+	const hexChars = "0123456789abcdefABCDEF"
+	b := make([]byte, 0, lines*PhoneLineLen)
+	for range lines {
+		for range 32 {
+			b = append(b, hexChars[rng.IntN(len(hexChars))])
+		}
+		b = append(b, '\n')
+	}
+	return b
 }
