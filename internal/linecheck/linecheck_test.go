@@ -631,10 +631,9 @@ func agreeWithPureGoAndLineByLine(t *testing.T, data []byte, rng *rand.Rand) {
 	slow.Write(data)
 	want := slow.Report()
 
-	pureGo := mustNew(t, Phone)
-	pureGo.pureGo = true
+	pureGo := fastPath{pureGo: true}.newChecker(t, Phone)
 	wantRuns := pureGo.WriteRuns(data, nil)
-	avx2 := mustNew(t, Phone)
+	avx2 := fastPath{}.newChecker(t, Phone)
 	gotRuns := avx2.WriteRuns(data, nil)
 	if diff := cmp.Diff(wantRuns, gotRuns); diff != "" {
 		t.Fatalf("runs of valid lines in %q (-pure Go +AVX2):\n%s", data, diff)
