@@ -75,7 +75,7 @@ demo-tools: ## Build (or reuse) only what make demo needs: etcd, kube-apiserver 
 # CI (.ci/run) runs make test, then make test-oldest, make fuzz and
 # make e2e-node: they need more time than a developer's loop.
 .PHONY: test
-test: tools ## The tests: generated files current, vet, every package (the short soak, each benchmark once). About 4 minutes warm.
+test: tools ## The tests: generated files current, vet, every package (the short soak, each benchmark once); under 5 minutes warm.
 	hack/check-generated.sh
 	go vet ./...
 	go vet -tags e2enode ./test/node
