@@ -125,7 +125,7 @@ for b in etcd kube-apiserver minio manager wechatpay-sandbox; do
 done
 
 step build-helper "building the demo helper (hack/demo-tool)" \
-  go build -trimpath -o "$DEMO/bin/demo-tool" ./hack/demo-tool
+  env CGO_ENABLED=0 go build -trimpath -o "$DEMO/bin/demo-tool" ./hack/demo-tool
 TOOL=$DEMO/bin/demo-tool
 
 choose_ports() { mapfile -t P < <("$TOOL" ports 9); echo "${P[*]}"; ((${#P[@]} == 9)); }

@@ -26,6 +26,56 @@ OLDEST_KUBERNETES_VERSION=v1.28.15
 # kubelet 1.28 builds in a fraction of 1.37's time, a kubelet must not be newer
 # than its API server, and it shares k8s-oldest's cached kube-apiserver.
 NODE_KUBERNETES_VERSION=$OLDEST_KUBERNETES_VERSION
+# The manager and kube-apiserver compile the same client-go, apimachinery and
+# API types, and the same std (CGO_ENABLED=0, -trimpath): when kube-apiserver
+# is built against the operator's versions of the modules both use, Go's
+# build cache that compiled it already holds the manager's costliest
+# packages, and make demo on a fresh machine compiles them once, not twice.
+# Versions are only raised (a requirement never lowers what Kubernetes asks
+# for), and only for modules Kubernetes requires anyway.
+
+# operator_modules: module@version of every module the manager, the sandbox
+# and the demo's helper compile packages from.
+operator_modules() {
+  (cd "$ROOT" && CGO_ENABLED=0 go list -deps \
+    -f '{{with .Module}}{{if not .Main}}{{.Path}}@{{.Version}}{{end}}{{end}}' \
+    . ./cmd/wechatpay-sandbox ./hack/demo-tool | sort -u -t@ -k1,1)
+}
+
+# shared_with_operator VERSION: those of operator_modules that Kubernetes
+# VERSION requires too (its go.mod lists its whole build list).
+shared_with_operator() {
+  local gomod
+  gomod=$(kubernetes_gomod "$1")
+  join -t@ <(awk '$2 ~ /^v/ {print $1} $1 == "require" && $3 ~ /^v/ {print $2}' "$gomod" | sort -u) \
+    <(operator_modules)
+}
+
+# kube_apiserver_key: the cache key of the demo's and the tests'
+# kube-apiserver: its version and a digest of the versions it shares.
+kube_apiserver_key() {
+  local digest
+  digest=$(shared_with_operator "$KUBERNETES_VERSION" | sha256sum)
+  echo "$KUBERNETES_VERSION+$(cut -c1-10 <<<"$digest")"
+}
+
+# align_with_operator VERSION: in a throwaway module that requires
+# Kubernetes VERSION, require the shared modules at the operator's versions.
+# A module Kubernetes needs newer than the operator's stays newer; it is
+# logged, as the manager then compiles it (and what imports it) again.
+align_with_operator() {
+  local shared m
+  mapfile -t shared < <(shared_with_operator "$1")
+  go mod edit "${shared[@]/#/-require=}"
+  go get "k8s.io/kubernetes@$1"
+  for m in $(comm -13 <(printf '%s\n' "${shared[@]}" | sort) \
+    <(go list -m -f '{{.Path}}@{{.Version}}' all | sort)); do
+    [[ " ${shared[*]%%@*} " == *" ${m%%@*} "* ]] &&
+      log "kube-apiserver needs $m, newer than the operator's: raise it in go.mod to share its packages"
+  done
+  return 0
+}
+
 # The pause image is built here from hack/node/pause; bump on a change there.
 PAUSE_VERSION=3.9-crowdpack.1
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
@@ -41,6 +91,8 @@ CACHE=${CROWDPACK_CACHE:-$HOME/.cache/crowdpack}
 # Build with the Go on this machine; a module's toolchain line must not make
 # the go command fetch another one.
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+# sort, join and comm below agree on one byte order.
+export LC_ALL=C
 
 # Test and demo binaries need no debugger's tables: the linker has less to
 # write without them (panics still print their stacks).
@@ -74,9 +126,27 @@ ensure() {
   ln -sfn "$dir/$name" "$linkdir/$name"
 }
 
+# compile COMMAND...: run a go build that compiles a tool, one at a time. One
+# build keeps 2 cores busy; two at once compile the same std and shared
+# packages twice, each before the other has cached them. Fetching modules
+# (go get, go install -n) goes on side by side.
+compile() {
+  flock "$CACHE/.compile.lock" "$@"
+}
+
 # throwaway_module DIR: a go.mod to build a pinned main package from.
 throwaway_module() {
   (cd "$1" && go mod init crowdpack.local/build >/dev/null 2>&1)
+}
+
+# kubernetes_gomod VERSION: the path of k8s.io/kubernetes's go.mod at VERSION
+# in the module cache, downloaded if need be.
+kubernetes_gomod() {
+  local dir
+  dir=$(mktemp -d)
+  throwaway_module "$dir"
+  (cd "$dir" && go mod download -json "k8s.io/kubernetes@$1") | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p'
+  rm -rf "$dir"
 }
 
 build_controller_gen() {
@@ -91,8 +161,12 @@ build_helm() {
   GOBIN=$1 CGO_ENABLED=0 go install "helm.sh/helm/v3/cmd/helm@$2"
 }
 
+# go install -n fetches what the build needs and compiles nothing (a failure
+# shows in the build that follows).
 build_minio() {
-  GOBIN=$1 CGO_ENABLED=0 go install -ldflags "$STRIP" "github.com/minio/minio@$2"
+  local flags=(-trimpath -ldflags "$STRIP") pkg=github.com/minio/minio@$2
+  CGO_ENABLED=0 go install -n "${flags[@]}" "$pkg" >/dev/null 2>&1 || true
+  compile env GOBIN="$1" CGO_ENABLED=0 go install "${flags[@]}" "$pkg"
 }
 
 # etcd's server module has relative replaces, so go install cannot build it
@@ -102,7 +176,7 @@ build_etcd() {
   throwaway_module "$dir"
   (cd "$dir" &&
     go get "go.etcd.io/etcd/server/v3@$version" &&
-    CGO_ENABLED=0 go build -trimpath -ldflags "$STRIP" -o etcd go.etcd.io/etcd/server/v3)
+    compile env CGO_ENABLED=0 go build -trimpath -ldflags "$STRIP" -o etcd go.etcd.io/etcd/server/v3)
 }
 
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them
@@ -119,21 +193,25 @@ build_kube_proxy() { build_kubernetes_command kube-proxy "$@"; }
 # build_kubernetes_command NAME DIR VERSION: k8s.io/kubernetes/cmd/NAME, with
 # the providerless tag (no cloud providers: much less to compile, nothing a
 # single local node needs).
+#
+# A VERSION with a "+" suffix (the demo's and the tests' kube-apiserver, see
+# kube_apiserver_key) is built against the operator's own versions of the
+# modules both compile.
 build_kubernetes_command() {
-  local name=$1 dir=$2 version=$3 staging
+  local name=$1 dir=$2 version=${3%%+*} staging
   local staging_version=v0.${version#v1.} minor=${version#v1.}
   minor=${minor%%.*}
   local pkg=k8s.io/component-base/version
   local ldflags="$STRIP -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   throwaway_module "$dir"
-  staging=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$version" |
-    sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' | xargs sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p')
+  staging=$(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$(kubernetes_gomod "$version")")
   (
     cd "$dir"
     for m in $staging; do go mod edit -replace "$m=$m@$staging_version"; done
     go mod edit -require "k8s.io/kubernetes@$version"
     go get "k8s.io/kubernetes/cmd/$name@$version"
-    CGO_ENABLED=0 go build -trimpath -tags providerless -ldflags "$ldflags" -o "$name" "k8s.io/kubernetes/cmd/$name"
+    if [[ $3 == *+* ]]; then align_with_operator "$version"; fi
+    compile env CGO_ENABLED=0 go build -trimpath -tags providerless -ldflags "$ldflags" -o "$name" "k8s.io/kubernetes/cmd/$name"
   )
 }
 
@@ -145,7 +223,7 @@ build_pause_image() {
 # A cached kube-apiserver is fit when it says its version (older caches were
 # built unstamped; rebuilding them only links again from Go's build cache).
 build_kube_apiserver_ok() {
-  [[ $("$1" --version 2>/dev/null) == "Kubernetes $2" ]]
+  [[ $("$1" --version 2>/dev/null) == "Kubernetes ${2%%+*}" ]]
 }
 build_kube_controller_manager_ok() { build_kube_apiserver_ok "$@"; }
 build_kube_scheduler_ok() { build_kube_apiserver_ok "$@"; }
@@ -170,7 +248,7 @@ ensure_tool() {
     controller-gen) ensure controller-gen "$CONTROLLER_GEN_VERSION" build_controller_gen ;;
     crd-ref-docs) ensure crd-ref-docs "$CRD_REF_DOCS_VERSION" build_crd_ref_docs ;;
     etcd) ensure etcd "$ETCD_VERSION" build_etcd ;;
-    kube-apiserver) ensure kube-apiserver "$KUBERNETES_VERSION" build_kube_apiserver ;;
+    kube-apiserver) ensure kube-apiserver "$(kube_apiserver_key)" build_kube_apiserver ;;
     k8s-oldest)
       ensure etcd "$ETCD_VERSION" build_etcd "$BIN/k8s-oldest"
       ensure kube-apiserver "$OLDEST_KUBERNETES_VERSION" build_kube_apiserver "$BIN/k8s-oldest" ;;
