@@ -26,56 +26,6 @@ OLDEST_KUBERNETES_VERSION=v1.28.15
 # kubelet 1.28 builds in a fraction of 1.37's time, a kubelet must not be newer
 # than its API server, and it shares k8s-oldest's cached kube-apiserver.
 NODE_KUBERNETES_VERSION=$OLDEST_KUBERNETES_VERSION
-# The manager and kube-apiserver compile the same client-go, apimachinery and
-# API types, and the same std (CGO_ENABLED=0, -trimpath): when kube-apiserver
-# is built against the operator's versions of the modules both use, Go's
-# build cache that compiled it already holds the manager's costliest
-# packages, and make demo on a fresh machine compiles them once, not twice.
-# Versions are only raised (a requirement never lowers what Kubernetes asks
-# for), and only for modules Kubernetes requires anyway.
-
-# operator_modules: module@version of every module the manager, the sandbox
-# and the demo's helper compile packages from.
-operator_modules() {
-  (cd "$ROOT" && CGO_ENABLED=0 go list -deps \
-    -f '{{with .Module}}{{if not .Main}}{{.Path}}@{{.Version}}{{end}}{{end}}' \
-    . ./cmd/wechatpay-sandbox ./hack/demo-tool | sort -u -t@ -k1,1)
-}
-
-# shared_with_operator VERSION: those of operator_modules that Kubernetes
-# VERSION requires too (its go.mod lists its whole build list).
-shared_with_operator() {
-  local gomod
-  gomod=$(kubernetes_gomod "$1")
-  join -t@ <(awk '$2 ~ /^v/ {print $1} $1 == "require" && $3 ~ /^v/ {print $2}' "$gomod" | sort -u) \
-    <(operator_modules)
-}
-
-# kube_apiserver_key: the cache key of the demo's and the tests'
-# kube-apiserver: its version and a digest of the versions it shares.
-kube_apiserver_key() {
-  local digest
-  digest=$(shared_with_operator "$KUBERNETES_VERSION" | sha256sum)
-  echo "$KUBERNETES_VERSION+$(cut -c1-10 <<<"$digest")"
-}
-
-# align_with_operator VERSION: in a throwaway module that requires
-# Kubernetes VERSION, require the shared modules at the operator's versions.
-# A module Kubernetes needs newer than the operator's stays newer; it is
-# logged, as the manager then compiles it (and what imports it) again.
-align_with_operator() {
-  local shared m
-  mapfile -t shared < <(shared_with_operator "$1")
-  go mod edit "${shared[@]/#/-require=}"
-  go get "k8s.io/kubernetes@$1"
-  for m in $(comm -13 <(printf '%s\n' "${shared[@]}" | sort) \
-    <(go list -m -f '{{.Path}}@{{.Version}}' all | sort)); do
-    [[ " ${shared[*]%%@*} " == *" ${m%%@*} "* ]] &&
-      log "kube-apiserver needs $m, newer than the operator's: raise it in go.mod to share its packages"
-  done
-  return 0
-}
-
 # The pause image is built here from hack/node/pause; bump on a change there.
 PAUSE_VERSION=3.9-crowdpack.1
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
@@ -213,6 +163,56 @@ build_kubernetes_command() {
     if [[ $3 == *+* ]]; then align_with_operator "$version"; fi
     compile env CGO_ENABLED=0 go build -trimpath -tags providerless -ldflags "$ldflags" -o "$name" "k8s.io/kubernetes/cmd/$name"
   )
+}
+
+# The manager and kube-apiserver compile the same client-go, apimachinery and
+# API types, and the same std (CGO_ENABLED=0, -trimpath): when kube-apiserver
+# is built against the operator's versions of the modules both use, Go's
+# build cache that compiled it already holds the manager's costliest
+# packages, and make demo on a fresh machine compiles them once, not twice.
+# Versions are only raised (a requirement never lowers what Kubernetes asks
+# for), and only for modules Kubernetes requires anyway.
+
+# operator_modules: module@version of every module the manager, the sandbox
+# and the demo's helper compile packages from.
+operator_modules() {
+  (cd "$ROOT" && CGO_ENABLED=0 go list -deps \
+    -f '{{with .Module}}{{if not .Main}}{{.Path}}@{{.Version}}{{end}}{{end}}' \
+    . ./cmd/wechatpay-sandbox ./hack/demo-tool | sort -u -t@ -k1,1)
+}
+
+# shared_with_operator VERSION: those of operator_modules that Kubernetes
+# VERSION requires too (its go.mod lists its whole build list).
+shared_with_operator() {
+  local gomod
+  gomod=$(kubernetes_gomod "$1")
+  join -t@ <(awk '$2 ~ /^v/ {print $1} $1 == "require" && $3 ~ /^v/ {print $2}' "$gomod" | sort -u) \
+    <(operator_modules)
+}
+
+# kube_apiserver_key: the cache key of the demo's and the tests'
+# kube-apiserver: its version and a digest of the versions it shares.
+kube_apiserver_key() {
+  local digest
+  digest=$(shared_with_operator "$KUBERNETES_VERSION" | sha256sum)
+  echo "$KUBERNETES_VERSION+$(cut -c1-10 <<<"$digest")"
+}
+
+# align_with_operator VERSION: in a throwaway module that requires
+# Kubernetes VERSION, require the shared modules at the operator's versions.
+# A module Kubernetes needs newer than the operator's stays newer; it is
+# logged, as the manager then compiles it (and what imports it) again.
+align_with_operator() {
+  local shared m
+  mapfile -t shared < <(shared_with_operator "$1")
+  go mod edit "${shared[@]/#/-require=}"
+  go get "k8s.io/kubernetes@$1"
+  for m in $(comm -13 <(printf '%s\n' "${shared[@]}" | sort) \
+    <(go list -m -f '{{.Path}}@{{.Version}}' all | sort)); do
+    [[ " ${shared[*]%%@*} " == *" ${m%%@*} "* ]] &&
+      log "kube-apiserver needs $m, newer than the operator's: raise it in go.mod to share its packages"
+  done
+  return 0
 }
 
 # The pause image (an OCI tarball for ctr images import) from hack/node/pause.
