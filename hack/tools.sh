@@ -65,7 +65,6 @@ ensure() {
     log "$name $version: cached in $dir, nothing to build"
   else
     log "$name $version: building (not in $dir yet, or unfit)..."
-    huge_pages_hint
     local start=$SECONDS tmp
     tmp=$(mktemp -d)
     "$builder" "$tmp" "$version"
@@ -77,15 +76,49 @@ ensure() {
   ln -sfn "$dir/$name" "$linkdir/$name"
 }
 
-# huge_pages_hint: Go's compiler spends a quarter of its CPU faulting in its
-# heap a 4 KiB page at a time when transparent huge pages are only given on
-# request (its heap does not ask). Setting them is the machine owner's call,
-# not a build's: say so, and change nothing.
-huge_pages_hint() {
-  local thp
-  thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null) || return 0
-  [[ $thp != *"[always]"* ]] || return 0
-  log "transparent huge pages are '$thp': Go compiles about 30% faster with 'always' (docs/performance.md#the-first-run)"
+# Go's compiler spends a third of its time here faulting in its heap a 4 KiB
+# page at a time: with transparent huge pages given only on request
+# ("madvise", Debian's default), Go's heap never asks. The tools below are
+# compiled by the Go on this machine's own compile and link, rebuilt once per
+# Go version with one line added to their runtime: ask for huge pages where
+# the heap is mapped. They are the same compiler and linker (same version,
+# same output, so Go's build cache is shared with plain go build); only their
+# memory is faster. Under "always" or "never" the stock tools run.
+
+# toolexec_flag: the go build flag that runs them, building them first if
+# need be; nothing when they would not help or cannot be built.
+toolexec_flag() {
+  [[ $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null) == *"[madvise]"* ]] || return 0
+  local version wrapper
+  version=$(go env GOVERSION)
+  wrapper=$CACHE/go-toolexec-$version/go-toolexec
+  ensure go-toolexec "$version" build_huge_page_tools || true
+  if [[ -x $wrapper ]]; then
+    echo "-toolexec=$wrapper"
+  else
+    log "Go's compile and link asking for huge pages could not be built: compiling with the stock ones"
+  fi
+}
+
+# build_huge_page_tools DIR GOVERSION: compile and link, next to the cached
+# wrapper DIR/go-toolexec that go build -toolexec runs them through.
+build_huge_page_tools() {
+  local tmp=$1 dir=$CACHE/go-toolexec-$2 src overlay
+  src=$(go env GOROOT)/src/runtime/mem_linux.go
+  overlay=$tmp/overlay.json
+  sed '/^func sysMapOS/,/^}/ s/^\tsetVMAName(p, n, vmaName)$/&\n\tsysHugePageOS(v, n)/' "$src" >"$tmp/mem_linux.go"
+  grep -q '^	sysHugePageOS(v, n)$' "$tmp/mem_linux.go" || { log "runtime/mem_linux.go has changed: no sysMapOS to patch"; return 1; }
+  printf '{"Replace":{"%s":"%s"}}\n' "$src" "$tmp/mem_linux.go" >"$overlay"
+  CGO_ENABLED=0 go build -trimpath -overlay "$overlay" -o "$dir/" cmd/compile cmd/link
+  cat >"$tmp/go-toolexec" <<'WRAPPER'
+#!/bin/sh
+# go build -toolexec: run compile and link from this directory, the rest as is.
+case ${1##*/} in
+  compile | link) tool=$(dirname "$(readlink -f "$0")")/${1##*/}; shift; exec "$tool" "$@" ;;
+esac
+exec "$@"
+WRAPPER
+  chmod +x "$tmp/go-toolexec"
 }
 
 # compile COMMAND...: run a go build that compiles a tool, one at a time. One
@@ -93,7 +126,9 @@ huge_pages_hint() {
 # packages twice, each before the other has cached them. Fetching modules
 # (go get, go install -n) goes on side by side.
 compile() {
-  flock "$CACHE/.compile.lock" "$@"
+  local toolexec
+  toolexec=$(toolexec_flag)
+  flock "$CACHE/.compile.lock" env GOFLAGS="$GOFLAGS${toolexec:+ $toolexec}" "$@"
 }
 
 # throwaway_module DIR: a go.mod to build a pinned main package from.
