@@ -59,6 +59,9 @@ ensure() {
   local name=$1 version=$2 builder=$3 linkdir=${4:-$BIN}
   local dir=$CACHE/$name-$version lock
   mkdir -p "$linkdir" "$dir"
+  # A hint, before the lock: a tool about to be compiled starts the compiler
+  # that asks for huge pages now, while its modules download.
+  if [[ ! -f $dir/$name ]] && compiles "$builder"; then toolexec_flag >/dev/null & fi
   exec {lock}>"$dir/.lock"
   flock "$lock"
   if [[ -f $dir/$name ]] && { ! declare -F "${builder}_ok" >/dev/null || "${builder}_ok" "$dir/$name" "$version"; }; then
@@ -76,14 +79,16 @@ ensure() {
   ln -sfn "$dir/$name" "$linkdir/$name"
 }
 
-# Go's compiler spends a third of its time here faulting in its heap a 4 KiB
-# page at a time: with transparent huge pages given only on request
-# ("madvise", Debian's default), Go's heap never asks. The tools below are
-# compiled by the Go on this machine's own compile and link, rebuilt once per
-# Go version with one line added to their runtime: ask for huge pages where
-# the heap is mapped. They are the same compiler and linker (same version,
-# same output, so Go's build cache is shared with plain go build); only their
-# memory is faster. Under "always" or "never" the stock tools run.
+# Go's compiler spends a third of its time here faulting in its heap 4 KiB at
+# a time: transparent huge pages set to "madvise" (Debian's default) go only
+# to memory that asks for them, and Go's heap does not. So the tools are
+# compiled by this Go's own compile and link, built once per Go version with
+# one line added to their runtime that asks where the heap is mapped. Same
+# version, same output (Go's build cache is shared with a plain go build),
+# faster. Under "always" or "never" the stock ones run.
+
+# compiles BUILDER: whether BUILDER compiles through compile below.
+compiles() { [[ $1 == build_etcd || $1 == build_minio || $1 == build_kube* ]]; }
 
 # toolexec_flag: the go build flag that runs them, building them first if
 # need be; nothing when they would not help or cannot be built.
@@ -114,7 +119,7 @@ build_huge_page_tools() {
 #!/bin/sh
 # go build -toolexec: run compile and link from this directory, the rest as is.
 case ${1##*/} in
-  compile | link) tool=$(dirname "$(readlink -f "$0")")/${1##*/}; shift; exec "$tool" "$@" ;;
+  compile | link) tool=${0%/*}/${1##*/}; shift; exec "$tool" "$@" ;;
 esac
 exec "$@"
 WRAPPER
@@ -310,7 +315,7 @@ main() {
   local tools=("$@") t pids=() failed=0
   [[ ${#tools[@]} -gt 0 && ${tools[0]} != all ]] || tools=(controller-gen crd-ref-docs etcd kube-apiserver k8s-oldest minio helm)
   for t in "${tools[@]}"; do
-    ensure_tool "$t" &
+    { ensure_tool "$t" && wait; } &
     pids+=($!)
   done
   for t in "${pids[@]}"; do wait "$t" || failed=1; done
