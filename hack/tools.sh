@@ -59,9 +59,6 @@ ensure() {
   local name=$1 version=$2 builder=$3 linkdir=${4:-$BIN}
   local dir=$CACHE/$name-$version lock
   mkdir -p "$linkdir" "$dir"
-  # A hint, before the lock: a tool about to be compiled starts the compiler
-  # that asks for huge pages now, while its modules download.
-  if [[ ! -f $dir/$name ]] && compiles "$builder"; then toolexec_flag >/dev/null & fi
   exec {lock}>"$dir/.lock"
   flock "$lock"
   if [[ -f $dir/$name ]] && { ! declare -F "${builder}_ok" >/dev/null || "${builder}_ok" "$dir/$name" "$version"; }; then
@@ -87,9 +84,6 @@ ensure() {
 # version, same output (Go's build cache is shared with a plain go build),
 # faster. Under "always" or "never" the stock ones run.
 
-# compiles BUILDER: whether BUILDER compiles through compile below.
-compiles() { [[ $1 == build_etcd || $1 == build_minio || $1 == build_kube* ]]; }
-
 # toolexec_flag: the go build flag that runs them, building them first if
 # need be; nothing when they would not help or cannot be built.
 toolexec_flag() {
@@ -97,7 +91,7 @@ toolexec_flag() {
   local version wrapper
   version=$(go env GOVERSION)
   wrapper=$CACHE/go-toolexec-$version/go-toolexec
-  ensure go-toolexec "$version" build_huge_page_tools || true
+  [[ -x $wrapper ]] || ensure go-toolexec "$version" build_huge_page_tools || true
   if [[ -x $wrapper ]]; then
     echo "-toolexec=$wrapper"
   else
@@ -315,7 +309,7 @@ main() {
   local tools=("$@") t pids=() failed=0
   [[ ${#tools[@]} -gt 0 && ${tools[0]} != all ]] || tools=(controller-gen crd-ref-docs etcd kube-apiserver k8s-oldest minio helm)
   for t in "${tools[@]}"; do
-    { ensure_tool "$t" && wait; } &
+    ensure_tool "$t" &
     pids+=($!)
   done
   for t in "${pids[@]}"; do wait "$t" || failed=1; done
