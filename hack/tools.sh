@@ -108,7 +108,10 @@ build_huge_page_tools() {
   sed '/^func sysMapOS/,/^}/ s/^\tsetVMAName(p, n, vmaName)$/&\n\tsysHugePageOS(v, n)/' "$src" >"$tmp/mem_linux.go"
   grep -q '^	sysHugePageOS(v, n)$' "$tmp/mem_linux.go" || { log "runtime/mem_linux.go has changed: no sysMapOS to patch"; return 1; }
   printf '{"Replace":{"%s":"%s"}}\n' "$src" "$tmp/mem_linux.go" >"$overlay"
-  CGO_ENABLED=0 go build -trimpath -overlay "$overlay" -o "$dir/" cmd/compile cmd/link
+  # Nothing here is shared with another build (every package sits on the
+  # patched runtime), so no debugger's tables either: 10 % less to compile.
+  CGO_ENABLED=0 go build -trimpath -overlay "$overlay" -gcflags=all=-dwarf=false -ldflags "$STRIP" \
+    -o "$dir/" cmd/compile cmd/link
   cat >"$tmp/go-toolexec" <<'WRAPPER'
 #!/bin/sh
 # go build -toolexec: run compile and link from this directory, the rest as is.
