@@ -24,10 +24,9 @@ fuzz() {
   return 1
 }
 
-for pkg in $(go list ./...); do
-  dir=$(go list -f '{{.Dir}}' "$pkg")
+while read -r pkg dir; do
   for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
     echo "fuzz $pkg $target ($fuzztime)"
-    fuzz "$pkg" "$target"
+    fuzz "$pkg" "$target" </dev/null # go test must not read the package list
   done
-done
+done < <(go list -f '{{.ImportPath}} {{.Dir}}' ./...)
