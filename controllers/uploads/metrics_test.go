@@ -35,7 +35,12 @@ func TestMetricsAreServedOnTheManagersEndpoint(t *testing.T) {
 	if parts < 2 {
 		t.Fatalf("want a multi-part upload, got %v parts", parts)
 	}
-	after := scrape(t, url)
+	// The gauge is set when the reconcile that wrote Ready returns, a moment
+	// after the status the test has just read.
+	ready := map[string]string{"phase": metrics.PhaseReady}
+	after := scrapeUntil(t, url, func(f families) bool {
+		return f.value("crowdpack_uploads", ready) > before.value("crowdpack_uploads", ready)
+	})
 
 	delta := func(name string, labels map[string]string) float64 {
 		return after.value(name, labels) - before.value(name, labels)
@@ -53,7 +58,7 @@ func TestMetricsAreServedOnTheManagersEndpoint(t *testing.T) {
 		{"timed initiate calls", delta("crowdpack_wechatpay_request_duration_seconds_count", map[string]string{"endpoint": metrics.EndpointInitiate}), 1},
 		{"timed upload_part calls", delta("crowdpack_wechatpay_request_duration_seconds_count", map[string]string{"endpoint": metrics.EndpointUploadPart}), parts},
 		{"digests", delta("crowdpack_digest_duration_seconds_count", nil), 1},
-		{"objects Ready", delta("crowdpack_uploads", map[string]string{"phase": metrics.PhaseReady}), 1},
+		{"objects Ready", delta("crowdpack_uploads", ready), 1},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %v more, want %v", c.what, c.got, c.want)
@@ -74,11 +79,23 @@ func TestMetricsAreServedOnTheManagersEndpoint(t *testing.T) {
 
 	// A deleted object is no longer counted.
 	must(t, kube.Client.Delete(h.ctx, u))
+	f := scrapeUntil(t, url, func(f families) bool {
+		return f.value("crowdpack_uploads", ready) == before.value("crowdpack_uploads", ready)
+	})
+	if got, want := f.value("crowdpack_uploads", ready), before.value("crowdpack_uploads", ready); got != want {
+		t.Fatalf("the deleted object is still counted: crowdpack_uploads{phase=\"Ready\"} is %v, want %v", got, want)
+	}
+}
+
+// scrapeUntil scrapes url until done holds or 20 s have passed, and returns
+// the last scrape.
+func scrapeUntil(t *testing.T, url string, done func(families) bool) families {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for scrape(t, url).value("crowdpack_uploads", map[string]string{"phase": metrics.PhaseReady}) !=
-		before.value("crowdpack_uploads", map[string]string{"phase": metrics.PhaseReady}) {
-		if time.Now().After(deadline) {
-			t.Fatal("the deleted object is still counted in crowdpack_uploads{phase=\"Ready\"}")
+	for {
+		f := scrape(t, url)
+		if done(f) || time.Now().After(deadline) {
+			return f
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
