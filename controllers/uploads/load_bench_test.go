@@ -343,16 +343,11 @@ func freeAddress(b *testing.B) string {
 // waitGauge scrapes the manager's metrics until the gauge with labels
 // reaches want.
 func waitGauge(b *testing.B, metricsAddr, name string, labels map[string]string, want int, timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	for {
-		got := scrape(b, "http://"+metricsAddr+"/metrics").value(name, labels)
-		if int(got) >= want {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%s%v = %v after %s, want %d", name, labels, got, timeout, want)
-		}
-		time.Sleep(250 * time.Millisecond)
+	f := scrapeUntil(b, "http://"+metricsAddr+"/metrics", timeout, func(f families) bool {
+		return int(f.value(name, labels)) >= want
+	})
+	if got := f.value(name, labels); int(got) < want {
+		b.Fatalf("%s%v = %v after %s, want %d", name, labels, got, timeout, want)
 	}
 }
 

@@ -38,7 +38,7 @@ func TestMetricsAreServedOnTheManagersEndpoint(t *testing.T) {
 	// The gauge is set when the reconcile that wrote Ready returns, a moment
 	// after the status the test has just read.
 	ready := map[string]string{"phase": metrics.PhaseReady}
-	after := scrapeUntil(t, url, func(f families) bool {
+	after := scrapeUntil(t, url, 20*time.Second, func(f families) bool {
 		return f.value("crowdpack_uploads", ready) > before.value("crowdpack_uploads", ready)
 	})
 
@@ -79,7 +79,7 @@ func TestMetricsAreServedOnTheManagersEndpoint(t *testing.T) {
 
 	// A deleted object is no longer counted.
 	must(t, kube.Client.Delete(h.ctx, u))
-	f := scrapeUntil(t, url, func(f families) bool {
+	f := scrapeUntil(t, url, 20*time.Second, func(f families) bool {
 		return f.value("crowdpack_uploads", ready) == before.value("crowdpack_uploads", ready)
 	})
 	if got, want := f.value("crowdpack_uploads", ready), before.value("crowdpack_uploads", ready); got != want {
@@ -87,17 +87,17 @@ func TestMetricsAreServedOnTheManagersEndpoint(t *testing.T) {
 	}
 }
 
-// scrapeUntil scrapes url until done holds or 20 s have passed, and returns
-// the last scrape.
-func scrapeUntil(t *testing.T, url string, done func(families) bool) families {
+// scrapeUntil scrapes url until done holds or timeout has passed, and
+// returns the last scrape.
+func scrapeUntil(t testing.TB, url string, timeout time.Duration, done func(families) bool) families {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(timeout)
 	for {
 		f := scrape(t, url)
 		if done(f) || time.Now().After(deadline) {
 			return f
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 
