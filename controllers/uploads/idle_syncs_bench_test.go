@@ -55,7 +55,7 @@ func BenchmarkIdleSyncs(b *testing.B) {
 		file, _ := rawNumbersFile(i*10, 10, "%s")
 		h.put(idleKey(i), file)
 	}
-	metricsAddr := freeAddress(b)
+	metricsAddr := freeAddr(b)
 	manager := startManagerBinary(b, h, "--metrics-bind-address", metricsAddr)
 
 	created := time.Now()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -55,7 +54,7 @@ func BenchmarkThousandUploads(b *testing.B) {
 	}
 	// The floor's objects, in a namespace of their own, are not the manager's.
 	watch := []string{"--watch-namespaces", h.ns}
-	metricsAddr, pprofAddr := freeAddress(b), freeAddress(b)
+	metricsAddr, pprofAddr := freeAddr(b), freeAddr(b)
 	manager := startManagerBinary(b, h, append([]string{"--metrics-bind-address", metricsAddr, "--pprof-bind-address", pprofAddr}, watch...)...)
 	apiServer, etcd, minio := childProcess(b, "kube-apiserver"), childProcess(b, "etcd"), childProcess(b, "minio")
 	pinning := newLoadPinning()
@@ -330,14 +329,6 @@ func peakRSS(b *testing.B, pid int) int64 {
 	}
 	b.Fatal("no VmHWM in /proc status")
 	return 0
-}
-
-// freeAddress is a loopback address with a port nobody listens on.
-func freeAddress(b *testing.B) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(b, err)
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // waitGauge scrapes the manager's metrics until the gauge with labels

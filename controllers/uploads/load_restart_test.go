@@ -38,7 +38,7 @@ func restartManager(b *testing.B, h *harness, old *exec.Cmd, proxy *countingProx
 	_ = old.Wait()
 	res.stop = time.Since(start)
 
-	metricsAddr := freeAddress(b)
+	metricsAddr := freeAddr(b)
 	start = time.Now()
 	manager := startManagerBinary(b, h, append([]string{"--metrics-bind-address", metricsAddr}, args...)...)
 	pinning.restOn(b, manager.Process.Pid)

@@ -102,7 +102,7 @@ func scrapeUntil(t testing.TB, url string, timeout time.Duration, done func(fami
 }
 
 // freeAddr returns a 127.0.0.1 address nothing listens on right now.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
