@@ -14,6 +14,9 @@
 # the cloud SDKs) and a static pause image for containerd's sandboxes.
 #
 #   hack/tools.sh [controller-gen|crd-ref-docs|etcd|kube-apiserver|k8s-oldest|node|minio|helm|all]...
+#
+# toolexec-flag prints the go build flag that compiles with Go's compiler
+# asking for huge pages (see toolexec_flag), for make demo's own build.
 set -euo pipefail
 
 ETCD_VERSION=v3.6.16
@@ -302,6 +305,7 @@ ensure_tool() {
     node) ensure_node ;;
     minio) ensure minio "$MINIO_VERSION" build_minio ;;
     helm) ensure helm "$HELM_VERSION" build_helm ;;
+    toolexec-flag) toolexec_flag ;;
     *) log "unknown tool $1"; return 2 ;;
   esac
 }
