@@ -115,13 +115,13 @@ build_huge_page_tools() {
   # patched runtime), so no debugger's tables either: 10 % less to compile.
   CGO_ENABLED=0 go build -trimpath -overlay "$overlay" -gcflags=all=-dwarf=false -ldflags "$STRIP" \
     -o "$dir/" cmd/compile cmd/link
-  cat >"$tmp/go-toolexec" <<'WRAPPER'
+  cat >"$tmp/go-toolexec" <<WRAPPER
 #!/bin/sh
-# go build -toolexec: run compile and link from this directory, the rest as is.
-case ${1##*/} in
-  compile | link) tool=${0%/*}/${1##*/}; shift; exec "$tool" "$@" ;;
+# go build -toolexec: run compile and link from $dir, the rest as is.
+case \${1##*/} in
+  compile | link) tool="$dir/\${1##*/}"; shift; exec "\$tool" "\$@" ;;
 esac
-exec "$@"
+exec "\$@"
 WRAPPER
   chmod +x "$tmp/go-toolexec"
 }
@@ -305,7 +305,6 @@ ensure_tool() {
     node) ensure_node ;;
     minio) ensure minio "$MINIO_VERSION" build_minio ;;
     helm) ensure helm "$HELM_VERSION" build_helm ;;
-    toolexec-flag) toolexec_flag ;;
     *) log "unknown tool $1"; return 2 ;;
   esac
 }
@@ -314,6 +313,7 @@ ensure_tool() {
 # for the module proxy or for one linker, time another build's compiler uses.
 main() {
   local tools=("$@") t pids=() failed=0
+  if [[ ${1-} == toolexec-flag ]]; then toolexec_flag; return; fi
   [[ ${#tools[@]} -gt 0 && ${tools[0]} != all ]] || tools=(controller-gen crd-ref-docs etcd kube-apiserver k8s-oldest minio helm)
   for t in "${tools[@]}"; do
     ensure_tool "$t" &

@@ -38,8 +38,9 @@ func TestMetricsAreServedOnTheManagersEndpoint(t *testing.T) {
 	// The gauge is set when the reconcile that wrote Ready returns, a moment
 	// after the status the test has just read.
 	ready := map[string]string{"phase": metrics.PhaseReady}
+	readyBefore := before.value("crowdpack_uploads", ready)
 	after := scrapeUntil(t, url, 20*time.Second, func(f families) bool {
-		return f.value("crowdpack_uploads", ready) > before.value("crowdpack_uploads", ready)
+		return f.value("crowdpack_uploads", ready) > readyBefore
 	})
 
 	delta := func(name string, labels map[string]string) float64 {
@@ -80,10 +81,10 @@ func TestMetricsAreServedOnTheManagersEndpoint(t *testing.T) {
 	// A deleted object is no longer counted.
 	must(t, kube.Client.Delete(h.ctx, u))
 	f := scrapeUntil(t, url, 20*time.Second, func(f families) bool {
-		return f.value("crowdpack_uploads", ready) == before.value("crowdpack_uploads", ready)
+		return f.value("crowdpack_uploads", ready) == readyBefore
 	})
-	if got, want := f.value("crowdpack_uploads", ready), before.value("crowdpack_uploads", ready); got != want {
-		t.Fatalf("the deleted object is still counted: crowdpack_uploads{phase=\"Ready\"} is %v, want %v", got, want)
+	if got := f.value("crowdpack_uploads", ready); got != readyBefore {
+		t.Fatalf("the deleted object is still counted: crowdpack_uploads{phase=\"Ready\"} is %v, want %v", got, readyBefore)
 	}
 }
 
