@@ -163,30 +163,12 @@ build_helm() {
   GOBIN=$1 CGO_ENABLED=0 go install "helm.sh/helm/v3/cmd/helm@$2"
 }
 
-# MinIO compiles grpc, protobuf, otel, prometheus and golang.org/x/... as
-# kube-apiserver does, at older versions: built against kube-apiserver's
-# versions of the modules both use (raised, never lowered), it finds those
-# packages compiled by whichever of the two was built first. So its cache
-# key carries kube-apiserver's: minio-<version>+<kube-apiserver's key>.
+# go install -n fetches what the build needs and compiles nothing (a failure
+# shows in the build that follows).
 build_minio() {
-  local dir=$1 version=${2%%+*} reference shared
-  reference=$(mktemp -d)
-  kubernetes_module "$reference" "${2#*+}" kube-apiserver
-  throwaway_module "$dir"
-  (
-    cd "$dir"
-    go get "github.com/minio/minio@$version"
-    mapfile -t shared < <(join -t@ <(go list -m -f '{{.Path}}' all | sort -u) <(build_list "$reference"))
-    align_to "github.com/minio/minio@$version" "kube-apiserver's" "${shared[@]}" >/dev/null
-    compile env CGO_ENABLED=0 go build -trimpath -ldflags "$STRIP" -o minio github.com/minio/minio
-  )
-  rm -rf "$reference"
-}
-
-# build_list DIR: module@version of every module in the build list of the
-# module in DIR (but itself and those replaced), sorted by path.
-build_list() {
-  (cd "$1" && go list -m -f '{{if not (or .Main .Replace)}}{{.Path}}@{{.Version}}{{end}}' all | sort -u -t@ -k1,1)
+  local flags=(-trimpath -ldflags "$STRIP") pkg=github.com/minio/minio@$2
+  CGO_ENABLED=0 go install -n "${flags[@]}" "$pkg" >/dev/null 2>&1 || true
+  compile env GOBIN="$1" CGO_ENABLED=0 go install "${flags[@]}" "$pkg"
 }
 
 # etcd's server module has relative replaces, so go install cannot build it
@@ -199,9 +181,11 @@ build_etcd() {
     compile env CGO_ENABLED=0 go build -trimpath -ldflags "$STRIP" -o etcd go.etcd.io/etcd/server/v3)
 }
 
-# The Kubernetes commands are built from a throwaway module (kubernetes_module),
-# stamped with their version as Kubernetes' own build does, so that /version
-# answers it (helm checks a chart's kubeVersion against it).
+# k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them
+# with local paths; replace each with its published release (v1.X.Y's staging
+# modules are v0.X.Y) instead. The version is stamped as Kubernetes' own
+# build does, so that /version answers it (helm checks a chart's kubeVersion
+# against it).
 build_kube_apiserver() { build_kubernetes_command kube-apiserver "$@"; }
 build_kube_controller_manager() { build_kubernetes_command kube-controller-manager "$@"; }
 build_kube_scheduler() { build_kubernetes_command kube-scheduler "$@"; }
@@ -211,36 +195,25 @@ build_kube_proxy() { build_kubernetes_command kube-proxy "$@"; }
 # build_kubernetes_command NAME DIR VERSION: k8s.io/kubernetes/cmd/NAME, with
 # the providerless tag (no cloud providers: much less to compile, nothing a
 # single local node needs).
+#
+# A VERSION with a "+" suffix (the demo's and the tests' kube-apiserver, see
+# kube_apiserver_key) is built against the operator's own versions of the
+# modules both compile.
 build_kubernetes_command() {
-  local name=$1 dir=$2 version=${3%%+*} minor
-  minor=${version#v1.}
+  local name=$1 dir=$2 version=${3%%+*} staging
+  local staging_version=v0.${version#v1.} minor=${version#v1.}
   minor=${minor%%.*}
   local pkg=k8s.io/component-base/version
   local ldflags="$STRIP -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
-  kubernetes_module "$dir" "$3" "$name"
-  (cd "$dir" && compile env CGO_ENABLED=0 go build -trimpath -tags providerless -ldflags "$ldflags" -o "$name" "k8s.io/kubernetes/cmd/$name")
-}
-
-# kubernetes_module DIR VERSION NAME: in DIR, a throwaway module that builds
-# k8s.io/kubernetes/cmd/NAME at VERSION. k8s.io/kubernetes requires its
-# staging modules at v0.0.0 and replaces them with local paths; each is
-# replaced with its published release (v1.X.Y's are v0.X.Y) instead. A
-# VERSION with a "+" suffix (the demo's and the tests' kube-apiserver, see
-# kube_apiserver_key) is built against the operator's own versions of the
-# modules both compile.
-kubernetes_module() {
-  local dir=$1 version=${2%%+*} name=$3 staging shared m
   throwaway_module "$dir"
   staging=$(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$(kubernetes_gomod "$version")")
   (
     cd "$dir"
-    for m in $staging; do go mod edit -replace "$m=$m@v0.${version#v1.}"; done
+    for m in $staging; do go mod edit -replace "$m=$m@$staging_version"; done
     go mod edit -require "k8s.io/kubernetes@$version"
     go get "k8s.io/kubernetes/cmd/$name@$version"
-    if [[ $2 == *+* ]]; then
-      mapfile -t shared < <(shared_with_operator "$version")
-      align_to "k8s.io/kubernetes@$version" "the operator's: raise it in go.mod to share its packages" "${shared[@]}" | while read -r m; do log "$m"; done
-    fi
+    if [[ $3 == *+* ]]; then align_with_operator "$version"; fi
+    compile env CGO_ENABLED=0 go build -trimpath -tags providerless -ldflags "$ldflags" -o "$name" "k8s.io/kubernetes/cmd/$name"
   )
 }
 
@@ -277,19 +250,18 @@ kube_apiserver_key() {
   echo "$KUBERNETES_VERSION+$(cut -c1-10 <<<"$digest")"
 }
 
-# align_to MAIN@VERSION WHOSE MODULE@VERSION...: in the throwaway module in
-# the current directory, require each MODULE at VERSION and resolve MAIN
-# again. MVS only raises: each module MAIN needs newer than WHOSE stays
-# newer and is printed, as its packages (and what imports them) are then
-# compiled twice.
-align_to() {
-  local main=$1 whose=$2 m
-  shift 2
-  go mod edit "${@/#/-require=}"
-  go get "$main"
-  for m in $(comm -13 <(printf '%s\n' "$@" | sort) \
-    <(go list -m -f '{{.Path}}@{{.Version}}' "${@%%@*}" | sort)); do
-    echo "${main%%@*} needs $m, newer than $whose"
+# align_with_operator VERSION: in a throwaway module that requires
+# Kubernetes VERSION, require the shared modules at the operator's versions.
+# A module Kubernetes needs newer than the operator's stays newer; it is
+# logged, as the manager then compiles it (and what imports it) again.
+align_with_operator() {
+  local shared m
+  mapfile -t shared < <(shared_with_operator "$1")
+  go mod edit "${shared[@]/#/-require=}"
+  go get "k8s.io/kubernetes@$1"
+  for m in $(comm -13 <(printf '%s\n' "${shared[@]}" | sort) \
+    <(go list -m -f '{{.Path}}@{{.Version}}' "${shared[@]%%@*}" | sort)); do
+    log "kube-apiserver needs $m, newer than the operator's: raise it in go.mod to share its packages"
   done
 }
 
@@ -331,7 +303,7 @@ ensure_tool() {
       ensure etcd "$ETCD_VERSION" build_etcd "$BIN/k8s-oldest"
       ensure kube-apiserver "$OLDEST_KUBERNETES_VERSION" build_kube_apiserver "$BIN/k8s-oldest" ;;
     node) ensure_node ;;
-    minio) ensure minio "$MINIO_VERSION+$(kube_apiserver_key)" build_minio ;;
+    minio) ensure minio "$MINIO_VERSION" build_minio ;;
     helm) ensure helm "$HELM_VERSION" build_helm ;;
     *) log "unknown tool $1"; return 2 ;;
   esac
