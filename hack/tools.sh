@@ -312,9 +312,13 @@ ensure_tool() {
 # The tools build side by side: on a cold cache much of a build is waiting
 # for the module proxy or for one linker, time another build's compiler uses.
 main() {
-  local tools=("$@") t pids=() failed=0
+  local all=(controller-gen crd-ref-docs etcd kube-apiserver k8s-oldest minio helm) tools=() t pids=() failed=0
   if [[ ${1-} == toolexec-flag ]]; then toolexec_flag; return; fi
-  [[ ${#tools[@]} -gt 0 && ${tools[0]} != all ]] || tools=(controller-gen crd-ref-docs etcd kube-apiserver k8s-oldest minio helm)
+  [[ $# -gt 0 ]] || set -- all
+  # "all" stands for make test's tools, beside any other name given.
+  for t in "$@"; do
+    if [[ $t == all ]]; then tools+=("${all[@]}"); else tools+=("$t"); fi
+  done
   for t in "${tools[@]}"; do
     ensure_tool "$t" &
     pids+=($!)
