@@ -126,14 +126,29 @@ WRAPPER
   chmod +x "$tmp/go-toolexec"
 }
 
-# compile COMMAND...: run a go build that compiles a tool, one at a time. One
-# build keeps 2 cores busy; two at once compile the same std and shared
-# packages twice, each before the other has cached them. Fetching modules
-# (go get, go install -n) goes on side by side.
+# compile COMMAND...: run a go build that compiles a tool. One build keeps 2
+# cores busy but for its links and the tail of its build; two at the same
+# priority compile the same std and shared packages twice, each before the
+# other has cached them. So the first build compiles at full priority and a
+# second beside it at the lowest (nice 19): it takes only the CPU the first
+# leaves idle, and finds in Go's build cache what the first compiled before it
+# got there. Others wait their turn. Fetching modules (go get, go install -n)
+# goes on side by side.
 compile() {
   local toolexec
   toolexec=$(toolexec_flag)
-  flock "$CACHE/.compile.lock" env GOFLAGS="$GOFLAGS${toolexec:+ $toolexec}" "$@"
+  set -- env GOFLAGS="$GOFLAGS${toolexec:+ $toolexec}" "$@"
+  (
+    exec {first}>"$CACHE/.compile.lock" {second}>"$CACHE/.compile-idle.lock"
+    until flock -n "$first"; do
+      if flock -n "$second"; then
+        set -- nice -n 19 "$@"
+        break
+      fi
+      sleep 1
+    done
+    exec "$@"
+  )
 }
 
 # throwaway_module DIR: a go.mod to build a pinned main package from.
