@@ -198,7 +198,7 @@ run: manifests generate ## Run the manager against the cluster in the current ku
 # instead of 26 on a fresh clone, the same binaries.
 demo: ## Run the whole system on this machine and show an upload reaching Ready (KEEP=1 leaves it running).
 	$(MAKE) --no-print-directory demo-tools
-	GOFLAGS="$$GOFLAGS $$(hack/tools.sh toolexec-flag)" $(MAKE) --no-print-directory build
+	GOROOT=$$(hack/tools.sh goroot) $(MAKE) --no-print-directory build
 	hack/demo.sh
 
 .PHONY: docker-build

@@ -15,8 +15,8 @@
 #
 #   hack/tools.sh [controller-gen|crd-ref-docs|etcd|kube-apiserver|k8s-oldest|node|minio|helm|all]...
 #
-# toolexec-flag prints the go build flag that compiles with Go's compiler
-# asking for huge pages (see toolexec_flag), for make demo's own build.
+# goroot prints the GOROOT whose compiler asks for huge pages (see
+# huge_page_goroot), for make demo's own build.
 set -euo pipefail
 
 ETCD_VERSION=v3.6.16
@@ -64,7 +64,7 @@ ensure() {
   mkdir -p "$linkdir" "$dir"
   exec {lock}>"$dir/.lock"
   flock "$lock"
-  if [[ -f $dir/$name ]] && { ! declare -F "${builder}_ok" >/dev/null || "${builder}_ok" "$dir/$name" "$version"; }; then
+  if [[ -e $dir/$name ]] && { ! declare -F "${builder}_ok" >/dev/null || "${builder}_ok" "$dir/$name" "$version"; }; then
     log "$name $version: cached in $dir, nothing to build"
   else
     log "$name $version: building (not in $dir yet, or unfit)..."
@@ -87,43 +87,48 @@ ensure() {
 # version, same output (Go's build cache is shared with a plain go build),
 # faster. Under "always" or "never" the stock ones run.
 
-# toolexec_flag: the go build flag that runs them, building them first if
-# need be; nothing when they would not help or cannot be built.
-toolexec_flag() {
-  [[ $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null) == *"[madvise]"* ]] || return 0
-  local version wrapper
+# huge_page_goroot: the GOROOT that holds them, building it first if need be;
+# the machine's own when they would not help or cannot be built.
+huge_page_goroot() {
+  local version goroot
   version=$(go env GOVERSION)
-  wrapper=$CACHE/go-toolexec-$version/go-toolexec
-  [[ -x $wrapper ]] || ensure go-toolexec "$version" build_huge_page_tools || true
-  if [[ -x $wrapper ]]; then
-    echo "-toolexec=$wrapper"
-  else
-    log "Go's compile and link asking for huge pages could not be built: compiling with the stock ones"
+  goroot=$CACHE/goroot-$version/goroot
+  if [[ $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null) == *"[madvise]"* ]]; then
+    [[ -e $goroot ]] || ensure goroot "$version" build_huge_page_goroot || true
+    if [[ -e $goroot/src/runtime ]]; then
+      echo "$goroot"
+      return
+    fi
+    log "no GOROOT whose compiler asks for huge pages in $goroot: compiling with the stock one"
   fi
+  go env GOROOT
 }
 
-# build_huge_page_tools DIR GOVERSION: compile and link, next to the cached
-# wrapper DIR/go-toolexec that go build -toolexec runs them through.
-build_huge_page_tools() {
-  local tmp=$1 dir=$CACHE/go-toolexec-$2 src overlay
-  src=$(go env GOROOT)/src/runtime/mem_linux.go
-  overlay=$tmp/overlay.json
-  sed '/^func sysMapOS/,/^}/ s/^\tsetVMAName(p, n, vmaName)$/&\n\tsysHugePageOS(v, n)/' "$src" >"$tmp/mem_linux.go"
-  grep -q '^	sysHugePageOS(v, n)$' "$tmp/mem_linux.go" || { log "runtime/mem_linux.go has changed: no sysMapOS to patch"; return 1; }
-  printf '{"Replace":{"%s":"%s"}}\n' "$src" "$tmp/mem_linux.go" >"$overlay"
+# build_huge_page_goroot DIR: DIR/goroot, the machine's GOROOT as symlinks but
+# for compile and link. go build runs them as its own tools: no -toolexec
+# wrapper to start for every compile (4 % of a build's CPU).
+build_huge_page_goroot() {
+  local goroot=$1/goroot stock tools src overlay rel e
+  stock=$(go env GOROOT)
+  tools=$(go env GOTOOLDIR)
+  tools=${tools#"$stock"/}
+  src=$stock/src/runtime/mem_linux.go
+  overlay=$1/overlay.json
+  sed '/^func sysMapOS/,/^}/ s/^\tsetVMAName(p, n, vmaName)$/&\n\tsysHugePageOS(v, n)/' "$src" >"$1/mem_linux.go"
+  grep -q '^	sysHugePageOS(v, n)$' "$1/mem_linux.go" || { log "runtime/mem_linux.go has changed: no sysMapOS to patch"; return 1; }
+  printf '{"Replace":{"%s":"%s"}}\n' "$src" "$1/mem_linux.go" >"$overlay"
   # Nothing here is shared with another build (every package sits on the
   # patched runtime), so no debugger's tables either: 10 % less to compile.
+  mkdir -p "$goroot/$tools"
   CGO_ENABLED=0 go build -trimpath -overlay "$overlay" -gcflags=all=-dwarf=false -ldflags "$STRIP" \
-    -o "$dir/" cmd/compile cmd/link
-  cat >"$tmp/go-toolexec" <<WRAPPER
-#!/bin/sh
-# go build -toolexec: run compile and link from $dir, the rest as is.
-case \${1##*/} in
-  compile | link) tool="$dir/\${1##*/}"; shift; exec "\$tool" "\$@" ;;
-esac
-exec "\$@"
-WRAPPER
-  chmod +x "$tmp/go-toolexec"
+    -o "$goroot/$tools/" cmd/compile cmd/link
+  # Real directories from the tools' up to the root, the rest linked.
+  rel=/$tools
+  while :; do
+    for e in "$stock$rel"/*; do [[ -e $goroot$rel/${e##*/} ]] || ln -s "$e" "$goroot$rel/"; done
+    [[ -n $rel ]] || break
+    rel=${rel%/*}
+  done
 }
 
 # compile COMMAND...: run a go build that compiles a tool. One build keeps 2
@@ -135,9 +140,7 @@ WRAPPER
 # got there. Others wait their turn. Fetching modules (go get, go install -n)
 # goes on side by side.
 compile() {
-  local toolexec
-  toolexec=$(toolexec_flag)
-  set -- env GOFLAGS="$GOFLAGS${toolexec:+ $toolexec}" "$@"
+  set -- env GOROOT="$(huge_page_goroot)" "$@"
   (
     exec {first}>"$CACHE/.compile.lock" {second}>"$CACHE/.compile-idle.lock"
     until flock -n "$first"; do
@@ -328,7 +331,7 @@ ensure_tool() {
 # for the module proxy or for one linker, time another build's compiler uses.
 main() {
   local all=(controller-gen crd-ref-docs etcd kube-apiserver k8s-oldest minio helm) tools=() t pids=() failed=0
-  if [[ ${1-} == toolexec-flag ]]; then toolexec_flag; return; fi
+  if [[ ${1-} == goroot ]]; then huge_page_goroot; return; fi
   [[ $# -gt 0 ]] || set -- all
   # "all" stands for make test's tools, beside any other name given.
   for t in "$@"; do
